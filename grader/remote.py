@@ -1,0 +1,303 @@
+"""The grader's view of a submission: lazy paths into the worker, plain values back.
+
+`student.layers.affine_forward(x, w, b)` sends one request and returns plain data rebuilt by the
+grader; an object that is not plain (a model, a solver) comes back as a `RemoteObject` rooted at a
+handle, on which attribute and item access build paths locally and `call`, `fetch`, assignment and
+item assignment each cost one round trip.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from grader import wire
+from grader.worker_process import (
+    Limits,
+    StudentException,
+    WorkerCrashed,
+    WorkerFailure,
+    WorkerProcess,
+    WorkerTimeout,
+    scrubbed_environment,
+)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """A call's result together with its arguments as they were after the call."""
+
+    result: Any
+    args: tuple
+    kwargs: dict
+
+
+class WorkerSession:
+    """All requests of one submission. Starts a worker when needed and a fresh one after a failure;
+    remembers modules whose import killed a worker so that each later use fails at once."""
+
+    def __init__(self, submission_dir: Path, scratch_dir: Path, limits: Limits,
+                 budget_s: float | None = None):
+        self.submission_dir = submission_dir
+        self.scratch_dir = scratch_dir
+        self.limits = limits
+        self.deadline = time.monotonic() + budget_s if budget_s else None
+        self.generation = 0
+        self.worker_starts = 0
+        self._worker: WorkerProcess | None = None
+        self._imported: set[str] = set()
+        self._broken_modules: dict[str, WorkerFailure] = {}
+        self._released: list[int] = []
+        self.logs: list[str] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _live_worker(self) -> WorkerProcess:
+        if self._worker is None or not self._worker.alive:
+            self._retire()
+            self.generation += 1
+            self.worker_starts += 1
+            self._imported.clear()
+            self._released.clear()
+            self._worker = WorkerProcess(self.submission_dir, self.scratch_dir, self.limits,
+                                         scrubbed_environment(self.scratch_dir))
+        return self._worker
+
+    def _retire(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            text = self._worker.output.text()
+            if text:
+                self.logs.append(text)
+            self._worker = None
+
+    def close(self) -> None:
+        self._retire()
+
+    def output(self) -> str:
+        """Everything the submission printed so far (capped per worker)."""
+        live = [self._worker.output.text()] if self._worker is not None else []
+        return "".join(self.logs + live)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _timeout(self, timeout_s: float | None) -> float:
+        timeout = timeout_s if timeout_s is not None else self.limits.call_timeout_s
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerTimeout("the submission used up its time budget before this check")
+            timeout = min(timeout, remaining)
+        return timeout
+
+    def _ensure_imported(self, module: str) -> None:
+        if module in self._broken_modules:
+            raise self._broken_modules[module]
+        if module in self._imported:
+            return
+        try:
+            self._send({"op": "import", "module": module}, [], self._timeout(None))
+        except WorkerFailure as failure:
+            message = f"importing {module}.py stopped the worker: {failure}"
+            broken = type(failure)(message)
+            self._broken_modules[module] = broken
+            raise broken from failure
+        self._imported.add(module)
+
+    def _send(self, request: dict, buffers: list[bytes], timeout_s: float) -> Any:
+        worker = self._live_worker()
+        release, self._released = self._released, []
+        try:
+            header, reply_buffers = worker.request(request, buffers, timeout_s, release=release)
+        except WorkerFailure:
+            self._retire()
+            raise
+        generation = self.generation
+        decoder = wire.Decoder(reply_buffers, lambda ref: RemoteObject(self, {"handle": ref.id}, generation,
+                                                                     type_name=ref.type_name))
+        return _unwrap(header, decoder)
+
+    def request(self, op: dict, encoder: wire.Encoder, modules: Iterable[str],
+                timeout_s: float | None = None) -> Any:
+        for module in modules:
+            self._ensure_imported(module)
+        return self._send(op, encoder.buffers, self._timeout(timeout_s))
+
+    def encoder(self) -> wire.Encoder:
+        def encode_handle(value: Any) -> Any:
+            if isinstance(value, RemoteObject) and value._session is self and "handle" in value._target:
+                if value._generation != self.generation:
+                    raise WorkerCrashed("this object belonged to a worker that has since been stopped")
+                return {"$": "handle", "id": value._resolve_handle()}
+            return wire.refuse_objects(value)
+
+        return wire.Encoder(encode_handle)
+
+    def release(self, handle_id: int, generation: int) -> None:
+        if generation == self.generation:
+            self._released.append(handle_id)
+
+
+def _unwrap(reply: dict, decoder: wire.Decoder) -> Any:
+    if reply.get("ok") is not True:
+        error = reply.get("error")
+        if not isinstance(error, dict):
+            raise WorkerCrashed("the worker sent an answer without a result")
+        location = error.get("location")
+        raise StudentException(
+            type_name=str(error.get("type", "Exception")),
+            message=str(error.get("message", "")),
+            traceback=str(error.get("traceback", "")),
+            is_not_implemented=error.get("is_not_implemented") is True,
+            location=(str(location[0]), int(location[1])) if isinstance(location, list) and len(location) == 2 else None,
+        )
+    value = reply.get("value")
+    if isinstance(value, list):  # a batch: one reply per operation
+        return [_unwrap(item, decoder) if isinstance(item, dict) else item for item in value]
+    if not isinstance(value, dict):
+        return None
+    result = decoder.decode(value.get("result"))
+    if "args" in value:
+        return CallRecord(result, tuple(decoder.decode(value["args"])), decoder.decode(value["kwargs"]))
+    return result
+
+
+class RemoteObject:
+    """A path to something in the worker: a module attribute, or an attribute or item of a handle."""
+
+    __slots__ = ("_session", "_target", "_generation", "_type_name", "_finalizer", "_root", "__weakref__")
+
+    def __init__(self, session: WorkerSession, target: dict, generation: int, type_name: str = ""):
+        object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_generation", generation)
+        object.__setattr__(self, "_type_name", type_name)
+        finalizer = None
+        if "handle" in target and not target.get("path"):
+            finalizer = weakref.finalize(self, session.release, target["handle"], generation)
+        object.__setattr__(self, "_finalizer", finalizer)
+        object.__setattr__(self, "_root", None)
+
+    # -- paths (no round trip) --------------------------------------------------------------------
+
+    def _extend(self, step: list) -> RemoteObject:
+        target = dict(self._target, path=[*self._target.get("path", []), step])
+        child = RemoteObject(self._session, target, self._generation, self._type_name)
+        object.__setattr__(child, "_root", self)  # a path keeps its root handle alive
+        return child
+
+    def __getattr__(self, name: str) -> RemoteObject:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._extend(["attr", name])
+
+    def __getitem__(self, key: Any) -> RemoteObject:
+        encoder = wire.Encoder(wire.refuse_objects)
+        node = encoder.encode(key)
+        if encoder.buffers:
+            raise TypeError("item keys must be numbers or strings")
+        return self._extend(["item", node])
+
+    def _resolve_handle(self) -> int:
+        if self._target.get("path"):
+            raise TypeError("only a whole object can be passed back, not a path into it")
+        return self._target["handle"]
+
+    def _modules(self) -> list[str]:
+        return [self._target["module"]] if "module" in self._target else []
+
+    def __repr__(self) -> str:
+        path = ".".join(str(name) for _, name in self._target.get("path", []))
+        root = self._target.get("module", f"<{self._type_name or 'object'} #{self._target.get('handle')}>")
+        return f"RemoteObject({root}{'.' + path if path else ''})"
+
+    # -- operations (one round trip each) ---------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(args, kwargs)
+
+    def _call(self, args: Sequence, kwargs: dict, *, select: Sequence[int] = (), keep: bool = False,
+              return_args: bool = False, timeout_s: float | None = None) -> Any:
+        encoder = self._session.encoder()
+        op = self._call_op(encoder, args, kwargs, select=select, keep=keep, return_args=return_args)
+        return self._session.request(op, encoder, self._modules(), timeout_s)
+
+    def _call_op(self, encoder: wire.Encoder, args: Sequence, kwargs: dict, *, select: Sequence[int] = (),
+                 keep: bool = False, return_args: bool = False) -> dict:
+        self._check_generation()
+        return {"op": "call", "target": self._target, "args": encoder.encode(list(args)),
+                "kwargs": encoder.encode(dict(kwargs)), "select": list(select), "keep": keep,
+                "return_args": return_args}
+
+    def inspect(self, *args: Any, **kwargs: Any) -> CallRecord:
+        """Calls and also returns the arguments as the call left them (in-place changes show)."""
+        return self._call(args, kwargs, return_args=True)
+
+    def many(self, calls: Sequence[tuple[Sequence, dict]], *, select: Sequence[int] = (),
+             timeout_s: float | None = None) -> list[Any]:
+        """Several calls in one round trip; `select` picks a part of each result (e.g. `[0]`)."""
+        encoder = self._session.encoder()
+        ops = [self._call_op(encoder, args, kwargs, select=select) for args, kwargs in calls]
+        return self._session.request({"op": "batch", "ops": ops}, encoder, self._modules(), timeout_s)
+
+    def fetch(self, *, keep: bool = False) -> Any:
+        """The value at this path: plain data, or a handle for what is not plain."""
+        self._check_generation()
+        encoder = self._session.encoder()
+        return self._session.request({"op": "fetch", "target": self._target, "keep": keep}, encoder,
+                                     self._modules())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._check_generation()
+        encoder = self._session.encoder()
+        op = {"op": "setattr", "target": self._target, "name": name, "value": encoder.encode(value)}
+        self._session.request(op, encoder, self._modules())
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._session.request(*self._setitem_op(key, value), self._modules())
+
+    def _setitem_op(self, key: Any, value: Any) -> tuple[dict, wire.Encoder]:
+        self._check_generation()
+        encoder = self._session.encoder()
+        op = {"op": "setitem", "target": self._target, "key": encoder.encode(key), "value": encoder.encode(value)}
+        return op, encoder
+
+    def _check_generation(self) -> None:
+        if "handle" in self._target and self._generation != self._session.generation:
+            raise WorkerCrashed("this object belonged to a worker that has since been stopped")
+
+
+def run_batch(session: WorkerSession, steps: list[tuple[str, RemoteObject, tuple]],
+              timeout_s: float | None = None) -> list[Any]:
+    """Runs ("call", obj, (args, kwargs, select)) and ("setitem", obj, (key, value)) steps in one
+    round trip and returns each step's result (None for assignments)."""
+    encoder = session.encoder()
+    ops, modules = [], set()
+    for kind, obj, payload in steps:
+        obj._check_generation()
+        modules.update(obj._modules())
+        if kind == "call":
+            args, kwargs, select = payload
+            ops.append(obj._call_op(encoder, args, kwargs, select=select))
+        elif kind == "setitem":
+            key, value = payload
+            ops.append({"op": "setitem", "target": obj._target, "key": encoder.encode(key),
+                        "value": encoder.encode(value)})
+        else:
+            raise ValueError(f"unknown batch step {kind!r}")
+    return session.request({"op": "batch", "ops": ops}, encoder, sorted(modules), timeout_s)
+
+
+class StudentProxy:
+    """The `student` fixture: `student.<module>.<name>` is a lazy path into the submission."""
+
+    def __init__(self, session: WorkerSession):
+        self._session = session
+
+    def __getattr__(self, module: str) -> RemoteObject:
+        if module.startswith("_"):
+            raise AttributeError(module)
+        return RemoteObject(self._session, {"module": module}, 0)

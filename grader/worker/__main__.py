@@ -1,0 +1,3 @@
+from grader.worker.loop import main
+
+main()

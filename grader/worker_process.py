@@ -1,0 +1,251 @@
+"""Starting, talking to and killing the worker process that runs a submission.
+
+The grader's clock bounds every request; a worker that does not answer in time, dies, or grows
+past its memory limit is killed with its whole process group, and the next request starts a
+fresh one. The worker's own output is drained by a thread and capped, so a flood can neither
+block the worker nor fill the grader's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader import wire
+
+MAX_RESPONSE_BYTES = 2 * 1024 * 1024 * 1024
+_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); import grader.worker.loop as loop; "
+    "del sys.path[0]; loop.main()"
+)
+
+
+class WorkerFailure(Exception):
+    """The worker could not answer: it timed out, died or ran out of memory."""
+
+
+class WorkerTimeout(WorkerFailure):
+    pass
+
+
+class WorkerCrashed(WorkerFailure):
+    pass
+
+
+@dataclass(frozen=True)
+class StudentException(Exception):
+    """An exception raised by the student's code, as the worker described it."""
+
+    type_name: str
+    message: str
+    traceback: str
+    is_not_implemented: bool
+    location: tuple[str, int] | None
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+@dataclass
+class Limits:
+    call_timeout_s: float = 30.0
+    memory_bytes: int = 4 * 1024**3
+    output_bytes: int = 64 * 1024
+    cpu_seconds: int = 3600
+    file_size_bytes: int = 256 * 1024 * 1024
+    open_files: int = 1024
+
+
+@dataclass
+class OutputLog:
+    """The first and last part of what the worker printed; the middle is dropped and counted."""
+
+    limit: int
+    head: bytearray = field(default_factory=bytearray)
+    tail: bytearray = field(default_factory=bytearray)
+    dropped: int = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.limit // 2 - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        self.tail += data
+        excess = len(self.tail) - self.limit // 2
+        if excess > 0:
+            del self.tail[:excess]
+            self.dropped += excess
+
+    def text(self) -> str:
+        middle = f"\n[... {self.dropped} bytes of output dropped ...]\n" if self.dropped else ""
+        return (bytes(self.head).decode(errors="replace") + middle + bytes(self.tail).decode(errors="replace"))
+
+
+def _grader_parent_dir() -> str:
+    return str(Path(wire.__file__).resolve().parent.parent)
+
+
+class WorkerProcess:
+    """One live worker: a process, its channel, its output log and its memory watch."""
+
+    def __init__(self, submission_dir: Path, scratch_dir: Path, limits: Limits, env: dict[str, str]):
+        self.limits = limits
+        self.output = OutputLog(limits.output_bytes)
+        self.killed_reason: str | None = None
+        request_read, self._request_write = os.pipe()
+        self._response_read, response_write = os.pipe()
+        settings = json.dumps({"submission_dir": str(submission_dir)})
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-c", _BOOTSTRAP, _grader_parent_dir(),
+             str(request_read), str(response_write), settings],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=scratch_dir, env=env, pass_fds=(request_read, response_write),
+            start_new_session=True, preexec_fn=self._apply_rlimits,
+        )
+        os.close(request_read)
+        os.close(response_write)
+        self._requests = os.fdopen(self._request_write, "wb", buffering=0)
+        self._drain = threading.Thread(target=self._drain_output, daemon=True)
+        self._drain.start()
+        self._watch = threading.Thread(target=self._watch_memory, daemon=True)
+        self._watch.start()
+        self._next_id = 1
+
+    def _apply_rlimits(self) -> None:
+        import resource
+
+        limits = self.limits
+        for name, value in (("RLIMIT_CPU", limits.cpu_seconds), ("RLIMIT_FSIZE", limits.file_size_bytes),
+                            ("RLIMIT_NOFILE", limits.open_files), ("RLIMIT_CORE", 0)):
+            resource.setrlimit(getattr(resource, name), (value, value))
+
+    def _drain_output(self) -> None:
+        stream = self.process.stdout
+        assert stream is not None
+        while chunk := stream.read1(65536):
+            self.output.add(chunk)
+
+    def _watch_memory(self) -> None:
+        # Resident memory, not address space: RLIMIT_AS would break CUDA's large reservations.
+        status = Path(f"/proc/{self.process.pid}/status")
+        while self.process.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmRSS:") and int(line.split()[1]) * 1024 > self.limits.memory_bytes:
+                        self.kill(f"used more than {self.limits.memory_bytes // 2**20} MiB of memory")
+            except (OSError, ValueError):
+                return
+            time.sleep(0.05)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def request(self, request: dict, buffers: list[bytes], timeout_s: float,
+                release: list[int] = ()) -> tuple[dict, list[bytes]]:
+        request_id = self._next_id
+        self._next_id += 1
+        try:
+            wire.write_message(self._requests, {"id": request_id, "request": request, "release": list(release)},
+                               buffers)
+        except (BrokenPipeError, OSError) as exc:
+            raise self._crashed("before it could take the request") from exc
+        deadline = time.monotonic() + timeout_s
+
+        def read_exactly(n: int) -> bytes:
+            chunks, remaining = [], n
+            while remaining:
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([self._response_read], [], [], max(left, 0))
+                if not ready:
+                    self.kill("timed out")
+                    raise WorkerTimeout(f"no answer within {timeout_s:g} s")
+                chunk = os.read(self._response_read, min(remaining, 1 << 20))
+                if not chunk:
+                    raise self._crashed("while answering")
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            return b"".join(chunks)
+
+        try:
+            header, reply_buffers = wire.read_message(read_exactly, MAX_RESPONSE_BYTES)
+        except wire.WireError as exc:
+            self.kill("sent a malformed answer")
+            raise WorkerCrashed(f"the worker sent a malformed answer ({exc})") from exc
+        if header.get("id") != request_id:
+            self.kill("answered out of turn")
+            raise WorkerCrashed("the worker's answer does not match the request")
+        return header, reply_buffers
+
+    def _crashed(self, when: str) -> WorkerCrashed:
+        try:
+            code = self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.kill("exited")
+        if self.killed_reason and self.killed_reason != "exited":
+            return WorkerCrashed(f"the worker was stopped {when}: it {self.killed_reason}")
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+            return WorkerCrashed(f"the worker was killed by {name} {when}")
+        return WorkerCrashed(f"the worker exited with code {code} {when} (did the code call os._exit or exit?)")
+
+    def kill(self, reason: str) -> None:
+        if self.killed_reason is None:
+            self.killed_reason = reason
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> None:
+        try:
+            self._requests.close()
+        except OSError:
+            pass
+        self.kill("closed")
+        os.close(self._response_read)
+        self._drain.join(timeout=1)
+
+
+def scrubbed_environment(scratch_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """What the worker sees of the environment: nothing secret, nothing that says 'graded'."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(scratch_dir),
+        "TMPDIR": str(scratch_dir),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": os.environ.get("GRADER_WORKER_THREADS", "1"),
+        "MKL_NUM_THREADS": os.environ.get("GRADER_WORKER_THREADS", "1"),
+        "OPENBLAS_NUM_THREADS": os.environ.get("GRADER_WORKER_THREADS", "1"),
+    }
+    for name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    env.update(extra or {})
+    return env
+
+
+def make_scratch_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="grader-scratch-"))
+
+
+def remove_scratch_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
