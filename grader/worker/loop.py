@@ -75,6 +75,8 @@ class Worker:
             return None
         if kind == "ping":
             return {"pid": os.getpid()}
+        if kind == "hold":  # data the grader hands to student code later, sent before any clock starts
+            return {"result": encoder.encode(self.keep(decoder.decode(op["value"])))}
         if kind == "import":
             importlib.import_module(f"{PACKAGE}.{op['module']}")
             return None

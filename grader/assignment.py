@@ -1,0 +1,212 @@
+"""An assignment: its `assignment.yaml`, validated where it is loaded, and where its parts live."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DATA_SOURCES = ("cifar10", "synthetic")
+DataSource = Literal["cifar10", "synthetic"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, located: which file, which key, what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingSpec(_Strict):
+    # "<module>.<function>" in a student file; returns a Solver the grader trains and scores.
+    entry: str = Field(pattern=r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
+    # Where training runs; a cuda task is skipped without CUDA unless --device cpu is given.
+    device: Literal["cpu", "cuda"] = "cpu"
+    # Seconds of training allowed, measured by the grader's clock around the entry and train().
+    time_limit_s: float = Field(gt=0)
+    # Accuracy (0..1) for full points, per data source.
+    target: dict[DataSource, float]
+    # Accuracy from which partial credit starts, rising linearly to the target.
+    partial_credit_from: dict[DataSource, float] = Field(default_factory=dict)
+    # Train on only this many training images (e.g. 50 to overfit); None for all of them.
+    train_subset: Optional[int] = Field(default=None, gt=0)
+    # Score on perturbed held-out images, or on the training images themselves (overfit tasks).
+    evaluate_on: Literal["held_out", "train"] = "held_out"
+
+    @field_validator("target", "partial_credit_from")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for source, accuracy in value.items():
+            if not 0.0 <= accuracy <= 1.0:
+                raise ValueError(f"accuracy for {source} must be between 0 and 1, got {accuracy}")
+        return value
+
+    @model_validator(mode="after")
+    def _floor_below_target(self) -> "TrainingSpec":
+        for source, floor in self.partial_credit_from.items():
+            if source not in self.target:
+                raise ValueError(f"partial_credit_from names {source}, which has no target")
+            if floor >= self.target[source]:
+                raise ValueError(f"partial_credit_from.{source} ({floor}) must be below target.{source}")
+        return self
+
+
+class TaskSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+    title: str = Field(min_length=1)
+    points: float = Field(ge=0)
+    visibility: Literal["visible", "hidden", "after_due_date", "after_published"] = "visible"
+    training: Optional[TrainingSpec] = None
+
+
+class AssignmentSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    title: str = Field(min_length=1)
+    framework: Literal["numpy", "torch"]
+    student_files: list[str] = Field(min_length=1)
+    provided_files: list[str] = Field(default_factory=list)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    # Seconds one request to the worker may take in a check before it counts as a timeout.
+    call_timeout_s: float = Field(default=30.0, gt=0)
+    # Seconds all checks of one submission may take together.
+    submission_timeout_s: float = Field(default=900.0, gt=0)
+
+    @field_validator("student_files", "provided_files")
+    @classmethod
+    def _python_file_names(cls, files: list[str]) -> list[str]:
+        for name in files:
+            if not re.fullmatch(r"[A-Za-z_]\w*\.py", name):
+                raise ValueError(f"{name!r} is not a Python file name in the assignment's folder")
+        if len(set(files)) != len(files):
+            raise ValueError("a file is listed twice")
+        return files
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AssignmentSpec":
+        overlap = set(self.student_files) & set(self.provided_files)
+        if overlap:
+            raise ValueError(f"files both student and provided: {sorted(overlap)}")
+        seen: set[str] = set()
+        for task in self.tasks:
+            if task.id in seen:
+                raise ValueError(f"task id {task.id!r} appears twice")
+            seen.add(task.id)
+            if task.training:
+                module = task.training.entry.split(".")[0] + ".py"
+                if module not in self.student_files:
+                    raise ValueError(f"task {task.id}: training entry {task.training.entry} is not in a student file")
+        return self
+
+    def task(self, task_id: str) -> TaskSpec:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def select(self, pattern: str | None) -> list[TaskSpec]:
+        return [t for t in self.tasks if pattern is None or fnmatch.fnmatchcase(t.id, pattern)]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    spec: AssignmentSpec
+    directory: Path                  # assignments/<A>: stubs, provided files, checks, fixtures
+    reference_directory: Path | None  # reference/<A>, where the instructor's solution is present
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def checks_directory(self) -> Path:
+        return self.directory / "checks"
+
+    @property
+    def fixtures_directory(self) -> Path:
+        return self.directory / "fixtures"
+
+    @property
+    def hidden_checks_directory(self) -> Path | None:
+        if self.reference_directory is None:
+            return None
+        hidden = self.reference_directory / "hidden_checks"
+        return hidden if hidden.is_dir() else None
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The folder holding `assignments/`: $GRADER_ROOT, else the nearest one above the working
+    directory, else the one the grader package was installed from."""
+    if os.environ.get("GRADER_ROOT"):
+        return Path(os.environ["GRADER_ROOT"]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "assignments").is_dir():
+            return candidate
+    return Path(__file__).resolve().parent.parent
+
+
+def available_assignments(root: Path) -> list[str]:
+    base = root / "assignments"
+    return sorted(p.name for p in base.iterdir() if (p / "assignment.yaml").is_file()) if base.is_dir() else []
+
+
+def load_assignment(assignment_id: str, root: Path | None = None) -> Assignment:
+    root = root or find_project_root()
+    directory = root / "assignments" / assignment_id
+    config_path = directory / "assignment.yaml"
+    if not config_path.is_file():
+        known = ", ".join(available_assignments(root)) or "none"
+        raise ConfigError(f"no assignment {assignment_id!r}: {config_path} does not exist (known: {known})")
+    spec = parse_spec(config_path)
+    if spec.id != assignment_id:
+        raise ConfigError(f"{config_path}: id: expected {assignment_id!r} (the folder's name), got {spec.id!r}")
+    for name in spec.student_files + spec.provided_files:
+        if not (directory / name).is_file():
+            raise ConfigError(f"{config_path}: files: {name} is listed but {directory / name} does not exist")
+    reference = root / "reference" / assignment_id
+    return Assignment(spec, directory, reference if reference.is_dir() else None)
+
+
+def parse_spec(config_path: Path) -> AssignmentSpec:
+    try:
+        raw = yaml.safe_load(config_path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: expected a mapping of keys (id, title, tasks, ...) at the top")
+    try:
+        return AssignmentSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_located_errors(config_path, raw, exc)) from None
+
+
+def _located_errors(config_path: Path, raw: dict, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        location = _key_path(raw, error["loc"])
+        got = f" (got {error['input']!r})" if error["type"] not in ("missing",) and "input" in error and not isinstance(error["input"], (dict, list)) else ""
+        lines.append(f"{config_path}: {location or '<top>'}: {error['msg']}{got}")
+    return "\n".join(lines)
+
+
+def _key_path(raw: dict, loc: tuple) -> str:
+    """tasks.3.points -> tasks[3] (id: affine.forward).points"""
+    parts, node = [], raw
+    for key in loc:
+        if isinstance(key, int):
+            label = f"[{key}]"
+            if isinstance(node, list) and key < len(node) and isinstance(node[key], dict) and "id" in node[key]:
+                label += f" (id: {node[key]['id']})"
+            parts.append(label)
+            node = node[key] if isinstance(node, list) and key < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(key))
+            node = node.get(key) if isinstance(node, dict) else None
+    return "".join(parts)

@@ -1,0 +1,175 @@
+"""The `grader` command line. Exit status: 0 grading ran, 1 under --fail-under, 2 usage or
+configuration error, 3 unusable submission."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
+NOT_YET = {
+    "batch": "batch grading of many submissions",
+    "release": "building the student bundle",
+    "export": "exporting a Gradescope autograder",
+    "selfcheck": "proving the sandbox's promises",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep the message to one line
+        self.print_usage(sys.stderr)
+        print(f"grader: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="grader", description="Grade deep-learning assignments.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    grade = commands.add_parser("grade", help="grade one submission of an assignment")
+    grade.add_argument("assignment")
+    grade.add_argument("--submission", type=Path, help="folder or zip (default: the working copy assignments/A)")
+    grade.add_argument("--mode", choices=["public", "official"])
+    grade.add_argument("--json", type=Path, help="write a Gradescope results.json here")
+    grade.add_argument("--junit", type=Path, help="write JUnit XML here")
+    grade.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    grade.add_argument("--data", choices=["auto", "cifar10", "synthetic"], default="auto")
+    grade.add_argument("--data-dir", type=Path)
+    grade.add_argument("--only", metavar="TASK_GLOB", help="grade only tasks whose id matches")
+    zip_group = grade.add_mutually_exclusive_group()
+    zip_group.add_argument("--zip", type=Path, help="where to write the submission zip")
+    zip_group.add_argument("--no-zip", action="store_true")
+    grade.add_argument("--fail-under", type=float, metavar="POINTS")
+    grade.add_argument("--seed", type=int, help="official mode: use this seed instead of a fresh one")
+    grade.add_argument("--quiet", action="store_true", help="no progress bar, no failure details")
+
+    fixtures = commands.add_parser("fixtures", help="record the public checks' reference answers")
+    fixtures.add_argument("assignment")
+    fixtures.add_argument("--check", action="store_true", help="only report whether they are current")
+
+    validate = commands.add_parser("validate", help="check an assignment's configuration and checks")
+    validate.add_argument("assignment")
+
+    for name, what in NOT_YET.items():
+        later = commands.add_parser(name, help=f"{what} (not available yet)")
+        later.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in NOT_YET:
+        print(f"grader {args.command}: {NOT_YET[args.command]} is not available in this version yet.",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from grader.assignment import ConfigError
+
+    try:
+        if args.command == "grade":
+            return _grade(args)
+        if args.command == "fixtures":
+            return _fixtures(args)
+        return _validate(args)
+    except ConfigError as exc:
+        print(f"grader: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily for start-up time
+    from rich.console import Console
+
+    no_color = bool(os.environ.get("NO_COLOR")) or os.environ.get("CI") == "true"
+    return Console(stderr=stderr, no_color=no_color, highlight=False)
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from grader.assignment import load_assignment
+    from grader.data import DatasetError
+    from grader.grading import GradeOptions, choose_mode, grade
+    from grader.report.gradescope import write_results_json
+    from grader.report.junit import write_junit
+    from grader.report.terminal import grading_progress, render_table
+    from grader.submission import UnusableSubmission, prepare_submission
+    from grader.submission_zip import ZipError, write_submission_zip
+
+    assignment = load_assignment(args.assignment)
+    mode = choose_mode(assignment, args.mode)
+    console = _console()
+    try:
+        submission = prepare_submission(assignment, args.submission)
+    except UnusableSubmission as exc:
+        console.print(f"[red]grader: unusable submission:[/] {exc}")
+        return EXIT_UNUSABLE
+    show_progress = console.is_terminal and not args.quiet
+    try:
+        with grading_progress(console, 0, show_progress) as (on_check_done, on_task_start):
+            options = GradeOptions(mode=mode, device=args.device, data=args.data, data_dir=args.data_dir,
+                                   only=args.only, seed=args.seed, on_check_done=on_check_done,
+                                   on_task_start=on_task_start)
+            result = grade(assignment, submission, options)
+    except DatasetError as exc:
+        console.print(f"[red]grader: data error:[/] {exc}")
+        return EXIT_USAGE
+    finally:
+        submission.cleanup()
+    render_table(result, console, details=not args.quiet)
+    if args.json:
+        write_results_json(result, args.json)
+    if args.junit:
+        write_junit(result, args.junit)
+    status = EXIT_OK
+    if not args.no_zip:
+        source = args.submission if args.submission and args.submission.is_dir() else assignment.directory
+        if args.submission is None or args.submission.is_dir():
+            destination = args.zip or Path(f"{assignment.id}_submission.zip")
+            try:
+                write_submission_zip(assignment, source, destination, result)
+                console.print(f"Submission zip: {destination}")
+            except ZipError as exc:
+                console.print(f"[red]grader: {exc}[/]")
+                status = EXIT_UNUSABLE
+    if args.fail_under is not None and result.score < args.fail_under:
+        console.print(f"Score {result.score:g} is under --fail-under {args.fail_under:g}")
+        return EXIT_FAIL_UNDER
+    return status
+
+
+def _fixtures(args: argparse.Namespace) -> int:
+    from grader.assignment import load_assignment
+    from grader.fixtures import compare_fixtures, record, write_fixtures
+
+    assignment = load_assignment(args.assignment)
+    recorded = record(assignment)
+    if args.check:
+        differences = compare_fixtures(assignment, recorded)
+        for difference in differences:
+            print(f"{assignment.fixtures_directory / difference.file}: {difference.problem}")
+        if differences:
+            print(f"fixtures of {assignment.id} are stale: run `grader fixtures {assignment.id}`")
+            return EXIT_FAIL_UNDER
+        print(f"fixtures of {assignment.id} are current")
+        return EXIT_OK
+    for path in write_fixtures(assignment, recorded):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from grader.assignment import load_assignment
+    from grader.validate import validate
+
+    assignment = load_assignment(args.assignment)
+    problems = validate(assignment)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return EXIT_USAGE
+    print(f"{assignment.id}: {len(assignment.spec.tasks)} tasks, configuration and checks agree")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

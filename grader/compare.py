@@ -1,0 +1,90 @@
+"""Comparing what a submission returned with what it should have, in words a student can act on."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+
+class CheckFailed(AssertionError):
+    """A comparison that did not hold. `message` is one line; `detail` may add more."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+def as_array(value: Any, name: str) -> np.ndarray:
+    """A NumPy copy of an array or tensor the grader rebuilt; anything else fails the check."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.detach().to("cpu").numpy().copy()
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (int, float, np.generic)) and not isinstance(value, bool):
+        return np.asarray(value)
+    raise CheckFailed(f"{name}: expected an array, got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "None (did the code assign the result before returning it?)"
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)} items"
+    return f"a value of type {type(value).__name__}"
+
+
+def _index(flat_index: int, shape: tuple) -> str:
+    return str(list(np.unravel_index(flat_index, shape))) if shape else "[]"
+
+
+def rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """The largest element-wise |a - e| / max(|a| + |e|, 1e-8), as the courses print it."""
+    diff = np.abs(actual - expected)
+    return float(np.max(diff / np.maximum(1e-8, np.abs(actual) + np.abs(expected)))) if diff.size else 0.0
+
+
+def assert_close(actual: Any, expected: Any, *, name: str, rtol: float = 1e-6, atol: float = 1e-8,
+                 check_dtype: bool = False) -> None:
+    """Passes when every element satisfies |a - e| <= atol + rtol * |e|. Tolerances are absolute
+    numbers stated by the check, never scaled by the size of the input."""
+    expected_array = as_array(expected, f"{name} (reference)")
+    actual_array = as_array(actual, name)
+    if actual_array.shape != expected_array.shape:
+        raise CheckFailed(f"{name}: expected shape {expected_array.shape}, got {actual_array.shape}")
+    if check_dtype and actual_array.dtype != expected_array.dtype:
+        raise CheckFailed(f"{name}: expected dtype {expected_array.dtype}, got {actual_array.dtype}")
+    a = actual_array.astype(np.float64) if actual_array.dtype != np.float64 else actual_array
+    e = expected_array.astype(np.float64) if expected_array.dtype != np.float64 else expected_array
+    finite = np.isfinite(a)
+    if not finite.all() and np.isfinite(e).all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise CheckFailed(f"{name}: {int((~finite).sum())} element(s) are NaN or infinite, "
+                          f"the first at {_index(bad, a.shape)} ({a.flat[bad]!r})")
+    excess = np.abs(a - e) - (atol + rtol * np.abs(e))
+    if a.size == 0 or np.all(excess <= 0):
+        return
+    worst = int(np.argmax(excess))
+    wrong = int((excess > 0).sum())
+    relative = abs(a.flat[worst] - e.flat[worst]) / max(abs(e.flat[worst]), 1e-300)
+    raise CheckFailed(
+        f"{name}: {wrong} of {a.size} elements differ; worst at {_index(worst, a.shape)}: got "
+        f"{a.flat[worst]:.6g}, expected {e.flat[worst]:.6g} (relative error {relative:.2e}, "
+        f"tolerance rtol={rtol:g}, atol={atol:g})",
+        detail=f"rel_error over the whole output: {rel_error(a, e):.3e}",
+    )
+
+
+def assert_true(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def expect_tuple(value: Any, length: int, name: str) -> tuple:
+    """The result must be a tuple/list of `length` items (e.g. `(out, cache)`)."""
+    if not isinstance(value, (tuple, list)) or len(value) != length:
+        raise CheckFailed(f"{name}: expected a tuple of {length} items, got {_describe(value)}")
+    return tuple(value)

@@ -1,0 +1,111 @@
+"""Recording the reference's answers to the public checks, for grading where `reference/` is absent.
+
+The reference itself is the submission while recording, so every check runs to its end and every
+reference call it makes is recorded. Stale fixtures are found by recording again in memory and
+comparing: the same keys, and values equal to a tight tolerance (BLAS libraries differ in the
+last bits between machines).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grader.assignment import Assignment, ConfigError
+from grader.grading import PUBLIC_SEED
+from grader.oracle import (
+    FIXTURE_SUFFIX, Entry, RecordingBackend, ReferenceOracle, fixture_file_bytes, load_reference_package,
+    read_fixture_file, unload_reference_package,
+)
+from grader.pytest_plugin import GradingPlugin, run_checks
+from grader.remote import WorkerSession
+from grader.results import Outcome
+from grader.submission import prepare_submission
+from grader.worker_process import Limits
+
+
+@dataclass(frozen=True)
+class FixtureDifference:
+    file: str
+    problem: str
+
+
+def record(assignment: Assignment) -> dict[str, dict[str, Entry]]:
+    if assignment.reference_directory is None:
+        raise ConfigError(f"recording fixtures needs reference/{assignment.id}")
+    submission = prepare_submission(assignment, assignment.reference_directory)
+    session = WorkerSession(submission.package, submission.scratch, Limits(call_timeout_s=assignment.spec.call_timeout_s))
+    package = load_reference_package(assignment.id, assignment.reference_directory, assignment.directory)
+    try:
+        backend = RecordingBackend(package)
+        plugin = GradingPlugin(session, ReferenceOracle(backend), PUBLIC_SEED, {t.id for t in assignment.spec.tasks})
+        run_checks(plugin, [str(assignment.checks_directory)], str(assignment.directory))
+    finally:
+        session.close()
+        submission.cleanup()
+        unload_reference_package(package)
+    problems = plugin.collection_errors + [f"{r.name}: {r.outcome.value}: {r.message}" for r in plugin.results
+                                           if r.outcome is not Outcome.PASSED]
+    if problems:
+        raise ConfigError("the reference does not pass every public check, so fixtures would be incomplete:\n"
+                          + "\n".join(problems))
+    return backend.recorded
+
+
+def write_fixtures(assignment: Assignment, recorded: dict[str, dict[str, Entry]]) -> list[Path]:
+    directory = assignment.fixtures_directory
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for module, entries in sorted(recorded.items()):
+        path = directory / f"{module}{FIXTURE_SUFFIX}"
+        path.write_bytes(fixture_file_bytes(entries))
+        written.append(path)
+    for stale in directory.glob(f"*{FIXTURE_SUFFIX}"):
+        if stale.stem not in recorded:
+            stale.unlink()
+    return written
+
+
+def compare_fixtures(assignment: Assignment, recorded: dict[str, dict[str, Entry]]) -> list[FixtureDifference]:
+    directory = assignment.fixtures_directory
+    differences = []
+    on_disk = {p.stem for p in directory.glob(f"*{FIXTURE_SUFFIX}")} if directory.is_dir() else set()
+    for module in sorted(on_disk - set(recorded)):
+        differences.append(FixtureDifference(f"{module}{FIXTURE_SUFFIX}", "no public check file uses it any more"))
+    for module, entries in sorted(recorded.items()):
+        name = f"{module}{FIXTURE_SUFFIX}"
+        stored = read_fixture_file(directory / name)
+        if not stored:
+            differences.append(FixtureDifference(name, "missing"))
+            continue
+        if set(stored) != set(entries):
+            differences.append(FixtureDifference(
+                name, f"{len(set(entries) - set(stored))} answers missing, {len(set(stored) - set(entries))} unused"))
+            continue
+        for key, entry in entries.items():
+            if not _same(stored[key], entry):
+                differences.append(FixtureDifference(name, f"the answer {key} changed"))
+                break
+    return differences
+
+
+def _same(a: Entry, b: Entry) -> bool:
+    if a.is_object != b.is_object:
+        return False
+    return _values_equal(a.value, b.value)
+
+
+def _values_equal(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) or isinstance(a, np.generic):
+        a_array, b_array = np.asarray(a), np.asarray(b)
+        return (a_array.shape == b_array.shape and a_array.dtype == b_array.dtype
+                and bool(np.allclose(a_array, b_array, rtol=1e-10, atol=1e-12, equal_nan=True)))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_values_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_values_equal(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return bool(np.isclose(a, b, rtol=1e-10, atol=1e-12, equal_nan=True))
+    return a == b

@@ -1,0 +1,236 @@
+"""The `reference` fixture: the instructor's solution, live or replayed from recorded fixtures.
+
+Every operation has a key: a digest of what was done to what (the call path and its arguments,
+after the history of the object it was done to). Three backends share the keys:
+- live (official mode): runs `reference/<A>` in the grader process;
+- recording (`grader fixtures A`): runs it live and stores each answer under its key;
+- replay (public mode, no `reference/` on the machine): answers from the stored fixtures.
+Answers are normalised through the wire format in every backend, so a check sees the same types
+whichever answered it. Arguments are copied before a live call, so the reference never changes
+the check's arrays; `inspect()` shows what the call did to them, as it does for the student.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader import wire
+from grader.packages import install_package, uninstall_package
+from grader.remote import CallRecord
+
+FIXTURE_SUFFIX = ".fixtures"
+
+
+class MissingFixture(LookupError):
+    """Public mode met a reference call that was not recorded: the fixtures are stale."""
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(wire.pack(list(parts))).hexdigest()[:32]
+
+
+def _keyed(value: Any) -> Any:
+    """Arguments made packable for a digest: reference objects stand for their keys."""
+    if isinstance(value, ReferenceObject):
+        return ("<reference object>", value._key)
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return type(value)(_keyed(v) for v in value)
+    if type(value) is dict:
+        return {k: _keyed(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class Entry:
+    """One recorded answer: a plain value, or the fact that the answer was an object."""
+
+    is_object: bool
+    value: Any
+
+
+class LiveBackend:
+    """Runs the reference package in this process."""
+
+    def __init__(self, package: str):
+        self.package = package
+        self.objects: dict[str, Any] = {}
+
+    def resolve(self, root: str, path: list) -> Any:
+        if root.startswith("module:"):
+            obj = importlib.import_module(f"{self.package}.{root.removeprefix('module:')}")
+        else:
+            obj = self.objects[root]
+        for kind, name in path:
+            obj = getattr(obj, name) if kind == "attr" else obj[name]
+        return obj
+
+    def answer(self, key: str, compute: Any) -> Entry:
+        value = compute()
+        return self.normalise(key, value)
+
+    def normalise(self, key: str, value: Any) -> Entry:
+        encoder = wire.Encoder(_refuse)
+        try:
+            encoder.encode(value)
+        except _NotPlain:
+            self.objects[key] = value
+            return Entry(True, type(value).__name__)
+        return Entry(False, wire.unpack(wire.pack(value)))
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _refuse(value: Any) -> Any:
+    raise _NotPlain
+
+
+class RecordingBackend(LiveBackend):
+    def __init__(self, package: str):
+        super().__init__(package)
+        self.recorded: dict[str, dict[str, Entry]] = {}
+        self.module = ""
+
+    def answer(self, key: str, compute: Any) -> Entry:
+        entry = super().answer(key, compute)
+        self.recorded.setdefault(self.module, {})[key] = entry
+        return entry
+
+
+class ReplayBackend:
+    def __init__(self, fixtures_directory: Path):
+        self.directory = fixtures_directory
+        self.loaded: dict[str, dict[str, Entry]] = {}
+        self.module = ""
+
+    def answer(self, key: str, compute: Any) -> Entry:
+        entries = self.loaded.get(self.module)
+        if entries is None:
+            entries = self.loaded[self.module] = read_fixture_file(self.directory / f"{self.module}{FIXTURE_SUFFIX}")
+        if key not in entries:
+            raise MissingFixture(
+                f"the recorded reference answers ({self.directory.name}/{self.module}{FIXTURE_SUFFIX}) have no "
+                f"answer for this check's inputs; the fixtures are out of date (instructors: `grader fixtures`)")
+        return entries[key]
+
+
+def read_fixture_file(path: Path) -> dict[str, Entry]:
+    if not path.is_file():
+        return {}
+    stored = wire.unpack(path.read_bytes())
+    return {key: Entry(bool(is_object), value) for key, (is_object, value) in stored.items()}
+
+
+def fixture_file_bytes(entries: dict[str, Entry]) -> bytes:
+    return wire.pack({key: (entry.is_object, entry.value) for key, entry in sorted(entries.items())})
+
+
+class ReferenceObject:
+    """A lazy path in the reference, mirroring `RemoteObject` for the student."""
+
+    __slots__ = ("_oracle", "_root", "_path", "_key", "_state", "_type_name")
+
+    def __init__(self, oracle: "ReferenceOracle", root: str, path: list, key: str, state: list | None = None,
+                 type_name: str = ""):
+        object.__setattr__(self, "_oracle", oracle)
+        object.__setattr__(self, "_root", root)
+        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_key", key)
+        # Objects share one mutable history: every operation on an object or a path into it
+        # advances the key, so an answer recorded after a change is never replayed before it.
+        object.__setattr__(self, "_state", state if state is not None else [key])
+        object.__setattr__(self, "_type_name", type_name)
+
+    def _extend(self, step: list) -> "ReferenceObject":
+        return ReferenceObject(self._oracle, self._root, [*self._path, step], self._key, self._state,
+                               self._type_name)
+
+    def __getattr__(self, name: str) -> "ReferenceObject":
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._extend(["attr", name])
+
+    def __getitem__(self, key: Any) -> "ReferenceObject":
+        return self._extend(["item", key])
+
+    def __repr__(self) -> str:
+        return f"ReferenceObject({self._root}{''.join('.' + str(n) for _, n in self._path)})"
+
+    def _operate(self, operation: str, payload: Any, compute: Any) -> Any:
+        key = _digest(self._state[0], self._path, operation, _keyed(payload))
+        if not self._root.startswith("module:"):
+            self._state[0] = key
+        entry = self._oracle.backend.answer(key, compute)
+        if entry.is_object:
+            return ReferenceObject(self._oracle, key, [], key, type_name=str(entry.value))
+        return copy.deepcopy(entry.value)
+
+    def _live(self) -> Any:
+        return self._oracle.backend.resolve(self._root, self._path)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._operate("call", [list(args), kwargs], lambda: self._live()(*self._oracle.live_args(args),
+                                                                           **self._oracle.live_args(kwargs)))
+
+    def inspect(self, *args: Any, **kwargs: Any) -> CallRecord:
+        def compute() -> Any:
+            live_args, live_kwargs = self._oracle.live_args(args), self._oracle.live_args(kwargs)
+            result = self._live()(*live_args, **live_kwargs)
+            return {"result": result, "args": tuple(live_args), "kwargs": live_kwargs}
+
+        answer = self._operate("inspect", [list(args), kwargs], compute)
+        return CallRecord(answer["result"], answer["args"], answer["kwargs"])
+
+    def fetch(self) -> Any:
+        return self._operate("fetch", None, self._live)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._operate("setattr", [name, value], lambda: setattr(self._live(), name, self._oracle.live_args(value)))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._operate("setitem", [key, value],
+                      lambda: self._live().__setitem__(key, self._oracle.live_args(value)))
+
+
+class ReferenceOracle:
+    """`reference.<module>.<name>`: lazy paths into the reference solution."""
+
+    def __init__(self, backend: Any):
+        self.backend = backend
+
+    def __getattr__(self, module: str) -> ReferenceObject:
+        if module.startswith("_"):
+            raise AttributeError(module)
+        return ReferenceObject(self, f"module:{module}", [], f"module:{module}")
+
+    def use_module(self, check_module: str) -> None:
+        """Answers are stored per check file; tell the backend which one is running."""
+        self.backend.module = check_module
+
+    def live_args(self, value: Any) -> Any:
+        """Deep copies of the arguments, with reference objects replaced by the live objects."""
+        if isinstance(value, ReferenceObject):
+            return value._live()
+        if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+            return type(value)(self.live_args(v) for v in value)
+        if type(value) is dict:
+            return {k: self.live_args(v) for k, v in value.items()}
+        return copy.deepcopy(value)
+
+
+def load_reference_package(assignment_id: str, reference_directory: Path, assignment_directory: Path) -> str:
+    """Imports reference/<A> over assignments/<A> (for the provided files) as its own package."""
+    name = f"reference_{assignment_id}"
+    uninstall_package(name)
+    install_package(name, [reference_directory, assignment_directory])
+    return name
+
+
+def unload_reference_package(name: str) -> None:
+    uninstall_package(name)

@@ -1,0 +1,170 @@
+"""The pytest plugin that runs an assignment's checks inside the grader process.
+
+It provides the `student`, `reference` and `rng` fixtures, links each check to its task through the
+`task` marker, and turns each check's end into a `CheckResult` (a student's NotImplementedError is
+`not_implemented`, a worker timeout `timeout`, a student's exception `error` with the student's
+traceback, a failed comparison `failed`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import time
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+import pytest
+
+from grader import wire
+from grader.compare import CheckFailed
+from grader.oracle import MissingFixture, ReferenceOracle
+from grader.remote import StudentProxy, WorkerSession
+from grader.results import CheckResult, Outcome
+from grader.worker_process import StudentException, WorkerCrashed, WorkerTimeout
+
+
+def check_seed(base_seed: int, nodeid: str) -> int:
+    """Each check's seed depends on the run's seed and the check's name only, so adding a check
+    never changes another's inputs."""
+    digest = hashlib.sha256(f"{base_seed}:{nodeid}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def check_module_name(nodeid: str) -> str:
+    """`checks/test_layers.py::test_x` -> `test_layers`: fixtures are stored per check file."""
+    return nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+
+
+@dataclass
+class GradingPlugin:
+    session: WorkerSession
+    oracle: Optional[ReferenceOracle]
+    base_seed: int
+    task_ids: set[str]
+    only: Optional[str] = None
+    on_check_done: Callable[[CheckResult], None] = lambda result: None
+    results: list[CheckResult] = field(default_factory=list)
+    collection_errors: list[str] = field(default_factory=list)
+    _task_of: dict[str, str] = field(default_factory=dict)
+
+    # -- fixtures -------------------------------------------------------------------------------
+
+    @pytest.fixture
+    def student(self) -> StudentProxy:
+        return StudentProxy(self.session)
+
+    @pytest.fixture
+    def reference(self, request: pytest.FixtureRequest) -> ReferenceOracle:
+        if self.oracle is None:
+            pytest.skip("this check needs the reference solution, which is not available here")
+        self.oracle.use_module(check_module_name(request.node.nodeid))
+        return self.oracle
+
+    @pytest.fixture
+    def rng(self, request: pytest.FixtureRequest) -> np.random.Generator:
+        return np.random.default_rng(check_seed(self.base_seed, request.node.nodeid))
+
+    # -- collection -----------------------------------------------------------------------------
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "task(task_id): links a check to a task of assignment.yaml")
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {report.longreprtext.strip().splitlines()[-1]}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        selected = []
+        for item in items:
+            marker = item.get_closest_marker("task")
+            if marker is None or len(marker.args) != 1:
+                self.collection_errors.append(f"{item.nodeid}: has no @pytest.mark.task(\"<task id>\") marker")
+                continue
+            task_id = marker.args[0]
+            if task_id not in self.task_ids:
+                self.collection_errors.append(f"{item.nodeid}: task {task_id!r} is not in assignment.yaml")
+                continue
+            if self.only is not None and not fnmatch.fnmatchcase(task_id, self.only):
+                continue
+            self._task_of[item.nodeid] = task_id
+            selected.append(item)
+        deselected = [i for i in items if i not in selected]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+        outcome = yield
+        report = outcome.get_result()
+        task_id = self._task_of.get(item.nodeid)
+        if task_id is None:
+            return
+        if call.when == "call" or (call.when == "setup" and (report.failed or report.skipped)):
+            result = classify(item.nodeid, task_id, call, report)
+            self.results.append(result)
+            self.on_check_done(result)
+
+
+def _reason(excinfo: Any) -> str:
+    try:
+        return str(excinfo.value.msg)
+    except AttributeError:
+        return str(excinfo.value)
+
+
+def classify(nodeid: str, task_id: str, call: pytest.CallInfo, report: pytest.TestReport) -> CheckResult:
+    name = nodeid.split("/")[-1]
+    duration = call.duration
+    if report.passed:
+        return CheckResult(name, task_id, Outcome.PASSED, duration_s=duration)
+    if report.skipped:
+        return CheckResult(name, task_id, Outcome.SKIPPED, _reason(call.excinfo) if call.excinfo else "skipped",
+                           duration_s=duration)
+    exc = call.excinfo.value if call.excinfo else None
+    if isinstance(exc, StudentException):
+        if exc.is_not_implemented:
+            return CheckResult(name, task_id, Outcome.NOT_IMPLEMENTED,
+                               f"not implemented yet ({exc.type_name}: {exc.message})", duration_s=duration,
+                               location=exc.location)
+        return CheckResult(name, task_id, Outcome.ERROR, f"your code raised {exc.type_name}: {exc.message}",
+                           detail=exc.traceback, duration_s=duration, location=exc.location)
+    if isinstance(exc, WorkerTimeout):
+        return CheckResult(name, task_id, Outcome.TIMEOUT, f"timed out: {exc}", duration_s=duration)
+    if isinstance(exc, WorkerCrashed):
+        return CheckResult(name, task_id, Outcome.ERROR, str(exc), duration_s=duration)
+    if isinstance(exc, CheckFailed):
+        return CheckResult(name, task_id, Outcome.FAILED, exc.message, detail=exc.detail, duration_s=duration)
+    if isinstance(exc, wire.WireError):
+        return CheckResult(name, task_id, Outcome.FAILED, f"the code returned something that cannot be graded: {exc}",
+                           duration_s=duration)
+    if isinstance(exc, MissingFixture):
+        return CheckResult(name, task_id, Outcome.ERROR, str(exc), duration_s=duration)
+    if isinstance(exc, AssertionError):
+        return CheckResult(name, task_id, Outcome.FAILED, str(exc).splitlines()[0] if str(exc) else "a check failed",
+                           detail=str(exc), duration_s=duration)
+    if isinstance(exc, (TypeError, ValueError, IndexError, KeyError, AttributeError)):
+        # The check could not use what the code returned (None, a wrong structure, a missing key).
+        return CheckResult(name, task_id, Outcome.FAILED,
+                           f"the result does not have the documented form ({type(exc).__name__}: {exc})",
+                           detail=report.longreprtext[-4000:], duration_s=duration)
+    text = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown failure"
+    return CheckResult(name, task_id, Outcome.ERROR, f"the check itself failed ({text}); please report this",
+                       detail=report.longreprtext[-4000:], duration_s=duration)
+
+
+def run_checks(plugin: GradingPlugin, check_paths: list[str], root_dir: str) -> float:
+    """Runs the checks in this process; returns the seconds it took."""
+    start = time.perf_counter()
+    args = [*check_paths, "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise",
+            "-p", "no:randomly", "-p", "no:xdist", "--import-mode=importlib", "--rootdir", root_dir,
+            # Our own empty configuration: a course repository's pytest settings must not apply.
+            "-c", str(Path(__file__).with_name("checks.ini")), "-q"]
+    pytest.main(args, plugins=[plugin])
+    return time.perf_counter() - start

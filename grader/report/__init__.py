@@ -1,0 +1,1 @@
+"""Writers: each renders a GradingResult and decides nothing."""

@@ -1,0 +1,95 @@
+"""The one result model every writer renders: checks roll up into tasks, tasks into a grade."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+class Outcome(str, enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    NOT_IMPLEMENTED = "not_implemented"
+    SKIPPED = "skipped"
+
+
+# When a task's checks disagree, the task shows the outcome that tells the student most.
+_TASK_OUTCOME_ORDER = [Outcome.ERROR, Outcome.TIMEOUT, Outcome.FAILED, Outcome.NOT_IMPLEMENTED,
+                       Outcome.SKIPPED, Outcome.PASSED]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str                # the check's test id, e.g. test_layers.py::test_affine_forward
+    task_id: str
+    outcome: Outcome
+    message: str = ""        # one line a student can act on
+    detail: str = ""         # the longer story: traceback, worst elements
+    duration_s: float = 0.0
+    location: Optional[tuple[str, int]] = None  # the student's file and line, where known
+
+
+@dataclass(frozen=True)
+class TrainingMeasurement:
+    accuracy: Optional[float]
+    train_seconds: Optional[float]
+    device: str
+    data_source: str
+    target: float
+    partial_credit_from: Optional[float]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task_id: str
+    title: str
+    max_points: float
+    points: float
+    outcome: Outcome
+    message: str
+    kind: str = "check"      # check | training
+    visibility: str = "visible"
+    checks: tuple[CheckResult, ...] = ()
+    detail: str = ""
+    training: Optional[TrainingMeasurement] = None
+
+    @classmethod
+    def from_checks(cls, task_id: str, title: str, max_points: float, visibility: str,
+                    checks: list[CheckResult]) -> "TaskResult":
+        if not checks:
+            return cls(task_id, title, max_points, 0.0, Outcome.ERROR,
+                       "no check ran for this task", visibility=visibility)
+        worst = min(checks, key=lambda c: _TASK_OUTCOME_ORDER.index(c.outcome))
+        passed = worst.outcome is Outcome.PASSED
+        detail = "\n\n".join(f"{c.name}: {c.outcome.value}: {c.message}\n{c.detail}".rstrip()
+                             for c in checks if c.outcome is not Outcome.PASSED)
+        message = worst.message if not passed else f"{len(checks)} check{'s' * (len(checks) > 1)} passed"
+        return cls(task_id, title, max_points, max_points if passed else 0.0, worst.outcome,
+                   message, visibility=visibility, checks=tuple(checks), detail=detail)
+
+
+@dataclass(frozen=True)
+class GradingResult:
+    assignment: str
+    mode: str
+    seed: int
+    tasks: tuple[TaskResult, ...]
+    execution_time_s: float
+    grader_version: str
+    versions: dict[str, str] = field(default_factory=dict)
+    output: str = ""         # a note for the whole submission (e.g. why it could not be graded)
+    submission_log: str = ""  # what the submission printed, capped
+
+    @property
+    def score(self) -> float:
+        return round(sum(t.points for t in self.tasks), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(t.max_points for t in self.tasks), 6)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for t in self.tasks if t.outcome is outcome)

@@ -1,0 +1,59 @@
+"""The submission zip: exactly the student's files, a MANIFEST.json, and the local results.json for
+information (official grading regrades and never reads it)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+from grader import __version__
+from grader.assignment import Assignment
+from grader.grading import library_versions
+from grader.report.gradescope import to_results_json
+from grader.results import GradingResult
+
+
+class ZipError(Exception):
+    """The zip cannot be written as asked; the message names the file at fault."""
+
+
+def manifest(assignment: Assignment, files: dict[str, bytes]) -> dict:
+    return {
+        "assignment": assignment.id,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        "grader_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+    }
+
+
+def read_student_files(assignment: Assignment, source: Path) -> dict[str, bytes]:
+    files = {}
+    for name in assignment.spec.student_files:
+        path = source / name
+        if not path.is_file():
+            raise ZipError(f"cannot write the submission zip: {path} is missing")
+        data = path.read_bytes()
+        if not data.strip():
+            raise ZipError(f"cannot write the submission zip: {path} is empty")
+        files[name] = data
+    return files
+
+
+def write_submission_zip(assignment: Assignment, source: Path, destination: Path,
+                         result: GradingResult | None) -> dict:
+    files = read_student_files(assignment, source)
+    info = manifest(assignment, files)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(destination.name + ".partial")
+    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr("MANIFEST.json", json.dumps(info, indent=2) + "\n")
+        if result is not None:
+            archive.writestr("results.json", json.dumps(to_results_json(result), indent=2) + "\n")
+    temporary.replace(destination)
+    return info

@@ -1,0 +1,191 @@
+"""Training tasks: the student's entry builds a Solver in the worker, the grader times the training
+with its own clock and computes the accuracy from predictions on images it sends only afterwards.
+
+Held-out images are the dataset's test split with per-run noise, so no table of answers can match
+them; their labels never leave the grader.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from grader.assignment import TaskSpec
+from grader.compare import CheckFailed, as_array
+from grader.remote import StudentProxy, WorkerSession
+from grader.results import Outcome, TaskResult, TrainingMeasurement
+from grader.worker_process import StudentException, WorkerFailure, WorkerTimeout
+
+# Training may run over its limit by this much (the Solver stops *before* an iteration that would
+# cross it, but the last iteration and the process's start-up noise need a margin).
+OVERRUN_FRACTION = 0.10
+OVERRUN_SECONDS = 2.0
+PREDICTION_BATCH = 500
+# Per-pixel noise added to held-out images each run (uint8 steps).
+HELD_OUT_NOISE = 2
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Images prepared as the course's notebooks prepare them (float32, mean image subtracted)."""
+
+    source: str                 # cifar10 | synthetic
+    data_dict: dict[str, np.ndarray]
+    held_out_images: np.ndarray
+    held_out_labels: np.ndarray
+
+
+def prepare_training_data(dataset: Any, rng: np.random.Generator, *, num_val: int,
+                          train_subset: Optional[int], dtype: type = np.float32) -> TrainingData:
+    train_images, train_labels = dataset.train_images, dataset.train_labels
+    num_train = len(train_images) - num_val
+    X_train, y_train = train_images[:num_train], train_labels[:num_train]
+    X_val, y_val = train_images[num_train:], train_labels[num_train:]
+    if train_subset is not None:
+        X_train, y_train = X_train[:train_subset], y_train[:train_subset]
+    mean_image = X_train.astype(np.float64).mean(axis=0)
+    noisy = dataset.test_images.astype(np.int16) + rng.integers(-HELD_OUT_NOISE, HELD_OUT_NOISE + 1,
+                                                                size=dataset.test_images.shape, dtype=np.int16)
+    held_out = np.clip(noisy, 0, 255)
+
+    def preprocess(images: np.ndarray) -> np.ndarray:
+        return (images.astype(np.float64) - mean_image).astype(dtype)
+
+    data_dict = {"X_train": preprocess(X_train), "y_train": y_train.astype(np.int64),
+                 "X_val": preprocess(X_val), "y_val": y_val.astype(np.int64)}
+    return TrainingData(dataset.source, data_dict, preprocess(held_out), dataset.test_labels.astype(np.int64))
+
+
+def score_for(accuracy: float, target: float, floor: Optional[float], max_points: float) -> float:
+    if accuracy >= target:
+        return max_points
+    if floor is None or accuracy < floor:
+        return 0.0
+    return round(max_points * (accuracy - floor) / (target - floor), 4)
+
+
+def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData, device: str) -> TaskResult:
+    spec = task.training
+    assert spec is not None
+    target = spec.target[data.source]
+    floor = spec.partial_credit_from.get(data.source)
+
+    def result(outcome: Outcome, message: str, points: float = 0.0, accuracy: Optional[float] = None,
+               seconds: Optional[float] = None, detail: str = "") -> TaskResult:
+        measurement = TrainingMeasurement(accuracy, seconds, device, data.source, target, floor)
+        return TaskResult(task.id, task.title, task.points, points, outcome, message, kind="training",
+                          visibility=task.visibility, detail=detail, training=measurement)
+
+    module, function = spec.entry.split(".")
+    limit = spec.time_limit_s
+    hard_limit = limit * (1 + OVERRUN_FRACTION) + OVERRUN_SECONDS
+    try:
+        data_handle = session.hold(data.data_dict, timeout_s=120)
+        entry = getattr(getattr(StudentProxy(session), module), function)
+        start = time.perf_counter()
+        solver = entry._call((data_handle,), {}, keep=True, timeout_s=hard_limit)
+        remaining = hard_limit - (time.perf_counter() - start)
+        if remaining <= 0:
+            raise WorkerTimeout(f"building the solver took longer than the {limit:g} s limit")
+        solver.train._call((), {"time_limit": max(limit - (time.perf_counter() - start), 0.0)},
+                           timeout_s=remaining)
+        seconds = time.perf_counter() - start
+    except StudentException as exc:
+        if exc.is_not_implemented:
+            return result(Outcome.NOT_IMPLEMENTED, f"not implemented yet ({exc.type_name}: {exc.message})")
+        return result(Outcome.ERROR, f"training raised {exc.type_name}: {exc.message}", detail=exc.traceback)
+    except WorkerTimeout:
+        return result(Outcome.TIMEOUT, f"training did not finish within {hard_limit:.0f} s "
+                                       f"(limit {limit:g} s plus margin)")
+    except WorkerFailure as exc:
+        return result(Outcome.ERROR, f"training stopped: {exc}")
+    if seconds > hard_limit:
+        return result(Outcome.FAILED, f"training took {seconds:.1f} s, over the {limit:g} s limit", seconds=seconds)
+
+    if spec.evaluate_on == "train":
+        images, labels = data.data_dict["X_train"], data.data_dict["y_train"]
+    else:
+        images, labels = data.held_out_images, data.held_out_labels
+    try:
+        accuracy = _accuracy(solver.model, images, labels, timeout_s=max(60.0, limit))
+    except StudentException as exc:
+        return result(Outcome.ERROR, f"predicting raised {exc.type_name}: {exc.message}", seconds=seconds,
+                      detail=exc.traceback)
+    except WorkerFailure as exc:
+        return result(Outcome.ERROR, f"predicting stopped: {exc}", seconds=seconds)
+    except CheckFailed as exc:
+        return result(Outcome.FAILED, exc.message, seconds=seconds)
+    points = score_for(accuracy, target, floor, task.points)
+    split = "training images" if spec.evaluate_on == "train" else "held-out images"
+    message = (f"{accuracy:.1%} accuracy on {len(labels)} {split} ({data.source}) after {seconds:.1f} s; "
+               f"target {target:.0%}" + (f", partial credit from {floor:.0%}" if floor is not None else ""))
+    outcome = Outcome.PASSED if points >= task.points else Outcome.FAILED
+    return result(outcome, message, points=points, accuracy=accuracy, seconds=seconds)
+
+
+def _accuracy(model: Any, images: np.ndarray, labels: np.ndarray, timeout_s: float) -> float:
+    """The model's scores for each batch come back; the grader takes the argmax and counts."""
+    correct = 0
+    for start in range(0, len(images), PREDICTION_BATCH):
+        batch = images[start:start + PREDICTION_BATCH]
+        scores = as_array(model.loss._call((batch,), {}, timeout_s=timeout_s), "scores of model.loss(X)")
+        if scores.ndim != 2 or scores.shape[0] != len(batch):
+            raise CheckFailed(f"model.loss(X) returned scores of shape {scores.shape} for {len(batch)} images; "
+                              f"expected ({len(batch)}, num_classes)")
+        correct += int(np.sum(np.argmax(scores, axis=1) == labels[start:start + PREDICTION_BATCH]))
+    return correct / len(images)
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def load_training_dataset(options: Any) -> Any:
+    """The dataset `--data` asks for; raises DatasetUnavailable when CIFAR-10 cannot be had."""
+    from grader.data import load_cifar10, load_synthetic
+
+    if options.data == "synthetic":
+        return load_synthetic(seed=0, num_train=options.synthetic_train + options.validation_images,
+                              num_test=options.synthetic_test)
+    return load_cifar10(data_dir=options.data_dir, download=True)
+
+
+def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: Any, seed: int) -> list[TaskResult]:
+    from grader.data import DatasetError, DatasetUnavailable
+
+    def skipped(task: TaskSpec, why: str) -> TaskResult:
+        return TaskResult(task.id, task.title, task.points, 0.0, Outcome.SKIPPED, why, kind="training",
+                          visibility=task.visibility)
+
+    try:
+        dataset = load_training_dataset(options)
+    except DatasetUnavailable as exc:
+        if options.data == "cifar10":
+            raise
+        return [skipped(t, f"skipped: CIFAR-10 is not available. {exc}") for t in tasks]
+    except DatasetError:
+        raise
+    results = []
+    for task in tasks:
+        assert task.training is not None
+        device = task.training.device if options.device == "auto" else options.device
+        if device == "cuda" and not cuda_available():
+            results.append(skipped(task, "skipped: this task trains on a GPU and CUDA is not available here "
+                                         "(grade with --device cpu to run it on the CPU anyway)"))
+            continue
+        if dataset.source not in task.training.target:
+            results.append(skipped(task, f"skipped: the task states no target for {dataset.source} data"))
+            continue
+        options.on_task_start(task.id)
+        rng = np.random.default_rng([seed, len(results)])
+        data = prepare_training_data(dataset, rng, num_val=min(options.validation_images, len(dataset.train_images) // 5),
+                                     train_subset=task.training.train_subset)
+        results.append(run_training_task(session, task, data, device))
+    return results

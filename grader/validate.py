@@ -1,0 +1,90 @@
+"""`grader validate A`: the assignment's configuration, checks and files agree with each other."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from grader.assignment import Assignment
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.markers: dict[str, str | None] = {}
+        self.errors: list[str] = []
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "task(task_id): links a check to a task of assignment.yaml")
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.errors.append(f"{report.nodeid}: cannot be collected: {report.longreprtext.strip().splitlines()[-1]}")
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            marker = item.get_closest_marker("task")
+            self.markers[item.nodeid] = marker.args[0] if marker is not None and len(marker.args) == 1 else None
+
+
+def collect_check_tasks(paths: list[Path], root: Path) -> _Collector:
+    collector = _Collector()
+    existing = [str(p) for p in paths if p.is_dir()]
+    if existing:
+        pytest.main([*existing, "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:terminal",
+                     "--import-mode=importlib", "--rootdir", str(root),
+                     "-c", str(Path(__file__).with_name("checks.ini"))], plugins=[collector])
+    return collector
+
+
+def _signatures(path: Path) -> dict[str, str]:
+    """Top-level functions and classes (with their methods) and their argument lists."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = ast.unparse(node.args)
+        elif isinstance(node, ast.ClassDef):
+            found[node.name] = "class"
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef):
+                    found[f"{node.name}.{item.name}"] = ast.unparse(item.args)
+    return found
+
+
+def validate(assignment: Assignment) -> list[str]:
+    """Every problem found, each naming the file at fault; an empty list means clean."""
+    problems = []
+    spec = assignment.spec
+    paths = [assignment.checks_directory]
+    if assignment.hidden_checks_directory is not None:
+        paths.append(assignment.hidden_checks_directory)
+    collector = collect_check_tasks(paths, assignment.directory)
+    problems += collector.errors
+    task_ids = {t.id for t in spec.tasks}
+    checked = set()
+    for nodeid, task_id in sorted(collector.markers.items()):
+        if task_id is None:
+            problems.append(f"{nodeid}: has no @pytest.mark.task(\"<task id>\") marker")
+        elif task_id not in task_ids:
+            problems.append(f"{nodeid}: names task {task_id!r}, which assignment.yaml does not define")
+        else:
+            checked.add(task_id)
+    for task in spec.tasks:
+        if task.training is None and task.id not in checked:
+            problems.append(f"{assignment.directory / 'assignment.yaml'}: task {task.id!r} has no check")
+        if task.training is not None and task.id in checked:
+            problems.append(f"{assignment.directory / 'assignment.yaml'}: training task {task.id!r} also has checks")
+    if assignment.reference_directory is not None:
+        for name in spec.student_files:
+            stub, solution = assignment.directory / name, assignment.reference_directory / name
+            if not solution.is_file():
+                problems.append(f"{solution}: missing (the reference must have every student file)")
+                continue
+            stub_names, solution_names = _signatures(stub), _signatures(solution)
+            for symbol in sorted(set(stub_names) | set(solution_names)):
+                if stub_names.get(symbol) != solution_names.get(symbol):
+                    problems.append(f"{name}: {symbol} differs between the stub and the reference "
+                                    f"({stub_names.get(symbol)!r} vs {solution_names.get(symbol)!r})")
+    return problems
