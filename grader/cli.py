@@ -87,7 +87,6 @@ def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily fo
 
 def _grade(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
-    from grader.data import DatasetError
     from grader.grading import GradeOptions, choose_mode, grade
     from grader.report.gradescope import write_results_json
     from grader.report.junit import write_junit
@@ -110,7 +109,11 @@ def _grade(args: argparse.Namespace) -> int:
                                    only=args.only, seed=args.seed, on_check_done=on_check_done,
                                    on_task_start=on_task_start)
             result = grade(assignment, submission, options)
-    except DatasetError as exc:
+    except Exception as exc:  # a dataset problem: named file, what to do
+        from grader.data import DatasetError
+
+        if not isinstance(exc, DatasetError):
+            raise
         console.print(f"[red]grader: data error:[/] {exc}")
         return EXIT_USAGE
     finally:

@@ -88,3 +88,15 @@ def expect_tuple(value: Any, length: int, name: str) -> tuple:
     if not isinstance(value, (tuple, list)) or len(value) != length:
         raise CheckFailed(f"{name}: expected a tuple of {length} items, got {_describe(value)}")
     return tuple(value)
+
+
+def assert_unchanged(after: Any, before: Any, *, name: str) -> None:
+    """An input the code must not modify in place still holds what the grader sent."""
+    if isinstance(before, dict):
+        for key in before:
+            assert_unchanged(after.get(key) if isinstance(after, dict) else None, before[key], name=f"{name}[{key!r}]")
+        return
+    if isinstance(before, np.ndarray):
+        a = as_array(after, name)
+        if a.shape != before.shape or not np.array_equal(a, before, equal_nan=True):
+            raise CheckFailed(f"{name} was modified in place; the function must leave its inputs unchanged")

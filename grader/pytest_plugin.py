@@ -38,7 +38,7 @@ def check_module_name(nodeid: str) -> str:
     return nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
 
 
-@dataclass
+@dataclass(eq=False)  # pytest keeps plugins in sets
 class GradingPlugin:
     session: WorkerSession
     oracle: Optional[ReferenceOracle]
@@ -165,6 +165,8 @@ def run_checks(plugin: GradingPlugin, check_paths: list[str], root_dir: str) -> 
     args = [*check_paths, "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise",
             "-p", "no:randomly", "-p", "no:xdist", "--import-mode=importlib", "--rootdir", root_dir,
             # Our own empty configuration: a course repository's pytest settings must not apply.
-            "-c", str(Path(__file__).with_name("checks.ini")), "-q"]
-    pytest.main(args, plugins=[plugin])
+            "-c", str(Path(__file__).with_name("checks.ini"))]
+    status = pytest.main(args, plugins=[plugin])
+    if status in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        plugin.collection_errors.append(f"pytest stopped with {status.name} while running {', '.join(check_paths)}")
     return time.perf_counter() - start

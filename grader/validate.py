@@ -32,7 +32,7 @@ def collect_check_tasks(paths: list[Path], root: Path) -> _Collector:
     collector = _Collector()
     existing = [str(p) for p in paths if p.is_dir()]
     if existing:
-        pytest.main([*existing, "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:terminal",
+        pytest.main([*existing, "--collect-only", "-p", "no:cacheprovider", "-p", "no:terminal",
                      "--import-mode=importlib", "--rootdir", str(root),
                      "-c", str(Path(__file__).with_name("checks.ini"))], plugins=[collector])
     return collector

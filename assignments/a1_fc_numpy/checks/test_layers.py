@@ -1,0 +1,352 @@
+"""Checks of layers.py: reference outputs for every forward pass and loss, numeric gradients of the
+submission's own forward pass for every backward pass, and the behaviour the docstrings promise."""
+
+import numpy as np
+import pytest
+
+from grader.compare import CheckFailed, assert_close, assert_true, assert_unchanged, expect_tuple
+from grader.gradcheck import check_layer_backward, check_loss_gradient
+from grader.inputs import away_from_zero, distinct, hinge_safe_scores
+
+
+def forward_matches(student_fn, reference_fn, args, name, rtol=1e-6, atol=1e-8):
+    """Output equal to the reference's; inputs left as they were."""
+    record = student_fn.inspect(*args)
+    out, _ = expect_tuple(record.result, 2, name)
+    expected, _ = reference_fn(*args)
+    assert_close(out, expected, name=f"out of {name}", rtol=rtol, atol=atol)
+    for index, (before, after) in enumerate(zip(args, record.args)):
+        if isinstance(before, np.ndarray):
+            assert_unchanged(after, before, name=f"argument {index + 1} of {name}")
+    return out
+
+
+# -- affine -----------------------------------------------------------------------------------------
+
+AFFINE_SHAPES = [((2, 4, 5, 6), 3), ((1, 7), 4), ((3, 2, 5), 1)]
+
+
+@pytest.mark.task("affine.forward")
+@pytest.mark.parametrize("x_shape,M", AFFINE_SHAPES)
+def test_affine_forward(student, reference, rng, x_shape, M):
+    D = int(np.prod(x_shape[1:]))
+    args = (rng.standard_normal(x_shape), rng.standard_normal((D, M)), rng.standard_normal(M))
+    forward_matches(student.layers.affine_forward, reference.layers.affine_forward, args, "affine_forward")
+
+
+@pytest.mark.task("affine.backward")
+@pytest.mark.parametrize("x_shape,M", AFFINE_SHAPES)
+def test_affine_backward(student, rng, x_shape, M):
+    D = int(np.prod(x_shape[1:]))
+    args = [rng.standard_normal(x_shape), rng.standard_normal((D, M)), rng.standard_normal(M)]
+    check_layer_backward(student.layers.affine_forward, student.layers.affine_backward, args,
+                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng, layer="affine")
+
+
+# -- relu, sigmoid ------------------------------------------------------------------------------------
+
+@pytest.mark.task("relu.forward")
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4, 5)])
+def test_relu_forward(student, reference, rng, shape):
+    forward_matches(student.layers.relu_forward, reference.layers.relu_forward,
+                    (away_from_zero(rng, shape),), "relu_forward")
+
+
+@pytest.mark.task("relu.backward")
+@pytest.mark.parametrize("shape", [(10, 10), (2, 3, 8, 8)])
+def test_relu_backward(student, rng, shape):
+    check_layer_backward(student.layers.relu_forward, student.layers.relu_backward, [away_from_zero(rng, shape)],
+                         gradients=[("dx", 0)], rng=rng, layer="relu")
+
+
+@pytest.mark.task("sigmoid.forward")
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4, 5)])
+def test_sigmoid_forward(student, reference, rng, shape):
+    x = 4 * rng.standard_normal(shape)
+    forward_matches(student.layers.sigmoid_forward, reference.layers.sigmoid_forward, (x,), "sigmoid_forward")
+
+
+@pytest.mark.task("sigmoid.forward")
+def test_sigmoid_forward_is_stable_for_large_inputs(student, rng):
+    x = np.array([[-800.0, -30.0, 0.0, 30.0, 800.0]])
+    out, _ = expect_tuple(student.layers.sigmoid_forward(x), 2, "sigmoid_forward")
+    assert_close(out, 1 / (1 + np.exp(-np.clip(x, -500, 500))), name="out of sigmoid_forward on large inputs",
+                 rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.task("sigmoid.backward")
+@pytest.mark.parametrize("shape", [(10, 10), (2, 3, 8, 8)])
+def test_sigmoid_backward(student, rng, shape):
+    check_layer_backward(student.layers.sigmoid_forward, student.layers.sigmoid_backward,
+                         [2 * rng.standard_normal(shape)], gradients=[("dx", 0)], rng=rng, layer="sigmoid")
+
+
+# -- losses ---------------------------------------------------------------------------------------
+
+LOSS_SHAPES = [(50, 10), (1, 5), (7, 3)]
+
+
+@pytest.mark.task("softmax_loss.loss")
+@pytest.mark.parametrize("N,C", LOSS_SHAPES)
+def test_softmax_loss_value(student, reference, rng, N, C):
+    x, y = 3 * rng.standard_normal((N, C)), rng.integers(C, size=N)
+    loss, _ = expect_tuple(student.layers.softmax_loss(x, y), 2, "softmax_loss")
+    expected, _ = reference.layers.softmax_loss(x, y)
+    assert_close(loss, expected, name="loss of softmax_loss")
+
+
+@pytest.mark.task("softmax_loss.loss")
+def test_softmax_loss_is_log_c_for_tiny_scores_and_stable_for_huge(student, rng):
+    N, C = 100, 10
+    y = rng.integers(C, size=N)
+    loss, _ = expect_tuple(student.layers.softmax_loss(0.001 * rng.standard_normal((N, C)), y), 2, "softmax_loss")
+    assert_close(loss, np.log(C), name="loss of softmax_loss for near-zero scores (should be about log C)",
+                 rtol=1e-2)
+    huge = rng.standard_normal((N, C)) * 1000
+    loss, dx = expect_tuple(student.layers.softmax_loss(huge, y), 2, "softmax_loss")
+    assert_true(np.isfinite(float(loss)) and np.all(np.isfinite(dx)),
+                "softmax_loss: scores of size 1000 give NaN or inf; subtract each row's maximum first")
+
+
+@pytest.mark.task("softmax_loss.gradient")
+@pytest.mark.parametrize("N,C", LOSS_SHAPES)
+def test_softmax_loss_gradient(student, rng, N, C):
+    x, y = rng.standard_normal((N, C)), rng.integers(C, size=N)
+    check_loss_gradient(student.layers.softmax_loss, x, y, name="softmax_loss", rng=rng)
+
+
+@pytest.mark.task("svm_loss.loss")
+@pytest.mark.parametrize("N,C", LOSS_SHAPES)
+def test_svm_loss_value(student, reference, rng, N, C):
+    x, y = 3 * rng.standard_normal((N, C)), rng.integers(C, size=N)
+    loss, _ = expect_tuple(student.layers.svm_loss(x, y), 2, "svm_loss")
+    expected, _ = reference.layers.svm_loss(x, y)
+    assert_close(loss, expected, name="loss of svm_loss")
+
+
+@pytest.mark.task("svm_loss.gradient")
+@pytest.mark.parametrize("N,C", LOSS_SHAPES)
+def test_svm_loss_gradient(student, rng, N, C):
+    # Scores spread out so that no margin sits at the hinge's kink.
+    y = rng.integers(C, size=N)
+    x = hinge_safe_scores(rng, y, C)
+    check_loss_gradient(student.layers.svm_loss, x, y, name="svm_loss", rng=rng)
+
+
+# -- dropout ----------------------------------------------------------------------------------------
+
+@pytest.mark.task("dropout.forward")
+@pytest.mark.parametrize("p", [0.25, 0.4, 0.7])
+def test_dropout_forward_keeps_p_and_scales(student, rng, p):
+    x = rng.standard_normal((500, 500)) + 10
+    out, _ = expect_tuple(student.layers.dropout_forward(x, {"mode": "train", "p": p, "seed": 123}), 2,
+                          "dropout_forward")
+    kept = out != 0
+    fraction = float(kept.mean())
+    assert_true(abs(fraction - p) < 0.01, f"dropout_forward in train mode kept {fraction:.3f} of the units "
+                                          f"with p={p}; p is the probability of KEEPING a unit")
+    assert_close(out[kept], x[kept] / p, name="kept units of dropout_forward (should be x / p)")
+
+
+@pytest.mark.task("dropout.forward")
+def test_dropout_forward_test_mode_is_identity(student, rng):
+    x = rng.standard_normal((20, 30))
+    out, _ = expect_tuple(student.layers.dropout_forward(x, {"mode": "test", "p": 0.3}), 2, "dropout_forward")
+    assert_close(out, x, name="out of dropout_forward in test mode (should equal x)", rtol=0, atol=0)
+
+
+@pytest.mark.task("dropout.backward")
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_dropout_backward(student, rng, mode):
+    x = rng.standard_normal((10, 10)) + 10
+    check_layer_backward(student.layers.dropout_forward, student.layers.dropout_backward,
+                         [x, {"mode": mode, "p": 0.2, "seed": 123}], gradients=[("dx", 0)], rng=rng,
+                         layer="dropout")
+
+
+# -- batch normalization ---------------------------------------------------------------------------
+
+@pytest.mark.task("batchnorm.forward")
+@pytest.mark.parametrize("N,D", [(200, 3), (4, 5), (2, 1)])
+def test_batchnorm_forward_train(student, reference, rng, N, D):
+    x = 5 * rng.standard_normal((N, D)) + 12
+    gamma, beta = rng.standard_normal(D), rng.standard_normal(D)
+    bn_param = {"mode": "train", "running_mean": rng.standard_normal(D), "running_var": rng.random(D) + 0.5}
+    record = student.layers.batchnorm_forward.inspect(x, gamma, beta, bn_param)
+    out, _ = expect_tuple(record.result, 2, "batchnorm_forward")
+    expected = reference.layers.batchnorm_forward.inspect(x, gamma, beta, bn_param)
+    assert_close(out, expected.result[0], name="out of batchnorm_forward in train mode")
+    for key in ("running_mean", "running_var"):
+        assert_close(record.args[3].get(key), expected.args[3][key],
+                     name=f"bn_param[{key!r}] after batchnorm_forward (momentum * running + (1 - momentum) * batch)")
+    assert_unchanged(record.args[0], x, name="x given to batchnorm_forward")
+
+
+@pytest.mark.task("batchnorm.forward")
+def test_batchnorm_forward_output_statistics(student, rng):
+    N, D = 500, 4
+    x = 3 * rng.standard_normal((N, D)) - 7
+    gamma, beta = np.array([1.0, 2.0, 3.0, 0.5]), np.array([0.0, -1.0, 4.0, 11.0])
+    out, _ = expect_tuple(student.layers.batchnorm_forward(x, gamma, beta, {"mode": "train"}), 2, "batchnorm_forward")
+    out = np.asarray(out)
+    assert_close(out.mean(axis=0), beta, name="per-feature mean of batchnorm_forward's output (should be beta)",
+                 atol=1e-6)
+    assert_close(out.std(axis=0), gamma, name="per-feature std of batchnorm_forward's output (should be gamma)",
+                 rtol=1e-3)
+
+
+@pytest.mark.task("batchnorm.forward")
+def test_batchnorm_forward_test_mode_uses_running_averages(student, reference, rng):
+    N, D = 6, 5
+    x = rng.standard_normal((N, D)) * 2 + 1
+    gamma, beta = rng.standard_normal(D), rng.standard_normal(D)
+    bn_param = {"mode": "test", "running_mean": rng.standard_normal(D), "running_var": rng.random(D) + 0.5}
+    forward_matches(student.layers.batchnorm_forward, reference.layers.batchnorm_forward, (x, gamma, beta, bn_param),
+                    "batchnorm_forward in test mode")
+
+
+def _batchnorm_args(rng, N=4, D=5):
+    return [4 * rng.standard_normal((N, D)) + 10, rng.standard_normal(D), rng.standard_normal(D), {"mode": "train"}]
+
+
+@pytest.mark.task("batchnorm.backward")
+@pytest.mark.parametrize("N,D", [(4, 5), (30, 10)])
+def test_batchnorm_backward(student, rng, N, D):
+    check_layer_backward(student.layers.batchnorm_forward, student.layers.batchnorm_backward,
+                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng,
+                         layer="batchnorm")
+
+
+@pytest.mark.task("batchnorm.backward_alt")
+@pytest.mark.parametrize("N,D", [(4, 5), (30, 10)])
+def test_batchnorm_backward_alt(student, rng, N, D):
+    check_layer_backward(student.layers.batchnorm_forward, student.layers.batchnorm_backward_alt,
+                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng,
+                         layer="batchnorm")
+
+
+# -- layer normalization ---------------------------------------------------------------------------
+
+@pytest.mark.task("layernorm.forward")
+@pytest.mark.parametrize("N,D", [(4, 5), (1, 7), (50, 3)])
+def test_layernorm_forward(student, reference, rng, N, D):
+    args = (3 * rng.standard_normal((N, D)) + 2, rng.standard_normal(D), rng.standard_normal(D), {})
+    forward_matches(student.layers.layernorm_forward, reference.layers.layernorm_forward, args, "layernorm_forward")
+
+
+@pytest.mark.task("layernorm.backward")
+@pytest.mark.parametrize("N,D", [(4, 5), (20, 12)])
+def test_layernorm_backward(student, rng, N, D):
+    args = [3 * rng.standard_normal((N, D)) + 2, rng.standard_normal(D), rng.standard_normal(D), {}]
+    check_layer_backward(student.layers.layernorm_forward, student.layers.layernorm_backward, args,
+                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng, layer="layernorm")
+
+
+# -- convolution -----------------------------------------------------------------------------------
+
+CONV_CASES = [
+    # x shape, w shape, stride, pad
+    ((2, 3, 4, 4), (3, 3, 4, 4), 2, 1),
+    ((2, 3, 5, 7), (4, 3, 3, 2), 1, 0),   # non-square image and filters, no padding
+    ((1, 2, 7, 6), (2, 2, 3, 3), 3, 2),   # a batch of one, larger padding and stride
+]
+
+
+@pytest.mark.task("conv.forward")
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
+def test_conv_forward(student, reference, rng, x_shape, w_shape, stride, pad):
+    args = (rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0]),
+            {"stride": stride, "pad": pad})
+    forward_matches(student.layers.conv_forward_naive, reference.layers.conv_forward_naive, args, "conv_forward_naive")
+
+
+@pytest.mark.task("conv.backward")
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
+def test_conv_backward(student, rng, x_shape, w_shape, stride, pad):
+    args = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0]),
+            {"stride": stride, "pad": pad}]
+    check_layer_backward(student.layers.conv_forward_naive, student.layers.conv_backward_naive, args,
+                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng, layer="conv")
+
+
+# -- max pooling -----------------------------------------------------------------------------------
+
+POOL_CASES = [
+    ((2, 3, 4, 4), 2, 2, 2),
+    ((2, 2, 5, 7), 3, 2, 1),   # overlapping windows, non-square image and window
+    ((1, 1, 6, 6), 2, 2, 1),   # overlapping windows, a batch of one
+]
+
+
+@pytest.mark.task("max_pool.forward")
+@pytest.mark.parametrize("x_shape,height,width,stride", POOL_CASES)
+def test_max_pool_forward(student, reference, rng, x_shape, height, width, stride):
+    args = (distinct(rng, x_shape), {"pool_height": height, "pool_width": width, "stride": stride})
+    forward_matches(student.layers.max_pool_forward_naive, reference.layers.max_pool_forward_naive, args,
+                    "max_pool_forward_naive")
+
+
+@pytest.mark.task("max_pool.backward")
+@pytest.mark.parametrize("x_shape,height,width,stride", POOL_CASES)
+def test_max_pool_backward(student, rng, x_shape, height, width, stride):
+    args = [distinct(rng, x_shape), {"pool_height": height, "pool_width": width, "stride": stride}]
+    check_layer_backward(student.layers.max_pool_forward_naive, student.layers.max_pool_backward_naive, args,
+                         gradients=[("dx", 0)], rng=rng, layer="max_pool")
+
+
+@pytest.mark.task("max_pool.backward")
+def test_max_pool_backward_routes_a_tie_to_one_element(student, rng):
+    x = np.ones((1, 1, 2, 2))
+    out, cache = expect_tuple(student.layers.max_pool_forward_naive(x, {"pool_height": 2, "pool_width": 2,
+                                                                        "stride": 2}), 2, "max_pool_forward_naive")
+    dx = np.asarray(student.layers.max_pool_backward_naive(np.ones((1, 1, 1, 1)), cache))
+    if dx.shape != x.shape or abs(float(dx.sum()) - 1.0) > 1e-12:
+        raise CheckFailed("max_pool_backward_naive: a window whose elements tie for the maximum must send the "
+                          f"upstream gradient to one element only; the gradients add up to {float(dx.sum()):g}, not 1")
+
+
+# -- spatial normalization -------------------------------------------------------------------------
+
+@pytest.mark.task("spatial_batchnorm.forward")
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_spatial_batchnorm_forward(student, reference, rng, mode):
+    N, C, H, W = 2, 3, 4, 5
+    bn_param = {"mode": mode, "running_mean": rng.standard_normal(C), "running_var": rng.random(C) + 0.5}
+    args = (4 * rng.standard_normal((N, C, H, W)) + 10, rng.standard_normal(C), rng.standard_normal(C), bn_param)
+    record = student.layers.spatial_batchnorm_forward.inspect(*args)
+    out, _ = expect_tuple(record.result, 2, "spatial_batchnorm_forward")
+    expected = reference.layers.spatial_batchnorm_forward.inspect(*args)
+    assert_close(out, expected.result[0], name=f"out of spatial_batchnorm_forward in {mode} mode")
+    if mode == "train":
+        for key in ("running_mean", "running_var"):
+            assert_close(record.args[3].get(key), expected.args[3][key],
+                         name=f"bn_param[{key!r}] after spatial_batchnorm_forward")
+
+
+@pytest.mark.task("spatial_batchnorm.backward")
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 2, 3, 3)])
+def test_spatial_batchnorm_backward(student, rng, shape):
+    C = shape[1]
+    args = [4 * rng.standard_normal(shape) + 10, rng.standard_normal(C), rng.standard_normal(C), {"mode": "train"}]
+    check_layer_backward(student.layers.spatial_batchnorm_forward, student.layers.spatial_batchnorm_backward, args,
+                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng, layer="spatial_batchnorm")
+
+
+@pytest.mark.task("spatial_groupnorm.forward")
+@pytest.mark.parametrize("shape,G", [((2, 6, 4, 5), 2), ((1, 4, 3, 3), 4), ((3, 6, 2, 2), 1)])
+def test_spatial_groupnorm_forward(student, reference, rng, shape, G):
+    C = shape[1]
+    args = (4 * rng.standard_normal(shape) + 10, rng.standard_normal((1, C, 1, 1)), rng.standard_normal((1, C, 1, 1)),
+            G, {})
+    forward_matches(student.layers.spatial_groupnorm_forward, reference.layers.spatial_groupnorm_forward, args,
+                    "spatial_groupnorm_forward")
+
+
+@pytest.mark.task("spatial_groupnorm.backward")
+@pytest.mark.parametrize("shape,G", [((2, 6, 4, 5), 2), ((1, 4, 3, 3), 4)])
+def test_spatial_groupnorm_backward(student, rng, shape, G):
+    C = shape[1]
+    args = [4 * rng.standard_normal(shape) + 10, rng.standard_normal((1, C, 1, 1)), rng.standard_normal((1, C, 1, 1)),
+            G, {}]
+    check_layer_backward(student.layers.spatial_groupnorm_forward, student.layers.spatial_groupnorm_backward, args,
+                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng, layer="spatial_groupnorm")
