@@ -77,11 +77,21 @@ class Encoder:
             return self._array(value)
         if isinstance(value, np.generic) and value.dtype.name in NUMPY_DTYPES:
             return {"$": "npscalar", "dtype": value.dtype.str, "buf": self._buffer(value.tobytes())}
+        if isinstance(value, np.dtype) and value.name in NUMPY_DTYPES:
+            return {"$": "dtype", "lib": "numpy", "name": value.name, "as": "dtype"}
+        if isinstance(value, type) and issubclass(value, np.generic) and np.dtype(value).name in NUMPY_DTYPES:
+            return {"$": "dtype", "lib": "numpy", "name": np.dtype(value).name, "as": "type"}
         if isinstance(value, HandleRef):
             return {"$": "handle", "id": value.id, "type": value.type_name}
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(value, torch.Tensor):
             return self._tensor(value, torch)
+        if torch is not None and isinstance(value, torch.dtype):
+            name = str(value).removeprefix("torch.")
+            if name in TORCH_DTYPES:
+                return {"$": "dtype", "lib": "torch", "name": name}
+        if torch is not None and isinstance(value, torch.device):
+            return {"$": "device", "name": str(value)}
         if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
             kind = "list" if type(value) is list else "tuple"
             return {"$": kind, "items": [self.encode(item, depth + 1) for item in value]}
@@ -163,12 +173,31 @@ class Decoder:
             return np.frombuffer(data, dtype=dtype)[0].copy()
         if kind == "tensor":
             return self._tensor(node)
+        if kind == "dtype":
+            return self._dtype(node)
+        if kind == "device":
+            import torch
+
+            if type(node.get("name")) is not str:
+                raise WireError("bad device")
+            return torch.device(node["name"])
         if kind == "handle":
             handle_id, type_name = node.get("id"), node.get("type", "")
             if type(handle_id) is not int or type(type_name) is not str:
                 raise WireError("bad handle node")
             return self._on_handle(HandleRef(handle_id, type_name))
         raise WireError(f"unknown node type {kind!r}")
+
+    def _dtype(self, node: dict) -> Any:
+        name = node.get("name")
+        if node.get("lib") == "torch":
+            if name not in TORCH_DTYPES:
+                raise WireError(f"torch dtype {name!r} is not allowed")
+            import torch
+
+            return getattr(torch, name)
+        dtype = _numpy_dtype(name)
+        return dtype if node.get("as") == "dtype" else dtype.type
 
     def _buffer(self, node: dict) -> bytes:
         index = node.get("buf")

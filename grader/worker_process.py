@@ -43,18 +43,17 @@ class WorkerCrashed(WorkerFailure):
     pass
 
 
-@dataclass(frozen=True)
 class StudentException(Exception):
     """An exception raised by the student's code, as the worker described it."""
 
-    type_name: str
-    message: str
-    traceback: str
-    is_not_implemented: bool
-    location: tuple[str, int] | None
-
-    def __str__(self) -> str:
-        return f"{self.type_name}: {self.message}"
+    def __init__(self, type_name: str, message: str, traceback: str, is_not_implemented: bool,
+                 location: tuple[str, int] | None):
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+        self.is_not_implemented = is_not_implemented
+        self.location = location
 
 
 @dataclass

@@ -1,0 +1,219 @@
+"""Checks of models.py: parameter shapes and initial loss, scores and loss against the reference
+with the same parameters, and numeric gradients of the submission's own loss."""
+
+import numpy as np
+import pytest
+
+from grader.compare import CheckFailed, assert_close, assert_true, expect_tuple
+from grader.gradcheck import check_model_gradients
+
+N, D, H, C = 3, 5, 50, 7
+FC_HIDDEN = [20, 30]
+
+
+def set_params(model, params):
+    for name, value in params.items():
+        model.params[name] = value
+
+
+def fetch_params(model, model_name):
+    params = model.params.fetch()
+    if not isinstance(params, dict):
+        raise CheckFailed(f"{model_name}.params: expected a dict, got {type(params).__name__}")
+    return params
+
+
+def expect_shapes(params, expected, model_name):
+    missing = sorted(set(expected) - set(params))
+    if missing:
+        raise CheckFailed(f"{model_name}.params has no {', '.join(missing)}")
+    extra = sorted(set(params) - set(expected), key=str)
+    if extra:
+        raise CheckFailed(f"{model_name}.params has unexpected entries {', '.join(map(str, extra))}")
+    for name, shape in expected.items():
+        actual = np.shape(params[name])
+        if actual != shape:
+            raise CheckFailed(f"{model_name}.params[{name!r}]: expected shape {shape}, got {actual}")
+
+
+def linspace_params(shapes):
+    """Deterministic, distinct parameter values, as the course notebooks set them."""
+    return {name: np.linspace(-0.7 + 0.1 * i, 0.3 + 0.05 * i, num=int(np.prod(shape))).reshape(shape)
+            for i, (name, shape) in enumerate(sorted(shapes.items()))}
+
+
+def fc_shapes(hidden, input_dim, num_classes, normalization=None):
+    dims = [input_dim, *hidden, num_classes]
+    shapes = {}
+    for i in range(1, len(dims)):
+        shapes[f"W{i}"], shapes[f"b{i}"] = (dims[i - 1], dims[i]), (dims[i],)
+        if normalization and i < len(dims) - 1:
+            shapes[f"gamma{i}"], shapes[f"beta{i}"] = (dims[i],), (dims[i],)
+    return shapes
+
+
+TWO_LAYER_SHAPES = {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}
+
+
+# -- TwoLayerNet -----------------------------------------------------------------------------------
+
+@pytest.mark.task("two_layer_net.init")
+def test_two_layer_net_parameters(student):
+    std = 1e-3
+    model = student.models.TwoLayerNet(input_dim=D * 40, hidden_dim=H, num_classes=C, weight_scale=std)
+    params = fetch_params(model, "TwoLayerNet")
+    expect_shapes(params, {"W1": (D * 40, H), "b1": (H,), "W2": (H, C), "b2": (C,)}, "TwoLayerNet")
+    for bias in ("b1", "b2"):
+        assert_true(np.all(params[bias] == 0), f"TwoLayerNet.params[{bias!r}] should start at zero")
+    for weight in ("W1", "W2"):
+        measured = float(np.std(params[weight]))
+        assert_true(0.8 * std < measured < 1.2 * std and abs(float(np.mean(params[weight]))) < 0.2 * std,
+                    f"TwoLayerNet.params[{weight!r}] has mean {float(np.mean(params[weight])):.2e} and std "
+                    f"{measured:.2e}; expected a zero-mean Gaussian with std weight_scale={std:g}")
+
+
+@pytest.mark.task("two_layer_net.init")
+def test_two_layer_net_initial_loss(student, rng):
+    model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=10, weight_scale=1e-4)
+    X, y = rng.standard_normal((200, D)), rng.integers(10, size=200)
+    loss, _ = expect_tuple(model.loss(X, y), 2, "TwoLayerNet.loss(X, y)")
+    assert_close(loss, np.log(10), name="initial loss of TwoLayerNet with tiny weights (should be about log 10)",
+                 rtol=0.02)
+
+
+@pytest.mark.task("two_layer_net.loss")
+@pytest.mark.parametrize("reg", [0.0, 1.0])
+def test_two_layer_net_scores_and_loss(student, reference, rng, reg):
+    params = linspace_params(TWO_LAYER_SHAPES)
+    X = np.linspace(-5.5, 4.5, num=N * D).reshape(D, N).T
+    y = np.array([0, 5, 1])
+    student_model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg)
+    reference_model = reference.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg)
+    set_params(student_model, params)
+    set_params(reference_model, params)
+    assert_close(student_model.loss(X), reference_model.loss(X), name="scores of TwoLayerNet.loss(X)")
+    loss, _ = expect_tuple(student_model.loss(X, y), 2, "TwoLayerNet.loss(X, y)")
+    expected, _ = reference_model.loss(X, y)
+    assert_close(loss, expected, name=f"loss of TwoLayerNet.loss(X, y) with reg={reg}")
+
+
+@pytest.mark.task("two_layer_net.gradients")
+@pytest.mark.parametrize("reg", [0.0, 0.7])
+def test_two_layer_net_gradients(student, rng, reg):
+    model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2, reg=reg)
+    set_params(model, random_params(rng, TWO_LAYER_SHAPES))
+    X, y = rng.standard_normal((N, D)), rng.integers(C, size=N)
+    check_model_gradients(model, X, y, model_name=f"TwoLayerNet(reg={reg})", rng=rng)
+
+
+# -- FullyConnectedNet -----------------------------------------------------------------------------
+
+@pytest.mark.task("fc_net.init")
+@pytest.mark.parametrize("normalization", [None, "batchnorm", "layernorm"])
+def test_fc_net_parameters(student, normalization):
+    model = student.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, weight_scale=5e-2,
+                                             normalization=normalization, dtype=np.float64)
+    params = fetch_params(model, "FullyConnectedNet")
+    expect_shapes(params, fc_shapes(FC_HIDDEN, 15, 10, normalization), f"FullyConnectedNet({normalization})")
+    for name, value in params.items():
+        assert_true(np.asarray(value).dtype == np.float64,
+                    f"FullyConnectedNet.params[{name!r}] has dtype {np.asarray(value).dtype}, not the model's float64")
+        if name.startswith(("b", "beta")):
+            assert_true(np.all(value == 0), f"FullyConnectedNet.params[{name!r}] should start at zero")
+        if name.startswith("gamma"):
+            assert_true(np.all(value == 1), f"FullyConnectedNet.params[{name!r}] should start at one")
+
+
+@pytest.mark.task("fc_net.init")
+def test_fc_net_initial_loss(student, rng):
+    model = student.models.FullyConnectedNet([50, 50], input_dim=15, num_classes=10, weight_scale=1e-3,
+                                             dtype=np.float64)
+    X, y = rng.standard_normal((200, 15)), rng.integers(10, size=200)
+    loss, _ = expect_tuple(model.loss(X, y), 2, "FullyConnectedNet.loss(X, y)")
+    assert_close(loss, np.log(10), name="initial loss of FullyConnectedNet with tiny weights (about log 10)",
+                 rtol=0.02)
+
+
+@pytest.mark.task("fc_net.loss")
+@pytest.mark.parametrize("reg", [0.0, 3.14])
+def test_fc_net_scores_and_loss(student, reference, rng, reg):
+    params = linspace_params(fc_shapes(FC_HIDDEN, 15, 10))
+    X = np.linspace(-3, 3, num=4 * 15).reshape(4, 15)
+    y = np.array([1, 9, 0, 4])
+    kwargs = dict(input_dim=15, num_classes=10, reg=reg, dtype=np.float64)
+    student_model = student.models.FullyConnectedNet(FC_HIDDEN, **kwargs)
+    reference_model = reference.models.FullyConnectedNet(FC_HIDDEN, **kwargs)
+    set_params(student_model, params)
+    set_params(reference_model, params)
+    assert_close(student_model.loss(X), reference_model.loss(X), name="scores of FullyConnectedNet.loss(X)")
+    loss, _ = expect_tuple(student_model.loss(X, y), 2, "FullyConnectedNet.loss(X, y)")
+    expected, _ = reference_model.loss(X, y)
+    assert_close(loss, expected, name=f"loss of FullyConnectedNet.loss(X, y) with reg={reg}")
+
+
+def random_params(rng, shapes):
+    """Parameters with no exact zeros (zero biases put ReLUs at their kink when a whole layer's input
+    is dropped), so the numeric gradient is smooth around them."""
+    params = {}
+    for name, shape in shapes.items():
+        if name.startswith("W"):
+            params[name] = rng.standard_normal(shape) * np.sqrt(2.0 / shape[0])
+        elif name.startswith("gamma"):
+            params[name] = 1 + 0.1 * rng.standard_normal(shape)
+        else:
+            params[name] = 0.1 * rng.standard_normal(shape)
+    return params
+
+
+def _fc_gradient_check(student, rng, *, reg=0.0, hidden=(20, 30), name="FullyConnectedNet", **kwargs):
+    model = student.models.FullyConnectedNet(list(hidden), input_dim=15, num_classes=10, reg=reg,
+                                             weight_scale=5e-2, dtype=np.float64, **kwargs)
+    set_params(model, random_params(rng, fc_shapes(list(hidden), 15, 10, kwargs.get("normalization"))))
+    X, y = rng.standard_normal((4, 15)), rng.integers(10, size=4)
+    check_model_gradients(model, X, y, model_name=name, rng=rng)
+    return model
+
+
+@pytest.mark.task("fc_net.gradients")
+@pytest.mark.parametrize("reg", [0.0, 3.14])
+def test_fc_net_gradients(student, rng, reg):
+    _fc_gradient_check(student, rng, reg=reg, name=f"FullyConnectedNet(reg={reg})")
+
+
+@pytest.mark.task("fc_net.gradients")
+def test_fc_net_gradients_deeper(student, rng):
+    _fc_gradient_check(student, rng, hidden=(10, 12, 8, 9), reg=0.5, name="FullyConnectedNet with 4 hidden layers")
+
+
+@pytest.mark.task("fc_net.dropout")
+@pytest.mark.parametrize("keep", [0.25, 0.5])
+def test_fc_net_dropout_gradients(student, rng, keep):
+    _fc_gradient_check(student, rng, reg=0.1, dropout_keep_ratio=keep, seed=123,
+                       name=f"FullyConnectedNet(dropout_keep_ratio={keep})")
+
+
+@pytest.mark.task("fc_net.dropout")
+def test_fc_net_dropout_is_identity_at_test_time(student, rng):
+    params = linspace_params(fc_shapes(FC_HIDDEN, 15, 10))
+    X = rng.standard_normal((5, 15))
+    kwargs = dict(input_dim=15, num_classes=10, dtype=np.float64)
+    with_dropout = student.models.FullyConnectedNet(FC_HIDDEN, dropout_keep_ratio=0.3, seed=1, **kwargs)
+    without = student.models.FullyConnectedNet(FC_HIDDEN, **kwargs)
+    set_params(with_dropout, params)
+    set_params(without, params)
+    assert_close(with_dropout.loss(X), without.loss(X),
+                 name="scores of FullyConnectedNet with dropout at test time (should equal those without dropout)")
+
+
+@pytest.mark.task("fc_net.batchnorm")
+@pytest.mark.parametrize("reg", [0.0, 0.9])
+def test_fc_net_batchnorm_gradients(student, rng, reg):
+    _fc_gradient_check(student, rng, reg=reg, normalization="batchnorm",
+                       name=f"FullyConnectedNet(normalization='batchnorm', reg={reg})")
+
+
+@pytest.mark.task("fc_net.layernorm")
+@pytest.mark.parametrize("reg", [0.0, 0.9])
+def test_fc_net_layernorm_gradients(student, rng, reg):
+    _fc_gradient_check(student, rng, reg=reg, normalization="layernorm",
+                       name=f"FullyConnectedNet(normalization='layernorm', reg={reg})")
