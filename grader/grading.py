@@ -32,6 +32,8 @@ class GradeOptions:
     data_dir: Optional[Path] = None
     only: Optional[str] = None             # glob over task ids
     seed: Optional[int] = None             # official mode: fix the run's seed
+    training: bool = True                  # False: grade only the tasks scored by checks
+    call_timeout_s: Optional[float] = None  # overrides the assignment's per-request limit
     synthetic_train: int = 6000
     synthetic_test: int = 1000
     validation_images: int = 1000
@@ -71,7 +73,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     seed = PUBLIC_SEED if options.mode == "public" else (
         options.seed if options.seed is not None else secrets.randbelow(2**31))
     session = WorkerSession(submission.package, submission.scratch,
-                            Limits(call_timeout_s=spec.call_timeout_s), budget_s=spec.submission_timeout_s)
+                            Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s), budget_s=spec.submission_timeout_s)
     package = None
     try:
         if options.mode == "official":
@@ -93,7 +95,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         if plugin.collection_errors:
             raise ConfigError("the checks could not be collected:\n" + "\n".join(plugin.collection_errors))
         tasks = [_task_from_checks(task, plugin.results, submission) for task in check_tasks]
-        training_tasks = [t for t in selected if t.training is not None]
+        training_tasks = [t for t in selected if t.training is not None and options.training]
         if training_tasks:
             tasks += run_training_tasks(session, training_tasks, options, seed)
         order = {t.id: i for i, t in enumerate(spec.tasks)}

@@ -1,0 +1,53 @@
+"""The first assignment graded end to end: the reference earns every point of every task scored by
+checks, the untouched stubs earn none and say so, in official and in public mode."""
+
+import pytest
+
+from grader.results import Outcome
+from support import a1, check_tasks, grade_checks, make_submission, outcomes
+
+
+@pytest.fixture(scope="module")
+def assignment():
+    return a1()
+
+
+@pytest.mark.parametrize("mode", ["official", "public"])
+def test_reference_scores_every_point(assignment, tmp_path, mode):
+    result = grade_checks(assignment, make_submission(tmp_path, assignment, "reference"), mode=mode)
+    not_passed = {t.task_id: t.message for t in result.tasks if t.outcome is not Outcome.PASSED}
+    assert not_passed == {}
+    assert {t.task_id for t in result.tasks} == check_tasks(assignment)
+    assert result.score == result.max_score == sum(t.points for t in assignment.spec.tasks if t.training is None)
+
+
+@pytest.mark.parametrize("mode", ["official", "public"])
+def test_stubs_score_zero_and_are_not_implemented(assignment, tmp_path, mode):
+    result = grade_checks(assignment, make_submission(tmp_path, assignment, "stubs"), mode=mode)
+    assert result.score == 0
+    assert set(outcomes(result).values()) == {Outcome.NOT_IMPLEMENTED}
+    assert all("not implemented" in t.message for t in result.tasks)
+
+
+def test_official_mode_draws_a_fresh_seed_and_records_it(assignment, tmp_path):
+    folder = make_submission(tmp_path, assignment, "reference")
+    first = grade_checks(assignment, folder, only="affine.forward", seed=None)
+    second = grade_checks(assignment, folder, only="affine.forward", seed=None)
+    assert first.seed != second.seed
+    assert first.score == second.score == 2
+
+
+def test_public_mode_uses_the_fixed_seed(assignment, tmp_path):
+    result = grade_checks(assignment, make_submission(tmp_path, assignment, "reference"), mode="public",
+                          only="affine.*", seed=None)
+    assert result.seed == 0 and result.mode == "public"
+
+
+def test_public_mode_fails_a_wrong_answer_against_the_recorded_fixtures(assignment, tmp_path):
+    layers = (assignment.reference_directory / "layers.py").read_text()
+    wrong = layers.replace("out = x.reshape(x.shape[0], -1) @ w + b", "out = x.reshape(x.shape[0], -1) @ w - b")
+    assert wrong != layers, "the reference's affine_forward changed; update this test's mutation"
+    folder = make_submission(tmp_path, assignment, "reference", {"layers.py": wrong})
+    result = grade_checks(assignment, folder, mode="public", only="affine.forward")
+    assert outcomes(result) == {"affine.forward": Outcome.FAILED}
+    assert "out of affine_forward" in result.tasks[0].message
