@@ -82,7 +82,8 @@ def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily fo
     from rich.console import Console
 
     no_color = bool(os.environ.get("NO_COLOR")) or os.environ.get("CI") == "true"
-    return Console(stderr=stderr, no_color=no_color, highlight=False)
+    # Soft wrap: a message goes out as one line when it is not a terminal (logs, CI, tests).
+    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=True)
 
 
 def _grade(args: argparse.Namespace) -> int:
@@ -96,11 +97,11 @@ def _grade(args: argparse.Namespace) -> int:
 
     assignment = load_assignment(args.assignment)
     mode = choose_mode(assignment, args.mode)
-    console = _console()
+    console, errors = _console(), _console(stderr=True)
     try:
         submission = prepare_submission(assignment, args.submission)
     except UnusableSubmission as exc:
-        console.print(f"[red]grader: unusable submission:[/] {exc}")
+        errors.print(f"[red]grader: unusable submission:[/] {exc}")
         return EXIT_UNUSABLE
     show_progress = console.is_terminal and not args.quiet
     try:
@@ -114,7 +115,7 @@ def _grade(args: argparse.Namespace) -> int:
 
         if not isinstance(exc, DatasetError):
             raise
-        console.print(f"[red]grader: data error:[/] {exc}")
+        errors.print(f"[red]grader: data error:[/] {exc}")
         return EXIT_USAGE
     finally:
         submission.cleanup()
@@ -132,7 +133,7 @@ def _grade(args: argparse.Namespace) -> int:
                 write_submission_zip(assignment, source, destination, result)
                 console.print(f"Submission zip: {destination}")
             except ZipError as exc:
-                console.print(f"[red]grader: {exc}[/]")
+                errors.print(f"[red]grader: {exc}[/]")
                 status = EXIT_UNUSABLE
     if args.fail_under is not None and result.score < args.fail_under:
         console.print(f"Score {result.score:g} is under --fail-under {args.fail_under:g}")

@@ -1,0 +1,236 @@
+"""A CIFAR-like stand-in for CIFAR-10, generated from a seed.
+
+Ten classes of 3x32x32 images. Each image shows one class-specific pattern (stripes at one of
+four orientations, a checkerboard, a ring, a plus, a cross, a square frame, a grid of dots) at a
+random position, size and slight tilt, in a random colour, over a mottled random background with
+pixel noise. What tells the classes apart is local shape wherever it sits: a linear model sees
+little of it, a two-layer network some, a small convnet nearly all (docs/synthetic_data.md has the
+measured numbers).
+
+The archive is written in the `cifar-10-python.tar.gz` format and loaded through the same reader
+and uint8 cache as CIFAR-10. Generation uses only numpy's `default_rng(seed)` and arithmetic
+that IEEE 754 rounds exactly (no sin/exp, whose last bit varies between CPUs), so a seed gives
+the same images on every machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+from filelock import FileLock
+
+from grader.data.cifar10 import CACHE_DIR_NAME, load_archive, read_cache
+from grader.data.cifar_archive import ARCHIVE_NAME, ImageDataset, write_archive
+
+# Bump when the images a seed produces change, so old caches are not reused.
+GENERATOR_VERSION = 1
+
+CLASS_NAMES = (
+    "hstripes",
+    "vstripes",
+    "diagonals",
+    "antidiagonals",
+    "checkers",
+    "ring",
+    "plus",
+    "cross",
+    "frame",
+    "dots",
+)
+SIZE = 32
+_CHUNK = 1000  # images rendered at once: keeps the (chunk, 32, 32) temporaries in cache
+
+# Pattern half-size in pixels, and how far it may tilt (tangent of the angle).
+_HALF_SIZE = (6.0, 8.0)
+_MAX_TILT = 0.2
+# Background: a base colour, partly pulled towards a class colour, plus smooth mottling.
+_BACKGROUND_TINT = 0.3
+_MOTTLE_GRID = 5
+_MOTTLE = 0.15
+# Pattern colour: brighter than the background with this probability, else darker.
+_BRIGHTER = 0.8
+_OPACITY = (0.8, 1.0)
+_NOISE = 0.06
+
+_CLASS_BACKGROUND = np.array(
+    [
+        [0.8, 0.3, 0.3],
+        [0.3, 0.8, 0.3],
+        [0.3, 0.3, 0.8],
+        [0.8, 0.8, 0.3],
+        [0.8, 0.3, 0.8],
+        [0.3, 0.8, 0.8],
+        [0.6, 0.6, 0.6],
+        [0.4, 0.4, 0.4],
+        [0.8, 0.55, 0.3],
+        [0.3, 0.55, 0.8],
+    ],
+    dtype=np.float32,
+)
+_HALF_SQRT2 = np.float32(0.7071067811865476)
+
+
+def _frac(x: np.ndarray) -> np.ndarray:
+    return x - np.floor(x)
+
+
+def _stripes(w: np.ndarray, period: float) -> np.ndarray:
+    # Signed distance to the nearest bar of a square wave along w (negative inside a bar).
+    return np.abs(_frac(w / period) - 0.5) * period - period / 4
+
+
+def _pattern_distance(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Signed distance (pattern units, negative inside) to the pattern of class `label`.
+
+    (u, v) are pattern coordinates: the pattern fills the square [-1, 1]^2.
+    """
+    au, av = np.abs(u), np.abs(v)
+    square = np.maximum(au, av) - 1
+    if label == 0:  # horizontal stripes
+        return np.maximum(square, _stripes(v, 0.5))
+    if label == 1:  # vertical stripes
+        return np.maximum(square, _stripes(u, 0.5))
+    if label == 2:  # diagonal stripes
+        return np.maximum(square, _stripes((u + v) * _HALF_SQRT2, 0.5))
+    if label == 3:  # anti-diagonal stripes
+        return np.maximum(square, _stripes((u - v) * _HALF_SQRT2, 0.5))
+    if label == 4:  # checkerboard
+        a, b = _frac(u / 0.67) - 0.5, _frac(v / 0.67) - 0.5
+        edge = np.minimum(np.abs(a), np.abs(b)) * 0.67
+        return np.maximum(square, np.where(a * b > 0, -edge, edge))
+    if label == 5:  # ring
+        return np.abs(np.sqrt(u * u + v * v) - 0.72) - 0.2
+    if label == 6:  # plus
+        return np.maximum(np.minimum(au, av) - 0.22, square)
+    if label == 7:  # diagonal cross
+        a, b = np.abs(u + v) * _HALF_SQRT2, np.abs(u - v) * _HALF_SQRT2
+        return np.maximum(np.minimum(a, b) - 0.22, np.sqrt(u * u + v * v) - 1.1)
+    if label == 8:  # square frame
+        return np.abs(np.maximum(au, av) - 0.78) - 0.2
+    if label == 9:  # 3x3 dots
+        a, b = (_frac(u / 0.67 + 0.5) - 0.5) * 0.67, (_frac(v / 0.67 + 0.5) - 0.5) * 0.67
+        return np.maximum(square + 0.1, np.sqrt(a * a + b * b) - 0.2)
+    raise ValueError(f"no pattern for class {label}")
+
+
+def _upsample(grid: np.ndarray) -> np.ndarray:
+    """Bilinear upsampling of (n, 3, g, g) to (n, 3, 32, 32), elementwise only."""
+    g = grid.shape[-1]
+    position = (np.arange(SIZE, dtype=np.float32) + 0.5) / SIZE * (g - 1)
+    low = np.floor(position).astype(np.intp)
+    high = np.minimum(low + 1, g - 1)
+    weight = position - low  # (32,)
+    rows = grid[:, :, low, :] * (1 - weight)[:, None] + grid[:, :, high, :] * weight[:, None]
+    return rows[:, :, :, low] * (1 - weight) + rows[:, :, :, high] * weight
+
+
+def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
+    """Images (n, 3, 32, 32) uint8 for `labels`, drawing everything random from `rng`."""
+    n = len(labels)
+    f32 = np.float32
+    # Every draw has a fixed size and order, whatever the labels are.
+    half = rng.uniform(*_HALF_SIZE, n).astype(f32)
+    margin = half * f32(0.9)
+    centre_x = margin + rng.random(n, dtype=f32) * (SIZE - 2 * margin)
+    centre_y = margin + rng.random(n, dtype=f32) * (SIZE - 2 * margin)
+    tilt = rng.uniform(-_MAX_TILT, _MAX_TILT, n).astype(f32)
+    base = rng.uniform(0.15, 0.85, (n, 3)).astype(f32)
+    mottle = rng.uniform(-_MOTTLE, _MOTTLE, (n, 3, _MOTTLE_GRID, _MOTTLE_GRID)).astype(f32)
+    brighter = rng.random(n) < _BRIGHTER
+    contrast = rng.uniform(0.3, 0.6, n).astype(f32)
+    hue = rng.uniform(-0.2, 0.2, (n, 3)).astype(f32)
+    opacity = rng.uniform(*_OPACITY, n).astype(f32)
+    noise = rng.random((n, 3, SIZE, SIZE), dtype=f32)
+
+    # Rotation by the tilt angle: (cos, sin) = (1, t) / sqrt(1 + t^2).
+    cos = 1 / np.sqrt(1 + tilt * tilt)
+    sin = tilt * cos
+    pixel = np.arange(SIZE, dtype=f32) + f32(0.5)
+    dx = pixel[None, None, :] - centre_x[:, None, None]  # (n, 1, 32)
+    dy = pixel[None, :, None] - centre_y[:, None, None]  # (n, 32, 1)
+    scale = (1 / half)[:, None, None]
+    u = (dx * cos[:, None, None] + dy * sin[:, None, None]) * scale  # (n, 32, 32)
+    v = (dy * cos[:, None, None] - dx * sin[:, None, None]) * scale
+    coverage = np.empty((n, SIZE, SIZE), dtype=f32)
+    for label in range(len(CLASS_NAMES)):
+        chosen = labels == label
+        distance = _pattern_distance(label, u[chosen], v[chosen])
+        # Anti-aliased: the fraction of a pixel (1/half pattern units wide) inside the shape.
+        coverage[chosen] = np.clip(0.5 - distance / scale[chosen], 0, 1)
+
+    background = base * (1 - _BACKGROUND_TINT) + _CLASS_BACKGROUND[labels] * _BACKGROUND_TINT
+    sign = np.where(brighter, f32(1), f32(-1))
+    foreground = np.clip(background + (sign * contrast)[:, None] + hue, 0, 1)
+    alpha = coverage[:, None] * opacity[:, None, None, None]  # (n, 1, 32, 32)
+    image = background[:, :, None, None] + _upsample(mottle)
+    image = image * (1 - alpha) + foreground[:, :, None, None] * alpha
+    image += (noise - f32(0.5)) * f32(2 * _NOISE)
+    return np.clip(np.floor(image * 256), 0, 255).astype(np.uint8)
+
+
+def generate_split(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` images (count, 3, 32, 32) uint8 and balanced labels (count,) int64."""
+    labels = rng.permutation(np.arange(count, dtype=np.int64) % len(CLASS_NAMES))
+    images = np.empty((count, 3, SIZE, SIZE), dtype=np.uint8)
+    for start in range(0, count, _CHUNK):
+        images[start : start + _CHUNK] = _render(rng, labels[start : start + _CHUNK])
+    return images, labels
+
+
+def generate_synthetic(seed: int, num_train: int, num_test: int) -> ImageDataset:
+    """The stand-in dataset for `seed`, in memory. The test split does not depend on num_train."""
+    train_rng, test_rng = (
+        np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(2)
+    )
+    train_images, train_labels = generate_split(train_rng, num_train)
+    test_images, test_labels = generate_split(test_rng, num_test)
+    return ImageDataset(
+        train_images, train_labels, test_images, test_labels, CLASS_NAMES, "synthetic"
+    )
+
+
+def write_synthetic_archive(
+    path: str | os.PathLike, seed: int = 0, num_train: int = 10_000, num_test: int = 2_000
+) -> Path:
+    """Write the stand-in for `seed` as a `cifar-10-python.tar.gz`-format archive at `path`."""
+    return write_archive(path, generate_synthetic(seed, num_train, num_test))
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("grader")) / "synthetic"
+
+
+def load_synthetic(
+    seed: int = 0,
+    num_train: int = 10_000,
+    num_test: int = 2_000,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    mmap: bool = False,
+) -> ImageDataset:
+    """The stand-in for (seed, num_train, num_test), generated into `cache_dir` on first use.
+
+    The archive and its uint8 cache live in a directory of their own under `cache_dir` (default:
+    the user cache directory), and load through the same code as CIFAR-10.
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    directory = root / f"v{GENERATOR_VERSION}-seed{seed}-train{num_train}-test{num_test}"
+    dataset = read_cache(directory / CACHE_DIR_NAME, mmap=mmap)
+    if dataset is not None:
+        return dataset
+    archive = directory / ARCHIVE_NAME
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(directory / f"{ARCHIVE_NAME}.lock"):
+        if not archive.is_file():
+            write_synthetic_archive(archive, seed, num_train, num_test)
+    return load_archive(
+        archive,
+        directory / CACHE_DIR_NAME,
+        expected_md5=None,
+        source="synthetic",
+        mmap=mmap,
+        remedy=f"Delete {directory} and run again: it is regenerated from the seed.",
+    )

@@ -1,0 +1,91 @@
+"""The command line: exit statuses, the submission zip, and the commands that are not there yet."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from grader.cli import main
+from support import PROJECT_ROOT, a1, make_submission
+
+
+def run_cli(*args, cwd=PROJECT_ROOT):
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd, capture_output=True, text=True,
+                           timeout=300)
+
+
+@pytest.mark.parametrize("command", ["batch", "release", "export", "selfcheck"])
+def test_later_commands_say_so_and_exit_2(command, capsys):
+    assert main([command, "a1_fc_numpy"]) == 2
+    assert "not available" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["grade"])
+    assert stop.value.code == 2
+    assert main(["grade", "no_such_assignment", "--no-zip"]) == 2
+    assert "no_such_assignment" in capsys.readouterr().err
+
+
+def test_grade_writes_json_junit_and_zip_and_fail_under_sets_the_status(tmp_path):
+    folder = make_submission(tmp_path / "sub", a1(), "reference")
+    out = tmp_path / "out"
+    completed = run_cli("grade", "a1_fc_numpy", "--submission", str(folder), "--only", "affine.*",
+                        "--json", str(out / "results.json"), "--junit", str(out / "junit.xml"),
+                        "--zip", str(out / "submission.zip"), "--mode", "official", "--fail-under", "6")
+    assert completed.returncode == 1, completed.stdout + completed.stderr  # 5 points < 6
+    results = json.loads((out / "results.json").read_text())
+    assert results["score"] == 5 and results["extra_data"]["mode"] == "official"
+    assert (out / "junit.xml").read_bytes().startswith(b"<?xml")
+    with zipfile.ZipFile(out / "submission.zip") as archive:
+        names = sorted(archive.namelist())
+        manifest = json.loads(archive.read("MANIFEST.json"))
+    assert names == ["MANIFEST.json", "layers.py", "models.py", "optim.py", "results.json"]
+    assert manifest["assignment"] == "a1_fc_numpy" and set(manifest["files"]) == {"layers.py", "models.py", "optim.py"}
+    assert {"python", "numpy"} <= set(manifest["versions"]) and manifest["grader_version"]
+    passing = run_cli("grade", "a1_fc_numpy", "--submission", str(folder), "--only", "affine.*", "--no-zip",
+                      "--mode", "official", "--fail-under", "5")
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty"])
+def test_a_missing_or_empty_student_file_is_named_and_no_zip_is_written(tmp_path, problem):
+    folder = make_submission(tmp_path / "sub", a1(), "reference")
+    if problem == "missing":
+        (folder / "optim.py").unlink()
+    else:
+        (folder / "optim.py").write_text("")
+    destination = tmp_path / "submission.zip"
+    completed = run_cli("grade", "a1_fc_numpy", "--submission", str(folder), "--only", "affine.forward",
+                        "--zip", str(destination), "--mode", "official")
+    assert completed.returncode == 3
+    assert "optim.py" in completed.stderr and problem in completed.stderr
+    assert not destination.exists()
+
+
+def test_a_submission_without_any_student_file_is_unusable(tmp_path):
+    (tmp_path / "empty").mkdir()
+    completed = run_cli("grade", "a1_fc_numpy", "--submission", str(tmp_path / "empty"), "--no-zip")
+    assert completed.returncode == 3 and "none of the files" in completed.stderr
+
+
+def test_a_zip_submission_is_graded_and_its_results_are_not_trusted(tmp_path):
+    folder = make_submission(tmp_path / "sub", a1(), "stubs")
+    archive_path = tmp_path / "forged.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        for name in ("layers.py", "optim.py", "models.py"):
+            archive.write(folder / name, f"a1_fc_numpy/{name}")
+        archive.writestr("results.json", json.dumps({"score": 1000}))
+    completed = run_cli("grade", "a1_fc_numpy", "--submission", str(archive_path), "--only", "affine.*",
+                        "--json", str(tmp_path / "results.json"), "--mode", "official")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert json.loads((tmp_path / "results.json").read_text())["score"] == 0
+
+
+def test_validate_and_fixtures_check_exit_0_on_the_shipped_assignment():
+    assert run_cli("validate", "a1_fc_numpy").returncode == 0
+    checked = run_cli("fixtures", "a1_fc_numpy", "--check")
+    assert checked.returncode == 0 and "current" in checked.stdout

@@ -1,0 +1,71 @@
+"""Writers render one result model: Gradescope results.json, JUnit XML, the terminal table."""
+
+import io
+import json
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+from rich.console import Console
+
+from grader.report.gradescope import to_results_json
+from grader.report.junit import to_junit_xml
+from grader.report.terminal import render_table
+from grader.results import CheckResult, GradingResult, Outcome, TaskResult, TrainingMeasurement
+
+GRADESCOPE_VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
+
+
+@pytest.fixture
+def result():
+    passed = TaskResult.from_checks("affine.forward", "Affine forward", 2, "visible",
+                                    [CheckResult("test_a", "affine.forward", Outcome.PASSED)])
+    failed = TaskResult.from_checks("affine.backward", "Affine backward", 3, "hidden", [
+        CheckResult("test_b[1]", "affine.backward", Outcome.PASSED),
+        CheckResult("test_b[2]", "affine.backward", Outcome.FAILED, "dx of affine_backward: 3 of 4 differ", "detail"),
+    ])
+    missing = TaskResult.from_checks("relu.forward", "ReLU", 1, "visible",
+                                     [CheckResult("test_r", "relu.forward", Outcome.NOT_IMPLEMENTED, "not implemented")])
+    training = TaskResult("net.cifar10", "Net reaches 50 %", 5, 2.5, Outcome.FAILED, "45 % after 30 s", kind="training",
+                          training=TrainingMeasurement(0.45, 30.2, "cpu", "synthetic", 0.5, 0.4))
+    skipped = TaskResult("net.gpu", "GPU net", 4, 0, Outcome.SKIPPED, "skipped: no CUDA", kind="training")
+    return GradingResult("a1_fc_numpy", "official", 42, (passed, failed, missing, training, skipped), 3.2, "0.1.0",
+                         {"python": "3.11", "numpy": "2.0"})
+
+
+def test_task_outcome_is_the_most_telling_of_its_checks(result):
+    assert result.tasks[1].outcome is Outcome.FAILED and result.tasks[1].points == 0
+    assert result.tasks[1].message == "dx of affine_backward: 3 of 4 differ"
+    assert result.score == 4.5 and result.max_score == 15
+
+
+def test_results_json_is_valid_for_gradescope(result):
+    data = json.loads(json.dumps(to_results_json(result)))
+    assert data["score"] == 4.5 and isinstance(data["execution_time"], int)
+    assert data["extra_data"] == {"assignment": "a1_fc_numpy", "mode": "official", "seed": 42, "max_score": 15,
+                                  "grader_version": "0.1.0", "versions": {"python": "3.11", "numpy": "2.0"}}
+    for number, test in enumerate(data["tests"], start=1):
+        assert set(test) == {"name", "number", "score", "max_score", "status", "output", "visibility", "extra_data"}
+        assert test["status"] in ("passed", "failed") and test["visibility"] in GRADESCOPE_VISIBILITIES
+        assert test["number"] == str(number) and 0 <= test["score"] <= test["max_score"]
+        assert test["extra_data"]["outcome"] in {o.value for o in Outcome}
+    training = data["tests"][3]["extra_data"]
+    assert training == {"task": "net.cifar10", "outcome": "failed", "kind": "training", "accuracy": 0.45,
+                        "train_seconds": 30.2, "device": "cpu", "data": "synthetic"}
+    assert data["tests"][1]["visibility"] == "hidden"
+
+
+def test_junit_has_one_testcase_per_task(result):
+    suite = ElementTree.fromstring(to_junit_xml(result))
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [t.task_id for t in result.tasks]
+    assert suite.get("tests") == "5" and suite.get("failures") == "3" and suite.get("skipped") == "1"
+    assert cases[0].find("failure") is None and cases[1].find("failure") is not None
+    assert cases[4].find("skipped") is not None
+
+
+def test_terminal_table_shows_points_outcome_and_reason(result):
+    stream = io.StringIO()
+    render_table(result, Console(file=stream, width=150, no_color=True))
+    text = stream.getvalue()
+    assert "affine.backward" in text and "0/3" in text and "dx of affine_backward" in text
+    assert "not_implemented" in text and "Score: 4.5 / 15" in text
