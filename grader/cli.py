@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--data", choices=["auto", "cifar10", "synthetic"], default="auto")
     grade.add_argument("--data-dir", type=Path)
     grade.add_argument("--only", metavar="TASK_GLOB", help="grade only tasks whose id matches")
+    grade.add_argument("--skip-training", action="store_true", help="grade only the tasks scored by checks")
     zip_group = grade.add_mutually_exclusive_group()
     zip_group.add_argument("--zip", type=Path, help="where to write the submission zip")
     zip_group.add_argument("--no-zip", action="store_true")
@@ -107,7 +108,8 @@ def _grade(args: argparse.Namespace) -> int:
     try:
         with grading_progress(console, 0, show_progress) as (on_check_done, on_task_start):
             options = GradeOptions(mode=mode, device=args.device, data=args.data, data_dir=args.data_dir,
-                                   only=args.only, seed=args.seed, on_check_done=on_check_done,
+                                   only=args.only, seed=args.seed, training=not args.skip_training,
+                                   on_check_done=on_check_done,
                                    on_task_start=on_task_start)
             result = grade(assignment, submission, options)
     except Exception as exc:  # a dataset problem: named file, what to do

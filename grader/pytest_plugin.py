@@ -159,11 +159,21 @@ def classify(nodeid: str, task_id: str, call: pytest.CallInfo, report: pytest.Te
                        detail=report.longreprtext[-4000:], duration_s=duration)
 
 
+# Checks report through this plugin only; pytest's own reporting, caching, assertion rewriting
+# (the checks' messages come from grader.compare) and leak hunting cost start-up time for nothing.
+QUIET_PYTEST_OPTIONS = [
+    "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise", "-p", "no:randomly", "-p", "no:xdist",
+    "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:faulthandler", "-p", "no:doctest",
+    "-p", "no:junitxml", "-p", "no:pastebin", "-p", "no:nose", "-p", "no:legacypath", "-p", "no:tmpdir",
+    "-p", "no:monkeypatch", "-p", "no:recwarn", "-p", "no:setuponly", "-p", "no:setupplan",
+    "--assert=plain", "--import-mode=importlib",
+]
+
+
 def run_checks(plugin: GradingPlugin, check_paths: list[str], root_dir: str) -> float:
     """Runs the checks in this process; returns the seconds it took."""
     start = time.perf_counter()
-    args = [*check_paths, "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise",
-            "-p", "no:randomly", "-p", "no:xdist", "--import-mode=importlib", "--rootdir", root_dir,
+    args = [*check_paths, *QUIET_PYTEST_OPTIONS, "--rootdir", root_dir,
             # Our own empty configuration: a course repository's pytest settings must not apply.
             "-c", str(Path(__file__).with_name("checks.ini"))]
     status = pytest.main(args, plugins=[plugin])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from grader.assignment import Assignment
+from grader.pytest_plugin import QUIET_PYTEST_OPTIONS
 
 
 class _Collector:
@@ -32,8 +33,7 @@ def collect_check_tasks(paths: list[Path], root: Path) -> _Collector:
     collector = _Collector()
     existing = [str(p) for p in paths if p.is_dir()]
     if existing:
-        pytest.main([*existing, "--collect-only", "-p", "no:cacheprovider", "-p", "no:terminal",
-                     "--import-mode=importlib", "--rootdir", str(root),
+        pytest.main([*existing, "--collect-only", *QUIET_PYTEST_OPTIONS, "--rootdir", str(root),
                      "-c", str(Path(__file__).with_name("checks.ini"))], plugins=[collector])
     return collector
 

@@ -46,7 +46,8 @@ _CHUNK = 1000  # images rendered at once: keeps the (chunk, 32, 32) temporaries 
 # Pattern half-size in pixels, and how far it may tilt (tangent of the angle).
 _HALF_SIZE = (6.0, 8.0)
 _MAX_TILT = 0.2
-# Background: a base colour, partly pulled towards a class colour, plus smooth mottling.
+# Background: a base colour, partly pulled towards a class colour, plus smooth mottling
+# (random profiles of _MOTTLE_GRID knots, one down and one across the image).
 _BACKGROUND_TINT = 0.3
 _MOTTLE_GRID = 5
 _MOTTLE = 0.15
@@ -54,6 +55,9 @@ _MOTTLE = 0.15
 _BRIGHTER = 0.8
 _OPACITY = (0.8, 1.0)
 _NOISE = 0.06
+# Distractors: straight strokes of random colour across the background, under the pattern.
+_STROKES = 0
+_STROKE_OPACITY = 0.7
 
 _CLASS_BACKGROUND = np.array(
     [
@@ -116,15 +120,33 @@ def _pattern_distance(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"no pattern for class {label}")
 
 
-def _upsample(grid: np.ndarray) -> np.ndarray:
-    """Bilinear upsampling of (n, 3, g, g) to (n, 3, 32, 32), elementwise only."""
-    g = grid.shape[-1]
+def _profile(knots: np.ndarray) -> np.ndarray:
+    """Piecewise-linear interpolation of (..., g) knots over 32 pixels: (..., 32)."""
+    g = knots.shape[-1]
     position = (np.arange(SIZE, dtype=np.float32) + 0.5) / SIZE * (g - 1)
     low = np.floor(position).astype(np.intp)
     high = np.minimum(low + 1, g - 1)
-    weight = position - low  # (32,)
-    rows = grid[:, :, low, :] * (1 - weight)[:, None] + grid[:, :, high, :] * weight[:, None]
-    return rows[:, :, :, low] * (1 - weight) + rows[:, :, :, high] * weight
+    weight = position - low.astype(np.float32)  # (32,)
+    return knots[..., low] * (1 - weight) + knots[..., high] * weight
+
+
+def _stroke_coverage(start: np.ndarray, end: np.ndarray, pixel: np.ndarray) -> np.ndarray:
+    """Coverage (n, 1, 32, 32) of a line segment about 1.2 px wide from start to end, (n, 2)."""
+    along = end - start
+    ax, ay = along[:, 0, None, None], along[:, 1, None, None]  # (n, 1, 1)
+    px = pixel[None, None, :] - start[:, 0, None, None]  # (n, 1, 32)
+    py = pixel[None, :, None] - start[:, 1, None, None]  # (n, 32, 1)
+    h = np.clip((px * ax + py * ay) / (ax * ax + ay * ay + np.float32(1e-6)), 0, 1)
+    qx, qy = px - h * ax, py - h * ay
+    distance = np.sqrt(qx * qx + qy * qy) - np.float32(0.6)
+    return np.clip(0.5 - distance, 0, 1)[:, None]
+
+
+def _blend(image: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> None:
+    """image = image * (1 - alpha) + colour * alpha, in place; colour (n, 3), alpha (n, 1, 32, 32)."""
+    blend = colour[:, :, None, None] - image
+    blend *= alpha
+    image += blend
 
 
 def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
@@ -138,12 +160,16 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     centre_y = margin + rng.random(n, dtype=f32) * (SIZE - 2 * margin)
     tilt = rng.uniform(-_MAX_TILT, _MAX_TILT, n).astype(f32)
     base = rng.uniform(0.15, 0.85, (n, 3)).astype(f32)
-    mottle = rng.uniform(-_MOTTLE, _MOTTLE, (n, 3, _MOTTLE_GRID, _MOTTLE_GRID)).astype(f32)
+    mottle = rng.uniform(-_MOTTLE, _MOTTLE, (2, n, 3, _MOTTLE_GRID)).astype(f32)
     brighter = rng.random(n) < _BRIGHTER
     contrast = rng.uniform(0.3, 0.6, n).astype(f32)
     hue = rng.uniform(-0.2, 0.2, (n, 3)).astype(f32)
     opacity = rng.uniform(*_OPACITY, n).astype(f32)
     noise = rng.random((n, 3, SIZE, SIZE), dtype=f32)
+    strokes = [
+        (rng.uniform(0, SIZE, (2, n, 2)).astype(f32), rng.random((n, 3), dtype=f32))
+        for _ in range(_STROKES)
+    ]
 
     # Rotation by the tilt angle: (cos, sin) = (1, t) / sqrt(1 + t^2).
     cos = 1 / np.sqrt(1 + tilt * tilt)
@@ -164,11 +190,24 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     background = base * (1 - _BACKGROUND_TINT) + _CLASS_BACKGROUND[labels] * _BACKGROUND_TINT
     sign = np.where(brighter, f32(1), f32(-1))
     foreground = np.clip(background + (sign * contrast)[:, None] + hue, 0, 1)
-    alpha = coverage[:, None] * opacity[:, None, None, None]  # (n, 1, 32, 32)
-    image = background[:, :, None, None] + _upsample(mottle)
-    image = image * (1 - alpha) + foreground[:, :, None, None] * alpha
-    image += (noise - f32(0.5)) * f32(2 * _NOISE)
-    return np.clip(np.floor(image * 256), 0, 255).astype(np.uint8)
+    alpha = coverage[:, None]  # (n, 1, 32, 32)
+    alpha *= opacity[:, None, None, None]
+    # In place from here on: these are the largest arrays, and fresh ones cost page faults.
+    # Mottled background: a smooth random profile down plus one across, per channel.
+    down, across = _profile(mottle)  # (n, 3, 32) each
+    down += background[:, :, None]
+    image = down[:, :, :, None] + across[:, :, None, :]  # (n, 3, 32, 32)
+    for (start, end), colour in strokes:
+        _blend(image, colour, _stroke_coverage(start, end, pixel) * f32(_STROKE_OPACITY))
+    _blend(image, foreground, alpha)
+    # Quantise to 0..255 with uniform noise of +-_NOISE added.
+    noise *= f32(2 * _NOISE * 256)
+    image *= f32(256)
+    image += noise
+    image -= f32(_NOISE * 256)
+    np.floor(image, out=image)
+    np.clip(image, 0, 255, out=image)
+    return image.astype(np.uint8)
 
 
 def generate_split(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
