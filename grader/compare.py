@@ -38,7 +38,7 @@ def _describe(value: Any) -> str:
 
 
 def _index(flat_index: int, shape: tuple) -> str:
-    return str(list(np.unravel_index(flat_index, shape))) if shape else "[]"
+    return str([int(i) for i in np.unravel_index(flat_index, shape)]) if shape else "[]"
 
 
 def rel_error(actual: np.ndarray, expected: np.ndarray) -> float:

@@ -74,7 +74,7 @@ def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, n
     relative = abs(a - n) / max(abs(a) + abs(n), 1e-300)
     bounds = f"tolerance rtol={tolerance.rtol:g}, atol={tolerance.atol:g}"
     if x.size <= ELEMENTWISE_MAX_SIZE:
-        index = list(np.unravel_index(worst, x.shape)) if x.shape else []
+        index = [int(i) for i in np.unravel_index(worst, x.shape)] if x.shape else []
         wrong = int((excess > 0).sum())
         message = (f"{name}: {wrong} of {x.size} elements disagree with the numeric gradient; worst at "
                    f"{index}: analytic {a:.6g}, numeric {n:.6g} (relative error {relative:.2e}, {bounds})")
