@@ -1,0 +1,1 @@
+"""Fully-connected and convolutional layers, optimizers and networks in NumPy."""
