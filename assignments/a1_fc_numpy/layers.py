@@ -1,0 +1,524 @@
+"""Layers of a fully-connected and convolutional network, written with NumPy.
+
+Every layer is a pair of functions. `*_forward` takes the inputs (and the layer's parameters)
+and returns a tuple `(out, cache)`; `*_backward` takes the upstream gradient `dout` and that
+`cache` and returns the gradients with respect to the forward pass's inputs, in the same order.
+No function modifies its input arrays in place.
+"""
+
+import numpy as np
+
+
+def affine_forward(x, w, b):
+    """Forward pass of an affine (fully-connected) layer.
+
+    Each of the N examples x[i] of shape (d_1, ..., d_k) is flattened into a vector of
+    dimension D = d_1 * ... * d_k and mapped to an output vector of dimension M.
+
+    Inputs:
+    - x: Input data, of shape (N, d_1, ..., d_k)
+    - w: Weights, of shape (D, M)
+    - b: Biases, of shape (M,)
+
+    Returns a tuple of:
+    - out: Output, of shape (N, M)
+    - cache: Whatever affine_backward needs
+    """
+    out, cache = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement affine_forward in layers.py")
+    # END YOUR CODE
+    return out, cache
+
+
+def affine_backward(dout, cache):
+    """Backward pass of an affine layer.
+
+    Inputs:
+    - dout: Upstream gradient, of shape (N, M)
+    - cache: The cache returned by affine_forward
+
+    Returns a tuple of:
+    - dx: Gradient with respect to x, of shape (N, d_1, ..., d_k)
+    - dw: Gradient with respect to w, of shape (D, M)
+    - db: Gradient with respect to b, of shape (M,)
+    """
+    dx, dw, db = None, None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement affine_backward in layers.py")
+    # END YOUR CODE
+    return dx, dw, db
+
+
+def relu_forward(x):
+    """Forward pass of a rectified linear unit, max(0, x) element-wise.
+
+    Input:
+    - x: Inputs, of any shape
+
+    Returns a tuple of:
+    - out: Output, of the same shape as x
+    - cache: Whatever relu_backward needs
+    """
+    out, cache = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement relu_forward in layers.py")
+    # END YOUR CODE
+    return out, cache
+
+
+def relu_backward(dout, cache):
+    """Backward pass of a rectified linear unit.
+
+    Input:
+    - dout: Upstream gradient, of any shape
+    - cache: The cache returned by relu_forward
+
+    Returns:
+    - dx: Gradient with respect to x, of the same shape as dout
+    """
+    dx = None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement relu_backward in layers.py")
+    # END YOUR CODE
+    return dx
+
+
+def sigmoid_forward(x):
+    """Forward pass of the logistic sigmoid, 1 / (1 + exp(-x)) element-wise.
+
+    Input:
+    - x: Inputs, of any shape
+
+    Returns a tuple of:
+    - out: Output, of the same shape as x, with values in [0, 1]
+    - cache: Whatever sigmoid_backward needs
+    """
+    out, cache = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement sigmoid_forward in layers.py")
+    # END YOUR CODE
+    return out, cache
+
+
+def sigmoid_backward(dout, cache):
+    """Backward pass of the logistic sigmoid.
+
+    Input:
+    - dout: Upstream gradient, of any shape
+    - cache: The cache returned by sigmoid_forward
+
+    Returns:
+    - dx: Gradient with respect to x, of the same shape as dout
+    """
+    dx = None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement sigmoid_backward in layers.py")
+    # END YOUR CODE
+    return dx
+
+
+def softmax_loss(x, y):
+    """Softmax (cross-entropy) loss, averaged over the minibatch.
+
+    Inputs:
+    - x: Class scores, of shape (N, C); x[i, j] is the score of class j for example i
+    - y: Labels, of shape (N,); y[i] is the label of x[i], 0 <= y[i] < C
+
+    Returns a tuple of:
+    - loss: Scalar, the mean over the N examples of -log(softmax(x[i])[y[i]])
+    - dx: Gradient of the loss with respect to x, of shape (N, C)
+    """
+    loss, dx = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement softmax_loss in layers.py")
+    # END YOUR CODE
+    return loss, dx
+
+
+def svm_loss(x, y):
+    """Multiclass SVM (hinge) loss with margin 1, averaged over the minibatch.
+
+    Inputs:
+    - x: Class scores, of shape (N, C); x[i, j] is the score of class j for example i
+    - y: Labels, of shape (N,); y[i] is the label of x[i], 0 <= y[i] < C
+
+    Returns a tuple of:
+    - loss: Scalar, the mean over i of sum over j != y[i] of max(0, x[i, j] - x[i, y[i]] + 1)
+    - dx: Gradient of the loss with respect to x, of shape (N, C)
+    """
+    loss, dx = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement svm_loss in layers.py")
+    # END YOUR CODE
+    return loss, dx
+
+
+def dropout_forward(x, dropout_param):
+    """Forward pass of (inverted) dropout.
+
+    In training mode each unit is kept with probability p and the kept units are scaled by
+    1 / p, so that the expected output equals the input and test mode is the identity.
+
+    Inputs:
+    - x: Input data, of any shape
+    - dropout_param: A dictionary with the keys:
+      - p: Probability of KEEPING each unit
+      - mode: 'train' or 'test'
+      - seed (optional): Seed for NumPy's global random generator, for reproducible masks
+
+    Returns a tuple of:
+    - out: Output, of the same shape and dtype as x
+    - cache: Whatever dropout_backward needs
+    """
+    p, mode = dropout_param["p"], dropout_param["mode"]
+    if "seed" in dropout_param:
+        np.random.seed(dropout_param["seed"])
+
+    mask, out = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement dropout_forward in layers.py")
+    # END YOUR CODE
+    cache = (dropout_param, mask)
+    out = out.astype(x.dtype, copy=False)
+    return out, cache
+
+
+def dropout_backward(dout, cache):
+    """Backward pass of (inverted) dropout.
+
+    Inputs:
+    - dout: Upstream gradient, of any shape
+    - cache: The cache (dropout_param, mask) returned by dropout_forward
+
+    Returns:
+    - dx: Gradient with respect to x, of the same shape as dout
+    """
+    dropout_param, mask = cache
+    mode = dropout_param["mode"]
+
+    dx = None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement dropout_backward in layers.py")
+    # END YOUR CODE
+    return dx
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """Forward pass of batch normalization.
+
+    In training mode each feature is normalized with the minibatch mean and the biased
+    (divide by N) minibatch variance, then scaled by gamma and shifted by beta. Exponential
+    running averages of the mean and variance are kept for test mode:
+
+        running_mean = momentum * running_mean + (1 - momentum) * sample_mean
+        running_var = momentum * running_var + (1 - momentum) * sample_var
+
+    In test mode the features are normalized with the running averages instead.
+
+    Inputs:
+    - x: Data, of shape (N, D)
+    - gamma: Scale, of shape (D,)
+    - beta: Shift, of shape (D,)
+    - bn_param: A dictionary with the keys:
+      - mode: 'train' or 'test' (required)
+      - eps: Constant added to the variance for numeric stability (default 1e-5)
+      - momentum: Constant of the running averages (default 0.9)
+      - running_mean: Array of shape (D,), the running mean (zeros when absent)
+      - running_var: Array of shape (D,), the running variance (zeros when absent)
+      The updated running averages are written back into bn_param.
+
+    Returns a tuple of:
+    - out: Output, of shape (N, D)
+    - cache: Whatever batchnorm_backward and batchnorm_backward_alt need
+    """
+    mode = bn_param["mode"]
+    eps = bn_param.get("eps", 1e-5)
+    momentum = bn_param.get("momentum", 0.9)
+    N, D = x.shape
+    running_mean = bn_param.get("running_mean", np.zeros(D, dtype=x.dtype))
+    running_var = bn_param.get("running_var", np.zeros(D, dtype=x.dtype))
+
+    out, cache = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement batchnorm_forward in layers.py")
+    # END YOUR CODE
+    bn_param["running_mean"] = running_mean
+    bn_param["running_var"] = running_var
+    return out, cache
+
+
+def batchnorm_backward(dout, cache):
+    """Backward pass of batch normalization (training mode), step by step through the graph.
+
+    Inputs:
+    - dout: Upstream gradient, of shape (N, D)
+    - cache: The cache returned by batchnorm_forward
+
+    Returns a tuple of:
+    - dx: Gradient with respect to x, of shape (N, D)
+    - dgamma: Gradient with respect to gamma, of shape (D,)
+    - dbeta: Gradient with respect to beta, of shape (D,)
+    """
+    dx, dgamma, dbeta = None, None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement batchnorm_backward in layers.py")
+    # END YOUR CODE
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_alt(dout, cache):
+    """Backward pass of batch normalization (training mode), as one simplified expression.
+
+    Same inputs and outputs as batchnorm_backward, and the same result up to rounding.
+
+    Inputs:
+    - dout: Upstream gradient, of shape (N, D)
+    - cache: The cache returned by batchnorm_forward
+
+    Returns a tuple of:
+    - dx: Gradient with respect to x, of shape (N, D)
+    - dgamma: Gradient with respect to gamma, of shape (D,)
+    - dbeta: Gradient with respect to beta, of shape (D,)
+    """
+    dx, dgamma, dbeta = None, None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement batchnorm_backward_alt in layers.py")
+    # END YOUR CODE
+    return dx, dgamma, dbeta
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    """Forward pass of layer normalization.
+
+    Each example (row of x) is normalized with its own mean and biased variance over its D
+    features, then scaled by gamma and shifted by beta. Training and test mode are the same,
+    so no running averages are kept.
+
+    Inputs:
+    - x: Data, of shape (N, D)
+    - gamma: Scale, of shape (D,)
+    - beta: Shift, of shape (D,)
+    - ln_param: A dictionary with the key:
+      - eps: Constant added to the variance for numeric stability (default 1e-5)
+
+    Returns a tuple of:
+    - out: Output, of shape (N, D)
+    - cache: Whatever layernorm_backward needs
+    """
+    eps = ln_param.get("eps", 1e-5)
+
+    out, cache = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement layernorm_forward in layers.py")
+    # END YOUR CODE
+    return out, cache
+
+
+def layernorm_backward(dout, cache):
+    """Backward pass of layer normalization.
+
+    Inputs:
+    - dout: Upstream gradient, of shape (N, D)
+    - cache: The cache returned by layernorm_forward
+
+    Returns a tuple of:
+    - dx: Gradient with respect to x, of shape (N, D)
+    - dgamma: Gradient with respect to gamma, of shape (D,)
+    - dbeta: Gradient with respect to beta, of shape (D,)
+    """
+    dx, dgamma, dbeta = None, None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement layernorm_backward in layers.py")
+    # END YOUR CODE
+    return dx, dgamma, dbeta
+
+
+def conv_forward_naive(x, w, b, conv_param):
+    """Forward pass of a convolutional layer (cross-correlation, as in every DL library).
+
+    The input has N examples of C channels, height H and width W; it is convolved with F
+    filters spanning all C channels, of height HH and width WW. Images and filters need not
+    be square.
+
+    Inputs:
+    - x: Input data, of shape (N, C, H, W)
+    - w: Filter weights, of shape (F, C, HH, WW)
+    - b: Biases, of shape (F,)
+    - conv_param: A dictionary with the keys:
+      - stride: Distance in pixels between neighbouring receptive fields, both directions
+      - pad: Number of pixels of zeros added on every side of the input (x is not modified)
+
+    Returns a tuple of:
+    - out: Output, of shape (N, F, H', W') where
+      H' = 1 + (H + 2 * pad - HH) // stride
+      W' = 1 + (W + 2 * pad - WW) // stride
+    - cache: Whatever conv_backward_naive needs
+    """
+    stride, pad = conv_param["stride"], conv_param["pad"]
+
+    out, cache = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement conv_forward_naive in layers.py")
+    # END YOUR CODE
+    return out, cache
+
+
+def conv_backward_naive(dout, cache):
+    """Backward pass of a convolutional layer.
+
+    Inputs:
+    - dout: Upstream gradient, of shape (N, F, H', W')
+    - cache: The cache returned by conv_forward_naive
+
+    Returns a tuple of:
+    - dx: Gradient with respect to x, of shape (N, C, H, W)
+    - dw: Gradient with respect to w, of shape (F, C, HH, WW)
+    - db: Gradient with respect to b, of shape (F,)
+    """
+    dx, dw, db = None, None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement conv_backward_naive in layers.py")
+    # END YOUR CODE
+    return dx, dw, db
+
+
+def max_pool_forward_naive(x, pool_param):
+    """Forward pass of a max-pooling layer.
+
+    Windows of pool_height x pool_width pixels are taken every `stride` pixels; when stride is
+    smaller than the window, neighbouring windows overlap. No padding.
+
+    Inputs:
+    - x: Input data, of shape (N, C, H, W)
+    - pool_param: A dictionary with the keys:
+      - pool_height: Height of each pooling window
+      - pool_width: Width of each pooling window
+      - stride: Distance between neighbouring pooling windows, both directions
+
+    Returns a tuple of:
+    - out: Output, of shape (N, C, H', W') where
+      H' = 1 + (H - pool_height) // stride
+      W' = 1 + (W - pool_width) // stride
+    - cache: Whatever max_pool_backward_naive needs
+    """
+    pool_height, pool_width = pool_param["pool_height"], pool_param["pool_width"]
+    stride = pool_param["stride"]
+
+    out, cache = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement max_pool_forward_naive in layers.py")
+    # END YOUR CODE
+    return out, cache
+
+
+def max_pool_backward_naive(dout, cache):
+    """Backward pass of a max-pooling layer.
+
+    Each window's upstream gradient goes to ONE element of the window: its maximum, and where
+    several elements tie for the maximum, the first of them in row-major order (as np.argmax
+    picks it). Where windows overlap, the gradients they route to the same element add up.
+
+    Inputs:
+    - dout: Upstream gradient, of shape (N, C, H', W')
+    - cache: The cache returned by max_pool_forward_naive
+
+    Returns:
+    - dx: Gradient with respect to x, of shape (N, C, H, W)
+    """
+    dx = None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement max_pool_backward_naive in layers.py")
+    # END YOUR CODE
+    return dx
+
+
+def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+    """Forward pass of spatial batch normalization.
+
+    Each channel is normalized with statistics over the batch and both spatial dimensions,
+    that is over N * H * W values; otherwise as batchnorm_forward.
+
+    Inputs:
+    - x: Input data, of shape (N, C, H, W)
+    - gamma: Scale, of shape (C,)
+    - beta: Shift, of shape (C,)
+    - bn_param: A dictionary with the keys of batchnorm_forward (mode, eps, momentum,
+      running_mean and running_var of shape (C,)); the running averages are written back.
+
+    Returns a tuple of:
+    - out: Output, of shape (N, C, H, W)
+    - cache: Whatever spatial_batchnorm_backward needs
+    """
+    out, cache = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement spatial_batchnorm_forward in layers.py")
+    # END YOUR CODE
+    return out, cache
+
+
+def spatial_batchnorm_backward(dout, cache):
+    """Backward pass of spatial batch normalization.
+
+    Inputs:
+    - dout: Upstream gradient, of shape (N, C, H, W)
+    - cache: The cache returned by spatial_batchnorm_forward
+
+    Returns a tuple of:
+    - dx: Gradient with respect to x, of shape (N, C, H, W)
+    - dgamma: Gradient with respect to gamma, of shape (C,)
+    - dbeta: Gradient with respect to beta, of shape (C,)
+    """
+    dx, dgamma, dbeta = None, None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement spatial_batchnorm_backward in layers.py")
+    # END YOUR CODE
+    return dx, dgamma, dbeta
+
+
+def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
+    """Forward pass of spatial group normalization.
+
+    The C channels of each example are split into G groups of C // G consecutive channels;
+    each group is normalized with the mean and biased variance of its (C // G) * H * W
+    values, then every channel is scaled by gamma and shifted by beta. Training and test mode
+    are the same.
+
+    Inputs:
+    - x: Input data, of shape (N, C, H, W)
+    - gamma: Scale, of shape (1, C, 1, 1)
+    - beta: Shift, of shape (1, C, 1, 1)
+    - G: Number of groups, a divisor of C
+    - gn_param: A dictionary with the key:
+      - eps: Constant added to the variance for numeric stability (default 1e-5)
+
+    Returns a tuple of:
+    - out: Output, of shape (N, C, H, W)
+    - cache: Whatever spatial_groupnorm_backward needs
+    """
+    eps = gn_param.get("eps", 1e-5)
+
+    out, cache = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement spatial_groupnorm_forward in layers.py")
+    # END YOUR CODE
+    return out, cache
+
+
+def spatial_groupnorm_backward(dout, cache):
+    """Backward pass of spatial group normalization.
+
+    Inputs:
+    - dout: Upstream gradient, of shape (N, C, H, W)
+    - cache: The cache returned by spatial_groupnorm_forward
+
+    Returns a tuple of:
+    - dx: Gradient with respect to x, of shape (N, C, H, W)
+    - dgamma: Gradient with respect to gamma, of shape (1, C, 1, 1)
+    - dbeta: Gradient with respect to beta, of shape (1, C, 1, 1)
+    """
+    dx, dgamma, dbeta = None, None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement spatial_groupnorm_backward in layers.py")
+    # END YOUR CODE
+    return dx, dgamma, dbeta

@@ -1,0 +1,244 @@
+"""Fully-connected networks built from the layers in layers.py, and the entries that train them.
+
+Every model keeps its learnable parameters in the dictionary self.params and has a method
+loss(X, y=None): without y it returns class scores of shape (N, C); with y it returns
+(loss, grads), where grads maps every key of self.params to the gradient of the loss.
+The sandwich layers of layer_utils.py (affine_relu_forward, affine_norm_relu_forward and their
+backward passes) are imported here for you.
+"""
+
+import numpy as np
+
+from .layer_utils import *
+from .layers import *
+from .solver import Solver
+
+
+class TwoLayerNet:
+    """Two-layer fully-connected network: affine - relu - affine - softmax.
+
+    Input of dimension D, a hidden layer of dimension H, classification over C classes.
+    Trained with the softmax loss plus L2 regularization 0.5 * reg * (sum(W1**2) + sum(W2**2))
+    (biases are not regularized).
+
+    Parameters in self.params:
+    - W1: First-layer weights, of shape (D, H)
+    - b1: First-layer biases, of shape (H,)
+    - W2: Second-layer weights, of shape (H, C)
+    - b2: Second-layer biases, of shape (C,)
+    """
+
+    def __init__(
+        self,
+        input_dim=3 * 32 * 32,
+        hidden_dim=100,
+        num_classes=10,
+        weight_scale=1e-3,
+        reg=0.0,
+    ):
+        """Initialize the network.
+
+        Weights are drawn from a Gaussian with mean 0 and standard deviation weight_scale
+        (weight_scale * np.random.randn(...)); biases are zeros.
+
+        Inputs:
+        - input_dim: Integer D, the size of the input
+        - hidden_dim: Integer H, the size of the hidden layer
+        - num_classes: Integer C, the number of classes
+        - weight_scale: Standard deviation of the initial weights
+        - reg: Strength of the L2 regularization
+        """
+        self.params = {}
+        self.reg = reg
+
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement TwoLayerNet.__init__ in models.py")
+        # END YOUR CODE
+
+    def loss(self, X, y=None):
+        """Compute the scores, or the loss and its gradients, on a minibatch.
+
+        Inputs:
+        - X: Input data, of shape (N, d_1, ..., d_k) with d_1 * ... * d_k = D
+        - y: Labels, of shape (N,), y[i] in [0, C); or None
+
+        Returns:
+        If y is None:
+        - scores: Class scores, of shape (N, C)
+        Otherwise a tuple of:
+        - loss: Scalar, the softmax loss plus the L2 regularization
+        - grads: Dictionary with the keys of self.params; grads[k] is the gradient of the
+          loss with respect to self.params[k], of the same shape
+        """
+        scores = None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement the TwoLayerNet forward pass in models.py")
+        # END YOUR CODE
+
+        if y is None:
+            return scores
+
+        loss, grads = 0.0, {}
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement the TwoLayerNet backward pass in models.py")
+        # END YOUR CODE
+        return loss, grads
+
+
+class FullyConnectedNet:
+    """Fully-connected network with any number of hidden layers:
+
+        {affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine - softmax
+
+    where normalization and dropout are optional and the {...} block is repeated L - 1 times.
+    Trained with the softmax loss plus L2 regularization 0.5 * reg * sum of sum(W**2) over
+    the weight matrices (biases, gammas and betas are not regularized).
+
+    Parameters in self.params, for layers i = 1, ..., L:
+    - Wi: Weights of layer i, of shape (input size of layer i, output size of layer i)
+    - bi: Biases of layer i
+    - gammai, betai: Scale and shift of the normalization after affine layer i, of shape
+      (output size of layer i,); only for hidden layers (i < L) and only with normalization
+    """
+
+    def __init__(
+        self,
+        hidden_dims,
+        input_dim=3 * 32 * 32,
+        num_classes=10,
+        dropout_keep_ratio=1,
+        normalization=None,
+        reg=0.0,
+        weight_scale=1e-2,
+        dtype=np.float32,
+        seed=None,
+    ):
+        """Initialize the network.
+
+        Weights are drawn from a Gaussian with mean 0 and standard deviation weight_scale;
+        biases are zeros; gammas are ones and betas zeros.
+
+        Inputs:
+        - hidden_dims: List of integers, the size of each hidden layer
+        - input_dim: Integer, the size of the input
+        - num_classes: Integer, the number of classes
+        - dropout_keep_ratio: Scalar in (0, 1], the probability of keeping a unit in dropout;
+          1 means no dropout
+        - normalization: None, "batchnorm" or "layernorm"
+        - reg: Strength of the L2 regularization
+        - weight_scale: Standard deviation of the initial weights
+        - dtype: NumPy dtype of all parameters and computations; float32 is faster,
+          float64 is needed for numeric gradient checks
+        - seed: If not None, the dropout layers use this seed, so the model is deterministic
+        """
+        self.normalization = normalization
+        self.use_dropout = dropout_keep_ratio != 1
+        self.reg = reg
+        self.num_layers = 1 + len(hidden_dims)
+        self.dtype = dtype
+        self.params = {}
+
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement FullyConnectedNet.__init__ in models.py")
+        # END YOUR CODE
+
+        # Dropout and normalization layers keep their settings (and batch norm its running
+        # averages) in these dictionaries, one per layer; pass them to the layer functions.
+        self.dropout_param = {}
+        if self.use_dropout:
+            self.dropout_param = {"mode": "train", "p": dropout_keep_ratio}
+            if seed is not None:
+                self.dropout_param["seed"] = seed
+
+        self.bn_params = []
+        if self.normalization == "batchnorm":
+            self.bn_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
+        if self.normalization == "layernorm":
+            self.bn_params = [{} for _ in range(self.num_layers - 1)]
+
+        for name, value in self.params.items():
+            self.params[name] = value.astype(dtype)
+
+    def loss(self, X, y=None):
+        """Compute the scores, or the loss and its gradients, on a minibatch.
+
+        Inputs and outputs as TwoLayerNet.loss. Without y the network runs in test mode
+        (no dropout, batch norm with its running averages); with y, in training mode.
+        """
+        X = X.astype(self.dtype)
+        mode = "test" if y is None else "train"
+
+        if self.use_dropout:
+            self.dropout_param["mode"] = mode
+        if self.normalization == "batchnorm":
+            for bn_param in self.bn_params:
+                bn_param["mode"] = mode
+
+        scores = None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement the FullyConnectedNet forward pass in models.py")
+        # END YOUR CODE
+
+        if mode == "test":
+            return scores
+
+        loss, grads = 0.0, {}
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement the FullyConnectedNet backward pass in models.py")
+        # END YOUR CODE
+        return loss, grads
+
+
+def create_solver_instance(data_dict):
+    """Build the Solver that trains a TwoLayerNet to at least 50 % validation accuracy.
+
+    Choose the network size, the regularization and the Solver's options (update rule,
+    learning rate, decay, batch size, epochs) yourself.
+
+    The grader calls solver.train(time_limit=...) itself, with a limit of about a minute of
+    CPU time, and then scores solver.model on held-out CIFAR-10 images: the target is at
+    least 50 % accuracy. Do not call train() here, and leave verbose off.
+
+    Inputs:
+    - data_dict: Dictionary with X_train, y_train, X_val, y_val; images are float32 arrays
+      of shape (N, 3, 32, 32), labels integer arrays of shape (N,)
+
+    Returns:
+    - solver: A Solver whose model is a TwoLayerNet
+    """
+    solver = None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement create_solver_instance in models.py")
+    # END YOUR CODE
+    return solver
+
+
+def create_overfit_solver_instance(data_dict):
+    """Build the Solver that overfits 50 training images with a five-layer network.
+
+    The network and the Solver are fixed below; choose the weight scale of the initial
+    weights and the learning rate so that the training accuracy reaches 100 % within the 20
+    epochs.
+
+    Inputs:
+    - data_dict: Dictionary with X_train, y_train (50 images), X_val, y_val; images are
+      float32 arrays of shape (N, 3, 32, 32), labels integer arrays of shape (N,)
+
+    Returns:
+    - solver: A Solver, not yet trained
+    """
+    weight_scale, learning_rate = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Choose weight_scale and learning_rate in models.py")
+    # END YOUR CODE
+    model = FullyConnectedNet([100, 100, 100, 100], weight_scale=weight_scale, dtype=np.float64)
+    solver = Solver(
+        model,
+        data_dict,
+        num_epochs=20,
+        batch_size=25,
+        update_rule="sgd",
+        optim_config={"learning_rate": learning_rate},
+        verbose=False,
+    )
+    return solver
