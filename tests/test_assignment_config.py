@@ -1,20 +1,10 @@
 """assignment.yaml is validated where it is loaded, with errors that name the file and the key."""
 
-import shutil
-
 import pytest
 
 from grader.assignment import ConfigError, load_assignment
 from grader.validate import validate
 from support import PROJECT_ROOT, a1
-
-
-@pytest.fixture
-def project(tmp_path):
-    """A copy of the project's a1 assignment and reference to break."""
-    for part in ("assignments", "reference"):
-        shutil.copytree(PROJECT_ROOT / part / "a1_fc_numpy", tmp_path / part / "a1_fc_numpy")
-    return tmp_path
 
 
 def edit_config(project, old, new):

@@ -1,7 +1,5 @@
 """The recorded public fixtures are current, and a stale or missing recording is detected."""
 
-import shutil
-
 import pytest
 
 from grader.assignment import load_assignment
@@ -18,13 +16,6 @@ def recorded():
 def test_committed_fixtures_are_current(recorded):
     differences = compare_fixtures(a1(), recorded)
     assert differences == [], "fixtures are stale: run `grader fixtures a1_fc_numpy`"
-
-
-@pytest.fixture
-def project(tmp_path):
-    for part in ("assignments", "reference"):
-        shutil.copytree(PROJECT_ROOT / part / "a1_fc_numpy", tmp_path / part / "a1_fc_numpy")
-    return tmp_path
 
 
 def test_a_changed_reference_makes_the_fixtures_stale(project):
