@@ -106,11 +106,11 @@ def _grade(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     show_progress = console.is_terminal and not args.quiet
     try:
-        with grading_progress(console, 0, show_progress) as (on_check_done, on_task_start):
+        with grading_progress(console, show_progress) as progress:
             options = GradeOptions(mode=mode, device=args.device, data=args.data, data_dir=args.data_dir,
                                    only=args.only, seed=args.seed, training=not args.skip_training,
-                                   on_check_done=on_check_done,
-                                   on_task_start=on_task_start)
+                                   on_collected=progress.on_collected, on_check_done=progress.on_check_done,
+                                   on_task_start=progress.on_task_start)
             result = grade(assignment, submission, options)
     except Exception as exc:  # a dataset problem: named file, what to do
         from grader.data import DatasetError

@@ -37,6 +37,7 @@ class GradeOptions:
     synthetic_train: int = 6000
     synthetic_test: int = 1000
     validation_images: int = 1000
+    on_collected: Callable[[int], None] = field(default=lambda count: None)
     on_check_done: Callable[[CheckResult], None] = field(default=lambda result: None)
     on_task_start: Callable[[str], None] = field(default=lambda task_id: None)
 
@@ -85,7 +86,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         selected = spec.select(options.only)
         check_tasks = [t for t in selected if t.training is None]
         plugin = GradingPlugin(session, oracle, seed, {t.id for t in spec.tasks}, only=options.only,
-                               on_check_done=options.on_check_done)
+                               on_collected=options.on_collected, on_check_done=options.on_check_done)
         paths = [str(assignment.checks_directory)]
         hidden = assignment.hidden_checks_directory
         if options.mode == "official" and hidden is not None and any(hidden.glob("test_*.py")):

@@ -45,6 +45,7 @@ class GradingPlugin:
     base_seed: int
     task_ids: set[str]
     only: Optional[str] = None
+    on_collected: Callable[[int], None] = lambda count: None
     on_check_done: Callable[[CheckResult], None] = lambda result: None
     results: list[CheckResult] = field(default_factory=list)
     collection_errors: list[str] = field(default_factory=list)
@@ -96,6 +97,7 @@ class GradingPlugin:
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+        self.on_collected(len(selected))
 
     # -- outcomes -------------------------------------------------------------------------------
 
@@ -131,7 +133,7 @@ def classify(nodeid: str, task_id: str, call: pytest.CallInfo, report: pytest.Te
     if isinstance(exc, StudentException):
         if exc.is_not_implemented:
             return CheckResult(name, task_id, Outcome.NOT_IMPLEMENTED,
-                               f"not implemented yet ({exc.type_name}: {exc.message})", duration_s=duration,
+                               f"not implemented yet: {exc.message}", duration_s=duration,
                                location=exc.location)
         return CheckResult(name, task_id, Outcome.ERROR, f"your code raised {exc.type_name}: {exc.message}",
                            detail=exc.traceback, duration_s=duration, location=exc.location)

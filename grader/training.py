@@ -95,7 +95,7 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         seconds = time.perf_counter() - start
     except StudentException as exc:
         if exc.is_not_implemented:
-            return result(Outcome.NOT_IMPLEMENTED, f"not implemented yet ({exc.type_name}: {exc.message})")
+            return result(Outcome.NOT_IMPLEMENTED, f"not implemented yet: {exc.message}")
         return result(Outcome.ERROR, f"training raised {exc.type_name}: {exc.message}", detail=exc.traceback)
     except WorkerTimeout:
         return result(Outcome.TIMEOUT, f"training did not finish within {hard_limit:.0f} s "

@@ -43,8 +43,10 @@ CLASS_NAMES = (
 SIZE = 32
 _CHUNK = 1000  # images rendered at once: keeps the (chunk, 32, 32) temporaries in cache
 
-# Pattern half-size in pixels, and how far it may tilt (tangent of the angle).
+# Pattern half-size in pixels, how far its centre may sit from the image centre (pixels, and
+# never so far that it leaves the image), and how far it may tilt (tangent of the angle).
 _HALF_SIZE = (6.0, 8.0)
+_MAX_OFFSET = 10.0
 _MAX_TILT = 0.2
 # Background: a base colour, partly pulled towards a class colour, plus smooth mottling
 # (random profiles of _MOTTLE_GRID knots, one down and one across the image).
@@ -155,9 +157,9 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     f32 = np.float32
     # Every draw has a fixed size and order, whatever the labels are.
     half = rng.uniform(*_HALF_SIZE, n).astype(f32)
-    margin = half * f32(0.9)
-    centre_x = margin + rng.random(n, dtype=f32) * (SIZE - 2 * margin)
-    centre_y = margin + rng.random(n, dtype=f32) * (SIZE - 2 * margin)
+    reach = np.minimum(f32(SIZE / 2) - half * f32(0.9), f32(_MAX_OFFSET))
+    centre_x = f32(SIZE / 2) + (rng.random(n, dtype=f32) * 2 - 1) * reach
+    centre_y = f32(SIZE / 2) + (rng.random(n, dtype=f32) * 2 - 1) * reach
     tilt = rng.uniform(-_MAX_TILT, _MAX_TILT, n).astype(f32)
     base = rng.uniform(0.15, 0.85, (n, 3)).astype(f32)
     mottle = rng.uniform(-_MOTTLE, _MOTTLE, (2, n, 3, _MOTTLE_GRID)).astype(f32)

@@ -39,20 +39,31 @@ def render_table(result: GradingResult, console: Console, *, details: bool = Tru
                   f"({result.execution_time_s:.1f} s, seed {result.seed})")
 
 
+class GradingProgress:
+    """Callbacks the grading calls as it goes; they move a progress bar when there is one."""
+
+    def __init__(self, progress: Progress | None = None):
+        self._progress = progress
+        self._bar = progress.add_task("checks", total=None) if progress is not None else None
+
+    def on_collected(self, count: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._bar, total=count)
+
+    def on_check_done(self, result: CheckResult) -> None:
+        if self._progress is not None:
+            self._progress.update(self._bar, advance=1, description=f"checks ({result.task_id})")
+
+    def on_task_start(self, task_id: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._bar, description=f"training {task_id}")
+
+
 @contextmanager
-def grading_progress(console: Console, total_checks: int, enabled: bool) -> Iterator[tuple]:
-    """Yields (on_check_done, on_task_start) callbacks that advance a progress bar."""
+def grading_progress(console: Console, enabled: bool) -> Iterator[GradingProgress]:
     if not enabled:
-        yield (lambda result: None), (lambda task_id: None)
+        yield GradingProgress()
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        bar = progress.add_task("checks", total=total_checks or None)
-
-        def on_check_done(result: CheckResult) -> None:
-            progress.update(bar, advance=1, description=f"checks ({result.task_id})")
-
-        def on_task_start(task_id: str) -> None:
-            progress.update(bar, description=f"training {task_id}")
-
-        yield on_check_done, on_task_start
+        yield GradingProgress(progress)
