@@ -51,3 +51,12 @@ def test_public_mode_fails_a_wrong_answer_against_the_recorded_fixtures(assignme
     result = grade_checks(assignment, folder, mode="public", only="affine.forward")
     assert outcomes(result) == {"affine.forward": Outcome.FAILED}
     assert "out of affine_forward" in result.tasks[0].message
+
+
+def test_hidden_checks_run_in_official_mode_only(assignment, tmp_path):
+    folder = make_submission(tmp_path, assignment, "reference")
+    official = grade_checks(assignment, folder, mode="official", only="conv.forward")
+    public = grade_checks(assignment, folder, mode="public", only="conv.forward")
+    hidden = [c.name for c in official.tasks[0].checks if "hidden" in c.name]
+    assert len(hidden) == 2 and len(official.tasks[0].checks) == len(public.tasks[0].checks) + 2
+    assert not any("hidden" in c.name for c in public.tasks[0].checks)
