@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import sys
@@ -250,7 +251,5 @@ def test_a_second_process_loading_at_the_same_time_agrees(data_dir):
     mine = load_archive(archive, cache, expected_md5=None, source="cifar10")
     theirs, _ = other.communicate(timeout=60)
     assert other.returncode == 0
-    import hashlib
-
     assert theirs.strip() == hashlib.sha256(mine.train_images.tobytes()).hexdigest()
     assert_same(read_cache(cache), small_dataset())
