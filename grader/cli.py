@@ -84,7 +84,10 @@ def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily fo
 
     no_color = bool(os.environ.get("NO_COLOR")) or os.environ.get("CI") == "true"
     # Soft wrap: a message goes out as one line when it is not a terminal (logs, CI, tests).
-    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 120  # logs and CI: wide enough for a reason on one line
+    return console
 
 
 def _grade(args: argparse.Namespace) -> int:

@@ -71,35 +71,19 @@ def compare_steps(student, reference, rng, rule, w, dw, config, steps=3):
         dw = rng.standard_normal(dw.shape)
 
 
-@pytest.mark.task("optim.sgd")
+def each_rule():
+    """One parameter per update rule, each linked to that rule's task."""
+    return [pytest.param(rule, marks=pytest.mark.task(f"optim.{rule}")) for rule in STATE]
+
+
+@pytest.mark.parametrize("rule", each_rule())
 @pytest.mark.parametrize("inputs", ["course", "random"])
-def test_sgd(student, reference, rng, inputs):
-    w, dw, config = course_inputs("sgd") if inputs == "course" else random_inputs(rng, "sgd")
-    compare_steps(student, reference, rng, "sgd", w, dw, config)
+def test_update_and_state(student, reference, rng, rule, inputs):
+    w, dw, config = course_inputs(rule) if inputs == "course" else random_inputs(rng, rule)
+    compare_steps(student, reference, rng, rule, w, dw, config)
 
 
-@pytest.mark.task("optim.sgd_momentum")
-@pytest.mark.parametrize("inputs", ["course", "random"])
-def test_sgd_momentum(student, reference, rng, inputs):
-    w, dw, config = course_inputs("sgd_momentum") if inputs == "course" else random_inputs(rng, "sgd_momentum")
-    compare_steps(student, reference, rng, "sgd_momentum", w, dw, config)
-
-
-@pytest.mark.task("optim.rmsprop")
-@pytest.mark.parametrize("inputs", ["course", "random"])
-def test_rmsprop(student, reference, rng, inputs):
-    w, dw, config = course_inputs("rmsprop") if inputs == "course" else random_inputs(rng, "rmsprop")
-    compare_steps(student, reference, rng, "rmsprop", w, dw, config)
-
-
-@pytest.mark.task("optim.adam")
-@pytest.mark.parametrize("inputs", ["course", "random"])
-def test_adam(student, reference, rng, inputs):
-    w, dw, config = course_inputs("adam") if inputs == "course" else random_inputs(rng, "adam")
-    compare_steps(student, reference, rng, "adam", w, dw, config)
-
-
-@pytest.mark.parametrize("rule", [pytest.param(rule, marks=pytest.mark.task(f"optim.{rule}")) for rule in STATE])
+@pytest.mark.parametrize("rule", each_rule())
 def test_default_config(student, reference, rng, rule):
     """Called with config=None the optimizer uses its documented defaults."""
     w, dw = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
