@@ -48,6 +48,8 @@ _CHUNK = 1000  # images rendered at once: keeps the (chunk, 32, 32) temporaries 
 _HALF_SIZE = (6.0, 8.0)
 _MAX_OFFSET = 10.0
 _MAX_TILT = 0.2
+# Period of the repeating patterns and width of the strokes, relative to the class's own.
+_PITCH = (1.0, 1.0)
 # Background: a base colour, partly pulled towards a class colour, plus smooth mottling
 # (random profiles of _MOTTLE_GRID knots, one down and one across the image).
 _BACKGROUND_TINT = 0.3
@@ -83,42 +85,44 @@ def _frac(x: np.ndarray) -> np.ndarray:
     return x - np.floor(x)
 
 
-def _stripes(w: np.ndarray, period: float) -> np.ndarray:
+def _stripes(w: np.ndarray, period: np.ndarray) -> np.ndarray:
     # Signed distance to the nearest bar of a square wave along w (negative inside a bar).
     return np.abs(_frac(w / period) - 0.5) * period - period / 4
 
 
-def _pattern_distance(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _pattern_distance(label: int, u: np.ndarray, v: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     """Signed distance (pattern units, negative inside) to the pattern of class `label`.
 
-    (u, v) are pattern coordinates: the pattern fills the square [-1, 1]^2.
+    (u, v) are pattern coordinates: the pattern fills the square [-1, 1]^2. `pitch` scales the
+    period of the repeating patterns (stripes, checks, dots) and the stroke width of the others.
     """
     au, av = np.abs(u), np.abs(v)
     square = np.maximum(au, av) - 1
+    stripe, cell, width = 0.5 * pitch, 0.67 * pitch, 0.22 * pitch
     if label == 0:  # horizontal stripes
-        return np.maximum(square, _stripes(v, 0.5))
+        return np.maximum(square, _stripes(v, stripe))
     if label == 1:  # vertical stripes
-        return np.maximum(square, _stripes(u, 0.5))
+        return np.maximum(square, _stripes(u, stripe))
     if label == 2:  # diagonal stripes
-        return np.maximum(square, _stripes((u + v) * _HALF_SQRT2, 0.5))
+        return np.maximum(square, _stripes((u + v) * _HALF_SQRT2, stripe))
     if label == 3:  # anti-diagonal stripes
-        return np.maximum(square, _stripes((u - v) * _HALF_SQRT2, 0.5))
+        return np.maximum(square, _stripes((u - v) * _HALF_SQRT2, stripe))
     if label == 4:  # checkerboard
-        a, b = _frac(u / 0.67) - 0.5, _frac(v / 0.67) - 0.5
-        edge = np.minimum(np.abs(a), np.abs(b)) * 0.67
+        a, b = _frac(u / cell) - 0.5, _frac(v / cell) - 0.5
+        edge = np.minimum(np.abs(a), np.abs(b)) * cell
         return np.maximum(square, np.where(a * b > 0, -edge, edge))
     if label == 5:  # ring
-        return np.abs(np.sqrt(u * u + v * v) - 0.72) - 0.2
+        return np.abs(np.sqrt(u * u + v * v) - 0.72) - width
     if label == 6:  # plus
-        return np.maximum(np.minimum(au, av) - 0.22, square)
+        return np.maximum(np.minimum(au, av) - width, square)
     if label == 7:  # diagonal cross
         a, b = np.abs(u + v) * _HALF_SQRT2, np.abs(u - v) * _HALF_SQRT2
-        return np.maximum(np.minimum(a, b) - 0.22, np.sqrt(u * u + v * v) - 1.1)
+        return np.maximum(np.minimum(a, b) - width, np.sqrt(u * u + v * v) - 1.1)
     if label == 8:  # square frame
-        return np.abs(np.maximum(au, av) - 0.78) - 0.2
-    if label == 9:  # 3x3 dots
-        a, b = (_frac(u / 0.67 + 0.5) - 0.5) * 0.67, (_frac(v / 0.67 + 0.5) - 0.5) * 0.67
-        return np.maximum(square + 0.1, np.sqrt(a * a + b * b) - 0.2)
+        return np.abs(np.maximum(au, av) - 0.78) - width
+    if label == 9:  # grid of dots
+        a, b = (_frac(u / cell + 0.5) - 0.5) * cell, (_frac(v / cell + 0.5) - 0.5) * cell
+        return np.maximum(square + 0.1, np.sqrt(a * a + b * b) - 0.3 * cell)
     raise ValueError(f"no pattern for class {label}")
 
 
@@ -161,6 +165,7 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     centre_x = f32(SIZE / 2) + (rng.random(n, dtype=f32) * 2 - 1) * reach
     centre_y = f32(SIZE / 2) + (rng.random(n, dtype=f32) * 2 - 1) * reach
     tilt = rng.uniform(-_MAX_TILT, _MAX_TILT, n).astype(f32)
+    pitch = rng.uniform(*_PITCH, n).astype(f32)
     base = rng.uniform(0.15, 0.85, (n, 3)).astype(f32)
     mottle = rng.uniform(-_MOTTLE, _MOTTLE, (2, n, 3, _MOTTLE_GRID)).astype(f32)
     brighter = rng.random(n) < _BRIGHTER
@@ -185,7 +190,7 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     coverage = np.empty((n, SIZE, SIZE), dtype=f32)
     for label in range(len(CLASS_NAMES)):
         chosen = labels == label
-        distance = _pattern_distance(label, u[chosen], v[chosen])
+        distance = _pattern_distance(label, u[chosen], v[chosen], pitch[chosen][:, None, None])
         # Anti-aliased: the fraction of a pixel (1/half pattern units wide) inside the shape.
         coverage[chosen] = np.clip(0.5 - distance / scale[chosen], 0, 1)
 
