@@ -195,9 +195,10 @@ def create_solver_instance(data_dict):
     Choose the network size, the regularization and the Solver's options (update rule,
     learning rate, decay, batch size, epochs) yourself.
 
-    The grader calls solver.train(time_limit=...) itself, with a limit of about a minute of
-    CPU time, and then scores solver.model on held-out CIFAR-10 images: the target is at
-    least 50 % accuracy. Do not call train() here, and leave verbose off.
+    The grader calls solver.train(time_limit=...) itself, with the limit that assignment.yaml
+    states (a minute or two of CPU time), and then scores solver.model on held-out CIFAR-10
+    images: the target is at least 50 % accuracy. Training stops early, keeping the best
+    parameters so far, when the limit is near. Do not call train() here; leave verbose off.
 
     Inputs:
     - data_dict: Dictionary with X_train, y_train, X_val, y_val; images are float32 arrays
