@@ -520,7 +520,7 @@ def cifar_like(rng, n):
     return rng.normal(0, 60, size=(n, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, size=n)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_overfit_entry_reaches_full_training_accuracy(models, seed):
     rng = np.random.default_rng(seed)
     X, y = cifar_like(rng, 60)
