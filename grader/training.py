@@ -39,7 +39,11 @@ class TrainingData:
 
 
 def prepare_training_data(dataset: Any, rng: np.random.Generator, *, num_val: int,
-                          train_subset: Optional[int], dtype: type = np.float32) -> TrainingData:
+                          train_subset: Optional[int], validate_on_train: bool = False,
+                          dtype: type = np.float32) -> TrainingData:
+    """`validate_on_train`: for tasks scored on the training images (overfitting a few of them), the
+    validation split is those same images, so the Solver's "best parameters" are the best on what is
+    scored, not an earlier epoch that happened to guess the unrelated validation images better."""
     train_images, train_labels = dataset.train_images, dataset.train_labels
     num_train = len(train_images) - num_val
     X_train, y_train = train_images[:num_train], train_labels[:num_train]
@@ -54,6 +58,8 @@ def prepare_training_data(dataset: Any, rng: np.random.Generator, *, num_val: in
     def preprocess(images: np.ndarray) -> np.ndarray:
         return (images.astype(np.float64) - mean_image).astype(dtype)
 
+    if validate_on_train:
+        X_val, y_val = X_train, y_train
     data_dict = {"X_train": preprocess(X_train), "y_train": y_train.astype(np.int64),
                  "X_val": preprocess(X_val), "y_val": y_val.astype(np.int64)}
     return TrainingData(dataset.source, data_dict, preprocess(held_out), dataset.test_labels.astype(np.int64))
@@ -186,6 +192,7 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
         options.on_task_start(task.id)
         rng = np.random.default_rng([seed, len(results)])
         data = prepare_training_data(dataset, rng, num_val=min(options.validation_images, len(dataset.train_images) // 5),
-                                     train_subset=task.training.train_subset)
+                                     train_subset=task.training.train_subset,
+                                     validate_on_train=task.training.evaluate_on == "train")
         results.append(run_training_task(session, task, data, device))
     return results
