@@ -69,7 +69,7 @@ def assert_close(actual: Any, expected: Any, *, name: str, rtol: float = 1e-6, a
         return
     worst = int(np.argmax(excess))
     wrong = int((excess > 0).sum())
-    relative = abs(a.flat[worst] - e.flat[worst]) / max(abs(e.flat[worst]), 1e-300)
+    relative = abs(a.flat[worst] - e.flat[worst]) / max(abs(a.flat[worst]) + abs(e.flat[worst]), 1e-300)
     raise CheckFailed(
         f"{name}: {wrong} of {a.size} elements differ; worst at {_index(worst, a.shape)}: got "
         f"{a.flat[worst]:.6g}, expected {e.flat[worst]:.6g} (relative error {relative:.2e}, "

@@ -35,6 +35,15 @@ def test_large_inputs_cost_at_most_8_forward_evaluations():
     assert calls == [2 * DIRECTIONAL_PROBES] and 2 * DIRECTIONAL_PROBES <= 8
 
 
+def test_a_step_that_straddles_a_kink_is_retried_with_a_smaller_one():
+    x = np.array([5e-7, -2.0, 3.0])  # the first element sits within one step of ReLU's kink
+
+    def relu_sum(points):
+        return [float(np.sum(np.maximum(p, 0))) for p in points]
+
+    compare_gradient((x > 0).astype(float), x, relu_sum, name="dx", rng=np.random.default_rng(0))
+
+
 @pytest.mark.parametrize("shape", [(3, 4), (40, 50)])
 @pytest.mark.parametrize("mistake", ["scaled by 1/N", "one element wrong", "sign flipped", "transposed"])
 def test_typical_mistakes_fail(shape, mistake):

@@ -45,23 +45,22 @@ _CHUNK = 1000  # images rendered at once: keeps the (chunk, 32, 32) temporaries 
 
 # Pattern half-size in pixels, how far its centre may sit from the image centre (pixels, and
 # never so far that it leaves the image), and how far it may tilt (tangent of the angle).
-_HALF_SIZE = (6.0, 8.0)
+_HALF_SIZE = (4.5, 8.0)
 _MAX_OFFSET = 10.0
+_CENTRED_FRACTION = 0.3
+_CENTRED_OFFSET = 2.0
 _MAX_TILT = 0.2
 # Period of the repeating patterns and width of the strokes, relative to the class's own.
-_PITCH = (1.0, 1.0)
+_PITCH = (0.9, 1.1)
 # Background: a base colour, partly pulled towards a class colour, plus smooth mottling
 # (random profiles of _MOTTLE_GRID knots, one down and one across the image).
-_BACKGROUND_TINT = 0.3
+_BACKGROUND_TINT = 0.35
 _MOTTLE_GRID = 5
 _MOTTLE = 0.15
 # Pattern colour: brighter than the background with this probability, else darker.
 _BRIGHTER = 0.8
 _OPACITY = (0.8, 1.0)
 _NOISE = 0.06
-# Distractors: straight strokes of random colour across the background, under the pattern.
-_STROKES = 0
-_STROKE_OPACITY = 0.7
 
 _CLASS_BACKGROUND = np.array(
     [
@@ -136,18 +135,6 @@ def _profile(knots: np.ndarray) -> np.ndarray:
     return knots[..., low] * (1 - weight) + knots[..., high] * weight
 
 
-def _stroke_coverage(start: np.ndarray, end: np.ndarray, pixel: np.ndarray) -> np.ndarray:
-    """Coverage (n, 1, 32, 32) of a line segment about 1.2 px wide from start to end, (n, 2)."""
-    along = end - start
-    ax, ay = along[:, 0, None, None], along[:, 1, None, None]  # (n, 1, 1)
-    px = pixel[None, None, :] - start[:, 0, None, None]  # (n, 1, 32)
-    py = pixel[None, :, None] - start[:, 1, None, None]  # (n, 32, 1)
-    h = np.clip((px * ax + py * ay) / (ax * ax + ay * ay + np.float32(1e-6)), 0, 1)
-    qx, qy = px - h * ax, py - h * ay
-    distance = np.sqrt(qx * qx + qy * qy) - np.float32(0.6)
-    return np.clip(0.5 - distance, 0, 1)[:, None]
-
-
 def _blend(image: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> None:
     """image = image * (1 - alpha) + colour * alpha, in place; colour (n, 3), alpha (n, 1, 32, 32)."""
     blend = colour[:, :, None, None] - image
@@ -161,7 +148,9 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     f32 = np.float32
     # Every draw has a fixed size and order, whatever the labels are.
     half = rng.uniform(*_HALF_SIZE, n).astype(f32)
+    centred = rng.random(n) < _CENTRED_FRACTION
     reach = np.minimum(f32(SIZE / 2) - half * f32(0.9), f32(_MAX_OFFSET))
+    reach = np.where(centred, np.minimum(reach, f32(_CENTRED_OFFSET)), reach)
     centre_x = f32(SIZE / 2) + (rng.random(n, dtype=f32) * 2 - 1) * reach
     centre_y = f32(SIZE / 2) + (rng.random(n, dtype=f32) * 2 - 1) * reach
     tilt = rng.uniform(-_MAX_TILT, _MAX_TILT, n).astype(f32)
@@ -173,10 +162,6 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     hue = rng.uniform(-0.2, 0.2, (n, 3)).astype(f32)
     opacity = rng.uniform(*_OPACITY, n).astype(f32)
     noise = rng.random((n, 3, SIZE, SIZE), dtype=f32)
-    strokes = [
-        (rng.uniform(0, SIZE, (2, n, 2)).astype(f32), rng.random((n, 3), dtype=f32))
-        for _ in range(_STROKES)
-    ]
 
     # Rotation by the tilt angle: (cos, sin) = (1, t) / sqrt(1 + t^2).
     cos = 1 / np.sqrt(1 + tilt * tilt)
@@ -204,8 +189,6 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     down, across = _profile(mottle)  # (n, 3, 32) each
     down += background[:, :, None]
     image = down[:, :, :, None] + across[:, :, None, :]  # (n, 3, 32, 32)
-    for (start, end), colour in strokes:
-        _blend(image, colour, _stroke_coverage(start, end, pixel) * f32(_STROKE_OPACITY))
     _blend(image, foreground, alpha)
     # Quantise to 0..255 with uniform noise of +-_NOISE added.
     noise *= f32(2 * _NOISE * 256)

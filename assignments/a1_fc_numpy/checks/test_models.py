@@ -82,11 +82,16 @@ def test_two_layer_net_initial_loss(student, rng):
 
 
 @pytest.mark.task("two_layer_net.loss")
+@pytest.mark.parametrize("inputs", ["course", "random"])
 @pytest.mark.parametrize("reg", [0.0, 1.0])
-def test_two_layer_net_scores_and_loss(student, reference, rng, reg):
-    params = linspace_params(TWO_LAYER_SHAPES)
-    X = np.linspace(-5.5, 4.5, num=N * D).reshape(D, N).T
-    y = np.array([0, 5, 1])
+def test_two_layer_net_scores_and_loss(student, reference, rng, reg, inputs):
+    if inputs == "course":  # the notebook's values: every hidden unit happens to be active
+        params = linspace_params(TWO_LAYER_SHAPES)
+        X = np.linspace(-5.5, 4.5, num=N * D).reshape(D, N).T
+        y = np.array([0, 5, 1])
+    else:  # half the hidden units inactive: the ReLU matters
+        params = {name: rng.standard_normal(shape) for name, shape in TWO_LAYER_SHAPES.items()}
+        X, y = rng.standard_normal((N, D)), rng.integers(C, size=N)
     student_model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg)
     reference_model = reference.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg)
     set_params(student_model, params)
@@ -122,6 +127,19 @@ def test_fc_net_parameters(student, normalization):
             assert_true(np.all(value == 0), f"FullyConnectedNet.params[{name!r}] should start at zero")
         if name.startswith("gamma"):
             assert_true(np.all(value == 1), f"FullyConnectedNet.params[{name!r}] should start at one")
+
+
+@pytest.mark.task("fc_net.init")
+def test_fc_net_weights_follow_weight_scale(student):
+    std = 3e-2
+    model = student.models.FullyConnectedNet([100, 80], input_dim=60, num_classes=10, weight_scale=std,
+                                             dtype=np.float64)
+    for name, weights in sorted(fetch_params(model, "FullyConnectedNet").items()):
+        if name.startswith("W"):
+            measured = float(np.std(weights))
+            assert_true(0.8 * std < measured < 1.2 * std and abs(float(np.mean(weights))) < 0.2 * std,
+                        f"FullyConnectedNet.params[{name!r}] has mean {float(np.mean(weights)):.2e} and std "
+                        f"{measured:.2e}; expected a zero-mean Gaussian with std weight_scale={std:g}")
 
 
 @pytest.mark.task("fc_net.init")

@@ -1,0 +1,124 @@
+"""Each typical student mistake loses exactly the tasks it should: the task of the function it is in,
+and the later tasks that use that function, and nothing else."""
+
+import pytest
+
+from grader.results import Outcome
+from mutants_a1 import MUTANTS, apply
+from support import a1, grade_checks, grade_folder, lost, make_submission
+
+# Later tasks whose checks call a layer through the models.
+TWO_LAYER_GRADIENTS = {"two_layer_net.gradients"}
+FC_GRADIENTS = {"fc_net.gradients", "fc_net.dropout", "fc_net.batchnorm", "fc_net.layernorm"}
+MODEL_GRADIENTS = TWO_LAYER_GRADIENTS | FC_GRADIENTS
+MODEL_OUTPUTS = {"two_layer_net.loss", "fc_net.loss"}
+MODEL_INITIAL_LOSS = {"two_layer_net.init", "fc_net.init"}
+
+EXPECTED_LOSSES = {
+    "affine_forward_no_bias": {"affine.forward", "affine.backward"} | MODEL_OUTPUTS | MODEL_GRADIENTS,
+    "affine_backward_divides_by_n": {"affine.backward"} | MODEL_GRADIENTS,
+    # The transposed product raises for non-square weights, so every model loss with labels errors.
+    "affine_backward_transposed_product": {"affine.backward"} | MODEL_GRADIENTS | MODEL_OUTPUTS | MODEL_INITIAL_LOSS,
+    "affine_backward_db_sums_features": {"affine.backward"} | MODEL_GRADIENTS,
+    "relu_forward_leaky": {"relu.forward", "relu.backward"} | MODEL_OUTPUTS | MODEL_GRADIENTS,
+    "relu_backward_masks_on_dout": {"relu.backward"} | MODEL_GRADIENTS,
+    "sigmoid_forward_wrong_sign": {"sigmoid.forward", "sigmoid.backward"},
+    "sigmoid_backward_ignores_dout": {"sigmoid.backward"},
+    "softmax_loss_sums_over_batch": ({"softmax_loss.loss", "softmax_loss.gradient"} | MODEL_OUTPUTS | MODEL_GRADIENTS
+                                     | MODEL_INITIAL_LOSS),
+    "softmax_loss_gradient_misses_minus_one": {"softmax_loss.gradient"} | MODEL_GRADIENTS,
+    "svm_loss_counts_correct_class": {"svm_loss.loss", "svm_loss.gradient"},
+    "svm_loss_gradient_misses_correct_class": {"svm_loss.gradient"},
+    # An unscaled mask is consistent between forward and backward: only the forward contract breaks.
+    "dropout_forward_not_scaled": {"dropout.forward"},
+    "dropout_forward_p_is_drop_probability": {"dropout.forward"},
+    "dropout_forward_scales_in_test_mode": {"dropout.forward", "dropout.backward", "fc_net.dropout"},
+    "dropout_backward_ignores_mask": {"dropout.backward", "fc_net.dropout"},
+    # Spatial batch norm is built on batchnorm_forward and batchnorm_backward_alt.
+    "batchnorm_forward_unbiased_variance": {"batchnorm.forward", "batchnorm.backward", "batchnorm.backward_alt",
+                                            "fc_net.batchnorm", "spatial_batchnorm.forward",
+                                            "spatial_batchnorm.backward"},
+    "batchnorm_forward_running_average_swapped": {"batchnorm.forward", "spatial_batchnorm.forward"},
+    "batchnorm_forward_test_uses_batch_statistics": {"batchnorm.forward", "spatial_batchnorm.forward"},
+    "batchnorm_backward_ignores_variance_path": {"batchnorm.backward", "fc_net.batchnorm"},
+    "batchnorm_backward_dgamma_without_x_hat": {"batchnorm.backward", "fc_net.batchnorm"},
+    "batchnorm_backward_alt_misses_mean_term": {"batchnorm.backward_alt", "spatial_batchnorm.backward"},
+    "layernorm_forward_normalizes_over_batch": {"layernorm.forward", "layernorm.backward", "fc_net.layernorm"},
+    "layernorm_backward_mean_over_batch": {"layernorm.backward", "fc_net.layernorm"},
+    "conv_forward_ignores_stride": {"conv.forward", "conv.backward"},
+    # A wrong output width is consistent with a backward pass that loops over dout's shape.
+    "conv_forward_assumes_square": {"conv.forward"},
+    "conv_forward_flips_filter": {"conv.forward", "conv.backward"},
+    "conv_backward_ignores_stride": {"conv.backward"},
+    "conv_backward_dw_overwritten": {"conv.backward"},
+    "conv_backward_db_averaged": {"conv.backward"},
+    "max_pool_forward_assumes_no_overlap": {"max_pool.forward", "max_pool.backward"},
+    "max_pool_forward_averages": {"max_pool.forward", "max_pool.backward"},
+    "max_pool_backward_routes_to_all_ties": {"max_pool.backward"},
+    "max_pool_backward_routes_to_last_tie": {"max_pool.backward"},
+    "max_pool_backward_transposed_window_index": {"max_pool.backward"},
+    "max_pool_backward_overwrites_overlaps": {"max_pool.backward"},
+    "spatial_batchnorm_forward_reshape_without_transpose": {"spatial_batchnorm.forward", "spatial_batchnorm.backward"},
+    "spatial_batchnorm_backward_reshape_without_transpose": {"spatial_batchnorm.backward"},
+    "spatial_groupnorm_forward_per_channel": {"spatial_groupnorm.forward", "spatial_groupnorm.backward"},
+    "spatial_groupnorm_backward_misses_variance_term": {"spatial_groupnorm.backward"},
+    "spatial_groupnorm_backward_dgamma_averaged": {"spatial_groupnorm.backward"},
+    "sgd_ascends": {"optim.sgd"},
+    "sgd_momentum_sign_error": {"optim.sgd_momentum"},
+    "sgd_momentum_forgets_velocity": {"optim.sgd_momentum"},
+    "rmsprop_missing_sqrt": {"optim.rmsprop"},
+    "rmsprop_decay_swapped": {"optim.rmsprop"},
+    "adam_no_bias_correction": {"optim.adam"},
+    "adam_missing_sqrt": {"optim.adam"},
+    "adam_forgets_step_count": {"optim.adam"},
+    "two_layer_net_random_biases": {"two_layer_net.init"},
+    # A loss without the 1/2 disagrees with the reference and with its own gradient.
+    "two_layer_net_reg_loss_without_half": {"two_layer_net.loss", "two_layer_net.gradients"},
+    "two_layer_net_reg_gradient_squared": {"two_layer_net.gradients"},
+    "two_layer_net_missing_reg_gradient": {"two_layer_net.gradients"},
+    "fc_net_ignores_weight_scale": {"fc_net.init"},
+    "fc_net_normalizes_output_layer": {"fc_net.init", "fc_net.batchnorm", "fc_net.layernorm"},
+    # Layer norm keeps no running statistics, so sharing the parameter dicts only breaks batch norm.
+    "fc_net_shares_norm_params": {"fc_net.batchnorm"},
+    "fc_net_skips_dropout_backward": {"fc_net.dropout"},
+    "fc_net_missing_reg_gradient": FC_GRADIENTS,
+    # Consistent with its own gradient: only the comparison with the reference sees it.
+    "fc_net_regularizes_last_layer_only": {"fc_net.loss"},
+}
+
+TRAINING_MUTANTS = {
+    "two_layer_solver_learning_rate_too_small": "two_layer_net.cifar10",
+    "overfit_weight_scale_too_small": "fc_net.overfit",
+}
+
+
+def test_every_mutant_has_an_expectation_and_every_task_is_covered():
+    names = {m.name for m in MUTANTS}
+    assert names == set(EXPECTED_LOSSES) | set(TRAINING_MUTANTS)
+    check_tasks = {t.id for t in a1().spec.tasks if t.training is None}
+    directly_hit = set().union(*EXPECTED_LOSSES.values())
+    assert check_tasks <= directly_hit, f"no mistake exercises {sorted(check_tasks - directly_hit)}"
+
+
+@pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.name in EXPECTED_LOSSES], ids=lambda m: m.name)
+def test_mutant_loses_exactly_its_tasks(mutant, tmp_path):
+    assignment = a1()
+    mutated = apply(mutant, (assignment.reference_directory / mutant.file).read_text())
+    folder = make_submission(tmp_path, assignment, "reference", {mutant.file: mutated})
+    result = grade_checks(assignment, folder, seed=None)
+    assert lost(result) == EXPECTED_LOSSES[mutant.name], f"seed {result.seed}"
+    for task in result.tasks:
+        if task.task_id in EXPECTED_LOSSES[mutant.name]:
+            assert task.outcome in (Outcome.FAILED, Outcome.ERROR) and task.message
+
+
+@pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.name in TRAINING_MUTANTS], ids=lambda m: m.name)
+def test_training_mutant_misses_its_target(mutant, tmp_path):
+    assignment = a1()
+    mutated = apply(mutant, (assignment.reference_directory / mutant.file).read_text())
+    folder = make_submission(tmp_path, assignment, "reference", {mutant.file: mutated})
+    task_id = TRAINING_MUTANTS[mutant.name]
+    result = grade_folder(assignment, folder, only=task_id, data="synthetic")
+    task = result.tasks[0]
+    assert task.outcome is Outcome.FAILED and task.points < task.max_points
+    assert task.training.accuracy < assignment.spec.task(task_id).training.target["synthetic"]
