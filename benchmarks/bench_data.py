@@ -80,25 +80,52 @@ def bench_loading(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         archive = Path(scratch) / ARCHIVE_NAME
         cache = Path(scratch) / CACHE_DIR_NAME
-        seconds, _ = timed(lambda: write_synthetic_archive(archive, 0, args.num_train, args.num_test))
+        seconds, _ = timed(
+            lambda: write_synthetic_archive(archive, 0, args.num_train, args.num_test)
+        )
         size = f"{args.num_train} + {args.num_test} images"
-        rows.append(row(f"generate synthetic archive ({size}, {archive.stat().st_size >> 20} MiB)", seconds))
+        rows.append(
+            row(f"generate synthetic archive ({size}, {archive.stat().st_size >> 20} MiB)", seconds)
+        )
         seconds, _ = timed(
             lambda: load_archive(archive, cache, expected_md5=None, source="synthetic")
         )
         rows.append(row("first load: archive -> uint8 cache", seconds))
-        rows.append(row("cached load into memory (median)", median_time(lambda: read_cache(cache), args.runs), MEMORY_BUDGET_S))
-        rows.append(row("cached load, memory-mapped (median)", median_time(lambda: read_cache(cache, mmap=True), args.runs)))
+        rows.append(
+            row(
+                "cached load into memory (median)",
+                median_time(lambda: read_cache(cache), args.runs),
+                MEMORY_BUDGET_S,
+            )
+        )
+        rows.append(
+            row(
+                "cached load, memory-mapped (median)",
+                median_time(lambda: read_cache(cache, mmap=True), args.runs),
+            )
+        )
         torch = torch_or_none()
         if torch is not None and torch.cuda.is_available():
             to_gpu(cache)  # CUDA context creation is not the dataset's cost
-            rows.append(row("cached load onto the GPU, train set (median)", median_time(lambda: to_gpu(cache), args.runs), GPU_BUDGET_S))
+            rows.append(
+                row(
+                    "cached load onto the GPU, train set (median)",
+                    median_time(lambda: to_gpu(cache), args.runs),
+                    GPU_BUDGET_S,
+                )
+            )
         else:
             rows.append("| cached load onto the GPU | skipped: no CUDA device | |")
     if args.cifar10:
         try:
             load_cifar10(download=False)
-            rows.append(row("CIFAR-10 cached load into memory (median)", median_time(lambda: load_cifar10(download=False), args.runs), MEMORY_BUDGET_S))
+            rows.append(
+                row(
+                    "CIFAR-10 cached load into memory (median)",
+                    median_time(lambda: load_cifar10(download=False), args.runs),
+                    MEMORY_BUDGET_S,
+                )
+            )
         except DatasetError as error:
             rows.append(f"| CIFAR-10 cached load | skipped: {str(error).splitlines()[0]} | |")
     print("| what | time | budget |\n|---|---|---|")
@@ -116,7 +143,9 @@ def preprocess(dataset: ImageDataset) -> tuple[np.ndarray, np.ndarray]:
     return (train - mean) / 64, (test - mean) / 64
 
 
-def train_linear(x_train, y_train, x_test, y_test, epochs: int, lr: float = 1e-3) -> tuple[float, float]:
+def train_linear(
+    x_train, y_train, x_test, y_test, epochs: int, lr: float = 1e-3
+) -> tuple[float, float]:
     """Softmax regression in numpy with Adam on minibatches of 100: (train, test) accuracy."""
     rng = np.random.default_rng(0)
     w = np.zeros((x_train.shape[1], 10), np.float32)
@@ -145,7 +174,9 @@ def train_linear(x_train, y_train, x_test, y_test, epochs: int, lr: float = 1e-3
     return accuracy(x_train, y_train), accuracy(x_test, y_test)
 
 
-def train_torch(model, x_train, y_train, x_test, y_test, epochs: int, lr: float = 1e-3) -> tuple[float, float]:
+def train_torch(
+    model, x_train, y_train, x_test, y_test, epochs: int, lr: float = 1e-3
+) -> tuple[float, float]:
     import torch
 
     x_train, x_test = torch.from_numpy(x_train), torch.from_numpy(x_test)
@@ -160,7 +191,12 @@ def train_torch(model, x_train, y_train, x_test, y_test, epochs: int, lr: float 
 
     def accuracy(x, y):
         with torch.no_grad():
-            return float(torch.cat([model(part).argmax(dim=1) for part in x.split(1000)]).eq(y).float().mean())
+            return float(
+                torch.cat([model(part).argmax(dim=1) for part in x.split(1000)])
+                .eq(y)
+                .float()
+                .mean()
+            )
 
     return accuracy(x_train, y_train), accuracy(x_test, y_test)
 
@@ -175,25 +211,57 @@ def bench_learnability(args: argparse.Namespace) -> None:
     x_train, x_test = preprocess(dataset)
     y_train, y_test = dataset.train_labels, dataset.test_labels
     models = [
-        ("linear softmax (numpy, Adam)", args.linear_epochs,
-         lambda: train_linear(x_train, y_train, x_test, y_test, args.linear_epochs)),
-        (f"two-layer net, {args.hidden} hidden (torch, Adam)", args.mlp_epochs,
-         lambda: train_torch(nn.Sequential(nn.Linear(3072, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 10)),
-                             x_train, y_train, x_test, y_test, args.mlp_epochs)),
-        ("convnet conv5-16/pool/conv3-32/pool/linear (torch, Adam)", args.conv_epochs,
-         lambda: train_torch(nn.Sequential(
-             nn.Unflatten(1, (3, 32, 32)),
-             nn.Conv2d(3, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-             nn.Flatten(), nn.Linear(32 * 8 * 8, 10)),
-             x_train, y_train, x_test, y_test, args.conv_epochs)),
+        (
+            "linear softmax (numpy, Adam)",
+            args.linear_epochs,
+            lambda: train_linear(x_train, y_train, x_test, y_test, args.linear_epochs),
+        ),
+        (
+            f"two-layer net, {args.hidden} hidden (torch, Adam)",
+            args.mlp_epochs,
+            lambda: train_torch(
+                nn.Sequential(nn.Linear(3072, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 10)),
+                x_train,
+                y_train,
+                x_test,
+                y_test,
+                args.mlp_epochs,
+            ),
+        ),
+        (
+            "convnet conv5-16/pool/conv3-32/pool/linear (torch, Adam)",
+            args.conv_epochs,
+            lambda: train_torch(
+                nn.Sequential(
+                    nn.Unflatten(1, (3, 32, 32)),
+                    nn.Conv2d(3, 16, 5, padding=2),
+                    nn.ReLU(),
+                    nn.MaxPool2d(2),
+                    nn.Conv2d(16, 32, 3, padding=1),
+                    nn.ReLU(),
+                    nn.MaxPool2d(2),
+                    nn.Flatten(),
+                    nn.Linear(32 * 8 * 8, 10),
+                ),
+                x_train,
+                y_train,
+                x_test,
+                y_test,
+                args.conv_epochs,
+            ),
+        ),
     ]
-    print(f"synthetic seed {args.seed}: {args.num_train} train, {args.num_test} test images; "
-          f"CPU, {args.threads} torch thread(s)")
+    print(
+        f"synthetic seed {args.seed}: {args.num_train} train, {args.num_test} test images; "
+        f"CPU, {args.threads} torch thread(s)"
+    )
     print("| model | epochs | train s | train acc | test acc |\n|---|---|---|---|---|")
     for name, epochs, train in models:
         seconds, (train_accuracy, test_accuracy) = timed(train)
-        print(f"| {name} | {epochs} | {seconds:.1f} | {train_accuracy:.1%} | {test_accuracy:.1%} |", flush=True)
+        print(
+            f"| {name} | {epochs} | {seconds:.1f} | {train_accuracy:.1%} | {test_accuracy:.1%} |",
+            flush=True,
+        )
 
 
 def main() -> None:

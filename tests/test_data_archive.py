@@ -226,11 +226,19 @@ def test_image_dataset_checks_shapes_and_types():
     good = random_dataset()
     with pytest.raises(ValueError, match="train_labels"):
         ImageDataset(
-            good.train_images, good.train_labels.astype(np.int32), good.test_images,
-            good.test_labels, good.class_names, "synthetic",
+            good.train_images,
+            good.train_labels.astype(np.int32),
+            good.test_images,
+            good.test_labels,
+            good.class_names,
+            "synthetic",
         )
     with pytest.raises(ValueError, match="test_images"):
         ImageDataset(
-            good.train_images, good.train_labels, good.test_images.astype(np.float32),
-            good.test_labels, good.class_names, "synthetic",
+            good.train_images,
+            good.train_labels,
+            good.test_images.astype(np.float32),
+            good.test_labels,
+            good.class_names,
+            "synthetic",
         )

@@ -146,8 +146,13 @@ def test_missing_archive_says_where_to_put_it(tmp_path, user_cache, monkeypatch)
         load_cifar10(explicit, download=False)
     message = str(raised.value)
     for expected in (
-        str(explicit), str(environment), str(user_cache), ARCHIVE_NAME, "--data-dir",
-        "$CIFAR10_DIR", cifar10.CIFAR10_MD5,
+        str(explicit),
+        str(environment),
+        str(user_cache),
+        ARCHIVE_NAME,
+        "--data-dir",
+        "$CIFAR10_DIR",
+        cifar10.CIFAR10_MD5,
     ):
         assert expected in message
 

@@ -39,8 +39,10 @@ def test_images_for_a_seed_never_change():
     # bumps GENERATOR_VERSION and this digest together.
     dataset = generate_synthetic(seed=0, num_train=50, num_test=10)
     digest = hashlib.sha256(
-        dataset.train_images.tobytes() + dataset.train_labels.tobytes()
-        + dataset.test_images.tobytes() + dataset.test_labels.tobytes()
+        dataset.train_images.tobytes()
+        + dataset.train_labels.tobytes()
+        + dataset.test_images.tobytes()
+        + dataset.test_labels.tobytes()
     ).hexdigest()
     assert (synthetic.GENERATOR_VERSION, digest) == (1, EXPECTED_DIGEST)
 
@@ -180,9 +182,14 @@ def two_layer_net(nn, hidden=100):
 def small_convnet(nn):
     return nn.Sequential(
         nn.Unflatten(1, (3, 32, 32)),
-        nn.Conv2d(3, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 8 * 8, 10),
+        nn.Conv2d(3, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 8 * 8, 10),
     )
 
 

@@ -113,7 +113,7 @@ def _write_cache(cache_dir: Path, dataset: ImageDataset, archive: Path, archive_
     (cache_dir / _DESCRIPTION).unlink(missing_ok=True)  # incomplete until rewritten last
     for name in _ARRAYS:
         array = np.ascontiguousarray(getattr(dataset, name))
-        _save_atomically(cache_dir / f"{name}.npy", lambda file: np.save(file, array))
+        _save_atomically(cache_dir / f"{name}.npy", lambda file, array=array: np.save(file, array))
     description = {
         "format": CACHE_FORMAT,
         "source": dataset.source,
@@ -228,7 +228,9 @@ def download_archive(
             with os.fdopen(handle, "wb") as file, _open_url(url) as response:
                 length = response.headers.get("Content-Length")
                 with _progress_bar(progress) as bar:
-                    task = bar.add_task(f"Downloading {ARCHIVE_NAME}", total=int(length) if length else None)
+                    task = bar.add_task(
+                        f"Downloading {ARCHIVE_NAME}", total=int(length) if length else None
+                    )
                     while chunk := response.read(_CHUNK):
                         file.write(chunk)
                         digest.update(chunk)
@@ -288,9 +290,7 @@ def load_cifar10(
         dataset = read_cache(directory / CACHE_DIR_NAME, md5, mmap=mmap)
         if dataset is not None:
             return dataset
-    archive = next(
-        (d / ARCHIVE_NAME for d, _ in dirs if (d / ARCHIVE_NAME).is_file()), None
-    )
+    archive = next((d / ARCHIVE_NAME for d, _ in dirs if (d / ARCHIVE_NAME).is_file()), None)
     if archive is None:
         if not download:
             raise _unavailable(dirs, "downloading was not allowed", md5)
@@ -303,5 +303,10 @@ def load_cifar10(
         f"{ARCHIVE_NAME}{f' (md5 {md5})' if md5 else ''} in its place."
     )
     return load_archive(
-        archive, _cache_dir_for(archive), expected_md5=md5, source="cifar10", mmap=mmap, remedy=remedy
+        archive,
+        _cache_dir_for(archive),
+        expected_md5=md5,
+        source="cifar10",
+        mmap=mmap,
+        remedy=remedy,
     )

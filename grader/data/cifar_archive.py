@@ -142,7 +142,9 @@ def _read_members(path: Path) -> dict[str, bytes]:
                 found[PurePosixPath(member_name).name] = stream.read()
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise DatasetError(f"{path} is truncated or not a gzipped tar file ({error})") from error
-    missing = sorted(PurePosixPath(name).name for name in wanted if PurePosixPath(name).name not in found)
+    missing = sorted(
+        PurePosixPath(name).name for name in wanted if PurePosixPath(name).name not in found
+    )
     if missing:
         raise DatasetError(f"{path} is incomplete: it lacks {', '.join(missing)} in {BATCH_DIR}/")
     return found
@@ -158,7 +160,9 @@ def _unpickle_member(path: Path, name: str, data: bytes) -> dict:
             f"{path}: {BATCH_DIR}/{name} is not a readable pickle ({type(error).__name__}: {error})"
         ) from error
     if not isinstance(content, dict):
-        raise DatasetError(f"{path}: {BATCH_DIR}/{name} holds a {type(content).__name__}, not a dict")
+        raise DatasetError(
+            f"{path}: {BATCH_DIR}/{name} holds a {type(content).__name__}, not a dict"
+        )
     return content
 
 
@@ -253,16 +257,41 @@ def _bytes(value: bytes) -> bytes:
 def _uint8_array(array: np.ndarray) -> bytes:
     # What numpy 1.x under Python 2 wrote for ndarray.__reduce__ and dtype.__reduce__.
     dtype = (
-        _global("numpy", "dtype") + _bytes(b"u1") + _NEWFALSE + _NEWTRUE + _TUPLE3 + _REDUCE
-        + _MARK + _int(3) + _bytes(b"|") + _NONE + _NONE + _NONE + _int(-1) + _int(-1) + _int(0)
-        + _TUPLE + _BUILD
+        _global("numpy", "dtype")
+        + _bytes(b"u1")
+        + _NEWFALSE
+        + _NEWTRUE
+        + _TUPLE3
+        + _REDUCE
+        + _MARK
+        + _int(3)
+        + _bytes(b"|")
+        + _NONE
+        + _NONE
+        + _NONE
+        + _int(-1)
+        + _int(-1)
+        + _int(0)
+        + _TUPLE
+        + _BUILD
     )
     shape = _MARK + b"".join(_int(n) for n in array.shape) + _TUPLE
     return (
         _global("numpy.core.multiarray", "_reconstruct")
-        + _global("numpy", "ndarray") + _int(0) + _TUPLE1 + _bytes(b"b") + _TUPLE3 + _REDUCE
-        + _MARK + _int(1) + shape + dtype + _NEWFALSE + _bytes(np.ascontiguousarray(array).tobytes())
-        + _TUPLE + _BUILD
+        + _global("numpy", "ndarray")
+        + _int(0)
+        + _TUPLE1
+        + _bytes(b"b")
+        + _TUPLE3
+        + _REDUCE
+        + _MARK
+        + _int(1)
+        + shape
+        + dtype
+        + _NEWFALSE
+        + _bytes(np.ascontiguousarray(array).tobytes())
+        + _TUPLE
+        + _BUILD
     )
 
 
@@ -331,19 +360,41 @@ def write_archive(
             },
         )
     ]
-    for number, (name, indices) in enumerate(zip(TRAIN_BATCHES, train_parts), start=1):
+    for number, (name, indices) in enumerate(zip(TRAIN_BATCHES, train_parts, strict=True), start=1):
         images, labels = dataset.train_images[indices], dataset.train_labels[indices]
         label = f"training batch {number} of {len(TRAIN_BATCHES)}"
-        members.append((name, _batch(images, labels, label, dataset.class_names, int(indices[0]) if len(indices) else 0)))
+        members.append(
+            (
+                name,
+                _batch(
+                    images,
+                    labels,
+                    label,
+                    dataset.class_names,
+                    int(indices[0]) if len(indices) else 0,
+                ),
+            )
+        )
     members.append(
-        (TEST_BATCH, _batch(dataset.test_images, dataset.test_labels, "testing batch 1 of 1", dataset.class_names, 0))
+        (
+            TEST_BATCH,
+            _batch(
+                dataset.test_images,
+                dataset.test_labels,
+                "testing batch 1 of 1",
+                dataset.class_names,
+                0,
+            ),
+        )
     )
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as raw:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0) as compressed:
+            with gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
+            ) as compressed:
                 with tarfile.open(fileobj=compressed, mode="w", format=tarfile.USTAR_FORMAT) as tar:
                     tar.addfile(_tar_info(BATCH_DIR, 0, directory=True))
                     for name, batch in members:

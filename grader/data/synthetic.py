@@ -138,7 +138,7 @@ def _profile(knots: np.ndarray) -> np.ndarray:
 
 
 def _blend(image: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> None:
-    """image = image * (1 - alpha) + colour * alpha, in place; colour (n, 3), alpha (n, 1, 32, 32)."""
+    """image * (1 - alpha) + colour * alpha, in place. colour (n, 3), alpha (n, 1, 32, 32)."""
     blend = colour[:, :, None, None] - image
     blend *= alpha
     image += blend
