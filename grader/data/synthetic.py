@@ -27,7 +27,7 @@ from grader.data.cifar10 import CACHE_DIR_NAME, load_archive, read_cache
 from grader.data.cifar_archive import ARCHIVE_NAME, ImageDataset, write_archive
 
 # Bump when the images a seed produces change, so old caches are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 CLASS_NAMES = (
     "hstripes",
