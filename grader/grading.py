@@ -34,8 +34,8 @@ class GradeOptions:
     seed: Optional[int] = None             # official mode: fix the run's seed
     training: bool = True                  # False: grade only the tasks scored by checks
     call_timeout_s: Optional[float] = None  # overrides the assignment's per-request limit
-    synthetic_train: int = 6000
-    synthetic_test: int = 1000
+    synthetic_train: int = 10_000
+    synthetic_test: int = 2_000
     validation_images: int = 1000
     on_collected: Callable[[int], None] = field(default=lambda count: None)
     on_check_done: Callable[[CheckResult], None] = field(default=lambda result: None)

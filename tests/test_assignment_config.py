@@ -23,7 +23,7 @@ def test_the_shipped_assignment_validates_clean():
     ("points: 2}", "points: two}", "tasks[0] (id: affine.forward).points"),
     ("framework: numpy", "framework: jax", "framework"),
     ("time_limit_s: 120", "time_limit_s: -5", "time_limit_s"),
-    ("target: {cifar10: 0.50, synthetic: 0.50}", "target: {cifar10: 5.0, synthetic: 0.50}", "target"),
+    ("target: {cifar10: 0.50, synthetic: 0.42}", "target: {cifar10: 5.0, synthetic: 0.42}", "target"),
     ("{id: relu.forward,", "{id: affine.forward,", "appears twice"),
     ("call_timeout_s: 30", "call_timeout_s: 30\nsurprise_key: 1", "surprise_key"),
     ("entry: models.create_solver_instance", "entry: solver.create_solver_instance", "not in a student file"),
