@@ -86,13 +86,14 @@ def test_sigmoid_backward(student, rng, shape):
 LOSS_SHAPES = [(50, 10), (1, 5), (7, 3)]
 
 
-@pytest.mark.task("softmax_loss.loss")
+@pytest.mark.parametrize("loss_name", [pytest.param(name, marks=pytest.mark.task(f"{name}.loss"))
+                                       for name in ("softmax_loss", "svm_loss")])
 @pytest.mark.parametrize("N,C", LOSS_SHAPES)
-def test_softmax_loss_value(student, reference, rng, N, C):
+def test_loss_value(student, reference, rng, loss_name, N, C):
     x, y = 3 * rng.standard_normal((N, C)), rng.integers(C, size=N)
-    loss, _ = expect_tuple(student.layers.softmax_loss(x, y), 2, "softmax_loss")
-    expected, _ = reference.layers.softmax_loss(x, y)
-    assert_close(loss, expected, name="loss of softmax_loss")
+    loss, _ = expect_tuple(getattr(student.layers, loss_name)(x, y), 2, loss_name)
+    expected, _ = getattr(reference.layers, loss_name)(x, y)
+    assert_close(loss, expected, name=f"loss of {loss_name}")
 
 
 @pytest.mark.task("softmax_loss.loss")
@@ -113,15 +114,6 @@ def test_softmax_loss_is_log_c_for_tiny_scores_and_stable_for_huge(student, rng)
 def test_softmax_loss_gradient(student, rng, N, C):
     x, y = rng.standard_normal((N, C)), rng.integers(C, size=N)
     check_loss_gradient(student.layers.softmax_loss, x, y, name="softmax_loss", rng=rng)
-
-
-@pytest.mark.task("svm_loss.loss")
-@pytest.mark.parametrize("N,C", LOSS_SHAPES)
-def test_svm_loss_value(student, reference, rng, N, C):
-    x, y = 3 * rng.standard_normal((N, C)), rng.integers(C, size=N)
-    loss, _ = expect_tuple(student.layers.svm_loss(x, y), 2, "svm_loss")
-    expected, _ = reference.layers.svm_loss(x, y)
-    assert_close(loss, expected, name="loss of svm_loss")
 
 
 @pytest.mark.task("svm_loss.gradient")

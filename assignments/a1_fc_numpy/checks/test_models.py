@@ -36,6 +36,16 @@ def expect_shapes(params, expected, model_name):
             raise CheckFailed(f"{model_name}.params[{name!r}]: expected shape {shape}, got {actual}")
 
 
+def expect_gaussian_weights(params, std, model_name):
+    """Every weight matrix W<i> looks like a zero-mean Gaussian with standard deviation `std`."""
+    for name, weights in sorted(params.items()):
+        if str(name).startswith("W"):
+            measured, mean = float(np.std(weights)), float(np.mean(weights))
+            assert_true(0.8 * std < measured < 1.2 * std and abs(mean) < 0.2 * std,
+                        f"{model_name}.params[{name!r}] has mean {mean:.2e} and std {measured:.2e}; expected a "
+                        f"zero-mean Gaussian with std weight_scale={std:g}")
+
+
 def linspace_params(shapes):
     """Deterministic, distinct parameter values, as the course notebooks set them."""
     return {name: np.linspace(-0.7 + 0.1 * i, 0.3 + 0.05 * i, num=int(np.prod(shape))).reshape(shape)
@@ -65,11 +75,7 @@ def test_two_layer_net_parameters(student):
     expect_shapes(params, {"W1": (D * 40, H), "b1": (H,), "W2": (H, C), "b2": (C,)}, "TwoLayerNet")
     for bias in ("b1", "b2"):
         assert_true(np.all(params[bias] == 0), f"TwoLayerNet.params[{bias!r}] should start at zero")
-    for weight in ("W1", "W2"):
-        measured = float(np.std(params[weight]))
-        assert_true(0.8 * std < measured < 1.2 * std and abs(float(np.mean(params[weight]))) < 0.2 * std,
-                    f"TwoLayerNet.params[{weight!r}] has mean {float(np.mean(params[weight])):.2e} and std "
-                    f"{measured:.2e}; expected a zero-mean Gaussian with std weight_scale={std:g}")
+    expect_gaussian_weights(params, std, "TwoLayerNet")
 
 
 @pytest.mark.task("two_layer_net.init")
@@ -134,12 +140,7 @@ def test_fc_net_weights_follow_weight_scale(student):
     std = 3e-2
     model = student.models.FullyConnectedNet([100, 80], input_dim=60, num_classes=10, weight_scale=std,
                                              dtype=np.float64)
-    for name, weights in sorted(fetch_params(model, "FullyConnectedNet").items()):
-        if name.startswith("W"):
-            measured = float(np.std(weights))
-            assert_true(0.8 * std < measured < 1.2 * std and abs(float(np.mean(weights))) < 0.2 * std,
-                        f"FullyConnectedNet.params[{name!r}] has mean {float(np.mean(weights)):.2e} and std "
-                        f"{measured:.2e}; expected a zero-mean Gaussian with std weight_scale={std:g}")
+    expect_gaussian_weights(fetch_params(model, "FullyConnectedNet"), std, "FullyConnectedNet")
 
 
 @pytest.mark.task("fc_net.init")
