@@ -342,3 +342,36 @@ def test_spatial_groupnorm_backward(student, rng, shape, G):
             G, {}]
     check_layer_backward(student.layers.spatial_groupnorm_forward, student.layers.spatial_groupnorm_backward, args,
                          gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng, layer="spatial_groupnorm")
+
+
+# -- float32 ----------------------------------------------------------------------------------------
+
+def float32_cases():
+    """FullyConnectedNet computes in float32 by default, so every forward pass it uses must too."""
+    def affine(rng):
+        return rng.standard_normal((3, 2, 4)), rng.standard_normal((8, 5)), rng.standard_normal(5)
+
+    def relu(rng):
+        return (away_from_zero(rng, (4, 6)),)
+
+    def batchnorm(rng):
+        return 3 * rng.standard_normal((10, 4)) + 2, rng.standard_normal(4), rng.standard_normal(4), {"mode": "train"}
+
+    def layernorm(rng):
+        return 3 * rng.standard_normal((5, 6)) + 2, rng.standard_normal(6), rng.standard_normal(6), {}
+
+    def dropout(rng):
+        return rng.standard_normal((4, 5)), {"mode": "test", "p": 0.5}
+
+    cases = [("affine", "affine_forward", affine), ("relu", "relu_forward", relu),
+             ("batchnorm", "batchnorm_forward", batchnorm), ("layernorm", "layernorm_forward", layernorm),
+             ("dropout", "dropout_forward", dropout)]
+    return [pytest.param(function, make, marks=pytest.mark.task(f"{task}.forward"), id=function)
+            for task, function, make in cases]
+
+
+@pytest.mark.parametrize("function,make_args", float32_cases())
+def test_forward_in_float32(student, reference, rng, function, make_args):
+    args = tuple(a.astype(np.float32) if isinstance(a, np.ndarray) else a for a in make_args(rng))
+    forward_matches(getattr(student.layers, function), getattr(reference.layers, function), args,
+                    f"{function} on float32 inputs", rtol=1e-4, atol=1e-5)
