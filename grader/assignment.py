@@ -25,7 +25,8 @@ class _Strict(BaseModel):
 
 
 class TrainingSpec(_Strict):
-    # "<module>.<function>" in a student file; returns a Solver the grader trains and scores.
+    # "<module>.<function>" in a student or provided file; returns a Solver the grader trains and
+    # scores. It is called with (data_dict) for NumPy assignments, (data_dict, dtype, device) for torch.
     entry: str = Field(pattern=r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
     # Where training runs; a cuda task is skipped without CUDA unless --device cpu is given.
     device: Literal["cpu", "cuda"] = "cpu"
@@ -35,6 +36,8 @@ class TrainingSpec(_Strict):
     target: dict[DataSource, float]
     # Accuracy from which partial credit starts, rising linearly to the target.
     partial_credit_from: dict[DataSource, float] = Field(default_factory=dict)
+    # Floating-point dtype of the images handed to the entry (torch assignments also get it as an argument).
+    dtype: Literal["float32", "float64"] = "float32"
     # Train on only this many training images (e.g. 50 to overfit); None for all of them.
     train_subset: Optional[int] = Field(default=None, gt=0)
     # Score on perturbed held-out images, or on the training images themselves (overfit tasks).
@@ -100,8 +103,9 @@ class AssignmentSpec(_Strict):
             seen.add(task.id)
             if task.training:
                 module = task.training.entry.split(".")[0] + ".py"
-                if module not in self.student_files:
-                    raise ValueError(f"task {task.id}: training entry {task.training.entry} is not in a student file")
+                if module not in self.student_files + self.provided_files:
+                    raise ValueError(f"task {task.id}: training entry {task.training.entry} is not in a student "
+                                     "or provided file")
         return self
 
     def task(self, task_id: str) -> TaskSpec:

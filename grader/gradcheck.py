@@ -10,6 +10,7 @@ to the worker in one batched request. Tolerances are absolute numbers, never sca
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -93,6 +94,16 @@ def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, n
     raise CheckFailed(message, detail)
 
 
+def like(template: Any, array: np.ndarray) -> Any:
+    """`array` in the form of `template`: a tensor of its dtype and device for a torch tensor, else an
+    ndarray of its dtype. The numeric work stays in float64 NumPy on the grader's side."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(template, torch.Tensor):
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device=template.device, dtype=template.dtype)
+    dtype = template.dtype if isinstance(template, np.ndarray) else np.float64
+    return np.asarray(array, dtype=dtype)
+
+
 def _dot(output: Any, dout: np.ndarray, name: str) -> float:
     out = as_array(output, name)
     if out.shape != dout.shape:
@@ -108,34 +119,36 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
     returned gradient and the argument it belongs to, in the order backward returns them, e.g.
     [("dx", 0), ("dw", 1), ("db", 2)] (one entry when backward returns a single array)."""
     out, cache = expect_tuple(forward(*args), 2, f"{layer}_forward")
-    out = as_array(out, f"out of {layer}_forward")
-    dout = rng.standard_normal(out.shape)
-    returned = backward(dout, cache)
+    dout = rng.standard_normal(as_array(out, f"out of {layer}_forward").shape)
+    returned = backward(like(out, dout), cache)
     if len(gradients) == 1 and not isinstance(returned, (tuple, list)):
         returned = (returned,)
     returned = expect_tuple(returned, len(gradients), f"{layer}_backward")
     for (grad_name, arg_index), analytic in zip(gradients, returned):
         def evaluate(points: list[np.ndarray], arg_index: int = arg_index) -> list[float]:
-            calls = [([*args[:arg_index], p, *args[arg_index + 1:]], {}) for p in points]
+            original = args[arg_index]
+            calls = [([*args[:arg_index], like(original, p), *args[arg_index + 1:]], {}) for p in points]
             outs = forward.many(calls, select=[0])
             return [_dot(o, dout, f"out of {layer}_forward") for o in outs]
 
-        compare_gradient(analytic, np.asarray(args[arg_index], dtype=np.float64), evaluate,
+        compare_gradient(analytic, as_array(args[arg_index], "input").astype(np.float64), evaluate,
                          name=f"{grad_name} of {layer}_backward", rng=rng, tolerance=tolerance)
 
 
-def check_loss_gradient(loss_function: RemoteObject, x: np.ndarray, y: np.ndarray, *, name: str,
+def check_loss_gradient(loss_function: RemoteObject, x: Any, y: Any, *, name: str,
                         rng: np.random.Generator, tolerance: Tolerance = DEFAULT_TOLERANCE) -> None:
     """`loss_function(x, y) -> (loss, dx)`: dx against the numeric gradient of loss."""
     loss, dx = expect_tuple(loss_function(x, y), 2, name)
 
     def evaluate(points: list[np.ndarray]) -> list[float]:
-        return [float(as_array(v, f"loss of {name}")) for v in loss_function.many([((p, y), {}) for p in points], select=[0])]
+        losses = loss_function.many([((like(x, p), y), {}) for p in points], select=[0])
+        return [float(as_array(v, f"loss of {name}")) for v in losses]
 
-    compare_gradient(dx, x, evaluate, name=f"dx of {name}", rng=rng, tolerance=tolerance)
+    compare_gradient(dx, as_array(x, "x").astype(np.float64), evaluate, name=f"dx of {name}", rng=rng,
+                     tolerance=tolerance)
 
 
-def check_model_gradients(model: RemoteObject, X: np.ndarray, y: np.ndarray, *, model_name: str,
+def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, model_name: str,
                           rng: np.random.Generator, tolerance: Tolerance = DEFAULT_TOLERANCE) -> None:
     """`model.loss(X, y) -> (loss, grads)` with one gradient per entry of `model.params`, each
     against the numeric gradient of the loss with respect to that parameter."""
@@ -150,16 +163,16 @@ def check_model_gradients(model: RemoteObject, X: np.ndarray, y: np.ndarray, *, 
         raise CheckFailed(f"{model_name}.loss(X, y): grads has no entry for {', '.join(map(str, missing))}")
     session = model._session
     for name in sorted(params, key=str):
-        original = as_array(params[name], f"{model_name}.params[{name!r}]")
+        original = params[name]
 
-        def evaluate(points: list[np.ndarray], name: Any = name, original: np.ndarray = original) -> list[float]:
+        def evaluate(points: list[np.ndarray], name: Any = name, original: Any = original) -> list[float]:
             steps: list[tuple[str, RemoteObject, tuple]] = []
             for p in points:
-                steps.append(("setitem", model.params, (name, p.astype(original.dtype))))
+                steps.append(("setitem", model.params, (name, like(original, p))))
                 steps.append(("call", model.loss, ((X, y), {}, [0])))
             steps.append(("setitem", model.params, (name, original)))
             results = run_batch(session, steps)
             return [float(as_array(v, f"loss of {model_name}")) for v in results[1:-1:2]]
 
-        compare_gradient(grads[name], original.astype(np.float64), evaluate,
+        compare_gradient(grads[name], as_array(original, f"{model_name}.params[{name!r}]").astype(np.float64), evaluate,
                          name=f"grads[{name!r}] of {model_name}.loss", rng=rng, tolerance=tolerance)

@@ -98,7 +98,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         tasks = [_task_from_checks(task, plugin.results, submission) for task in check_tasks]
         training_tasks = [t for t in selected if t.training is not None and options.training]
         if training_tasks:
-            tasks += run_training_tasks(session, training_tasks, options, seed)
+            tasks += run_training_tasks(session, training_tasks, options, seed, spec.framework)
         order = {t.id: i for i, t in enumerate(spec.tasks)}
         tasks.sort(key=lambda t: order[t.task_id])
         return GradingResult(

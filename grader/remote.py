@@ -136,10 +136,11 @@ class WorkerSession:
 
         return wire.Encoder(encode_handle)
 
-    def hold(self, value: Any, timeout_s: float | None = None) -> "RemoteObject":
-        """Sends plain data to the worker to keep there; returns a handle to pass to student code."""
+    def hold(self, value: Any, device: str | None = None, timeout_s: float | None = None) -> "RemoteObject":
+        """Sends plain data to the worker to keep there (its tensors moved to `device`, whole);
+        returns a handle to pass to student code."""
         encoder = self.encoder()
-        return self.request({"op": "hold", "value": encoder.encode(value)}, encoder, (), timeout_s)
+        return self.request({"op": "hold", "value": encoder.encode(value), "device": device}, encoder, (), timeout_s)
 
     def release(self, handle_id: int, generation: int) -> None:
         if generation == self.generation:

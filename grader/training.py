@@ -73,7 +73,18 @@ def score_for(accuracy: float, target: float, floor: Optional[float], max_points
     return round(max_points * (accuracy - floor) / (target - floor), 4)
 
 
-def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData, device: str) -> TaskResult:
+def _framework_value(value: np.ndarray, framework: str, dtype: str) -> Any:
+    """What the student's code expects: NumPy arrays, or tensors (floats in the task's dtype)."""
+    if framework != "torch":
+        return value
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(value))
+    return tensor.to(getattr(torch, dtype)) if tensor.is_floating_point() else tensor
+
+
+def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData, device: str,
+                      framework: str) -> TaskResult:
     spec = task.training
     assert spec is not None
     target = spec.target[data.source]
@@ -85,64 +96,82 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         return TaskResult(task.id, task.title, task.points, points, outcome, message, kind="training",
                           visibility=task.visibility, detail=detail, training=measurement)
 
-    module, function = spec.entry.split(".")
-    limit = spec.time_limit_s
-    hard_limit = limit * (1 + OVERRUN_FRACTION) + OVERRUN_SECONDS
-    try:
-        data_handle = session.hold(data.data_dict, timeout_s=120)
-        entry = getattr(getattr(StudentProxy(session), module), function)
-        start = time.perf_counter()
-        solver = entry._call((data_handle,), {}, keep=True, timeout_s=hard_limit)
-        remaining = hard_limit - (time.perf_counter() - start)
-        if remaining <= 0:
-            raise WorkerTimeout(f"building the solver took longer than the {limit:g} s limit")
-        solver.train._call((), {"time_limit": max(limit - (time.perf_counter() - start), 0.0)},
-                           timeout_s=remaining)
-        seconds = time.perf_counter() - start
-    except StudentException as exc:
-        if exc.is_not_implemented:
-            return result(Outcome.NOT_IMPLEMENTED, f"not implemented yet: {exc.message}")
-        return result(Outcome.ERROR, f"training raised {exc.type_name}: {exc.message}", detail=exc.traceback)
-    except WorkerTimeout:
-        return result(Outcome.TIMEOUT, f"training did not finish within {hard_limit:.0f} s "
-                                       f"(limit {limit:g} s plus margin)")
-    except WorkerFailure as exc:
-        return result(Outcome.ERROR, f"training stopped: {exc}")
-    if seconds > hard_limit:
-        return result(Outcome.FAILED, f"training took {seconds:.1f} s, over the {limit:g} s limit", seconds=seconds)
-
     if spec.evaluate_on == "train":
         images, labels = data.data_dict["X_train"], data.data_dict["y_train"]
     else:
         images, labels = data.held_out_images, data.held_out_labels
+    worker_device = device if framework == "torch" else None
+
+    def hold(value: Any, timeout_s: float) -> Any:
+        return session.hold(_framework_value(value, framework, spec.dtype), device=worker_device, timeout_s=timeout_s)
+
+    module, function = spec.entry.split(".")
+    limit = spec.time_limit_s
+    hard_limit = limit * (1 + OVERRUN_FRACTION) + OVERRUN_SECONDS
+    stage = "training"
     try:
-        accuracy = _accuracy(solver.model, images, labels, timeout_s=max(60.0, limit))
+        # The data crosses (and reaches the device, whole) before the clock starts.
+        data_handle = session.hold({k: _framework_value(v, framework, spec.dtype) for k, v in data.data_dict.items()},
+                                   device=worker_device, timeout_s=300)
+        entry = getattr(getattr(StudentProxy(session), module), function)
+        entry_args = (data_handle,) if framework != "torch" else (data_handle, _torch_dtype(spec.dtype), device)
+
+        def time_left() -> float:
+            left = hard_limit - (time.perf_counter() - start)
+            if left <= 0:
+                raise WorkerTimeout("over the limit")
+            return left
+
+        start = time.perf_counter()
+        solver = entry._call(entry_args, {}, keep=True, timeout_s=hard_limit)
+        solver.train._call((), {"time_limit": max(limit - (time.perf_counter() - start), 0.0)}, timeout_s=time_left())
+        # The clock stops when the first predictions are back: GPU work the training queued and did
+        # not wait for has to finish before the model can answer, so it is on the clock too.
+        stage = "predicting"
+        first = _predict(solver.model, images[:PREDICTION_BATCH], hold, time_left())
+        seconds = time.perf_counter() - start
+        rest = _predict(solver.model, images[PREDICTION_BATCH:], hold, max(60.0, limit))
     except StudentException as exc:
-        return result(Outcome.ERROR, f"predicting raised {exc.type_name}: {exc.message}", seconds=seconds,
-                      detail=exc.traceback)
+        if exc.is_not_implemented:
+            return result(Outcome.NOT_IMPLEMENTED, f"not implemented yet: {exc.message}")
+        return result(Outcome.ERROR, f"{stage} raised {exc.type_name}: {exc.message}", detail=exc.traceback)
+    except WorkerTimeout:
+        return result(Outcome.TIMEOUT, f"training did not finish within {hard_limit:.0f} s (limit {limit:g} s plus "
+                                       "margin); the worker was stopped")
     except WorkerFailure as exc:
-        return result(Outcome.ERROR, f"predicting stopped: {exc}", seconds=seconds)
+        return result(Outcome.ERROR, f"{stage} stopped: {exc}")
     except CheckFailed as exc:
-        return result(Outcome.FAILED, exc.message, seconds=seconds)
+        return result(Outcome.FAILED, exc.message)
+    if seconds > hard_limit:
+        return result(Outcome.FAILED, f"training took {seconds:.1f} s, over the {limit:g} s limit", seconds=seconds)
+    accuracy = float(np.mean(np.concatenate([first, rest]) == labels))
     points = score_for(accuracy, target, floor, task.points)
     split = "training images" if spec.evaluate_on == "train" else "held-out images"
-    message = (f"{accuracy:.1%} accuracy on {len(labels)} {split} ({data.source}) after {seconds:.1f} s; "
+    message = (f"{accuracy:.1%} accuracy on {len(labels)} {split} ({data.source}, {device}) after {seconds:.1f} s; "
                f"target {target:.0%}" + (f", partial credit from {floor:.0%}" if floor is not None else ""))
     outcome = Outcome.PASSED if points >= task.points else Outcome.FAILED
     return result(outcome, message, points=points, accuracy=accuracy, seconds=seconds)
 
 
-def _accuracy(model: Any, images: np.ndarray, labels: np.ndarray, timeout_s: float) -> float:
-    """The model's scores for each batch come back; the grader takes the argmax and counts."""
-    correct = 0
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, name)
+
+
+def _predict(model: Any, images: np.ndarray, hold: Any, timeout_s: float) -> np.ndarray:
+    """The classes the model predicts, batch by batch: the model's scores come back and the grader
+    takes the argmax; the labels never leave the grader."""
+    predictions = []
     for start in range(0, len(images), PREDICTION_BATCH):
         batch = images[start:start + PREDICTION_BATCH]
-        scores = as_array(model.loss._call((batch,), {}, timeout_s=timeout_s), "scores of model.loss(X)")
+        scores = as_array(model.loss._call((hold(batch, timeout_s),), {}, timeout_s=timeout_s),
+                          "scores of model.loss(X)")
         if scores.ndim != 2 or scores.shape[0] != len(batch):
             raise CheckFailed(f"model.loss(X) returned scores of shape {scores.shape} for {len(batch)} images; "
                               f"expected ({len(batch)}, num_classes)")
-        correct += int(np.sum(np.argmax(scores, axis=1) == labels[start:start + PREDICTION_BATCH]))
-    return correct / len(images)
+        predictions.append(np.argmax(scores, axis=1))
+    return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
 
 
 def cuda_available() -> bool:
@@ -163,7 +192,8 @@ def load_training_dataset(options: Any) -> Any:
     return load_cifar10(data_dir=options.data_dir, download=True)
 
 
-def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: Any, seed: int) -> list[TaskResult]:
+def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: Any, seed: int,
+                       framework: str) -> list[TaskResult]:
     from grader.data import DatasetError, DatasetUnavailable
 
     def skipped(task: TaskSpec, why: str) -> TaskResult:
@@ -194,5 +224,5 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
         data = prepare_training_data(dataset, rng, num_val=min(options.validation_images, len(dataset.train_images) // 5),
                                      train_subset=task.training.train_subset,
                                      validate_on_train=task.training.evaluate_on == "train")
-        results.append(run_training_task(session, task, data, device))
+        results.append(run_training_task(session, task, data, device, framework))
     return results

@@ -26,7 +26,7 @@ def test_the_shipped_assignment_validates_clean():
     ("target: {cifar10: 0.50, synthetic: 0.42}", "target: {cifar10: 5.0, synthetic: 0.42}", "target"),
     ("{id: relu.forward,", "{id: affine.forward,", "appears twice"),
     ("call_timeout_s: 30", "call_timeout_s: 30\nsurprise_key: 1", "surprise_key"),
-    ("entry: models.create_solver_instance", "entry: solver.create_solver_instance", "not in a student file"),
+    ("entry: models.create_solver_instance", "entry: nowhere.create_solver_instance", "not in a student or provided file"),
     ("student_files: [layers.py,", "student_files: [../layers.py,", "student_files"),
 ])
 def test_a_broken_config_names_file_and_key(project, old, new, expected):

@@ -76,7 +76,10 @@ class Worker:
         if kind == "ping":
             return {"pid": os.getpid()}
         if kind == "hold":  # data the grader hands to student code later, sent before any clock starts
-            return {"result": encoder.encode(self.keep(decoder.decode(op["value"])))}
+            value = decoder.decode(op["value"])
+            if op.get("device"):
+                value = to_device(value, op["device"])
+            return {"result": encoder.encode(self.keep(value))}
         if kind == "import":
             importlib.import_module(f"{PACKAGE}.{op['module']}")
             return None
@@ -113,6 +116,18 @@ class Worker:
             return {"ok": False, "error": describe_exception(exc)}
 
 
+def to_device(value: Any, device: str) -> Any:
+    """Tensors in a plain structure moved to `device`."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
+
+
 def describe_exception(exc: BaseException) -> dict:
     """The exception as plain data, with the grader's own frames removed from the traceback."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_GRADER_DIR)]
@@ -135,6 +150,14 @@ def describe_exception(exc: BaseException) -> dict:
     }
 
 
+def synchronize_gpu() -> None:
+    """Work a request queued on the GPU is finished before the answer leaves, so the grader's
+    clock, which stops at the answer, covers it."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def serve(worker: Worker, requests: Any, responses: Any) -> None:
     def read_exactly(n: int) -> bytes:
         data = requests.read(n)
@@ -151,6 +174,7 @@ def serve(worker: Worker, requests: Any, responses: Any) -> None:
             worker.handles.pop(handle_id, None)
         encoder = worker.encoder()
         reply = worker.run_guarded(header["request"], worker.decoder(buffers), encoder)
+        synchronize_gpu()
         reply["id"] = header["id"]
         try:
             wire.write_message(responses, reply, encoder.buffers)
