@@ -113,26 +113,27 @@ def _dot(output: Any, dout: np.ndarray, name: str) -> float:
 
 
 def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Sequence[Any], *,
-                         gradients: Sequence[tuple[str, int]], rng: np.random.Generator, layer: str,
+                         gradients: Sequence[tuple[str, int]], rng: np.random.Generator,
                          tolerance: Tolerance = DEFAULT_TOLERANCE) -> None:
     """`forward(*args) -> (out, cache)`, `backward(dout, cache) -> grads`; `gradients` names each
     returned gradient and the argument it belongs to, in the order backward returns them, e.g.
     [("dx", 0), ("dw", 1), ("db", 2)] (one entry when backward returns a single array)."""
-    out, cache = expect_tuple(forward(*args), 2, f"{layer}_forward")
-    dout = rng.standard_normal(as_array(out, f"out of {layer}_forward").shape)
+    forward_name, backward_name = forward._display_name(), backward._display_name()
+    out, cache = expect_tuple(forward(*args), 2, forward_name)
+    dout = rng.standard_normal(as_array(out, f"out of {forward_name}").shape)
     returned = backward(like(out, dout), cache)
     if len(gradients) == 1 and not isinstance(returned, (tuple, list)):
         returned = (returned,)
-    returned = expect_tuple(returned, len(gradients), f"{layer}_backward")
+    returned = expect_tuple(returned, len(gradients), backward_name)
     for (grad_name, arg_index), analytic in zip(gradients, returned):
         def evaluate(points: list[np.ndarray], arg_index: int = arg_index) -> list[float]:
             original = args[arg_index]
             calls = [([*args[:arg_index], like(original, p), *args[arg_index + 1:]], {}) for p in points]
             outs = forward.many(calls, select=[0])
-            return [_dot(o, dout, f"out of {layer}_forward") for o in outs]
+            return [_dot(o, dout, f"out of {forward_name}") for o in outs]
 
         compare_gradient(analytic, as_array(args[arg_index], "input").astype(np.float64), evaluate,
-                         name=f"{grad_name} of {layer}_backward", rng=rng, tolerance=tolerance)
+                         name=f"{grad_name} of {backward_name}", rng=rng, tolerance=tolerance)
 
 
 def check_loss_gradient(loss_function: RemoteObject, x: Any, y: Any, *, name: str,

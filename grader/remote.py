@@ -215,6 +215,10 @@ class RemoteObject:
     def _modules(self) -> list[str]:
         return [self._target["module"]] if "module" in self._target else []
 
+    def _display_name(self) -> str:
+        """The path as a student would write it, without the module: `Linear.forward`, `affine_forward`."""
+        return ".".join(str(name) for kind, name in self._target.get("path", []) if kind == "attr") or repr(self)
+
     def __repr__(self) -> str:
         path = ".".join(str(name) for _, name in self._target.get("path", []))
         root = self._target.get("module", f"<{self._type_name or 'object'} #{self._target.get('handle')}>")

@@ -62,7 +62,10 @@ class TaskResult:
         if not checks:
             return cls(task_id, title, max_points, 0.0, Outcome.ERROR,
                        "no check ran for this task", visibility=visibility)
-        worst = min(checks, key=lambda c: _TASK_OUTCOME_ORDER.index(c.outcome))
+        ran = [c for c in checks if c.outcome is not Outcome.SKIPPED]
+        # A check that could not run here (e.g. on CUDA without a GPU) neither costs nor earns points
+        # while the task's other checks ran.
+        worst = min(ran or checks, key=lambda c: _TASK_OUTCOME_ORDER.index(c.outcome))
         passed = worst.outcome is Outcome.PASSED
         detail = "\n\n".join(f"{c.name}: {c.outcome.value}: {c.message}\n{c.detail}".rstrip()
                              for c in checks if c.outcome is not Outcome.PASSED)

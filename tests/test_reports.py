@@ -69,3 +69,14 @@ def test_terminal_table_shows_points_outcome_and_reason(result):
     text = stream.getvalue()
     assert "affine.backward" in text and "0/3" in text and "dx of affine_backward" in text
     assert "not_implemented" in text and "Score: 4.5 / 15" in text
+
+
+def test_a_skipped_check_does_not_cost_a_task_whose_other_checks_ran():
+    task = TaskResult.from_checks("conv.forward", "Conv", 3, "visible", [
+        CheckResult("test_cpu", "conv.forward", Outcome.PASSED),
+        CheckResult("test_cuda", "conv.forward", Outcome.SKIPPED, "no CUDA here"),
+    ])
+    assert task.outcome is Outcome.PASSED and task.points == 3
+    only_skipped = TaskResult.from_checks("conv.forward", "Conv", 3, "visible",
+                                          [CheckResult("test_cuda", "conv.forward", Outcome.SKIPPED, "no CUDA here")])
+    assert only_skipped.outcome is Outcome.SKIPPED and only_skipped.points == 0

@@ -40,7 +40,7 @@ def test_affine_backward(student, rng, x_shape, M):
     D = int(np.prod(x_shape[1:]))
     args = [rng.standard_normal(x_shape), rng.standard_normal((D, M)), rng.standard_normal(M)]
     check_layer_backward(student.layers.affine_forward, student.layers.affine_backward, args,
-                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng, layer="affine")
+                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
 
 
 # -- relu, sigmoid ------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def test_relu_forward(student, reference, rng, shape):
 @pytest.mark.parametrize("shape", [(10, 10), (2, 3, 8, 8)])
 def test_relu_backward(student, rng, shape):
     check_layer_backward(student.layers.relu_forward, student.layers.relu_backward, [away_from_zero(rng, shape)],
-                         gradients=[("dx", 0)], rng=rng, layer="relu")
+                         gradients=[("dx", 0)], rng=rng)
 
 
 @pytest.mark.task("sigmoid.forward")
@@ -78,7 +78,7 @@ def test_sigmoid_forward_is_stable_for_large_inputs(student, rng):
 @pytest.mark.parametrize("shape", [(10, 10), (2, 3, 8, 8)])
 def test_sigmoid_backward(student, rng, shape):
     check_layer_backward(student.layers.sigmoid_forward, student.layers.sigmoid_backward,
-                         [2 * rng.standard_normal(shape)], gradients=[("dx", 0)], rng=rng, layer="sigmoid")
+                         [2 * rng.standard_normal(shape)], gradients=[("dx", 0)], rng=rng)
 
 
 # -- losses ---------------------------------------------------------------------------------------
@@ -152,8 +152,7 @@ def test_dropout_forward_test_mode_is_identity(student, rng):
 def test_dropout_backward(student, rng, mode):
     x = rng.standard_normal((10, 10)) + 10
     check_layer_backward(student.layers.dropout_forward, student.layers.dropout_backward,
-                         [x, {"mode": mode, "p": 0.2, "seed": 123}], gradients=[("dx", 0)], rng=rng,
-                         layer="dropout")
+                         [x, {"mode": mode, "p": 0.2, "seed": 123}], gradients=[("dx", 0)], rng=rng)
 
 
 # -- batch normalization ---------------------------------------------------------------------------
@@ -205,16 +204,14 @@ def _batchnorm_args(rng, N=4, D=5):
 @pytest.mark.parametrize("N,D", [(4, 5), (30, 10)])
 def test_batchnorm_backward(student, rng, N, D):
     check_layer_backward(student.layers.batchnorm_forward, student.layers.batchnorm_backward,
-                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng,
-                         layer="batchnorm")
+                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
 
 
 @pytest.mark.task("batchnorm.backward_alt")
 @pytest.mark.parametrize("N,D", [(4, 5), (30, 10)])
 def test_batchnorm_backward_alt(student, rng, N, D):
     check_layer_backward(student.layers.batchnorm_forward, student.layers.batchnorm_backward_alt,
-                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng,
-                         layer="batchnorm")
+                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
 
 
 # -- layer normalization ---------------------------------------------------------------------------
@@ -231,7 +228,7 @@ def test_layernorm_forward(student, reference, rng, N, D):
 def test_layernorm_backward(student, rng, N, D):
     args = [3 * rng.standard_normal((N, D)) + 2, rng.standard_normal(D), rng.standard_normal(D), {}]
     check_layer_backward(student.layers.layernorm_forward, student.layers.layernorm_backward, args,
-                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng, layer="layernorm")
+                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
 
 
 # -- convolution -----------------------------------------------------------------------------------
@@ -258,7 +255,7 @@ def test_conv_backward(student, rng, x_shape, w_shape, stride, pad):
     args = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0]),
             {"stride": stride, "pad": pad}]
     check_layer_backward(student.layers.conv_forward_naive, student.layers.conv_backward_naive, args,
-                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng, layer="conv")
+                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
 
 
 # -- max pooling -----------------------------------------------------------------------------------
@@ -283,7 +280,7 @@ def test_max_pool_forward(student, reference, rng, x_shape, height, width, strid
 def test_max_pool_backward(student, rng, x_shape, height, width, stride):
     args = [distinct(rng, x_shape), {"pool_height": height, "pool_width": width, "stride": stride}]
     check_layer_backward(student.layers.max_pool_forward_naive, student.layers.max_pool_backward_naive, args,
-                         gradients=[("dx", 0)], rng=rng, layer="max_pool")
+                         gradients=[("dx", 0)], rng=rng)
 
 
 @pytest.mark.task("max_pool.backward")
@@ -321,7 +318,7 @@ def test_spatial_batchnorm_backward(student, rng, shape):
     C = shape[1]
     args = [4 * rng.standard_normal(shape) + 10, rng.standard_normal(C), rng.standard_normal(C), {"mode": "train"}]
     check_layer_backward(student.layers.spatial_batchnorm_forward, student.layers.spatial_batchnorm_backward, args,
-                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng, layer="spatial_batchnorm")
+                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
 
 
 @pytest.mark.task("spatial_groupnorm.forward")
@@ -341,7 +338,7 @@ def test_spatial_groupnorm_backward(student, rng, shape, G):
     args = [4 * rng.standard_normal(shape) + 10, rng.standard_normal((1, C, 1, 1)), rng.standard_normal((1, C, 1, 1)),
             G, {}]
     check_layer_backward(student.layers.spatial_groupnorm_forward, student.layers.spatial_groupnorm_backward, args,
-                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng, layer="spatial_groupnorm")
+                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
 
 
 # -- float32 ----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def test_spatial_groupnorm_backward_one_channel_per_group(student, rng):
     args = [rng.standard_normal(shape) * 3 + 1, rng.standard_normal((1, 3, 1, 1)), rng.standard_normal((1, 3, 1, 1)),
             3, {}]
     check_layer_backward(student.layers.spatial_groupnorm_forward, student.layers.spatial_groupnorm_backward, args,
-                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng, layer="spatial_groupnorm")
+                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
 
 
 @pytest.mark.task("batchnorm.forward")
