@@ -4,7 +4,7 @@ import pytest
 
 from grader.assignment import ConfigError, load_assignment
 from grader.validate import validate
-from support import PROJECT_ROOT, a1
+from support import a1
 
 
 def edit_config(project, old, new):

@@ -5,7 +5,7 @@ import pytest
 from grader.assignment import load_assignment
 from grader.fixtures import compare_fixtures, record, write_fixtures
 from grader.oracle import FIXTURE_SUFFIX
-from support import PROJECT_ROOT, a1
+from support import a1
 
 
 @pytest.fixture(scope="module")

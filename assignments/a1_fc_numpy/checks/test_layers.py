@@ -4,21 +4,10 @@ submission's own forward pass for every backward pass, and the behaviour the doc
 import numpy as np
 import pytest
 
-from grader.compare import CheckFailed, assert_close, assert_true, assert_unchanged, expect_tuple
+from grader.compare import assert_close, assert_true, assert_unchanged, expect_tuple
 from grader.gradcheck import check_layer_backward, check_loss_gradient
 from grader.inputs import away_from_zero, distinct, hinge_safe_scores
-
-
-def forward_matches(student_fn, reference_fn, args, name, rtol=1e-6, atol=1e-8):
-    """Output equal to the reference's; inputs left as they were."""
-    record = student_fn.inspect(*args)
-    out, _ = expect_tuple(record.result, 2, name)
-    expected, _ = reference_fn(*args)
-    assert_close(out, expected, name=f"out of {name}", rtol=rtol, atol=atol)
-    for index, (before, after) in enumerate(zip(args, record.args)):
-        if isinstance(before, np.ndarray):
-            assert_unchanged(after, before, name=f"argument {index + 1} of {name}")
-    return out
+from grader.shared_checks import forward_matches
 
 
 # -- affine -----------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ several steps, with the state kept in the config dict the optimizer was given.""
 import numpy as np
 import pytest
 
-from grader.compare import CheckFailed, assert_close, assert_unchanged, expect_tuple
+from grader.compare import assert_close, expect_tuple
+from grader.shared_checks import compare_optimizer_steps
 
 STATE = {
     "sgd": [],
@@ -43,34 +44,6 @@ def random_inputs(rng, rule):
     return w, dw, config
 
 
-def compare_steps(student, reference, rng, rule, w, dw, config, steps=3):
-    """Several updates in a row, each fed the config the previous one returned."""
-    student_config, reference_config = dict(config), dict(config)
-    student_w, reference_w = w, w
-    for step in range(1, steps + 1):
-        record = getattr(student.optim, rule).inspect(student_w, dw, student_config)
-        next_w, returned_config = expect_tuple(record.result, 2, rule)
-        expected_w, expected_config = getattr(reference.optim, rule)(reference_w, dw, reference_config)
-        assert_close(next_w, expected_w, name=f"next_w of {rule} at step {step}")
-        if not isinstance(returned_config, dict):
-            raise CheckFailed(f"{rule}: the second value returned must be the config dict, got "
-                              f"{type(returned_config).__name__}")
-        for key in STATE[rule]:
-            if key not in returned_config:
-                raise CheckFailed(f"{rule}: config[{key!r}] is missing after step {step}; keep the optimizer's "
-                                  f"state in config")
-            assert_close(returned_config[key], expected_config[key], name=f"config[{key!r}] of {rule} at step {step}")
-            in_place = record.args[2].get(key) if isinstance(record.args[2], dict) else None
-            if in_place is None:
-                raise CheckFailed(f"{rule}: config[{key!r}] was not stored in the config dict that was passed in; "
-                                  "update that dict in place")
-        assert_unchanged(record.args[0], student_w, name=f"w given to {rule}")
-        assert_unchanged(record.args[1], dw, name=f"dw given to {rule}")
-        student_w, student_config = next_w, returned_config
-        reference_w, reference_config = expected_w, expected_config
-        dw = rng.standard_normal(dw.shape)
-
-
 def each_rule():
     """One parameter per update rule, each linked to that rule's task."""
     return [pytest.param(rule, marks=pytest.mark.task(f"optim.{rule}")) for rule in STATE]
@@ -80,7 +53,8 @@ def each_rule():
 @pytest.mark.parametrize("inputs", ["course", "random"])
 def test_update_and_state(student, reference, rng, rule, inputs):
     w, dw, config = course_inputs(rule) if inputs == "course" else random_inputs(rng, rule)
-    compare_steps(student, reference, rng, rule, w, dw, config)
+    compare_optimizer_steps(getattr(student.optim, rule), getattr(reference.optim, rule), rng, w, dw, config,
+                            STATE[rule], rule)
 
 
 @pytest.mark.parametrize("rule", each_rule())

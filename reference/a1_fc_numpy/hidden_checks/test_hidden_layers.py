@@ -1,7 +1,6 @@
 """Hidden checks, run only in official grading: more shapes and settings than the public checks
 show, so a submission tuned to the public inputs earns nothing extra."""
 
-import numpy as np
 import pytest
 
 from grader.compare import assert_close, expect_tuple
