@@ -119,7 +119,8 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
     returned gradient and the argument it belongs to, in the order backward returns them, e.g.
     [("dx", 0), ("dw", 1), ("db", 2)] (one entry when backward returns a single array)."""
     forward_name, backward_name = forward._display_name(), backward._display_name()
-    out, cache = expect_tuple(forward(*args), 2, forward_name)
+    # The cache stays in the worker: it may hold what cannot cross (an autograd graph, an object).
+    out, cache = expect_tuple(forward.keeping(*args, items=[1]), 2, forward_name)
     dout = rng.standard_normal(as_array(out, f"out of {forward_name}").shape)
     returned = backward(like(out, dout), cache)
     if len(gradients) == 1 and not isinstance(returned, (tuple, list)):

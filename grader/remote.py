@@ -230,17 +230,23 @@ class RemoteObject:
         return self._call(args, kwargs)
 
     def _call(self, args: Sequence, kwargs: dict, *, select: Sequence[int] = (), keep: bool = False,
-              return_args: bool = False, timeout_s: float | None = None) -> Any:
+              hold_items: Sequence[int] = (), return_args: bool = False, timeout_s: float | None = None) -> Any:
         encoder = self._session.encoder()
-        op = self._call_op(encoder, args, kwargs, select=select, keep=keep, return_args=return_args)
+        op = self._call_op(encoder, args, kwargs, select=select, keep=keep, hold_items=hold_items,
+                           return_args=return_args)
         return self._session.request(op, encoder, self._modules(), timeout_s)
 
     def _call_op(self, encoder: wire.Encoder, args: Sequence, kwargs: dict, *, select: Sequence[int] = (),
-                 keep: bool = False, return_args: bool = False) -> dict:
+                 keep: bool = False, hold_items: Sequence[int] = (), return_args: bool = False) -> dict:
         self._check_generation()
         return {"op": "call", "target": self._target, "args": encoder.encode(list(args)),
                 "kwargs": encoder.encode(dict(kwargs)), "select": list(select), "keep": keep,
-                "return_args": return_args}
+                "hold_items": list(hold_items), "return_args": return_args}
+
+    def keeping(self, *args: Any, items: Sequence[int], **kwargs: Any) -> Any:
+        """Calls and leaves the result's items at `items` in the worker, as handles: a layer's cache
+        goes back to its backward pass exactly as the forward pass left it."""
+        return self._call(args, kwargs, hold_items=items)
 
     def inspect(self, *args: Any, **kwargs: Any) -> CallRecord:
         """Calls and also returns the arguments as the call left them (in-place changes show)."""

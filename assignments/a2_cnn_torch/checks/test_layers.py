@@ -1,0 +1,322 @@
+"""Checks of layers.py on tensors: reference outputs for every forward pass and loss, numeric
+gradients of the submission's own forward pass for every backward pass, on CPU and (where there is
+one) CUDA, in float64 and float32, with inputs left unchanged."""
+
+import numpy as np
+import pytest
+import torch
+
+from grader.compare import assert_close, assert_true, expect_tuple
+from grader.gradcheck import check_layer_backward, check_loss_gradient
+from grader.inputs import away_from_zero, distinct, hinge_safe_scores
+from grader.shared_checks import forward_matches
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+def t(array, dtype=torch.float64, device="cpu"):
+    """A tensor built by the grader from a NumPy array the check drew."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype=dtype, device=device)
+
+
+def layer_cases():
+    """(class, task, input builder) for layers whose forward takes (x, ...params) and has a reference."""
+    def linear(rng, dtype, device):
+        return (t(rng.standard_normal((3, 2, 5)), dtype, device), t(rng.standard_normal((10, 4)), dtype, device),
+                t(rng.standard_normal(4), dtype, device))
+
+    def relu(rng, dtype, device):
+        return (t(away_from_zero(rng, (4, 6)), dtype, device),)
+
+    def batchnorm(rng, dtype, device):
+        return (t(3 * rng.standard_normal((10, 4)) + 2, dtype, device), t(rng.standard_normal(4), dtype, device),
+                t(rng.standard_normal(4), dtype, device), {"mode": "train"})
+
+    def conv(rng, dtype, device):
+        return (t(rng.standard_normal((2, 3, 5, 7)), dtype, device), t(rng.standard_normal((4, 3, 3, 2)), dtype, device),
+                t(rng.standard_normal(4), dtype, device), {"stride": 2, "pad": 1})
+
+    def max_pool(rng, dtype, device):
+        return (t(distinct(rng, (2, 2, 5, 7)), dtype, device), {"pool_height": 3, "pool_width": 2, "stride": 1})
+
+    return [("Linear", "linear", linear), ("ReLU", "relu", relu), ("BatchNorm", "batchnorm", batchnorm),
+            ("Conv", "conv", conv), ("MaxPool", "max_pool", max_pool)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("layer,make_args", [pytest.param(layer, make, marks=pytest.mark.task(f"{task}.forward"),
+                                                           id=layer) for layer, task, make in layer_cases()])
+def test_forward_keeps_dtype_and_device(student, reference, rng, layer, make_args, dtype, device):
+    args = make_args(rng, dtype, device)
+    loose = dtype == torch.float32
+    out = forward_matches(getattr(student.layers, layer).forward, getattr(reference.layers, layer).forward, args,
+                          f"{layer}.forward on {device} {str(dtype).removeprefix('torch.')}",
+                          rtol=1e-4 if loose else 1e-6, atol=1e-5 if loose else 1e-8, check_dtype=True)
+    assert_true(str(out.device).split(":")[0] == device,
+                f"{layer}.forward returned a tensor on {out.device} for inputs on {device}; create new tensors "
+                "with device=x.device")
+
+
+# -- linear, relu ---------------------------------------------------------------------------------
+
+LINEAR_SHAPES = [((2, 4, 5, 6), 3), ((1, 7), 4), ((3, 2, 5), 1)]
+
+
+@pytest.mark.task("linear.forward")
+@pytest.mark.parametrize("x_shape,M", LINEAR_SHAPES)
+def test_linear_forward(student, reference, rng, x_shape, M):
+    D = int(np.prod(x_shape[1:]))
+    args = (t(rng.standard_normal(x_shape)), t(rng.standard_normal((D, M))), t(rng.standard_normal(M)))
+    forward_matches(student.layers.Linear.forward, reference.layers.Linear.forward, args, "Linear.forward")
+
+
+@pytest.mark.task("linear.backward")
+@pytest.mark.parametrize("x_shape,M", LINEAR_SHAPES)
+def test_linear_backward(student, rng, x_shape, M):
+    D = int(np.prod(x_shape[1:]))
+    args = [t(rng.standard_normal(x_shape)), t(rng.standard_normal((D, M))), t(rng.standard_normal(M))]
+    check_layer_backward(student.layers.Linear.forward, student.layers.Linear.backward, args,
+                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+
+
+@pytest.mark.task("relu.backward")
+@pytest.mark.parametrize("shape", [(10, 10), (2, 3, 8, 8)])
+def test_relu_backward(student, rng, shape):
+    check_layer_backward(student.layers.ReLU.forward, student.layers.ReLU.backward, [t(away_from_zero(rng, shape))],
+                         gradients=[("dx", 0)], rng=rng)
+
+
+@pytest.mark.task("linear_relu.forward")
+def test_linear_relu_forward(student, reference, rng):
+    args = (t(rng.standard_normal((4, 3, 2))), t(rng.standard_normal((6, 5))), t(rng.standard_normal(5)))
+    forward_matches(student.layers.Linear_ReLU.forward, reference.layers.Linear_ReLU.forward, args,
+                    "Linear_ReLU.forward")
+
+
+@pytest.mark.task("linear_relu.backward")
+def test_linear_relu_backward(student, rng):
+    args = [t(rng.standard_normal((4, 6))), t(rng.standard_normal((6, 5))), t(0.5 + rng.random(5))]
+    check_layer_backward(student.layers.Linear_ReLU.forward, student.layers.Linear_ReLU.backward, args,
+                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+
+
+# -- losses ---------------------------------------------------------------------------------------
+
+LOSS_SHAPES = [(50, 10), (1, 5), (7, 3)]
+
+
+@pytest.mark.parametrize("loss_name", [pytest.param(name, marks=pytest.mark.task(f"{name}.loss"))
+                                       for name in ("softmax_loss", "svm_loss")])
+@pytest.mark.parametrize("N,C", LOSS_SHAPES)
+def test_loss_value(student, reference, rng, loss_name, N, C):
+    x, y = t(3 * rng.standard_normal((N, C))), torch.from_numpy(rng.integers(C, size=N))
+    loss, _ = expect_tuple(getattr(student.layers, loss_name)(x, y), 2, loss_name)
+    expected, _ = getattr(reference.layers, loss_name)(x, y)
+    assert_close(loss, expected, name=f"loss of {loss_name}")
+
+
+@pytest.mark.task("softmax_loss.loss")
+def test_softmax_loss_is_log_c_for_tiny_scores_and_stable_for_huge(student, rng):
+    N, C = 100, 10
+    y = torch.from_numpy(rng.integers(C, size=N))
+    loss, _ = expect_tuple(student.layers.softmax_loss(t(0.001 * rng.standard_normal((N, C))), y), 2, "softmax_loss")
+    assert_close(loss, np.log(C), name="loss of softmax_loss for near-zero scores (should be about log C)", rtol=1e-2)
+    loss, dx = expect_tuple(student.layers.softmax_loss(t(1000 * rng.standard_normal((N, C))), y), 2, "softmax_loss")
+    assert_true(bool(torch.isfinite(torch.as_tensor(loss))) and bool(torch.isfinite(dx).all()),
+                "softmax_loss: scores of size 1000 give NaN or inf; subtract each row's maximum first")
+
+
+@pytest.mark.task("softmax_loss.gradient")
+@pytest.mark.parametrize("N,C", LOSS_SHAPES)
+def test_softmax_loss_gradient(student, rng, N, C):
+    x, y = t(rng.standard_normal((N, C))), torch.from_numpy(rng.integers(C, size=N))
+    check_loss_gradient(student.layers.softmax_loss, x, y, name="softmax_loss", rng=rng)
+
+
+@pytest.mark.task("svm_loss.gradient")
+@pytest.mark.parametrize("N,C", LOSS_SHAPES)
+def test_svm_loss_gradient(student, rng, N, C):
+    y = rng.integers(C, size=N)
+    check_loss_gradient(student.layers.svm_loss, t(hinge_safe_scores(rng, y, C)), torch.from_numpy(y),
+                        name="svm_loss", rng=rng)
+
+
+# -- dropout (p is the probability of DROPPING a unit) ----------------------------------------------
+
+@pytest.mark.task("dropout.forward")
+@pytest.mark.parametrize("p", [0.25, 0.4, 0.7])
+def test_dropout_forward_drops_p_and_scales(student, rng, p):
+    x = t(rng.standard_normal((500, 500)) + 10)
+    out, _ = expect_tuple(student.layers.Dropout.forward(x, {"mode": "train", "p": p, "seed": 123}), 2,
+                          "Dropout.forward")
+    out, x = out.numpy(), x.numpy()
+    dropped = float((out == 0).mean())
+    assert_true(abs(dropped - p) < 0.01, f"Dropout.forward in train mode dropped {dropped:.3f} of the units with "
+                                         f"p={p}; p is the probability of DROPPING a unit")
+    kept = out != 0
+    assert_close(out[kept], x[kept] / (1 - p), name="kept units of Dropout.forward (should be x / (1 - p))")
+
+
+@pytest.mark.task("dropout.forward")
+def test_dropout_forward_test_mode_is_identity(student, rng):
+    x = t(rng.standard_normal((20, 30)))
+    out, _ = expect_tuple(student.layers.Dropout.forward(x, {"mode": "test", "p": 0.3}), 2, "Dropout.forward")
+    assert_close(out, x, name="out of Dropout.forward in test mode (should equal x)", rtol=0, atol=0)
+
+
+@pytest.mark.task("dropout.backward")
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_dropout_backward(student, rng, mode):
+    x = t(rng.standard_normal((10, 10)) + 10)
+    check_layer_backward(student.layers.Dropout.forward, student.layers.Dropout.backward,
+                         [x, {"mode": mode, "p": 0.2, "seed": 123}], gradients=[("dx", 0)], rng=rng)
+
+
+# -- batch normalization ---------------------------------------------------------------------------
+
+@pytest.mark.task("batchnorm.forward")
+@pytest.mark.parametrize("mode", ["train", "test"])
+@pytest.mark.parametrize("N,D", [(200, 3), (4, 5), (2, 1)])
+def test_batchnorm_forward(student, reference, rng, N, D, mode):
+    x = t(5 * rng.standard_normal((N, D)) + 12)
+    gamma, beta = t(rng.standard_normal(D)), t(rng.standard_normal(D))
+    bn_param = {"mode": mode, "running_mean": t(rng.standard_normal(D)), "running_var": t(rng.random(D) + 0.5)}
+    record = student.layers.BatchNorm.forward.inspect(x, gamma, beta, bn_param)
+    out, _ = expect_tuple(record.result, 2, "BatchNorm.forward")
+    expected = reference.layers.BatchNorm.forward.inspect(x, gamma, beta, bn_param)
+    assert_close(out, expected.result[0], name=f"out of BatchNorm.forward in {mode} mode")
+    for key in ("running_mean", "running_var"):
+        assert_close(record.args[3].get(key), expected.args[3][key],
+                     name=f"bn_param[{key!r}] after BatchNorm.forward in {mode} mode")
+
+
+@pytest.mark.task("batchnorm.forward")
+def test_batchnorm_forward_output_statistics(student, rng):
+    x = t(3 * rng.standard_normal((500, 4)) - 7)
+    gamma, beta = t(np.array([1.0, 2.0, 3.0, 0.5])), t(np.array([0.0, -1.0, 4.0, 11.0]))
+    out, _ = expect_tuple(student.layers.BatchNorm.forward(x, gamma, beta, {"mode": "train"}), 2, "BatchNorm.forward")
+    assert_close(out.mean(dim=0), beta, name="per-feature mean of BatchNorm.forward's output (should be beta)",
+                 atol=1e-6)
+    assert_close(out.std(dim=0, unbiased=False), gamma,
+                 name="per-feature std of BatchNorm.forward's output (should be gamma)", rtol=1e-3)
+
+
+def _batchnorm_args(rng, N, D):
+    return [t(4 * rng.standard_normal((N, D)) + 10), t(rng.standard_normal(D)), t(rng.standard_normal(D)),
+            {"mode": "train"}]
+
+
+@pytest.mark.parametrize("backward", [pytest.param("backward", marks=pytest.mark.task("batchnorm.backward")),
+                                      pytest.param("backward_alt", marks=pytest.mark.task("batchnorm.backward_alt"))])
+@pytest.mark.parametrize("N,D", [(4, 5), (30, 10)])
+def test_batchnorm_backward(student, rng, backward, N, D):
+    check_layer_backward(student.layers.BatchNorm.forward, getattr(student.layers.BatchNorm, backward),
+                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+
+
+@pytest.mark.task("spatial_batchnorm.forward")
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_spatial_batchnorm_forward(student, reference, rng, mode):
+    N, C, H, W = 2, 3, 4, 5
+    bn_param = {"mode": mode, "running_mean": t(rng.standard_normal(C)), "running_var": t(rng.random(C) + 0.5)}
+    args = (t(4 * rng.standard_normal((N, C, H, W)) + 10), t(rng.standard_normal(C)), t(rng.standard_normal(C)),
+            bn_param)
+    record = student.layers.SpatialBatchNorm.forward.inspect(*args)
+    expected = reference.layers.SpatialBatchNorm.forward.inspect(*args)
+    assert_close(expect_tuple(record.result, 2, "SpatialBatchNorm.forward")[0], expected.result[0],
+                 name=f"out of SpatialBatchNorm.forward in {mode} mode")
+    for key in ("running_mean", "running_var"):
+        assert_close(record.args[3].get(key), expected.args[3][key], name=f"bn_param[{key!r}] after SpatialBatchNorm.forward")
+
+
+@pytest.mark.task("spatial_batchnorm.backward")
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 2, 3, 3)])
+def test_spatial_batchnorm_backward(student, rng, shape):
+    C = shape[1]
+    args = [t(4 * rng.standard_normal(shape) + 10), t(rng.standard_normal(C)), t(rng.standard_normal(C)),
+            {"mode": "train"}]
+    check_layer_backward(student.layers.SpatialBatchNorm.forward, student.layers.SpatialBatchNorm.backward, args,
+                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+
+
+# -- convolution and pooling -----------------------------------------------------------------------
+
+CONV_CASES = [
+    ((2, 3, 4, 4), (3, 3, 4, 4), 2, 1),
+    ((2, 3, 5, 7), (4, 3, 3, 2), 1, 0),   # non-square image and filters, no padding
+    ((1, 2, 7, 6), (2, 2, 3, 3), 3, 2),   # a batch of one, larger padding and stride
+]
+
+
+@pytest.mark.task("conv.forward")
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
+def test_conv_forward(student, reference, rng, x_shape, w_shape, stride, pad):
+    args = (t(rng.standard_normal(x_shape)), t(rng.standard_normal(w_shape)), t(rng.standard_normal(w_shape[0])),
+            {"stride": stride, "pad": pad})
+    forward_matches(student.layers.Conv.forward, reference.layers.Conv.forward, args, "Conv.forward")
+
+
+@pytest.mark.task("conv.forward")
+def test_conv_forward_matches_torch(student, rng):
+    x, w, b = t(rng.standard_normal((2, 3, 6, 5))), t(rng.standard_normal((4, 3, 3, 3))), t(rng.standard_normal(4))
+    out, _ = expect_tuple(student.layers.Conv.forward(x, w, b, {"stride": 2, "pad": 1}), 2, "Conv.forward")
+    expected = torch.nn.functional.conv2d(x, w, b, stride=2, padding=1)
+    assert_close(out, expected, name="out of Conv.forward (against torch.nn.functional.conv2d)")
+
+
+@pytest.mark.task("conv.backward")
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
+def test_conv_backward(student, rng, x_shape, w_shape, stride, pad):
+    args = [t(rng.standard_normal(x_shape)), t(rng.standard_normal(w_shape)), t(rng.standard_normal(w_shape[0])),
+            {"stride": stride, "pad": pad}]
+    check_layer_backward(student.layers.Conv.forward, student.layers.Conv.backward, args,
+                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+
+
+POOL_CASES = [((2, 3, 4, 4), 2, 2, 2), ((2, 2, 5, 7), 3, 2, 1), ((1, 1, 6, 6), 2, 2, 1)]
+
+
+@pytest.mark.task("max_pool.forward")
+@pytest.mark.parametrize("x_shape,height,width,stride", POOL_CASES)
+def test_max_pool_forward(student, reference, rng, x_shape, height, width, stride):
+    args = (t(distinct(rng, x_shape)), {"pool_height": height, "pool_width": width, "stride": stride})
+    forward_matches(student.layers.MaxPool.forward, reference.layers.MaxPool.forward, args, "MaxPool.forward")
+
+
+@pytest.mark.task("max_pool.backward")
+@pytest.mark.parametrize("x_shape,height,width,stride", POOL_CASES)
+def test_max_pool_backward(student, rng, x_shape, height, width, stride):
+    args = [t(distinct(rng, x_shape)), {"pool_height": height, "pool_width": width, "stride": stride}]
+    check_layer_backward(student.layers.MaxPool.forward, student.layers.MaxPool.backward, args,
+                         gradients=[("dx", 0)], rng=rng)
+
+
+@pytest.mark.task("max_pool.backward")
+def test_max_pool_backward_routes_a_tie_to_the_first_maximum(student):
+    x = t(np.array([[[[1.0, 3.0, 3.0], [3.0, 0.0, 3.0]]]]))
+    out, cache = expect_tuple(student.layers.MaxPool.forward(x, {"pool_height": 2, "pool_width": 2, "stride": 1}), 2,
+                              "MaxPool.forward")
+    dx = student.layers.MaxPool.backward(t(np.array([[[[1.0, 10.0]]]])), cache)
+    assert_close(dx, np.array([[[[0.0, 11.0, 0.0], [0.0, 0.0, 0.0]]]]), atol=0,
+                 name="dx of MaxPool.backward where elements tie for the maximum (one element per window, the "
+                      "first in row-major order)")
+
+
+# -- the provided sandwiches, built on the student's ReLU and SpatialBatchNorm ---------------------
+
+@pytest.mark.task("sandwich.backward")
+def test_conv_relu_pool_backward(student, rng):
+    args = [t(rng.standard_normal((2, 3, 8, 8))), t(rng.standard_normal((3, 3, 3, 3))), t(rng.standard_normal(3)),
+            {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}]
+    check_layer_backward(student.layers.Conv_ReLU_Pool.forward, student.layers.Conv_ReLU_Pool.backward, args,
+                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+
+
+@pytest.mark.task("sandwich.backward")
+def test_conv_batchnorm_relu_pool_backward(student, rng):
+    args = [t(rng.standard_normal((2, 3, 8, 8))), t(rng.standard_normal((3, 3, 3, 3))), t(rng.standard_normal(3)),
+            t(1 + 0.1 * rng.standard_normal(3)), t(0.1 * rng.standard_normal(3)), {"stride": 1, "pad": 1},
+            {"mode": "train"}, {"pool_height": 2, "pool_width": 2, "stride": 2}]
+    check_layer_backward(student.layers.Conv_BatchNorm_ReLU_Pool.forward, student.layers.Conv_BatchNorm_ReLU_Pool.backward,
+                         args, gradients=[("dx", 0), ("dw", 1), ("db", 2), ("dgamma", 3), ("dbeta", 4)], rng=rng)

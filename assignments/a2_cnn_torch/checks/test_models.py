@@ -1,0 +1,325 @@
+"""Checks of models.py on tensors: kaiming_initializer's statistics, parameter shapes and initial
+losses, scores and losses against the reference with the same parameters, and numeric gradients of
+the submission's own loss for every model, DeepConvNet with several filter and pooling layouts."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from grader.compare import CheckFailed, assert_close, assert_true, expect_tuple
+from grader.gradcheck import check_model_gradients
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+F64 = torch.float64
+
+
+def t(array, dtype=F64):
+    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+
+
+def fetch_params(model, model_name):
+    params = model.params.fetch()
+    if not isinstance(params, dict):
+        raise CheckFailed(f"{model_name}.params: expected a dict, got {type(params).__name__}")
+    return params
+
+
+def expect_shapes(params, expected, model_name):
+    missing = sorted(set(expected) - set(params))
+    if missing:
+        raise CheckFailed(f"{model_name}.params has no {', '.join(missing)}")
+    extra = sorted(set(params) - set(expected), key=str)
+    if extra:
+        raise CheckFailed(f"{model_name}.params has unexpected entries {', '.join(map(str, extra))}")
+    for name, shape in expected.items():
+        actual = tuple(params[name].shape) if hasattr(params[name], "shape") else None
+        if actual != shape:
+            raise CheckFailed(f"{model_name}.params[{name!r}]: expected shape {shape}, got {actual}")
+
+
+def set_params(model, params):
+    for name, value in params.items():
+        model.params[name] = value
+
+
+def random_params(rng, shapes):
+    """Parameters without exact zeros (zero biases put ReLUs at their kink), scaled to keep
+    activations near one."""
+    params = {}
+    for name, shape in shapes.items():
+        if name.startswith("W"):
+            fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
+            params[name] = t(rng.standard_normal(shape) * np.sqrt(2.0 / fan_in))
+        elif name.startswith("gamma"):
+            params[name] = t(1 + 0.1 * rng.standard_normal(shape))
+        else:
+            params[name] = t(0.1 * rng.standard_normal(shape))
+    return params
+
+
+def labels(rng, n, classes=10):
+    return torch.from_numpy(rng.integers(classes, size=n))
+
+
+# -- kaiming_initializer ---------------------------------------------------------------------------
+
+@pytest.mark.task("kaiming.initializer")
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("K", [None, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_kaiming_initializer(student, K, relu, device, dtype):
+    Din, Dout = (500, 400) if K is None else (32, 600)
+    weight = student.models.kaiming_initializer(Din, Dout, K=K, relu=relu, device=device, dtype=dtype)
+    name = f"kaiming_initializer({Din}, {Dout}, K={K}, relu={relu})"
+    shape = (Din, Dout) if K is None else (Dout, Din, K, K)
+    if not isinstance(weight, torch.Tensor):
+        raise CheckFailed(f"{name}: expected a tensor, got {type(weight).__name__}")
+    assert_true(tuple(weight.shape) == shape, f"{name}: expected shape {shape}, got {tuple(weight.shape)}")
+    assert_true(weight.dtype == dtype, f"{name}: expected dtype {dtype}, got {weight.dtype}")
+    assert_true(str(weight.device).split(":")[0] == device, f"{name}: expected a tensor on {device}, got {weight.device}")
+    fan_in = Din if K is None else Din * K * K
+    expected_std = math.sqrt((2.0 if relu else 1.0) / fan_in)
+    values = weight.double().cpu()
+    measured = float(values.std())
+    # With 200,000 samples the sample std is within 1 % of the truth far beyond any reasonable doubt.
+    assert_true(abs(measured / expected_std - 1) < 0.02 and abs(float(values.mean())) < 0.02 * expected_std,
+                f"{name}: weights have std {measured:.4g} and mean {float(values.mean()):.2g}; expected mean 0 and "
+                f"std sqrt({'2' if relu else '1'} / fan_in) = {expected_std:.4g} with fan_in = {fan_in}")
+
+
+# -- TwoLayerNet and FullyConnectedNet --------------------------------------------------------------
+
+D, H, C = 5, 20, 7
+TWO_LAYER_SHAPES = {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}
+
+
+def fc_shapes(hidden, input_dim, num_classes):
+    dims = [input_dim, *hidden, num_classes]
+    shapes = {}
+    for i in range(1, len(dims)):
+        shapes[f"W{i}"], shapes[f"b{i}"] = (dims[i - 1], dims[i]), (dims[i],)
+    return shapes
+
+
+def initial_loss_is_log_c(model, rng, input_shape, name):
+    X, y = t(rng.standard_normal((100, *input_shape))), labels(rng, 100)
+    loss, _ = expect_tuple(model.loss(X, y), 2, f"{name}.loss(X, y)")
+    assert_close(loss, np.log(10), name=f"initial loss of {name} with tiny weights (should be about log 10)",
+                 rtol=0.03)
+
+
+@pytest.mark.task("two_layer_net.init")
+def test_two_layer_net_init(student, rng):
+    model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=10, weight_scale=1e-4, dtype=F64)
+    expect_shapes(fetch_params(model, "TwoLayerNet"), {**TWO_LAYER_SHAPES, "W2": (H, 10), "b2": (10,)}, "TwoLayerNet")
+    initial_loss_is_log_c(model, rng, (D,), "TwoLayerNet")
+
+
+@pytest.mark.task("two_layer_net.loss")
+@pytest.mark.parametrize("reg", [0.0, 1.0])
+def test_two_layer_net_scores_and_loss(student, reference, rng, reg):
+    params = {name: t(rng.standard_normal(shape)) for name, shape in TWO_LAYER_SHAPES.items()}
+    X, y = t(rng.standard_normal((3, D))), labels(rng, 3, C)
+    models = [source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg, dtype=F64)
+              for source in (student, reference)]
+    for model in models:
+        set_params(model, params)
+    assert_close(models[0].loss(X), models[1].loss(X), name="scores of TwoLayerNet.loss(X)")
+    assert_close(expect_tuple(models[0].loss(X, y), 2, "TwoLayerNet.loss(X, y)")[0], models[1].loss(X, y)[0],
+                 name=f"loss of TwoLayerNet.loss(X, y) with reg={reg} (L2 term: reg * sum(W**2))")
+
+
+@pytest.mark.task("two_layer_net.gradients")
+@pytest.mark.parametrize("reg", [0.0, 0.7])
+def test_two_layer_net_gradients(student, rng, reg):
+    model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg, dtype=F64)
+    set_params(model, random_params(rng, TWO_LAYER_SHAPES))
+    check_model_gradients(model, t(rng.standard_normal((3, D))), labels(rng, 3, C),
+                          model_name=f"TwoLayerNet(reg={reg})", rng=rng)
+
+
+FC_HIDDEN = [20, 30]
+
+
+@pytest.mark.task("fc_net.init")
+def test_fc_net_init(student, rng):
+    model = student.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, weight_scale=1e-3, dtype=F64)
+    expect_shapes(fetch_params(model, "FullyConnectedNet"), fc_shapes(FC_HIDDEN, 15, 10), "FullyConnectedNet")
+    initial_loss_is_log_c(model, rng, (15,), "FullyConnectedNet")
+
+
+@pytest.mark.task("fc_net.loss")
+@pytest.mark.parametrize("reg", [0.0, 3.14])
+def test_fc_net_scores_and_loss(student, reference, rng, reg):
+    params = random_params(rng, fc_shapes(FC_HIDDEN, 15, 10))
+    X, y = t(rng.standard_normal((4, 15))), labels(rng, 4)
+    models = [source.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, reg=reg, dtype=F64)
+              for source in (student, reference)]
+    for model in models:
+        set_params(model, params)
+    assert_close(models[0].loss(X), models[1].loss(X), name="scores of FullyConnectedNet.loss(X)")
+    assert_close(expect_tuple(models[0].loss(X, y), 2, "FullyConnectedNet.loss(X, y)")[0], models[1].loss(X, y)[0],
+                 name=f"loss of FullyConnectedNet.loss(X, y) with reg={reg}")
+
+
+def _fc_gradient_check(student, rng, *, name, hidden=(20, 30), **kwargs):
+    model = student.models.FullyConnectedNet(list(hidden), input_dim=15, num_classes=10, dtype=F64, **kwargs)
+    set_params(model, random_params(rng, fc_shapes(list(hidden), 15, 10)))
+    check_model_gradients(model, t(rng.standard_normal((4, 15))), labels(rng, 4), model_name=name, rng=rng)
+
+
+@pytest.mark.task("fc_net.gradients")
+@pytest.mark.parametrize("reg", [0.0, 3.14])
+def test_fc_net_gradients(student, rng, reg):
+    _fc_gradient_check(student, rng, reg=reg, name=f"FullyConnectedNet(reg={reg})")
+
+
+@pytest.mark.task("fc_net.gradients")
+def test_fc_net_gradients_deeper(student, rng):
+    _fc_gradient_check(student, rng, hidden=(10, 12, 8, 9), reg=0.5, name="FullyConnectedNet with 4 hidden layers")
+
+
+@pytest.mark.task("fc_net.dropout")
+@pytest.mark.parametrize("dropout", [0.25, 0.5])
+def test_fc_net_dropout_gradients(student, rng, dropout):
+    _fc_gradient_check(student, rng, reg=0.1, dropout=dropout, seed=123, name=f"FullyConnectedNet(dropout={dropout})")
+
+
+@pytest.mark.task("fc_net.dropout")
+def test_fc_net_dropout_is_identity_at_test_time(student, rng):
+    params = random_params(rng, fc_shapes(FC_HIDDEN, 15, 10))
+    X = t(rng.standard_normal((5, 15)))
+    with_dropout = student.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, dropout=0.7, seed=1,
+                                                    dtype=F64)
+    without = student.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, dtype=F64)
+    set_params(with_dropout, params)
+    set_params(without, params)
+    assert_close(with_dropout.loss(X), without.loss(X),
+                 name="scores of FullyConnectedNet with dropout at test time (should equal those without dropout)")
+
+
+# -- ThreeLayerConvNet -----------------------------------------------------------------------------
+
+CONV_INPUT = (3, 8, 8)
+
+
+def three_layer_shapes(num_filters=3, filter_size=3, hidden=7, classes=10, input_dims=CONV_INPUT):
+    C_in, H_in, W_in = input_dims
+    return {"W1": (num_filters, C_in, filter_size, filter_size), "b1": (num_filters,),
+            "W2": (num_filters * (H_in // 2) * (W_in // 2), hidden), "b2": (hidden,),
+            "W3": (hidden, classes), "b3": (classes,)}
+
+
+def three_layer(source, **kwargs):
+    return source.models.ThreeLayerConvNet(input_dims=CONV_INPUT, num_filters=3, filter_size=3, hidden_dim=7,
+                                           dtype=F64, **kwargs)
+
+
+@pytest.mark.task("three_layer_convnet.init")
+def test_three_layer_convnet_init(student, rng):
+    model = three_layer(student, weight_scale=1e-3)
+    expect_shapes(fetch_params(model, "ThreeLayerConvNet"), three_layer_shapes(), "ThreeLayerConvNet")
+    initial_loss_is_log_c(model, rng, CONV_INPUT, "ThreeLayerConvNet")
+
+
+@pytest.mark.task("three_layer_convnet.loss")
+@pytest.mark.parametrize("reg", [0.0, 0.5])
+def test_three_layer_convnet_scores_and_loss(student, reference, rng, reg):
+    params = random_params(rng, three_layer_shapes())
+    X, y = t(rng.standard_normal((2, *CONV_INPUT))), labels(rng, 2)
+    models = [three_layer(source, reg=reg) for source in (student, reference)]
+    for model in models:
+        set_params(model, params)
+    assert_close(models[0].loss(X), models[1].loss(X), name="scores of ThreeLayerConvNet.loss(X)")
+    assert_close(expect_tuple(models[0].loss(X, y), 2, "ThreeLayerConvNet.loss(X, y)")[0], models[1].loss(X, y)[0],
+                 name=f"loss of ThreeLayerConvNet.loss(X, y) with reg={reg}")
+
+
+@pytest.mark.task("three_layer_convnet.gradients")
+@pytest.mark.parametrize("reg", [0.0, 0.5])
+def test_three_layer_convnet_gradients(student, rng, reg):
+    model = three_layer(student, reg=reg)
+    set_params(model, random_params(rng, three_layer_shapes()))
+    check_model_gradients(model, t(rng.standard_normal((2, *CONV_INPUT))), labels(rng, 2),
+                          model_name=f"ThreeLayerConvNet(reg={reg})", rng=rng)
+
+
+# -- DeepConvNet -----------------------------------------------------------------------------------
+
+LAYOUTS = [([3, 4], [0]), ([2, 3, 4], [0, 2]), ([4], []), ([3, 3, 2], [0, 1, 2])]
+
+
+def deep_shapes(num_filters, max_pools, batchnorm, input_dims=CONV_INPUT, classes=10):
+    C_in, H_in, W_in = input_dims
+    shapes, previous = {}, C_in
+    for i, filters in enumerate(num_filters, start=1):
+        shapes[f"W{i}"], shapes[f"b{i}"] = (filters, previous, 3, 3), (filters,)
+        if batchnorm:
+            shapes[f"gamma{i}"], shapes[f"beta{i}"] = (filters,), (filters,)
+        previous = filters
+        if i - 1 in max_pools:
+            H_in, W_in = H_in // 2, W_in // 2
+    last = len(num_filters) + 1
+    shapes[f"W{last}"], shapes[f"b{last}"] = (previous * H_in * W_in, classes), (classes,)
+    return shapes
+
+
+def deep(source, num_filters, max_pools, **kwargs):
+    return source.models.DeepConvNet(input_dims=CONV_INPUT, num_filters=num_filters, max_pools=max_pools, dtype=F64,
+                                     **kwargs)
+
+
+@pytest.mark.task("deep_convnet.init")
+@pytest.mark.parametrize("batchnorm", [False, True])
+@pytest.mark.parametrize("num_filters,max_pools", LAYOUTS)
+def test_deep_convnet_parameters(student, num_filters, max_pools, batchnorm):
+    model = deep(student, num_filters, max_pools, batchnorm=batchnorm, weight_scale="kaiming")
+    params = fetch_params(model, "DeepConvNet")
+    expect_shapes(params, deep_shapes(num_filters, max_pools, batchnorm),
+                  f"DeepConvNet(num_filters={num_filters}, max_pools={max_pools}, batchnorm={batchnorm})")
+
+
+@pytest.mark.task("deep_convnet.init")
+def test_deep_convnet_kaiming_weights(student):
+    model = deep(student, [64, 64], [], weight_scale="kaiming")
+    weights = fetch_params(model, "DeepConvNet")["W2"].double()
+    expected = math.sqrt(2.0 / (64 * 9))
+    assert_true(abs(float(weights.std()) / expected - 1) < 0.05,
+                f"DeepConvNet(weight_scale='kaiming').params['W2'] has std {float(weights.std()):.4g}; Kaiming "
+                f"initialization gives sqrt(2 / (64 * 3 * 3)) = {expected:.4g}")
+
+
+@pytest.mark.task("deep_convnet.loss")
+@pytest.mark.parametrize("num_filters,max_pools", LAYOUTS[:2])
+@pytest.mark.parametrize("reg", [0.0, 0.3])
+def test_deep_convnet_scores_and_loss(student, reference, rng, num_filters, max_pools, reg):
+    params = random_params(rng, deep_shapes(num_filters, max_pools, False))
+    X, y = t(rng.standard_normal((2, *CONV_INPUT))), labels(rng, 2)
+    models = [deep(source, num_filters, max_pools, reg=reg) for source in (student, reference)]
+    for model in models:
+        set_params(model, params)
+    assert_close(models[0].loss(X), models[1].loss(X), name="scores of DeepConvNet.loss(X)")
+    assert_close(expect_tuple(models[0].loss(X, y), 2, "DeepConvNet.loss(X, y)")[0], models[1].loss(X, y)[0],
+                 name=f"loss of DeepConvNet.loss(X, y) with reg={reg}")
+
+
+@pytest.mark.task("deep_convnet.gradients")
+@pytest.mark.parametrize("num_filters,max_pools", LAYOUTS)
+def test_deep_convnet_gradients(student, rng, num_filters, max_pools):
+    reg = 0.0 if len(num_filters) % 2 else 0.4
+    model = deep(student, num_filters, max_pools, reg=reg)
+    set_params(model, random_params(rng, deep_shapes(num_filters, max_pools, False)))
+    check_model_gradients(model, t(rng.standard_normal((2, *CONV_INPUT))), labels(rng, 2),
+                          model_name=f"DeepConvNet(num_filters={num_filters}, max_pools={max_pools}, reg={reg})", rng=rng)
+
+
+@pytest.mark.task("deep_convnet.batchnorm")
+@pytest.mark.parametrize("num_filters,max_pools", LAYOUTS[:2])
+def test_deep_convnet_batchnorm_gradients(student, rng, num_filters, max_pools):
+    model = deep(student, num_filters, max_pools, batchnorm=True, reg=0.1)
+    set_params(model, random_params(rng, deep_shapes(num_filters, max_pools, True)))
+    check_model_gradients(model, t(rng.standard_normal((3, *CONV_INPUT))), labels(rng, 3),
+                          model_name=f"DeepConvNet(num_filters={num_filters}, batchnorm=True)", rng=rng)
