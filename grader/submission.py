@@ -11,7 +11,8 @@ from pathlib import Path, PurePosixPath
 from grader.assignment import Assignment
 from grader.worker_process import make_scratch_dir, remove_scratch_dir
 
-MAX_FILE_BYTES = 8 * 1024 * 1024
+# Source files are kilobytes; a cap this size also keeps a submission from carrying a dataset.
+MAX_FILE_BYTES = 2 * 1024 * 1024
 
 
 class UnusableSubmission(Exception):

@@ -125,12 +125,11 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         start = time.perf_counter()
         solver = entry._call(entry_args, {}, keep=True, timeout_s=hard_limit)
         solver.train._call((), {"time_limit": max(limit - (time.perf_counter() - start), 0.0)}, timeout_s=time_left())
-        # The clock stops when the first predictions are back: GPU work the training queued and did
-        # not wait for has to finish before the model can answer, so it is on the clock too.
+        # The clock runs until the last prediction is back: GPU work the training queued and did not
+        # wait for, or training that goes on in a thread, has to finish (or is cut off) inside it.
         stage = "predicting"
-        first = _predict(solver.model, images[:PREDICTION_BATCH], hold, time_left())
+        predictions = _predict(solver.model, images, hold, time_left)
         seconds = time.perf_counter() - start
-        rest = _predict(solver.model, images[PREDICTION_BATCH:], hold, max(60.0, limit))
     except StudentException as exc:
         if exc.is_not_implemented:
             return result(Outcome.NOT_IMPLEMENTED, f"not implemented yet: {exc.message}")
@@ -144,10 +143,11 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         return result(Outcome.FAILED, exc.message)
     if seconds > hard_limit:
         return result(Outcome.FAILED, f"training took {seconds:.1f} s, over the {limit:g} s limit", seconds=seconds)
-    accuracy = float(np.mean(np.concatenate([first, rest]) == labels))
+    accuracy = float(np.mean(predictions == labels))
     points = score_for(accuracy, target, floor, task.points)
     split = "training images" if spec.evaluate_on == "train" else "held-out images"
-    message = (f"{accuracy:.1%} accuracy on {len(labels)} {split} ({data.source}, {device}) after {seconds:.1f} s; "
+    message = (f"{accuracy:.1%} accuracy on {len(labels)} {split} ({data.source}, {device}) after {seconds:.1f} s "
+               f"of training and prediction; "
                f"target {target:.0%}" + (f", partial credit from {floor:.0%}" if floor is not None else ""))
     outcome = Outcome.PASSED if points >= task.points else Outcome.FAILED
     return result(outcome, message, points=points, accuracy=accuracy, seconds=seconds)
@@ -159,13 +159,13 @@ def _torch_dtype(name: str) -> Any:
     return getattr(torch, name)
 
 
-def _predict(model: Any, images: np.ndarray, hold: Any, timeout_s: float) -> np.ndarray:
+def _predict(model: Any, images: np.ndarray, hold: Any, time_left: Any) -> np.ndarray:
     """The classes the model predicts, batch by batch: the model's scores come back and the grader
     takes the argmax; the labels never leave the grader."""
     predictions = []
     for start in range(0, len(images), PREDICTION_BATCH):
         batch = images[start:start + PREDICTION_BATCH]
-        scores = as_array(model.loss._call((hold(batch, timeout_s),), {}, timeout_s=timeout_s),
+        scores = as_array(model.loss._call((hold(batch, time_left()),), {}, timeout_s=time_left()),
                           "scores of model.loss(X)")
         if scores.ndim != 2 or scores.shape[0] != len(batch):
             raise CheckFailed(f"model.loss(X) returned scores of shape {scores.shape} for {len(batch)} images; "
