@@ -1,0 +1,1 @@
+"""Fully-connected and convolutional networks on PyTorch tensors, hand-written backward passes."""

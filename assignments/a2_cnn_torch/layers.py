@@ -1,0 +1,604 @@
+"""Layers of fully-connected and convolutional networks, on PyTorch tensors, with hand-written
+backward passes.
+
+Every layer is a class with two static methods. `forward` takes the inputs (and the layer's
+parameters) and returns a tuple `(out, cache)`; `backward` takes the upstream gradient `dout` and
+that `cache` and returns the gradients with respect to the forward pass's inputs, in the same
+order. Autograd is not used, except by the provided FastConv and FastMaxPool.
+
+Every layer works on CPU and CUDA tensors alike and keeps the dtype and device it is given:
+create new tensors with `dtype=x.dtype, device=x.device` (or `torch.zeros_like(x)`, ...).
+No layer modifies its input tensors in place.
+"""
+
+import torch
+
+
+class Linear:
+    @staticmethod
+    def forward(x, w, b):
+        """Forward pass of a linear (fully-connected) layer.
+
+        Each of the N examples x[i] of shape (d_1, ..., d_k) is flattened into a vector of
+        dimension D = d_1 * ... * d_k and mapped to an output vector of dimension M.
+
+        Inputs:
+        - x: Input data, of shape (N, d_1, ..., d_k)
+        - w: Weights, of shape (D, M)
+        - b: Biases, of shape (M,)
+
+        Returns a tuple of:
+        - out: Output, of shape (N, M)
+        - cache: Whatever Linear.backward needs
+        """
+        out, cache = None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement Linear.forward in layers.py")
+        # END YOUR CODE
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Backward pass of a linear layer.
+
+        Inputs:
+        - dout: Upstream gradient, of shape (N, M)
+        - cache: The cache returned by Linear.forward
+
+        Returns a tuple of:
+        - dx: Gradient with respect to x, of shape (N, d_1, ..., d_k)
+        - dw: Gradient with respect to w, of shape (D, M)
+        - db: Gradient with respect to b, of shape (M,)
+        """
+        dx, dw, db = None, None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement Linear.backward in layers.py")
+        # END YOUR CODE
+        return dx, dw, db
+
+
+class ReLU:
+    @staticmethod
+    def forward(x):
+        """Forward pass of a rectified linear unit, max(0, x) element-wise.
+
+        Input:
+        - x: Inputs, of any shape
+
+        Returns a tuple of:
+        - out: Output, of the same shape as x
+        - cache: Whatever ReLU.backward needs
+        """
+        out, cache = None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement ReLU.forward in layers.py")
+        # END YOUR CODE
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Backward pass of a rectified linear unit.
+
+        Input:
+        - dout: Upstream gradient, of any shape
+        - cache: The cache returned by ReLU.forward
+
+        Returns:
+        - dx: Gradient with respect to x, of the same shape as dout
+        """
+        dx = None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement ReLU.backward in layers.py")
+        # END YOUR CODE
+        return dx
+
+
+class Linear_ReLU:
+    @staticmethod
+    def forward(x, w, b):
+        """A linear layer followed by a ReLU; build it from Linear and ReLU.
+
+        Inputs:
+        - x: Input to the linear layer, of shape (N, d_1, ..., d_k)
+        - w, b: Weights (D, M) and biases (M,) of the linear layer
+
+        Returns a tuple of:
+        - out: Output of the ReLU, of shape (N, M)
+        - cache: Whatever Linear_ReLU.backward needs
+        """
+        out, cache = None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement Linear_ReLU.forward in layers.py")
+        # END YOUR CODE
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Backward pass of Linear_ReLU.
+
+        Inputs:
+        - dout: Upstream gradient, of shape (N, M)
+        - cache: The cache returned by Linear_ReLU.forward
+
+        Returns a tuple of:
+        - dx: Gradient with respect to x, of shape (N, d_1, ..., d_k)
+        - dw: Gradient with respect to w, of shape (D, M)
+        - db: Gradient with respect to b, of shape (M,)
+        """
+        dx, dw, db = None, None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement Linear_ReLU.backward in layers.py")
+        # END YOUR CODE
+        return dx, dw, db
+
+
+def softmax_loss(x, y):
+    """Softmax (cross-entropy) loss, averaged over the minibatch.
+
+    Inputs:
+    - x: Class scores, of shape (N, C); x[i, j] is the score of class j for example i
+    - y: Labels, an integer tensor of shape (N,); y[i] is the label of x[i], 0 <= y[i] < C
+
+    Returns a tuple of:
+    - loss: 0-dimensional tensor of x's dtype and device, the mean over the N examples of
+      -log(softmax(x[i])[y[i]])
+    - dx: Gradient of the loss with respect to x, of shape (N, C)
+    """
+    loss, dx = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement softmax_loss in layers.py")
+    # END YOUR CODE
+    return loss, dx
+
+
+def svm_loss(x, y):
+    """Multiclass SVM (hinge) loss with margin 1, averaged over the minibatch.
+
+    Inputs:
+    - x: Class scores, of shape (N, C); x[i, j] is the score of class j for example i
+    - y: Labels, an integer tensor of shape (N,); y[i] is the label of x[i], 0 <= y[i] < C
+
+    Returns a tuple of:
+    - loss: 0-dimensional tensor of x's dtype and device, the mean over i of the sum over
+      j != y[i] of max(0, x[i, j] - x[i, y[i]] + 1)
+    - dx: Gradient of the loss with respect to x, of shape (N, C)
+    """
+    loss, dx = None, None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement svm_loss in layers.py")
+    # END YOUR CODE
+    return loss, dx
+
+
+class Dropout:
+    @staticmethod
+    def forward(x, dropout_param):
+        """Forward pass of (inverted) dropout.
+
+        In training mode each unit is dropped (set to zero) with probability p, and the units
+        that are kept are scaled by 1 / (1 - p), so that the expected output equals the input
+        and test mode is the identity.
+
+        Inputs:
+        - x: Input data, of any shape
+        - dropout_param: A dictionary with the keys:
+          - p: Probability of DROPPING each unit, 0 <= p < 1
+          - mode: 'train' or 'test'
+          - seed (optional): Seed for torch's random generator, for reproducible masks
+
+        Returns a tuple of:
+        - out: Output, of the same shape, dtype and device as x
+        - cache: Whatever Dropout.backward needs
+        """
+        p, mode = dropout_param["p"], dropout_param["mode"]
+        if "seed" in dropout_param:
+            torch.manual_seed(dropout_param["seed"])
+
+        mask, out = None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement Dropout.forward in layers.py")
+        # END YOUR CODE
+        cache = (dropout_param, mask)
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Backward pass of (inverted) dropout.
+
+        Inputs:
+        - dout: Upstream gradient, of any shape
+        - cache: The cache (dropout_param, mask) returned by Dropout.forward
+
+        Returns:
+        - dx: Gradient with respect to x, of the same shape as dout
+        """
+        dropout_param, mask = cache
+        mode = dropout_param["mode"]
+
+        dx = None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement Dropout.backward in layers.py")
+        # END YOUR CODE
+        return dx
+
+
+class BatchNorm:
+    @staticmethod
+    def forward(x, gamma, beta, bn_param):
+        """Forward pass of batch normalization.
+
+        In training mode each feature is normalized with the minibatch mean and the biased
+        (divide by N) minibatch variance, then scaled by gamma and shifted by beta.
+        Exponential running averages of the mean and variance are kept for test mode:
+
+            running_mean = momentum * running_mean + (1 - momentum) * sample_mean
+            running_var = momentum * running_var + (1 - momentum) * sample_var
+
+        In test mode the features are normalized with the running averages instead.
+
+        Inputs:
+        - x: Data, of shape (N, D)
+        - gamma: Scale, of shape (D,)
+        - beta: Shift, of shape (D,)
+        - bn_param: A dictionary with the keys:
+          - mode: 'train' or 'test' (required)
+          - eps: Constant added to the variance for numeric stability (default 1e-5)
+          - momentum: Constant of the running averages (default 0.9)
+          - running_mean: Tensor of shape (D,), the running mean (zeros when absent)
+          - running_var: Tensor of shape (D,), the running variance (zeros when absent)
+          The updated running averages are written back into bn_param (as new tensors;
+          the old ones are not modified).
+
+        Returns a tuple of:
+        - out: Output, of shape (N, D)
+        - cache: Whatever BatchNorm.backward and BatchNorm.backward_alt need
+        """
+        mode = bn_param["mode"]
+        eps = bn_param.get("eps", 1e-5)
+        momentum = bn_param.get("momentum", 0.9)
+        N, D = x.shape
+        running_mean = bn_param.get("running_mean", torch.zeros(D, dtype=x.dtype, device=x.device))
+        running_var = bn_param.get("running_var", torch.zeros(D, dtype=x.dtype, device=x.device))
+
+        out, cache = None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement BatchNorm.forward in layers.py")
+        # END YOUR CODE
+        bn_param["running_mean"] = running_mean
+        bn_param["running_var"] = running_var
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Backward pass of batch normalization (training mode), through the computational
+        graph of the forward pass step by step.
+
+        Inputs:
+        - dout: Upstream gradient, of shape (N, D)
+        - cache: The cache returned by BatchNorm.forward
+
+        Returns a tuple of:
+        - dx: Gradient with respect to x, of shape (N, D)
+        - dgamma: Gradient with respect to gamma, of shape (D,)
+        - dbeta: Gradient with respect to beta, of shape (D,)
+        """
+        dx, dgamma, dbeta = None, None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement BatchNorm.backward in layers.py")
+        # END YOUR CODE
+        return dx, dgamma, dbeta
+
+    @staticmethod
+    def backward_alt(dout, cache):
+        """Backward pass of batch normalization (training mode), as one simplified expression.
+
+        Work out the gradient with respect to x on paper and write it without the
+        intermediate steps of BatchNorm.backward; the results are the same.
+
+        Inputs and outputs as BatchNorm.backward.
+        """
+        dx, dgamma, dbeta = None, None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement BatchNorm.backward_alt in layers.py")
+        # END YOUR CODE
+        return dx, dgamma, dbeta
+
+
+class SpatialBatchNorm:
+    @staticmethod
+    def forward(x, gamma, beta, bn_param):
+        """Forward pass of spatial batch normalization.
+
+        Each channel is normalized with statistics over the batch and both spatial
+        dimensions, that is over N * H * W values; otherwise as BatchNorm.forward, which
+        you can reuse.
+
+        Inputs:
+        - x: Input data, of shape (N, C, H, W)
+        - gamma: Scale, of shape (C,)
+        - beta: Shift, of shape (C,)
+        - bn_param: A dictionary with the keys of BatchNorm.forward (mode, eps, momentum,
+          running_mean and running_var of shape (C,)); the running averages are written back.
+
+        Returns a tuple of:
+        - out: Output, of shape (N, C, H, W)
+        - cache: Whatever SpatialBatchNorm.backward needs
+        """
+        out, cache = None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement SpatialBatchNorm.forward in layers.py")
+        # END YOUR CODE
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Backward pass of spatial batch normalization.
+
+        Inputs:
+        - dout: Upstream gradient, of shape (N, C, H, W)
+        - cache: The cache returned by SpatialBatchNorm.forward
+
+        Returns a tuple of:
+        - dx: Gradient with respect to x, of shape (N, C, H, W)
+        - dgamma: Gradient with respect to gamma, of shape (C,)
+        - dbeta: Gradient with respect to beta, of shape (C,)
+        """
+        dx, dgamma, dbeta = None, None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement SpatialBatchNorm.backward in layers.py")
+        # END YOUR CODE
+        return dx, dgamma, dbeta
+
+
+class Conv:
+    @staticmethod
+    def forward(x, w, b, conv_param):
+        """Forward pass of a convolutional layer (cross-correlation, as in every DL library),
+        written with explicit loops.
+
+        The input has N examples of C channels, height H and width W; it is convolved with F
+        filters spanning all C channels, of height HH and width WW. Images and filters need
+        not be square.
+
+        Inputs:
+        - x: Input data, of shape (N, C, H, W)
+        - w: Filter weights, of shape (F, C, HH, WW)
+        - b: Biases, of shape (F,)
+        - conv_param: A dictionary with the keys:
+          - stride: Distance in pixels between neighbouring receptive fields, both directions
+          - pad: Number of pixels of zeros added on every side of the input (x itself is not
+            modified)
+
+        Returns a tuple of:
+        - out: Output, of shape (N, F, H', W') where
+          H' = 1 + (H + 2 * pad - HH) // stride
+          W' = 1 + (W + 2 * pad - WW) // stride
+        - cache: Whatever Conv.backward needs
+        """
+        stride, pad = conv_param["stride"], conv_param["pad"]
+
+        out, cache = None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement Conv.forward in layers.py")
+        # END YOUR CODE
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Backward pass of a convolutional layer.
+
+        Inputs:
+        - dout: Upstream gradient, of shape (N, F, H', W')
+        - cache: The cache returned by Conv.forward
+
+        Returns a tuple of:
+        - dx: Gradient with respect to x, of shape (N, C, H, W)
+        - dw: Gradient with respect to w, of shape (F, C, HH, WW)
+        - db: Gradient with respect to b, of shape (F,)
+        """
+        dx, dw, db = None, None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement Conv.backward in layers.py")
+        # END YOUR CODE
+        return dx, dw, db
+
+
+class MaxPool:
+    @staticmethod
+    def forward(x, pool_param):
+        """Forward pass of a max-pooling layer, written with explicit loops.
+
+        Windows of pool_height x pool_width pixels are taken every `stride` pixels; when
+        stride is smaller than the window, neighbouring windows overlap. No padding.
+
+        Inputs:
+        - x: Input data, of shape (N, C, H, W)
+        - pool_param: A dictionary with the keys:
+          - pool_height: Height of each pooling window
+          - pool_width: Width of each pooling window
+          - stride: Distance between neighbouring pooling windows, both directions
+
+        Returns a tuple of:
+        - out: Output, of shape (N, C, H', W') where
+          H' = 1 + (H - pool_height) // stride
+          W' = 1 + (W - pool_width) // stride
+        - cache: Whatever MaxPool.backward needs
+        """
+        pool_height, pool_width = pool_param["pool_height"], pool_param["pool_width"]
+        stride = pool_param["stride"]
+
+        out, cache = None, None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement MaxPool.forward in layers.py")
+        # END YOUR CODE
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Backward pass of a max-pooling layer.
+
+        Each window's upstream gradient goes to ONE element of the window: its maximum, and
+        where several elements tie for the maximum, the first of them in row-major order (as
+        torch.argmax picks it on the flattened window). Where windows overlap, the gradients
+        they route to the same element add up.
+
+        Inputs:
+        - dout: Upstream gradient, of shape (N, C, H', W')
+        - cache: The cache returned by MaxPool.forward
+
+        Returns:
+        - dx: Gradient with respect to x, of shape (N, C, H, W)
+        """
+        dx = None
+        # BEGIN YOUR CODE
+        raise NotImplementedError("Implement MaxPool.backward in layers.py")
+        # END YOUR CODE
+        return dx
+
+
+class FastConv:
+    """Provided: a fast convolution (torch.nn.Conv2d) with the interface of Conv.
+
+    The forward pass runs a Conv2d layer holding the given weights on a detached copy of x and
+    keeps the autograd graph in the cache; the backward pass asks autograd for the gradients.
+    Same shapes, dtype and device as Conv.
+    """
+
+    @staticmethod
+    def forward(x, w, b, conv_param):
+        N, C, H, W = x.shape
+        F, _, HH, WW = w.shape
+        stride, pad = conv_param["stride"], conv_param["pad"]
+        # skip_init: no random initialization of weights that are replaced right away (and no
+        # draw from torch's random generator, which would change every later random number).
+        layer = torch.nn.utils.skip_init(
+            torch.nn.Conv2d, C, F, (HH, WW), stride=stride, padding=pad,
+            dtype=x.dtype, device=x.device,
+        )
+        layer.weight = torch.nn.Parameter(w.detach())
+        layer.bias = torch.nn.Parameter(b.detach())
+        tx = x.detach().requires_grad_()
+        with torch.enable_grad():  # the graph is needed in backward even under torch.no_grad()
+            out = layer(tx)
+        cache = (x, w, b, conv_param, tx, out, layer)
+        return out.detach(), cache
+
+    @staticmethod
+    def backward(dout, cache):
+        x, w, b, conv_param, tx, out, layer = cache
+        dx, dw, db = torch.autograd.grad(
+            out, (tx, layer.weight, layer.bias), dout, retain_graph=True
+        )
+        return dx, dw, db
+
+
+class FastMaxPool:
+    """Provided: a fast max pooling (torch.nn.MaxPool2d) with the interface of MaxPool.
+
+    Routes each window's gradient to the first maximum in row-major order, as MaxPool does.
+    """
+
+    @staticmethod
+    def forward(x, pool_param):
+        pool_height, pool_width = pool_param["pool_height"], pool_param["pool_width"]
+        stride = pool_param["stride"]
+        layer = torch.nn.MaxPool2d(kernel_size=(pool_height, pool_width), stride=stride)
+        tx = x.detach().requires_grad_()
+        with torch.enable_grad():
+            out = layer(tx)
+        cache = (x, pool_param, tx, out, layer)
+        return out.detach(), cache
+
+    @staticmethod
+    def backward(dout, cache):
+        x, pool_param, tx, out, layer = cache
+        (dx,) = torch.autograd.grad(out, (tx,), dout, retain_graph=True)
+        return dx
+
+
+class Conv_ReLU:
+    """Provided: FastConv followed by ReLU."""
+
+    @staticmethod
+    def forward(x, w, b, conv_param):
+        """Inputs as Conv.forward; returns (out, cache) with out of shape (N, F, H', W')."""
+        a, conv_cache = FastConv.forward(x, w, b, conv_param)
+        out, relu_cache = ReLU.forward(a)
+        cache = (conv_cache, relu_cache)
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Returns (dx, dw, db)."""
+        conv_cache, relu_cache = cache
+        da = ReLU.backward(dout, relu_cache)
+        dx, dw, db = FastConv.backward(da, conv_cache)
+        return dx, dw, db
+
+
+class Conv_ReLU_Pool:
+    """Provided: FastConv, ReLU, then FastMaxPool."""
+
+    @staticmethod
+    def forward(x, w, b, conv_param, pool_param):
+        """Inputs as Conv.forward plus MaxPool.forward's pool_param; returns (out, cache)."""
+        a, conv_cache = FastConv.forward(x, w, b, conv_param)
+        s, relu_cache = ReLU.forward(a)
+        out, pool_cache = FastMaxPool.forward(s, pool_param)
+        cache = (conv_cache, relu_cache, pool_cache)
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Returns (dx, dw, db)."""
+        conv_cache, relu_cache, pool_cache = cache
+        ds = FastMaxPool.backward(dout, pool_cache)
+        da = ReLU.backward(ds, relu_cache)
+        dx, dw, db = FastConv.backward(da, conv_cache)
+        return dx, dw, db
+
+
+class Conv_BatchNorm_ReLU:
+    """Provided: FastConv, SpatialBatchNorm, then ReLU."""
+
+    @staticmethod
+    def forward(x, w, b, gamma, beta, conv_param, bn_param):
+        """Inputs as Conv.forward and SpatialBatchNorm.forward; returns (out, cache)."""
+        a, conv_cache = FastConv.forward(x, w, b, conv_param)
+        an, bn_cache = SpatialBatchNorm.forward(a, gamma, beta, bn_param)
+        out, relu_cache = ReLU.forward(an)
+        cache = (conv_cache, bn_cache, relu_cache)
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Returns (dx, dw, db, dgamma, dbeta)."""
+        conv_cache, bn_cache, relu_cache = cache
+        dan = ReLU.backward(dout, relu_cache)
+        da, dgamma, dbeta = SpatialBatchNorm.backward(dan, bn_cache)
+        dx, dw, db = FastConv.backward(da, conv_cache)
+        return dx, dw, db, dgamma, dbeta
+
+
+class Conv_BatchNorm_ReLU_Pool:
+    """Provided: FastConv, SpatialBatchNorm, ReLU, then FastMaxPool."""
+
+    @staticmethod
+    def forward(x, w, b, gamma, beta, conv_param, bn_param, pool_param):
+        """Inputs as Conv_BatchNorm_ReLU.forward plus pool_param; returns (out, cache)."""
+        a, conv_cache = FastConv.forward(x, w, b, conv_param)
+        an, bn_cache = SpatialBatchNorm.forward(a, gamma, beta, bn_param)
+        s, relu_cache = ReLU.forward(an)
+        out, pool_cache = FastMaxPool.forward(s, pool_param)
+        cache = (conv_cache, bn_cache, relu_cache, pool_cache)
+        return out, cache
+
+    @staticmethod
+    def backward(dout, cache):
+        """Returns (dx, dw, db, dgamma, dbeta)."""
+        conv_cache, bn_cache, relu_cache, pool_cache = cache
+        ds = FastMaxPool.backward(dout, pool_cache)
+        dan = ReLU.backward(ds, relu_cache)
+        da, dgamma, dbeta = SpatialBatchNorm.backward(dan, bn_cache)
+        dx, dw, db = FastConv.backward(da, conv_cache)
+        return dx, dw, db, dgamma, dbeta

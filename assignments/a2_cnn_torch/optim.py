@@ -1,0 +1,126 @@
+"""First-order update rules for training neural networks, on PyTorch tensors.
+
+Every rule has the same interface:
+
+    next_w, config = update(w, dw, config)
+
+- w: Tensor of the current weights
+- dw: Tensor of the same shape, dtype and device as w, the gradient of the loss with respect to w
+- config: Dictionary of hyper-parameters (learning rate, ...) and of the state the rule keeps
+  between steps (velocity, moving averages, ...). The rule sets missing entries to their
+  defaults with config.setdefault, updates its state in this same dictionary, and returns it.
+  Passing None starts from an empty dictionary.
+
+The rule returns the updated weights as next_w, a new tensor of w's dtype and device; it does
+not modify w, dw or the tensors already stored in config in place.
+"""
+
+import torch
+
+
+def sgd(w, dw, config=None):
+    """Vanilla stochastic gradient descent: next_w = w - learning_rate * dw.
+
+    config format:
+    - learning_rate: Scalar learning rate (default 1e-2)
+    """
+    if config is None:
+        config = {}
+    config.setdefault("learning_rate", 1e-2)
+
+    next_w = None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement sgd in optim.py")
+    # END YOUR CODE
+    return next_w, config
+
+
+def sgd_momentum(w, dw, config=None):
+    """Stochastic gradient descent with momentum.
+
+        v = momentum * v - learning_rate * dw
+        next_w = w + v
+
+    config format:
+    - learning_rate: Scalar learning rate (default 1e-2)
+    - momentum: Scalar between 0 and 1 (default 0.9); 0 is vanilla SGD
+    - velocity: Tensor of the same shape as w, a moving average of the gradients
+      (default zeros); store the new velocity here
+    """
+    if config is None:
+        config = {}
+    config.setdefault("learning_rate", 1e-2)
+    config.setdefault("momentum", 0.9)
+    config.setdefault("velocity", torch.zeros_like(w))
+
+    next_w = None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement sgd_momentum in optim.py")
+    # END YOUR CODE
+    return next_w, config
+
+
+def rmsprop(w, dw, config=None):
+    """RMSProp: a per-parameter learning rate from a moving average of squared gradients.
+
+        cache = decay_rate * cache + (1 - decay_rate) * dw ** 2
+        next_w = w - learning_rate * dw / (sqrt(cache) + epsilon)
+
+    config format:
+    - learning_rate: Scalar learning rate (default 1e-2)
+    - decay_rate: Scalar between 0 and 1, the decay of the squared-gradient cache (default 0.99)
+    - epsilon: Small scalar that avoids dividing by zero (default 1e-8)
+    - cache: Tensor of the same shape as w, the moving average of squared gradients
+      (default zeros); store the new cache here
+    """
+    if config is None:
+        config = {}
+    config.setdefault("learning_rate", 1e-2)
+    config.setdefault("decay_rate", 0.99)
+    config.setdefault("epsilon", 1e-8)
+    config.setdefault("cache", torch.zeros_like(w))
+
+    next_w = None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement rmsprop in optim.py")
+    # END YOUR CODE
+    return next_w, config
+
+
+def adam(w, dw, config=None):
+    """Adam: moving averages of the gradient and of its square, with bias correction.
+
+        t = t + 1
+        m = beta1 * m + (1 - beta1) * dw
+        v = beta2 * v + (1 - beta2) * dw ** 2
+        m_hat = m / (1 - beta1 ** t)
+        v_hat = v / (1 - beta2 ** t)
+        next_w = w - learning_rate * m_hat / (sqrt(v_hat) + epsilon)
+
+    config format:
+    - learning_rate: Scalar learning rate (default 1e-3)
+    - beta1: Decay rate of the moving average of the gradient (default 0.9)
+    - beta2: Decay rate of the moving average of the squared gradient (default 0.999)
+    - epsilon: Small scalar that avoids dividing by zero (default 1e-8)
+    - m: Tensor of the same shape as w, the moving average of the gradient (default zeros)
+    - v: Tensor of the same shape as w, the moving average of the squared gradient
+      (default zeros)
+    - t: Number of steps taken so far, an int (default 0); incremented BEFORE the bias
+      correction
+    Store the new m, v and t in config.
+    """
+    if config is None:
+        config = {}
+    config.setdefault("learning_rate", 1e-3)
+    config.setdefault("beta1", 0.9)
+    config.setdefault("beta2", 0.999)
+    config.setdefault("epsilon", 1e-8)
+    config.setdefault("m", torch.zeros_like(w))
+    config.setdefault("v", torch.zeros_like(w))
+    config.setdefault("t", 0)
+
+    next_w = None
+    # BEGIN YOUR CODE
+    raise NotImplementedError("Implement adam in optim.py")
+    # END YOUR CODE
+    return next_w, config
