@@ -46,8 +46,10 @@ def record(assignment: Assignment) -> dict[str, dict[str, Entry]]:
         session.close()
         submission.cleanup()
         unload_reference_package(package)
+    # Checks that cannot run on this machine (CUDA ones, without a GPU) record nothing and need nothing:
+    # their reference calls use the same inputs as their CPU twins.
     problems = plugin.collection_errors + [f"{r.name}: {r.outcome.value}: {r.message}" for r in plugin.results
-                                           if r.outcome is not Outcome.PASSED]
+                                           if r.outcome not in (Outcome.PASSED, Outcome.SKIPPED)]
     if problems:
         raise ConfigError("the reference does not pass every public check, so fixtures would be incomplete:\n"
                           + "\n".join(problems))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import sys
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -178,7 +179,22 @@ def run_checks(plugin: GradingPlugin, check_paths: list[str], root_dir: str) -> 
     args = [*check_paths, *QUIET_PYTEST_OPTIONS, "--rootdir", root_dir,
             # Our own empty configuration: a course repository's pytest settings must not apply.
             "-c", str(Path(__file__).with_name("checks.ini"))]
-    status = pytest.main(args, plugins=[plugin])
+    try:
+        status = pytest.main(args, plugins=[plugin])
+    finally:
+        forget_check_modules(check_paths)
     if status in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
         plugin.collection_errors.append(f"pytest stopped with {status.name} while running {', '.join(check_paths)}")
     return time.perf_counter() - start
+
+
+def forget_check_modules(check_paths: list[str]) -> None:
+    """Check files of different assignments share module names (`checks.test_layers`); the next run
+    in this process must import its own, not find the last one's in sys.modules."""
+    roots = tuple(str(Path(p).resolve()) for p in check_paths)
+    for name, module in list(sys.modules.items()):
+        location = getattr(module, "__file__", None)
+        if isinstance(location, str) and location.startswith(roots):
+            del sys.modules[name]
+        elif name.split(".")[0] in ("checks", "hidden_checks"):  # the packages importlib made for them
+            del sys.modules[name]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from grader.assignment import Assignment
-from grader.pytest_plugin import QUIET_PYTEST_OPTIONS
+from grader.pytest_plugin import QUIET_PYTEST_OPTIONS, forget_check_modules
 
 
 class _Collector:
@@ -33,8 +33,11 @@ def collect_check_tasks(paths: list[Path], root: Path) -> _Collector:
     collector = _Collector()
     existing = [str(p) for p in paths if p.is_dir()]
     if existing:
-        pytest.main([*existing, "--collect-only", *QUIET_PYTEST_OPTIONS, "--rootdir", str(root),
-                     "-c", str(Path(__file__).with_name("checks.ini"))], plugins=[collector])
+        try:
+            pytest.main([*existing, "--collect-only", *QUIET_PYTEST_OPTIONS, "--rootdir", str(root),
+                         "-c", str(Path(__file__).with_name("checks.ini"))], plugins=[collector])
+        finally:
+            forget_check_modules(existing)
     return collector
 
 

@@ -15,8 +15,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 A1 = "a1_fc_numpy"
 
 
+ASSIGNMENTS = ["a1_fc_numpy", "a2_cnn_torch"]
+
+
+def assignment(assignment_id: str) -> Assignment:
+    return load_assignment(assignment_id, PROJECT_ROOT)
+
+
 def a1() -> Assignment:
-    return load_assignment(A1, PROJECT_ROOT)
+    return assignment(A1)
 
 
 def make_submission(directory: Path, assignment: Assignment, base: str = "reference",

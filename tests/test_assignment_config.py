@@ -15,10 +15,6 @@ def edit_config(project, old, new):
     return path
 
 
-def test_the_shipped_assignment_validates_clean():
-    assert validate(a1()) == []
-
-
 @pytest.mark.parametrize("old,new,expected", [
     ("points: 2}", "points: two}", "tasks[0] (id: affine.forward).points"),
     ("framework: numpy", "framework: jax", "framework"),
