@@ -39,6 +39,19 @@ def expect_shapes(params, expected, model_name):
             raise CheckFailed(f"{model_name}.params[{name!r}]: expected shape {shape}, got {actual}")
 
 
+def expect_initial_values(params, weight_scale, model_name):
+    """Weights a zero-mean Gaussian with std weight_scale, biases zero."""
+    for name, value in sorted(params.items()):
+        values = value.double().cpu()
+        if name.startswith("W"):
+            std, mean = float(values.std()), float(values.mean())
+            assert_true(abs(std / weight_scale - 1) < 0.2 and abs(mean) < 0.2 * weight_scale,
+                        f"{model_name}.params[{name!r}] has mean {mean:.2e} and std {std:.2e}; expected a zero-mean "
+                        f"Gaussian with std weight_scale={weight_scale:g}")
+        elif name.startswith("b"):
+            assert_true(bool((values == 0).all()), f"{model_name}.params[{name!r}] should start at zero")
+
+
 def set_params(model, params):
     for name, value in params.items():
         model.params[name] = value
@@ -113,9 +126,12 @@ def initial_loss_is_log_c(model, rng, input_shape, name):
 
 @pytest.mark.task("two_layer_net.init")
 def test_two_layer_net_init(student, rng):
-    model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=10, weight_scale=1e-4, dtype=F64)
-    expect_shapes(fetch_params(model, "TwoLayerNet"), {**TWO_LAYER_SHAPES, "W2": (H, 10), "b2": (10,)}, "TwoLayerNet")
-    initial_loss_is_log_c(model, rng, (D,), "TwoLayerNet")
+    model = student.models.TwoLayerNet(input_dim=D * 20, hidden_dim=H * 3, num_classes=10, weight_scale=1e-4,
+                                       dtype=F64)
+    params = fetch_params(model, "TwoLayerNet")
+    expect_shapes(params, {"W1": (D * 20, H * 3), "b1": (H * 3,), "W2": (H * 3, 10), "b2": (10,)}, "TwoLayerNet")
+    expect_initial_values(params, 1e-4, "TwoLayerNet")
+    initial_loss_is_log_c(model, rng, (D * 20,), "TwoLayerNet")
 
 
 @pytest.mark.task("two_layer_net.loss")
@@ -146,9 +162,12 @@ FC_HIDDEN = [20, 30]
 
 @pytest.mark.task("fc_net.init")
 def test_fc_net_init(student, rng):
-    model = student.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, weight_scale=1e-3, dtype=F64)
-    expect_shapes(fetch_params(model, "FullyConnectedNet"), fc_shapes(FC_HIDDEN, 15, 10), "FullyConnectedNet")
-    initial_loss_is_log_c(model, rng, (15,), "FullyConnectedNet")
+    hidden = [60, 50]
+    model = student.models.FullyConnectedNet(hidden, input_dim=40, num_classes=10, weight_scale=1e-3, dtype=F64)
+    params = fetch_params(model, "FullyConnectedNet")
+    expect_shapes(params, fc_shapes(hidden, 40, 10), "FullyConnectedNet")
+    expect_initial_values(params, 1e-3, "FullyConnectedNet")
+    initial_loss_is_log_c(model, rng, (40,), "FullyConnectedNet")
 
 
 @pytest.mark.task("fc_net.loss")
@@ -189,6 +208,15 @@ def test_fc_net_dropout_gradients(student, rng, dropout):
 
 
 @pytest.mark.task("fc_net.dropout")
+def test_fc_net_dropout_param_names_the_drop_probability(student):
+    model = student.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, dropout=0.3, seed=5, dtype=F64)
+    dropout_param = model.dropout_param.fetch()
+    assert_true(isinstance(dropout_param, dict) and dropout_param.get("p") == 0.3 and dropout_param.get("seed") == 5,
+                f"FullyConnectedNet(dropout=0.3, seed=5).dropout_param is {dropout_param!r}; the dropout layers need "
+                "{'mode': ..., 'p': 0.3, 'seed': 5} (p is the probability of dropping a unit)")
+
+
+@pytest.mark.task("fc_net.dropout")
 def test_fc_net_dropout_is_identity_at_test_time(student, rng):
     params = random_params(rng, fc_shapes(FC_HIDDEN, 15, 10))
     X = t(rng.standard_normal((5, 15)))
@@ -208,8 +236,10 @@ CONV_INPUT = (3, 8, 8)
 
 def three_layer_shapes(num_filters=3, filter_size=3, hidden=7, classes=10, input_dims=CONV_INPUT):
     C_in, H_in, W_in = input_dims
+    pad = (filter_size - 1) // 2
+    conv_h, conv_w = H_in + 2 * pad - filter_size + 1, W_in + 2 * pad - filter_size + 1
     return {"W1": (num_filters, C_in, filter_size, filter_size), "b1": (num_filters,),
-            "W2": (num_filters * (H_in // 2) * (W_in // 2), hidden), "b2": (hidden,),
+            "W2": (num_filters * (conv_h // 2) * (conv_w // 2), hidden), "b2": (hidden,),
             "W3": (hidden, classes), "b3": (classes,)}
 
 
@@ -223,6 +253,17 @@ def test_three_layer_convnet_init(student, rng):
     model = three_layer(student, weight_scale=1e-3)
     expect_shapes(fetch_params(model, "ThreeLayerConvNet"), three_layer_shapes(), "ThreeLayerConvNet")
     initial_loss_is_log_c(model, rng, CONV_INPUT, "ThreeLayerConvNet")
+
+
+@pytest.mark.task("three_layer_convnet.init")
+@pytest.mark.parametrize("filter_size", [4, 5])
+def test_three_layer_convnet_parameters(student, filter_size):
+    model = student.models.ThreeLayerConvNet(input_dims=(3, 10, 12), num_filters=20, filter_size=filter_size,
+                                             hidden_dim=30, weight_scale=2e-2, dtype=F64)
+    params = fetch_params(model, "ThreeLayerConvNet")
+    expect_shapes(params, three_layer_shapes(20, filter_size, 30, 10, (3, 10, 12)),
+                  f"ThreeLayerConvNet(filter_size={filter_size})")
+    expect_initial_values(params, 2e-2, "ThreeLayerConvNet")
 
 
 @pytest.mark.task("three_layer_convnet.loss")
@@ -285,11 +326,13 @@ def test_deep_convnet_parameters(student, num_filters, max_pools, batchnorm):
 @pytest.mark.task("deep_convnet.init")
 def test_deep_convnet_kaiming_weights(student):
     model = deep(student, [64, 64], [], weight_scale="kaiming")
-    weights = fetch_params(model, "DeepConvNet")["W2"].double()
-    expected = math.sqrt(2.0 / (64 * 9))
-    assert_true(abs(float(weights.std()) / expected - 1) < 0.05,
-                f"DeepConvNet(weight_scale='kaiming').params['W2'] has std {float(weights.std()):.4g}; Kaiming "
-                f"initialization gives sqrt(2 / (64 * 3 * 3)) = {expected:.4g}")
+    params = fetch_params(model, "DeepConvNet")
+    # A convolution followed by a ReLU has gain 2; the output layer, followed by none, gain 1.
+    for name, fan_in, gain in (("W2", 64 * 9, 2.0), ("W3", 64 * 8 * 8, 1.0)):
+        measured, expected = float(params[name].double().std()), math.sqrt(gain / fan_in)
+        assert_true(abs(measured / expected - 1) < 0.05,
+                    f"DeepConvNet(weight_scale='kaiming').params[{name!r}] has std {measured:.4g}; Kaiming "
+                    f"initialization gives sqrt({gain:g} / {fan_in}) = {expected:.4g}")
 
 
 @pytest.mark.task("deep_convnet.loss")

@@ -1,0 +1,156 @@
+"""Each typical student mistake in the convolutional-networks assignment loses exactly the tasks it
+should: the task of the function it is in and the later tasks that use that function.
+
+Grading this assignment takes seconds per submission, so by default a representative sample of the
+catalogue runs (one or more per layer family, optimizer and model); GRADER_SLOW_TESTS=1 runs all."""
+
+import os
+
+import pytest
+
+from grader.results import Outcome
+from mutants_a2 import MUTANTS, apply
+from support import assignment, grade_checks, grade_folder, lost, make_submission
+
+MODEL_OUTPUTS = {"two_layer_net.loss", "fc_net.loss", "three_layer_convnet.loss", "deep_convnet.loss"}
+MODEL_GRADIENTS = {"two_layer_net.gradients", "fc_net.gradients", "fc_net.dropout", "three_layer_convnet.gradients",
+                   "deep_convnet.gradients", "deep_convnet.batchnorm"}
+INITIAL_LOSS = {"two_layer_net.init", "fc_net.init", "three_layer_convnet.init"}
+# Models whose hidden fully-connected layers are Linear_ReLU (DeepConvNet has none).
+LINEAR_RELU_MODEL_GRADIENTS = {"two_layer_net.gradients", "fc_net.gradients", "fc_net.dropout",
+                               "three_layer_convnet.gradients"}
+# Everything that flattens convolutional features into a Linear layer with a label: a wrong dx shape errors.
+CONV_MODEL_LOSSES = {"three_layer_convnet.init", "three_layer_convnet.loss", "three_layer_convnet.gradients",
+                     "deep_convnet.loss", "deep_convnet.gradients", "deep_convnet.batchnorm"}
+RELU_USERS = {"linear_relu.forward", "linear_relu.backward", "sandwich.backward"}
+# SpatialBatchNorm is built on BatchNorm.forward and BatchNorm.backward; the batch-norm sandwich and
+# DeepConvNet(batchnorm=True) on SpatialBatchNorm.
+SPATIAL_BN_BACKWARD_USERS = {"spatial_batchnorm.backward", "sandwich.backward", "deep_convnet.batchnorm"}
+
+EXPECTED_LOSSES = {
+    "linear_forward_no_bias": ({"linear.forward", "linear.backward", "linear_relu.forward", "linear_relu.backward"}
+                               | MODEL_OUTPUTS | MODEL_GRADIENTS),
+    "linear_backward_divides_by_n": {"linear.backward", "linear_relu.backward"} | MODEL_GRADIENTS,
+    # Correct for 2-D inputs; only layers fed with images (N, C, H, W) see the unshaped dx.
+    "linear_backward_dx_not_reshaped": {"linear.backward"} | CONV_MODEL_LOSSES,
+    "linear_backward_db_sums_features": {"linear.backward", "linear_relu.backward"} | MODEL_GRADIENTS,
+    "relu_forward_leaky": {"relu.forward", "relu.backward"} | RELU_USERS | MODEL_OUTPUTS | MODEL_GRADIENTS,
+    "relu_forward_in_place": {"relu.forward"},
+    "relu_backward_masks_on_dout": {"relu.backward", "linear_relu.backward", "sandwich.backward"} | MODEL_GRADIENTS,
+    "linear_relu_backward_skips_relu": {"linear_relu.backward"} | LINEAR_RELU_MODEL_GRADIENTS,
+    "softmax_loss_sums_over_batch": ({"softmax_loss.loss", "softmax_loss.gradient"} | MODEL_OUTPUTS | MODEL_GRADIENTS
+                                     | INITIAL_LOSS),
+    "softmax_loss_gradient_misses_minus_one": {"softmax_loss.gradient"} | MODEL_GRADIENTS,
+    "svm_loss_counts_correct_class": {"svm_loss.loss", "svm_loss.gradient"},
+    "svm_loss_gradient_misses_correct_class": {"svm_loss.gradient"},
+    "dropout_forward_p_is_keep_probability": {"dropout.forward"},
+    "dropout_forward_not_scaled": {"dropout.forward"},
+    "dropout_forward_scales_in_test_mode": {"dropout.forward", "dropout.backward", "fc_net.dropout"},
+    "dropout_backward_ignores_mask": {"dropout.backward", "fc_net.dropout"},
+    "batchnorm_forward_unbiased_variance": ({"batchnorm.forward", "batchnorm.backward", "batchnorm.backward_alt",
+                                             "spatial_batchnorm.forward"} | SPATIAL_BN_BACKWARD_USERS),
+    "batchnorm_forward_running_average_swapped": {"batchnorm.forward", "spatial_batchnorm.forward"},
+    "batchnorm_forward_test_uses_batch_statistics": {"batchnorm.forward", "spatial_batchnorm.forward"},
+    "batchnorm_backward_ignores_variance_path": {"batchnorm.backward"} | SPATIAL_BN_BACKWARD_USERS,
+    "batchnorm_backward_dgamma_without_x_hat": {"batchnorm.backward"} | SPATIAL_BN_BACKWARD_USERS,
+    "batchnorm_backward_alt_misses_mean_term": {"batchnorm.backward_alt"},
+    "batchnorm_backward_alt_without_gamma": {"batchnorm.backward_alt"},
+    "spatial_batchnorm_forward_reshape_without_permute": {"spatial_batchnorm.forward"} | SPATIAL_BN_BACKWARD_USERS,
+    "spatial_batchnorm_backward_reshape_without_permute": SPATIAL_BN_BACKWARD_USERS,
+    "conv_forward_ignores_stride": {"conv.forward", "conv.backward"},
+    # A wrong output width is consistent with a backward pass that loops over dout's shape.
+    "conv_forward_assumes_square": {"conv.forward"},
+    "conv_forward_flips_filter": {"conv.forward", "conv.backward"},
+    "conv_forward_output_default_dtype": {"conv.forward", "conv.backward"},
+    "conv_backward_ignores_stride": {"conv.backward"},
+    "conv_backward_dw_overwritten": {"conv.backward"},
+    "conv_backward_db_averaged": {"conv.backward"},
+    "conv_backward_dx_keeps_padding": {"conv.backward"},
+    "max_pool_forward_assumes_no_overlap": {"max_pool.forward", "max_pool.backward"},
+    "max_pool_forward_averages": {"max_pool.forward", "max_pool.backward"},
+    "max_pool_backward_routes_to_all_ties": {"max_pool.backward"},
+    "max_pool_backward_routes_to_last_tie": {"max_pool.backward"},
+    "max_pool_backward_transposed_window_index": {"max_pool.backward"},
+    "max_pool_backward_overwrites_overlaps": {"max_pool.backward"},
+    "sgd_ascends": {"optim.sgd"},
+    "sgd_momentum_sign_error": {"optim.sgd_momentum"},
+    "sgd_momentum_forgets_velocity": {"optim.sgd_momentum"},
+    "rmsprop_missing_sqrt": {"optim.rmsprop"},
+    "rmsprop_decay_swapped": {"optim.rmsprop"},
+    "adam_no_bias_correction": {"optim.adam"},
+    "adam_missing_sqrt": {"optim.adam"},
+    "adam_forgets_step_count": {"optim.adam"},
+    "kaiming_ignores_gain": {"kaiming.initializer"},
+    "kaiming_variance_used_as_std": {"kaiming.initializer"},
+    # DeepConvNet(weight_scale='kaiming') uses the initializer for its convolutions.
+    "kaiming_conv_fan_in_without_filter_size": {"kaiming.initializer", "deep_convnet.init"},
+    "two_layer_net_random_biases": {"two_layer_net.init"},
+    "two_layer_net_half_reg_loss": {"two_layer_net.loss", "two_layer_net.gradients"},
+    "two_layer_net_reg_gradient_without_two": {"two_layer_net.gradients"},
+    "two_layer_net_missing_reg_gradient": {"two_layer_net.gradients"},
+    "fc_net_ignores_weight_scale": {"fc_net.init"},
+    "fc_net_dropout_keep_drop_confused": {"fc_net.dropout"},
+    "fc_net_skips_dropout_backward": {"fc_net.dropout"},
+    "fc_net_half_reg_loss": {"fc_net.loss", "fc_net.gradients", "fc_net.dropout"},
+    # Consistent with its own gradient: only the comparison with the reference sees it.
+    "fc_net_regularizes_hidden_layers_only": {"fc_net.loss"},
+    "three_layer_conv_net_half_reg_loss": {"three_layer_convnet.loss", "three_layer_convnet.gradients"},
+    "three_layer_conv_net_missing_conv_reg_gradient": {"three_layer_convnet.gradients"},
+    "three_layer_conv_net_hidden_size_ignores_filter_size": {"three_layer_convnet.init"},
+    "deep_conv_net_pool_index_off_by_one": {"deep_convnet.loss", "deep_convnet.gradients", "deep_convnet.batchnorm"},
+    "deep_conv_net_batchnorm_params_missing": {"deep_convnet.init", "deep_convnet.batchnorm"},
+    # Layers with batch norm need their own running averages; sharing them breaks shapes there only.
+    "deep_conv_net_shares_bn_param": {"deep_convnet.batchnorm"},
+    "deep_conv_net_kaiming_output_layer_as_relu": {"deep_convnet.init"},
+    "deep_conv_net_missing_reg_gradient": {"deep_convnet.gradients", "deep_convnet.batchnorm"},
+}
+
+TRAINING_MUTANTS = {
+    "two_layer_solver_learning_rate_too_small": "two_layer_net.cifar10",
+    "three_layer_overfit_weight_scale_too_small": "fc_net.overfit_three_layer",
+    "five_layer_overfit_learning_rate_too_small": "fc_net.overfit_five_layer",
+}
+
+SAMPLE = {
+    "linear_forward_no_bias", "linear_backward_dx_not_reshaped", "relu_backward_masks_on_dout",
+    "linear_relu_backward_skips_relu", "softmax_loss_gradient_misses_minus_one", "dropout_forward_p_is_keep_probability",
+    "batchnorm_backward_ignores_variance_path", "batchnorm_backward_alt_misses_mean_term",
+    "spatial_batchnorm_forward_reshape_without_permute", "conv_backward_ignores_stride",
+    "conv_forward_output_default_dtype", "max_pool_backward_routes_to_all_ties", "adam_no_bias_correction",
+    "kaiming_conv_fan_in_without_filter_size", "two_layer_net_reg_gradient_without_two",
+    "fc_net_dropout_keep_drop_confused", "three_layer_conv_net_missing_conv_reg_gradient",
+    "deep_conv_net_pool_index_off_by_one",
+}
+RUN_ALL = os.environ.get("GRADER_SLOW_TESTS") == "1"
+
+
+def test_every_mutant_has_an_expectation_and_every_task_is_covered():
+    names = {m.name for m in MUTANTS}
+    assert names == set(EXPECTED_LOSSES) | set(TRAINING_MUTANTS) | {"conv_solver_learning_rate_too_small"}
+    assert SAMPLE <= set(EXPECTED_LOSSES)
+    check_tasks = {t.id for t in assignment("a2_cnn_torch").spec.tasks if t.training is None}
+    hit = set().union(*EXPECTED_LOSSES.values())
+    assert check_tasks <= hit, f"no mistake exercises {sorted(check_tasks - hit)}"
+
+
+@pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.name in EXPECTED_LOSSES and (RUN_ALL or m.name in SAMPLE)],
+                         ids=lambda m: m.name)
+def test_mutant_loses_exactly_its_tasks(mutant, tmp_path):
+    a2 = assignment("a2_cnn_torch")
+    mutated = apply(mutant, (a2.reference_directory / mutant.file).read_text())
+    result = grade_checks(a2, make_submission(tmp_path, a2, "reference", {mutant.file: mutated}), seed=None)
+    assert lost(result) == EXPECTED_LOSSES[mutant.name], f"seed {result.seed}"
+    for task in result.tasks:
+        if task.task_id in EXPECTED_LOSSES[mutant.name]:
+            assert task.outcome in (Outcome.FAILED, Outcome.ERROR) and task.message
+
+
+@pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.name in TRAINING_MUTANTS], ids=lambda m: m.name)
+def test_training_mutant_misses_its_target(mutant, tmp_path):
+    a2 = assignment("a2_cnn_torch")
+    mutated = apply(mutant, (a2.reference_directory / mutant.file).read_text())
+    folder = make_submission(tmp_path, a2, "reference", {mutant.file: mutated})
+    task_id = TRAINING_MUTANTS[mutant.name]
+    task = grade_folder(a2, folder, only=task_id, data="synthetic", device="cpu").tasks[0]
+    assert task.outcome is Outcome.FAILED and task.points < task.max_points, task.message
+    assert task.training.accuracy < a2.spec.task(task_id).training.target["synthetic"]
