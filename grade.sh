@@ -24,7 +24,7 @@ set_up() {
         "$VENV/bin/python" -m pip install --quiet "torch==2.13.*"
     fi
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-    "$VENV/bin/python" -m pip install --quiet -e .
+    "$VENV/bin/python" -m pip install --quiet -e ".[test]"
     touch "$STAMP"
 }
 
