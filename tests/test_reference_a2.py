@@ -676,7 +676,9 @@ def test_fully_connected_net_parameters_and_dropout_modes(models):
     assert torch.equal(model.loss(X), scores)  # test mode is deterministic
 
 
-@pytest.mark.parametrize("input_dims, filter_size", [((3, 8, 6), 3), ((2, 7, 7), 4)])
+# An even filter size shrinks the convolution's output by one pixel, so the pooled size is
+# not simply H // 2 x W // 2.
+@pytest.mark.parametrize("input_dims, filter_size", [((3, 8, 6), 3), ((2, 8, 5), 4)])
 def test_three_layer_conv_net_gradients(models, input_dims, filter_size):
     torch.manual_seed(2)
     model = models.ThreeLayerConvNet(input_dims=input_dims, num_filters=3, filter_size=filter_size,
@@ -772,21 +774,52 @@ def test_models_keep_dtype_and_device(models, dtype, device):
         assert model.loss(X).dtype == dtype
 
 
-@pytest.mark.parametrize("build", ["two_layer", "fc", "three_layer_conv", "deep_conv"])
+MODEL_BUILDS = {
+    "two_layer": lambda models, **kw: models.TwoLayerNet(input_dim=3 * 8 * 8, **kw),
+    "fc": lambda models, **kw: models.FullyConnectedNet([20, 20], input_dim=3 * 8 * 8, **kw),
+    "three_layer_conv": lambda models, **kw: models.ThreeLayerConvNet(input_dims=(3, 8, 8), **kw),
+    "deep_conv": lambda models, **kw: models.DeepConvNet(input_dims=(3, 8, 8), num_filters=[4, 4],
+                                                         max_pools=[0, 1], batchnorm=True, **kw),
+}
+
+
+@pytest.mark.parametrize("build", MODEL_BUILDS)
 def test_initial_loss_of_small_weights_is_log_of_the_class_count(models, build):
     torch.manual_seed(6)
-    model = {
-        "two_layer": lambda: models.TwoLayerNet(input_dim=3 * 8 * 8),
-        "fc": lambda: models.FullyConnectedNet([20, 20], input_dim=3 * 8 * 8, weight_scale=1e-3),
-        "three_layer_conv": lambda: models.ThreeLayerConvNet(input_dims=(3, 8, 8)),
-        "deep_conv": lambda: models.DeepConvNet(input_dims=(3, 8, 8), num_filters=[4, 4],
-                                                max_pools=[0, 1]),
-    }[build]()
+    model = MODEL_BUILDS[build](models, weight_scale=1e-3)
     X, y = torch.randn(20, 3, 8, 8), torch.randint(0, 10, (20,))
     loss, _ = model.loss(X, y)
     assert abs(loss.item() - math.log(10)) < 0.01
-    model.reg = 1.0
-    assert model.loss(X, y)[0].item() > loss.item()
+
+
+@pytest.mark.parametrize("build", MODEL_BUILDS)
+def test_initial_parameters(models, build):
+    torch.manual_seed(7)
+    model = MODEL_BUILDS[build](models, weight_scale=0.05)
+    for name, param in model.params.items():
+        if name.startswith("W"):
+            assert abs(param.std().item() / 0.05 - 1) < 0.2, name
+        elif name.startswith("gamma"):
+            assert torch.equal(param, torch.ones_like(param)), name
+        else:
+            assert not param.any(), name
+
+
+@pytest.mark.parametrize("build", MODEL_BUILDS)
+def test_regularization_is_reg_times_the_squares_of_every_weight(models, build):
+    torch.manual_seed(8)
+    model = MODEL_BUILDS[build](models, weight_scale=0.1, dtype=torch.float64)
+    X = torch.randn(4, 3, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, 10, (4,))
+    loss, grads = model.loss(X, y)
+    model.reg = 0.3
+    reg_loss, reg_grads = model.loss(X, y)
+    weights = {name: w for name, w in model.params.items() if name.startswith("W")}
+    expected = 0.3 * sum((w * w).sum() for w in weights.values())
+    assert abs((reg_loss - loss).item() - expected.item()) < 1e-10
+    for name, param in model.params.items():
+        extra = 2 * 0.3 * param if name in weights else torch.zeros_like(param)
+        torch.testing.assert_close(reg_grads[name] - grads[name], extra, msg=name)
 
 
 # ---------------------------------------------------------------------------------------------
