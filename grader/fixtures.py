@@ -8,6 +8,7 @@ last bits between machines).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,11 @@ def _same(a: Entry, b: Entry) -> bool:
 
 
 def _values_equal(a: object, b: object) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and (isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor)):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.dtype != b.dtype:
+            return False
+        a, b = a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy()
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) or isinstance(a, np.generic):
         a_array, b_array = np.asarray(a), np.asarray(b)
         return (a_array.shape == b_array.shape and a_array.dtype == b_array.dtype

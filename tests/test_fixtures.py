@@ -1,11 +1,12 @@
 """The recorded public fixtures are current, and a stale or missing recording is detected."""
 
+import numpy as np
 import pytest
 
 from grader.assignment import load_assignment
 from grader.fixtures import compare_fixtures, record, write_fixtures
 from grader.oracle import FIXTURE_SUFFIX
-from support import a1
+from support import ASSIGNMENTS, a1, assignment
 
 
 @pytest.fixture(scope="module")
@@ -13,9 +14,11 @@ def recorded():
     return record(a1())
 
 
-def test_committed_fixtures_are_current(recorded):
-    differences = compare_fixtures(a1(), recorded)
-    assert differences == [], "fixtures are stale: run `grader fixtures a1_fc_numpy`"
+@pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
+def test_committed_fixtures_are_current(assignment_id):
+    shipped = assignment(assignment_id)
+    differences = compare_fixtures(shipped, record(shipped))
+    assert differences == [], f"fixtures are stale: run `grader fixtures {assignment_id}`"
 
 
 def test_a_changed_reference_makes_the_fixtures_stale(project):
@@ -37,3 +40,15 @@ def test_missing_and_unused_fixture_files_are_reported(project, recorded):
                         f"test_gone{FIXTURE_SUFFIX}": "no public check file uses it any more"}
     write_fixtures(assignment, recorded)
     assert compare_fixtures(assignment, recorded) == []
+
+
+def test_recorded_tensors_compare_by_dtype_and_value():
+    import torch
+
+    from grader.fixtures import _values_equal
+
+    value = (torch.arange(4.0), {"t": torch.ones(2, dtype=torch.float64)})
+    assert _values_equal(value, (torch.arange(4.0), {"t": torch.ones(2, dtype=torch.float64)}))
+    assert not _values_equal(value, (torch.arange(4.0) + 1e-3, {"t": torch.ones(2, dtype=torch.float64)}))
+    assert not _values_equal(value, (torch.arange(4.0), {"t": torch.ones(2, dtype=torch.float32)}))
+    assert not _values_equal(torch.zeros(2), np.zeros(2))
