@@ -62,3 +62,24 @@ def outcomes(result: GradingResult) -> dict[str, Outcome]:
 
 def lost(result: GradingResult) -> set[str]:
     return {t.task_id for t in result.tasks if t.points < t.max_points}
+
+
+def assert_mutant_loses_exactly(shipped: Assignment, mutant, mutated_text: str, expected: set[str],
+                                directory: Path) -> None:
+    """Grades the reference with one file replaced by a mistake: exactly `expected` lose points, each
+    with a failed or error outcome and a message."""
+    folder = make_submission(directory, shipped, "reference", {mutant.file: mutated_text})
+    result = grade_checks(shipped, folder, seed=None)
+    assert lost(result) == expected, f"seed {result.seed}"
+    for task in result.tasks:
+        if task.task_id in expected:
+            assert task.outcome in (Outcome.FAILED, Outcome.ERROR) and task.message
+
+
+def assert_training_mutant_misses(shipped: Assignment, mutant, mutated_text: str, task_id: str,
+                                  directory: Path) -> None:
+    """A training entry with hopeless hyper-parameters stays under its synthetic target."""
+    folder = make_submission(directory, shipped, "reference", {mutant.file: mutated_text})
+    task = grade_folder(shipped, folder, only=task_id, data="synthetic", device="cpu").tasks[0]
+    assert task.outcome is Outcome.FAILED and task.points < task.max_points, task.message
+    assert task.training.accuracy < shipped.spec.task(task_id).training.target["synthetic"]

@@ -3,9 +3,8 @@ and the later tasks that use that function, and nothing else."""
 
 import pytest
 
-from grader.results import Outcome
 from mutants_a1 import MUTANTS, apply
-from support import a1, grade_checks, grade_folder, lost, make_submission
+from support import a1, assert_mutant_loses_exactly, assert_training_mutant_misses
 
 # Later tasks whose checks call a layer through the models.
 TWO_LAYER_GRADIENTS = {"two_layer_net.gradients"}
@@ -102,23 +101,13 @@ def test_every_mutant_has_an_expectation_and_every_task_is_covered():
 
 @pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.name in EXPECTED_LOSSES], ids=lambda m: m.name)
 def test_mutant_loses_exactly_its_tasks(mutant, tmp_path):
-    assignment = a1()
-    mutated = apply(mutant, (assignment.reference_directory / mutant.file).read_text())
-    folder = make_submission(tmp_path, assignment, "reference", {mutant.file: mutated})
-    result = grade_checks(assignment, folder, seed=None)
-    assert lost(result) == EXPECTED_LOSSES[mutant.name], f"seed {result.seed}"
-    for task in result.tasks:
-        if task.task_id in EXPECTED_LOSSES[mutant.name]:
-            assert task.outcome in (Outcome.FAILED, Outcome.ERROR) and task.message
+    shipped = a1()
+    mutated = apply(mutant, (shipped.reference_directory / mutant.file).read_text())
+    assert_mutant_loses_exactly(shipped, mutant, mutated, EXPECTED_LOSSES[mutant.name], tmp_path)
 
 
 @pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.name in TRAINING_MUTANTS], ids=lambda m: m.name)
 def test_training_mutant_misses_its_target(mutant, tmp_path):
-    assignment = a1()
-    mutated = apply(mutant, (assignment.reference_directory / mutant.file).read_text())
-    folder = make_submission(tmp_path, assignment, "reference", {mutant.file: mutated})
-    task_id = TRAINING_MUTANTS[mutant.name]
-    result = grade_folder(assignment, folder, only=task_id, data="synthetic")
-    task = result.tasks[0]
-    assert task.outcome is Outcome.FAILED and task.points < task.max_points
-    assert task.training.accuracy < assignment.spec.task(task_id).training.target["synthetic"]
+    shipped = a1()
+    mutated = apply(mutant, (shipped.reference_directory / mutant.file).read_text())
+    assert_training_mutant_misses(shipped, mutant, mutated, TRAINING_MUTANTS[mutant.name], tmp_path)
