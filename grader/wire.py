@@ -45,6 +45,14 @@ class WireError(ValueError):
 
 
 @dataclass(frozen=True)
+class NonContiguous:
+    """An array or tensor to be rebuilt on the other side as a non-contiguous view of the same values
+    (the last two axes stored transposed): a check's way to send input that `.view()` rejects."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
 class HandleRef:
     """A reference to an object that stays in the worker."""
 
@@ -83,6 +91,11 @@ class Encoder:
             return {"$": "dtype", "lib": "numpy", "name": np.dtype(value).name, "as": "type"}
         if isinstance(value, HandleRef):
             return {"$": "handle", "id": value.id, "type": value.type_name}
+        if isinstance(value, NonContiguous):
+            node = self.encode(value.value, depth + 1)
+            if isinstance(node, dict) and node.get("$") in ("ndarray", "tensor"):
+                node["layout"] = "noncontiguous"
+            return node
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(value, torch.Tensor):
             return self._tensor(value, torch)
@@ -212,7 +225,10 @@ class Decoder:
         if len(data) != math.prod(shape) * dtype.itemsize:
             raise WireError(f"array of shape {tuple(shape)} and dtype {dtype} has {len(data)} bytes")
         # frombuffer + copy: a writable, owning, base ndarray built by grader code.
-        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        array = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        if node.get("layout") == "noncontiguous" and array.ndim >= 2:
+            array = np.swapaxes(np.swapaxes(array, -1, -2).copy(), -1, -2)
+        return array
 
     def _tensor(self, node: dict) -> Any:
         import torch
@@ -233,6 +249,8 @@ class Decoder:
             raise WireError("bad tensor device")
         if device != "cpu" and torch.cuda.is_available():
             tensor = tensor.to(device)
+        if node.get("layout") == "noncontiguous" and tensor.dim() >= 2:
+            tensor = tensor.transpose(-1, -2).contiguous().transpose(-1, -2)
         if node.get("requires_grad") is True and tensor.is_floating_point():
             tensor.requires_grad_(True)
         return tensor

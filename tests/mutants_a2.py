@@ -12,6 +12,13 @@ from mutants_a1 import Mutant, apply
 __all__ = ["MUTANTS", "Mutant", "apply"]
 
 MUTANTS: list[Mutant] = [
+    Mutant(
+        "linear_forward_uses_view",
+        "layers.py",
+        "        out = x.reshape(x.shape[0], -1) @ w + b",
+        "        out = x.view(x.shape[0], -1) @ w + b",
+        "I flattened x with view(), which only works when x is contiguous.",
+    ),
     # ---- Linear
     Mutant(
         "linear_forward_no_bias",

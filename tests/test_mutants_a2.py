@@ -29,6 +29,9 @@ SPATIAL_BN_BACKWARD_USERS = {"spatial_batchnorm.backward", "sandwich.backward", 
 EXPECTED_LOSSES = {
     "linear_forward_no_bias": ({"linear.forward", "linear.backward", "linear_relu.forward", "linear_relu.backward"}
                                | MODEL_OUTPUTS | MODEL_GRADIENTS),
+    # Contiguous callers never notice; DeepConvNet's batch-norm path hands Linear the permuted (so
+    # non-contiguous) output of SpatialBatchNorm when the last convolution is not pooled.
+    "linear_forward_uses_view": {"linear.forward", "deep_convnet.batchnorm"},
     "linear_backward_divides_by_n": {"linear.backward", "linear_relu.backward"} | MODEL_GRADIENTS,
     # Correct for 2-D inputs; only layers fed with images (N, C, H, W) see the unshaped dx.
     "linear_backward_dx_not_reshaped": {"linear.backward"} | CONV_MODEL_LOSSES,
@@ -111,7 +114,7 @@ TRAINING_MUTANTS = {
 }
 
 SAMPLE = {
-    "linear_forward_no_bias", "linear_backward_dx_not_reshaped", "relu_backward_masks_on_dout",
+    "linear_forward_no_bias", "linear_forward_uses_view", "linear_backward_dx_not_reshaped", "relu_backward_masks_on_dout",
     "linear_relu_backward_skips_relu", "softmax_loss_gradient_misses_minus_one", "dropout_forward_p_is_keep_probability",
     "batchnorm_backward_ignores_variance_path", "batchnorm_backward_alt_misses_mean_term",
     "spatial_batchnorm_forward_reshape_without_permute", "conv_backward_ignores_stride",

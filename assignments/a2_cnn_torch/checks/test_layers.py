@@ -10,6 +10,7 @@ from grader.compare import assert_close, assert_true, expect_tuple
 from grader.gradcheck import check_layer_backward, check_loss_gradient
 from grader.inputs import away_from_zero, distinct, hinge_safe_scores
 from grader.shared_checks import forward_matches
+from grader.wire import NonContiguous
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 
@@ -56,6 +57,17 @@ def test_forward_keeps_dtype_and_device(student, reference, rng, layer, make_arg
     assert_true(str(out.device).split(":")[0] == device,
                 f"{layer}.forward returned a tensor on {out.device} for inputs on {device}; create new tensors "
                 "with device=x.device")
+
+
+@pytest.mark.parametrize("layer,make_args", [pytest.param(layer, make, marks=pytest.mark.task(f"{task}.forward"),
+                                                           id=layer) for layer, task, make in layer_cases()])
+def test_forward_takes_non_contiguous_input(student, reference, rng, layer, make_args):
+    """Inputs may be views (a transpose, a permute): x.view() fails on them where x.reshape() works."""
+    x, *rest = make_args(rng, torch.float64, "cpu")
+    student_out, _ = expect_tuple(getattr(student.layers, layer).forward(NonContiguous(x), *rest), 2,
+                                  f"{layer}.forward")
+    expected, _ = getattr(reference.layers, layer).forward(x, *rest)
+    assert_close(student_out, expected, name=f"out of {layer}.forward on a non-contiguous x")
 
 
 # -- linear, relu ---------------------------------------------------------------------------------
