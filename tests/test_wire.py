@@ -96,3 +96,13 @@ def test_truncated_data_is_refused():
     data = wire.pack(np.zeros(10))
     with pytest.raises(wire.WireError):
         wire.unpack(data[:-3])
+
+
+def test_non_contiguous_inputs_arrive_as_non_contiguous_views_of_the_same_values():
+    array = np.arange(24.0).reshape(2, 3, 4)
+    back = round_trip(wire.NonContiguous(array))
+    assert not back.flags["C_CONTIGUOUS"] and np.array_equal(back, array)
+    tensor = round_trip(wire.NonContiguous(torch.from_numpy(array)))
+    assert not tensor.is_contiguous() and torch.equal(tensor, torch.from_numpy(array))
+    with pytest.raises(RuntimeError):
+        tensor.view(2, -1)
