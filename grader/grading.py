@@ -74,7 +74,9 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     seed = PUBLIC_SEED if options.mode == "public" else (
         options.seed if options.seed is not None else secrets.randbelow(2**31))
     session = WorkerSession(submission.package, submission.scratch,
-                            Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s), budget_s=spec.submission_timeout_s)
+                            Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s), budget_s=spec.submission_timeout_s,
+                            preload=("torch",) if spec.framework == "torch" else ())
+    session.start()
     package = None
     try:
         if options.mode == "official":

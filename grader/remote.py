@@ -40,7 +40,7 @@ class WorkerSession:
     remembers modules whose import killed a worker so that each later use fails at once."""
 
     def __init__(self, submission_dir: Path, scratch_dir: Path, limits: Limits,
-                 budget_s: float | None = None):
+                 budget_s: float | None = None, preload: tuple[str, ...] = ()):
         self.submission_dir = submission_dir
         self.scratch_dir = scratch_dir
         self.limits = limits
@@ -52,6 +52,11 @@ class WorkerSession:
         self._broken_modules: dict[str, WorkerFailure] = {}
         self._released: list[int] = []
         self.logs: list[str] = []
+        self.preload = preload
+
+    def start(self) -> None:
+        """Starts the worker now, so that its start-up (and preloads) overlap the grader's own."""
+        self._live_worker()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -63,7 +68,7 @@ class WorkerSession:
             self._imported.clear()
             self._released.clear()
             self._worker = WorkerProcess(self.submission_dir, self.scratch_dir, self.limits,
-                                         scrubbed_environment(self.scratch_dir))
+                                         scrubbed_environment(self.scratch_dir), self.preload)
         return self._worker
 
     def _retire(self) -> None:

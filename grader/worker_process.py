@@ -97,13 +97,14 @@ def _grader_parent_dir() -> str:
 class WorkerProcess:
     """One live worker: a process, its channel, its output log and its memory watch."""
 
-    def __init__(self, submission_dir: Path, scratch_dir: Path, limits: Limits, env: dict[str, str]):
+    def __init__(self, submission_dir: Path, scratch_dir: Path, limits: Limits, env: dict[str, str],
+                 preload: tuple[str, ...] = ()):
         self.limits = limits
         self.output = OutputLog(limits.output_bytes)
         self.killed_reason: str | None = None
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
-        settings = json.dumps({"submission_dir": str(submission_dir)})
+        settings = json.dumps({"submission_dir": str(submission_dir), "preload": list(preload)})
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", _BOOTSTRAP, _grader_parent_dir(),
              str(request_read), str(response_write), settings],
