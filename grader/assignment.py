@@ -67,6 +67,18 @@ class TaskSpec(_Strict):
     points: float = Field(ge=0)
     visibility: Literal["visible", "hidden", "after_due_date", "after_published"] = "visible"
     training: Optional[TrainingSpec] = None
+    # Student files this task's code builds on (e.g. the layers a model is made of). With
+    # isolate_prerequisites, official grading runs the task's checks with the reference's copies
+    # of these files in place of the student's.
+    prerequisites: list[str] = Field(default_factory=list)
+
+    @field_validator("prerequisites")
+    @classmethod
+    def _listed_once(cls, files: list[str]) -> list[str]:
+        for name in files:
+            if files.count(name) > 1:
+                raise ValueError(f"{name} is listed twice")
+        return files
 
 
 class AssignmentSpec(_Strict):
@@ -80,6 +92,10 @@ class AssignmentSpec(_Strict):
     call_timeout_s: float = Field(default=30.0, gt=0)
     # Seconds all checks of one submission may take together.
     submission_timeout_s: float = Field(default=900.0, gt=0)
+    # Official grading only: run the checks of each task that lists prerequisites against the
+    # submission with those files replaced by the reference's, so that a broken layer costs the
+    # layer's own tasks and not every model built on it.
+    isolate_prerequisites: bool = False
 
     @field_validator("student_files", "provided_files")
     @classmethod
@@ -101,6 +117,10 @@ class AssignmentSpec(_Strict):
             if task.id in seen:
                 raise ValueError(f"task id {task.id!r} appears twice")
             seen.add(task.id)
+            for name in task.prerequisites:
+                if name not in self.student_files:
+                    raise ValueError(f"task {task.id}: prerequisites: {name} is not one of the student_files "
+                                     f"({', '.join(self.student_files)})")
             if task.training:
                 module = task.training.entry.split(".")[0] + ".py"
                 if module not in self.student_files + self.provided_files:
