@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from grader.remote import WorkerSession
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
 from grader.submission import PreparedSubmission
 from grader.training import run_training_tasks
-from grader.worker_process import Limits
+from grader.worker_process import Limits, make_scratch_dir, remove_scratch_dir
 
 PUBLIC_SEED = 0
 
@@ -68,33 +69,117 @@ def choose_mode(assignment: Assignment, requested: Optional[str]) -> str:
     return requested
 
 
+class IsolatedSessions:
+    """Worker sessions for the tasks graded with the reference's copies of their prerequisites: one
+    per distinct set of files, each on its own scratch copy of the submission, started on first use."""
+
+    def __init__(self, main: WorkerSession, prerequisites: dict[str, tuple[str, ...]],
+                 new_session: Callable[[Path, Path], WorkerSession]):
+        self.main = main
+        self.prerequisites = prerequisites      # task id -> the files replaced, for isolated tasks only
+        self.new_session = new_session
+        self.packages: dict[tuple[str, ...], tuple[Path, Path]] = {}   # files -> (scratch, package)
+        self.sessions: dict[tuple[str, ...], WorkerSession] = {}
+        self.logs: list[str] = []
+
+    def prepare(self, submission: PreparedSubmission, reference_directory: Path) -> None:
+        """Copies the submission, as prepared and before any of its code ran, once per set of files."""
+        for files in sorted(set(self.prerequisites.values())):
+            scratch = make_scratch_dir()
+            package = scratch / submission.package.name
+            self.packages[files] = (scratch, package)
+            package.mkdir()
+            for entry in submission.package.iterdir():
+                if entry.is_file() and not entry.is_symlink():
+                    shutil.copyfile(entry, package / entry.name)
+            for name in files:
+                shutil.copyfile(reference_directory / name, package / name)
+
+    def session_for_task(self, task_id: str) -> WorkerSession:
+        files = self.prerequisites.get(task_id)
+        if files is None:
+            return self.main
+        if files not in self.sessions:
+            scratch, package = self.packages[files]
+            session = self.new_session(package, scratch)
+            session.deadline = self.main.deadline  # one time budget for all checks of the submission
+            self.sessions[files] = session
+            session.start()
+        return self.sessions[files]
+
+    def close(self) -> None:
+        for files, session in self.sessions.items():
+            session.close()
+            text = session.output()
+            if text:
+                self.logs.append(f"\n--- printed while grading with the reference's {', '.join(files)} ---\n{text}")
+        self.sessions.clear()
+
+    def output(self) -> str:
+        return "".join(self.logs)
+
+    def cleanup(self) -> None:
+        self.close()
+        for scratch, _ in self.packages.values():
+            remove_scratch_dir(scratch)
+        self.packages.clear()
+
+
+def isolated_tasks(assignment: Assignment, tasks: list[TaskSpec], mode: str) -> dict[str, tuple[str, ...]]:
+    """Task id -> the prerequisites replaced by the reference's, for the tasks scored by checks that
+    are graded that way in this mode."""
+    if mode != "official" or not assignment.spec.isolate_prerequisites:
+        return {}
+    isolated = {t.id: tuple(sorted(t.prerequisites)) for t in tasks if t.training is None and t.prerequisites}
+    assert assignment.reference_directory is not None
+    for task_id, files in isolated.items():
+        for name in files:
+            if not (assignment.reference_directory / name).is_file():
+                raise ConfigError(f"task {task_id}: prerequisite {name} is not in the reference solution "
+                                  f"({assignment.reference_directory / name} does not exist)")
+    return isolated
+
+
 def grade(assignment: Assignment, submission: PreparedSubmission, options: GradeOptions) -> GradingResult:
     start = time.perf_counter()
     spec = assignment.spec
     seed = PUBLIC_SEED if options.mode == "public" else (
         options.seed if options.seed is not None else secrets.randbelow(2**31))
-    session = WorkerSession(submission.package, submission.scratch,
-                            Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s), budget_s=spec.submission_timeout_s,
-                            preload=("torch",) if spec.framework == "torch" else ())
-    session.start()
+    selected = spec.select(options.only)
+    check_tasks = [t for t in selected if t.training is None]
+
+    def new_session(package: Path, scratch: Path) -> WorkerSession:
+        return WorkerSession(package, scratch, Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s),
+                             budget_s=spec.submission_timeout_s,
+                             preload=("torch",) if spec.framework == "torch" else ())
+
+    isolation = isolated_tasks(assignment, check_tasks, options.mode)
+    session = new_session(submission.package, submission.scratch)
+    isolated = IsolatedSessions(session, isolation, new_session)
     package = None
     try:
+        if isolation:
+            assert assignment.reference_directory is not None
+            isolated.prepare(submission, assignment.reference_directory)
+        session.start()
         if options.mode == "official":
             assert assignment.reference_directory is not None
             package = load_reference_package(assignment.id, assignment.reference_directory, assignment.directory)
             oracle = ReferenceOracle(LiveBackend(package))
         else:
             oracle = ReferenceOracle(ReplayBackend(assignment.fixtures_directory))
-        selected = spec.select(options.only)
-        check_tasks = [t for t in selected if t.training is None]
         plugin = GradingPlugin(session, oracle, seed, {t.id for t in spec.tasks}, only=options.only,
-                               on_collected=options.on_collected, on_check_done=options.on_check_done)
+                               on_collected=options.on_collected, on_check_done=options.on_check_done,
+                               session_for_task=isolated.session_for_task if isolation else None)
         paths = [str(assignment.checks_directory)]
         hidden = assignment.hidden_checks_directory
         if options.mode == "official" and hidden is not None and any(hidden.glob("test_*.py")):
             paths.append(str(hidden))
         if check_tasks:
-            run_checks(plugin, paths, str(assignment.directory))
+            try:
+                run_checks(plugin, paths, str(assignment.directory))
+            finally:
+                isolated.close()
         if plugin.collection_errors:
             raise ConfigError("the checks could not be collected:\n" + "\n".join(plugin.collection_errors))
         tasks = [_task_from_checks(task, plugin.results, submission) for task in check_tasks]
@@ -103,14 +188,17 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             tasks += run_training_tasks(session, training_tasks, options, seed, spec.framework)
         order = {t.id: i for i, t in enumerate(spec.tasks)}
         tasks.sort(key=lambda t: order[t.task_id])
+        session.close()  # a worker's last output reaches its log when it exits
         return GradingResult(
             assignment=assignment.id, mode=options.mode, seed=seed, tasks=tuple(tasks),
             execution_time_s=time.perf_counter() - start, grader_version=__version__,
             versions=library_versions(),
-            output=_missing_note(submission), submission_log=session.output(),
+            output=_notes(submission, assignment, check_tasks, isolation, options.mode),
+            submission_log=session.output() + isolated.output(),
         )
     finally:
         session.close()
+        isolated.cleanup()
         if package is not None:
             unload_reference_package(package)
 
@@ -125,7 +213,18 @@ def _task_from_checks(task: TaskSpec, checks: list[CheckResult], submission: Pre
     return result
 
 
-def _missing_note(submission: PreparedSubmission) -> str:
-    if not submission.missing:
-        return ""
-    return f"Missing from the submission: {', '.join(submission.missing)} (graded as absent)."
+def _notes(submission: PreparedSubmission, assignment: Assignment, check_tasks: list[TaskSpec],
+           isolation: dict[str, tuple[str, ...]], mode: str) -> str:
+    notes = []
+    if submission.missing:
+        notes.append(f"Missing from the submission: {', '.join(submission.missing)} (graded as absent).")
+    for files in sorted(set(isolation.values())):
+        tasks = [t.id for t in check_tasks if isolation.get(t.id) == files]
+        verb = "was" if len(tasks) == 1 else "were"
+        notes.append(f"Prerequisite isolation: {', '.join(tasks)} {verb} graded with the reference's "
+                     f"{', '.join(files)}.")
+    if (mode != "official" and assignment.spec.isolate_prerequisites
+            and any(t.prerequisites for t in check_tasks)):
+        notes.append("Prerequisite isolation was ignored: it needs the reference solution (official mode); "
+                     "every task was graded with the submission's own files.")
+    return "\n".join(notes)

@@ -48,6 +48,8 @@ class GradingPlugin:
     only: Optional[str] = None
     on_collected: Callable[[int], None] = lambda count: None
     on_check_done: Callable[[CheckResult], None] = lambda result: None
+    # The session a task's checks talk to, by task id; None: `session` for every task.
+    session_for_task: Optional[Callable[[str], WorkerSession]] = None
     results: list[CheckResult] = field(default_factory=list)
     collection_errors: list[str] = field(default_factory=list)
     _task_of: dict[str, str] = field(default_factory=dict)
@@ -55,8 +57,10 @@ class GradingPlugin:
     # -- fixtures -------------------------------------------------------------------------------
 
     @pytest.fixture
-    def student(self) -> StudentProxy:
-        return StudentProxy(self.session)
+    def student(self, request: pytest.FixtureRequest) -> StudentProxy:
+        if self.session_for_task is None:
+            return StudentProxy(self.session)
+        return StudentProxy(self.session_for_task(self._task_of[request.node.nodeid]))
 
     @pytest.fixture
     def reference(self, request: pytest.FixtureRequest) -> ReferenceOracle:
