@@ -14,6 +14,8 @@ import numpy as np
 
 from grader import __version__
 from grader.assignment import Assignment, ConfigError, TaskSpec
+from grader.fingerprint import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_fingerprints
+from grader.mistakes import load_catalogue
 from grader.oracle import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
 from grader.pytest_plugin import GradingPlugin, run_checks
 from grader.remote import WorkerSession
@@ -34,6 +36,7 @@ class GradeOptions:
     only: Optional[str] = None             # glob over task ids
     seed: Optional[int] = None             # official mode: fix the run's seed
     training: bool = True                  # False: grade only the tasks scored by checks
+    hints: bool = True                     # explain failed checks with the catalogue of common mistakes
     call_timeout_s: Optional[float] = None  # overrides the assignment's per-request limit
     synthetic_train: int = 10_000
     synthetic_test: int = 2_000
@@ -148,10 +151,11 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     selected = spec.select(options.only)
     check_tasks = [t for t in selected if t.training is None]
 
+    limits = Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s)
+    preload = ("torch",) if spec.framework == "torch" else ()
+
     def new_session(package: Path, scratch: Path) -> WorkerSession:
-        return WorkerSession(package, scratch, Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s),
-                             budget_s=spec.submission_timeout_s,
-                             preload=("torch",) if spec.framework == "torch" else ())
+        return WorkerSession(package, scratch, limits, budget_s=spec.submission_timeout_s, preload=preload)
 
     isolation = isolated_tasks(assignment, check_tasks, options.mode)
     session = new_session(submission.package, submission.scratch)
@@ -168,9 +172,11 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             oracle = ReferenceOracle(LiveBackend(package))
         else:
             oracle = ReferenceOracle(ReplayBackend(assignment.fixtures_directory))
+        explainer = mistake_explainer(assignment, options.mode, limits, preload) if options.hints else None
         plugin = GradingPlugin(session, oracle, seed, {t.id for t in spec.tasks}, only=options.only,
                                on_collected=options.on_collected, on_check_done=options.on_check_done,
-                               session_for_task=isolated.session_for_task if isolation else None)
+                               session_for_task=isolated.session_for_task if isolation else None,
+                               explainer=explainer)
         paths = [str(assignment.checks_directory)]
         hidden = assignment.hidden_checks_directory
         if options.mode == "official" and hidden is not None and any(hidden.glob("test_*.py")):
@@ -180,6 +186,8 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
                 run_checks(plugin, paths, str(assignment.directory))
             finally:
                 isolated.close()
+                if isinstance(explainer, LiveExplainer):
+                    explainer.workers.close()
         if plugin.collection_errors:
             raise ConfigError("the checks could not be collected:\n" + "\n".join(plugin.collection_errors))
         tasks = [_task_from_checks(task, plugin.results, submission) for task in check_tasks]
@@ -201,6 +209,19 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         isolated.cleanup()
         if package is not None:
             unload_reference_package(package)
+
+
+def mistake_explainer(assignment: Assignment, mode: str, limits: Limits,
+                      preload: tuple[str, ...]) -> Optional[Explainer]:
+    """Live against the catalogue's mistakes in official mode, from the recorded fingerprints in
+    public mode; None where there is neither."""
+    if mode == "official":
+        mistakes = load_catalogue(assignment)
+        if not mistakes:
+            return None
+        return LiveExplainer(MistakeWorkers(assignment, mistakes, limits, preload))
+    stored = read_fingerprints(assignment)
+    return ReplayExplainer(stored) if stored else None
 
 
 def _task_from_checks(task: TaskSpec, checks: list[CheckResult], submission: PreparedSubmission) -> TaskResult:

@@ -8,6 +8,7 @@ traceback, a failed comparison `failed`).
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import sys
@@ -19,8 +20,9 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import pytest
 
-from grader import wire
+from grader import notes, wire
 from grader.compare import CheckFailed
+from grader.fingerprint import Explainer, Sketch, explainable, sketch_failure, sketch_value
 from grader.oracle import MissingFixture, ReferenceOracle
 from grader.remote import StudentProxy, WorkerSession
 from grader.results import CheckResult, Outcome
@@ -50,17 +52,29 @@ class GradingPlugin:
     on_check_done: Callable[[CheckResult], None] = lambda result: None
     # The session a task's checks talk to, by task id; None: `session` for every task.
     session_for_task: Optional[Callable[[str], WorkerSession]] = None
+    # Matches failed checks with the catalogue of common mistakes; None: no hints.
+    explainer: Optional[Explainer] = None
     results: list[CheckResult] = field(default_factory=list)
     collection_errors: list[str] = field(default_factory=list)
     _task_of: dict[str, str] = field(default_factory=dict)
+    _observed: Sketch = field(default_factory=list)
+    _observed_session: Optional[WorkerSession] = None
+    _hints: dict[str, str] = field(default_factory=dict)
+    _notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     # -- fixtures -------------------------------------------------------------------------------
 
     @pytest.fixture
     def student(self, request: pytest.FixtureRequest) -> StudentProxy:
-        if self.session_for_task is None:
-            return StudentProxy(self.session)
-        return StudentProxy(self.session_for_task(self._task_of[request.node.nodeid]))
+        session = self.session if self.session_for_task is None else \
+            self.session_for_task(self._task_of[request.node.nodeid])
+        if self.explainer is not None:
+            self._observed_session = session
+            session.observer = self._observe
+        return StudentProxy(session)
+
+    def _observe(self, value: Any, error: Optional[BaseException]) -> None:
+        self._observed.append(sketch_failure(error) if error is not None else sketch_value(value))
 
     @pytest.fixture
     def reference(self, request: pytest.FixtureRequest) -> ReferenceOracle:
@@ -104,6 +118,57 @@ class GradingPlugin:
         items[:] = selected
         self.on_collected(len(selected))
 
+    # -- running a check ------------------------------------------------------------------------
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Iterator[None]:
+        self._observed.clear()
+        notes.take()
+        outcome = yield
+        nodeid = pyfuncitem.nodeid
+        self._notes[nodeid] = notes.take()
+        if self._observed_session is not None:
+            self._observed_session.observer = None
+            self._observed_session = None
+        task_id = self._task_of.get(nodeid)
+        if self.explainer is None or task_id is None:
+            return
+        error = outcome.excinfo[1] if outcome.excinfo else None
+
+        def rerun(proxy: StudentProxy, session: WorkerSession) -> tuple[Sketch, bool]:
+            return self._rerun(pyfuncitem, proxy, session)
+
+        try:
+            if error is None:
+                self.explainer.after_pass(nodeid, task_id, rerun)
+            elif explainable(error):
+                hint = self.explainer.explain(nodeid, task_id, list(self._observed), rerun)
+                if hint:
+                    self._hints[nodeid] = hint
+        except (WorkerCrashed, WorkerTimeout, StudentException):
+            pass  # the mistakes' worker failed: no hint, the grade is unaffected
+        finally:
+            notes.take()
+
+    def _rerun(self, item: pytest.Function, proxy: StudentProxy, session: WorkerSession) -> tuple[Sketch, bool]:
+        """Runs `item`'s check again, same seed and inputs, with `student` bound to `proxy`."""
+        observed: Sketch = []
+        session.observer = lambda value, error: observed.append(
+            sketch_failure(error) if error is not None else sketch_value(value))
+        kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
+        kwargs["student"] = proxy
+        if "rng" in kwargs:
+            kwargs["rng"] = np.random.default_rng(check_seed(self.base_seed, item.nodeid))
+        try:
+            item.obj(**kwargs)
+        except (WorkerCrashed, WorkerTimeout, pytest.skip.Exception):
+            return observed, False
+        except Exception:  # noqa: BLE001 - the check failed, which is what a mistake does
+            return observed, True
+        finally:
+            session.observer = None
+        return observed, False
+
     # -- outcomes -------------------------------------------------------------------------------
 
     @pytest.hookimpl(hookwrapper=True)
@@ -115,6 +180,8 @@ class GradingPlugin:
             return
         if call.when == "call" or (call.when == "setup" and (report.failed or report.skipped)):
             result = classify(item.nodeid, task_id, call, report)
+            result = dataclasses.replace(result, hint=self._hints.pop(item.nodeid, ""),
+                                         notes=self._notes.pop(item.nodeid, ()))
             self.results.append(result)
             self.on_check_done(result)
 

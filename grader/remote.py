@@ -12,7 +12,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from grader import wire
 from grader.worker_process import (
@@ -53,6 +53,8 @@ class WorkerSession:
         self._released: list[int] = []
         self.logs: list[str] = []
         self.preload = preload
+        # Sees every answer (or the student's exception) as the grader receives it, if set.
+        self.observer: Callable[[Any, BaseException | None], None] | None = None
 
     def start(self) -> None:
         """Starts the worker now, so that its start-up (and preloads) overlap the grader's own."""
@@ -104,7 +106,7 @@ class WorkerSession:
         if module in self._imported:
             return
         try:
-            self._send({"op": "import", "module": module}, [], self._timeout(None))
+            self._send({"op": "import", "module": module}, [], self._timeout(None), observe=False)
         except WorkerFailure as failure:
             message = f"importing {module}.py stopped the worker: {failure}"
             broken = type(failure)(message)
@@ -112,7 +114,7 @@ class WorkerSession:
             raise broken from failure
         self._imported.add(module)
 
-    def _send(self, request: dict, buffers: list[bytes], timeout_s: float) -> Any:
+    def _send(self, request: dict, buffers: list[bytes], timeout_s: float, observe: bool = True) -> Any:
         worker = self._live_worker()
         release, self._released = self._released, []
         try:
@@ -123,7 +125,15 @@ class WorkerSession:
         generation = self.generation
         decoder = wire.Decoder(reply_buffers, lambda ref: RemoteObject(self, {"handle": ref.id}, generation,
                                                                      type_name=ref.type_name))
-        return _unwrap(header, decoder)
+        if self.observer is None or not observe:
+            return _unwrap(header, decoder)
+        try:
+            value = _unwrap(header, decoder)
+        except StudentException as error:
+            self.observer(None, error)
+            raise
+        self.observer(value, None)
+        return value
 
     def request(self, op: dict, encoder: wire.Encoder, modules: Iterable[str],
                 timeout_s: float | None = None) -> Any:
@@ -313,12 +323,14 @@ def run_batch(session: WorkerSession, steps: list[tuple[str, RemoteObject, tuple
 
 
 class StudentProxy:
-    """The `student` fixture: `student.<module>.<name>` is a lazy path into the submission."""
+    """The `student` fixture: `student.<module>.<name>` is a lazy path into the submission (or into
+    the sub-package `prefix` of what the worker loaded, for a worker that holds several)."""
 
-    def __init__(self, session: WorkerSession):
+    def __init__(self, session: WorkerSession, prefix: str = ""):
         self._session = session
+        self._prefix = f"{prefix}." if prefix else ""
 
     def __getattr__(self, module: str) -> RemoteObject:
         if module.startswith("_"):
             raise AttributeError(module)
-        return RemoteObject(self._session, {"module": module}, 0)
+        return RemoteObject(self._session, {"module": self._prefix + module}, 0)

@@ -30,6 +30,8 @@ class CheckResult:
     detail: str = ""         # the longer story: traceback, worst elements
     duration_s: float = 0.0
     location: Optional[tuple[str, int]] = None  # the student's file and line, where known
+    notes: tuple[str, ...] = ()  # what the check did that the student should know, pass or fail
+    hint: str = ""           # a known mistake the submission's outputs match, where one does
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,20 @@ class TaskResult:
         # while the task's other checks ran.
         worst = min(ran or checks, key=lambda c: _TASK_OUTCOME_ORDER.index(c.outcome))
         passed = worst.outcome is Outcome.PASSED
-        detail = "\n\n".join(f"{c.name}: {c.outcome.value}: {c.message}\n{c.detail}".rstrip()
-                             for c in checks if c.outcome is not Outcome.PASSED)
+        detail = "\n\n".join(_check_story(c) for c in checks if c.outcome is not Outcome.PASSED or c.notes)
         message = worst.message if not passed else f"{len(checks)} check{'s' * (len(checks) > 1)} passed"
         return cls(task_id, title, max_points, max_points if passed else 0.0, worst.outcome,
                    message, visibility=visibility, checks=tuple(checks), detail=detail)
+
+
+def _check_story(check: CheckResult) -> str:
+    lines = [f"{check.name}: {check.outcome.value}: {check.message}".rstrip(": ")]
+    if check.hint:
+        lines.append(f"hint: {check.hint}")
+    if check.detail:
+        lines.append(check.detail)
+    lines += [f"note: {n}" for n in check.notes]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
