@@ -1,7 +1,7 @@
 """Explaining a failed check with the catalogue of common mistakes.
 
 While a check runs, every answer the submission's worker sends is reduced to a *sketch*: its
-structure, and for each array its shape, dtype, norm, sum and a few fixed random projections. When
+structure, and for each array its shape, dtype, norm and two fixed random projections. When
 the check fails, the same check runs again, same seed and same inputs, against each catalogued
 mistake of its task (the reference with that one mistake, in a worker of its own). A mistake whose
 answers sketch the same as the submission's, answer for answer, is what the submission did: its hint
@@ -32,7 +32,7 @@ from grader.worker_process import Limits, StudentException, make_scratch_dir, re
 
 FINGERPRINTS_FILE = "mistakes.json"
 _SAMPLE = 4096      # elements of a large array the projections look at
-_PROJECTIONS = 3
+_PROJECTIONS = 2
 
 Sketch = list  # JSON-able: one entry per answer of the worker, in order
 
@@ -60,7 +60,7 @@ def _array_entry(array: np.ndarray) -> list:
     values = flat.astype(np.float64) if flat.dtype.kind in "biuf" else np.zeros(flat.size)
     positions, weights = _projections(flat.size)
     with np.errstate(all="ignore"):
-        numbers = [float(np.linalg.norm(values)), float(values.sum()), *map(float, weights @ values[positions])]
+        numbers = [float(np.linalg.norm(values)), *map(float, weights @ values[positions])]
     return ["a", list(array.shape), kind, numbers]
 
 
@@ -115,10 +115,13 @@ def entries_match(a: Any, b: Any) -> bool:
         with np.errstate(all="ignore"):
             return bool(np.all(np.abs(x[ok] - y[ok]) <= _tolerance(a[2]) * scale + 1e-12)) and bool(
                 np.all((x == y)[np.isinf(x) | np.isinf(y)]))
-    if tag in ("d", "l"):
+    if tag == "l":
+        return len(a[1]) == len(b[1]) and all(entries_match(x, y) for x, y in zip(a[1], b[1]))
+    if tag == "d":
         return len(a[1]) == len(b[1]) and all(
-            (entries_match(x, y) if tag == "l" else x[0] == y[0] and entries_match(x[1], y[1]))
-            for x, y in zip(a[1], b[1]))
+            x[0] == y[0] and entries_match(x[1], y[1]) for x, y in zip(a[1], b[1]))
+    if tag == "c":
+        return len(a) == len(b) and all(entries_match(x, y) for x, y in zip(a[1:], b[1:]))
     return a == b
 
 
@@ -234,9 +237,9 @@ class ReplayExplainer:
 
 
 def _rounded(value: Any) -> Any:
-    """Sketch numbers to 9 significant digits: far finer than the match tolerance, half the bytes."""
+    """Sketch numbers to 8 significant digits: far finer than the match tolerance, half the bytes."""
     if isinstance(value, float):
-        return float(f"{value:.9g}")
+        return float(f"{value:.8g}")
     if isinstance(value, list):
         return [_rounded(v) for v in value]
     return value

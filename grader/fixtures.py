@@ -1,7 +1,8 @@
 """Recording the reference's answers to the public checks, for grading where `reference/` is absent.
 
 The reference itself is the submission while recording, so every check runs to its end and every
-reference call it makes is recorded. Stale fixtures are found by recording again in memory and
+reference call it makes is recorded. Each catalogued mistake then runs each public check of its task,
+and how it fails is stored (`fixtures/mistakes.json`) so that public grading can give its hint. Stale fixtures are found by recording again in memory and
 comparing: the same keys, and values equal to a tight tolerance (BLAS libraries differ in the
 last bits between machines).
 """
@@ -15,7 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from grader.assignment import Assignment, ConfigError
+from grader.fingerprint import (
+    FINGERPRINTS_FILE, MistakeWorkers, RecordingExplainer, fingerprint_differences, fingerprints_path,
+    read_fingerprints, write_fingerprints,
+)
 from grader.grading import PUBLIC_SEED
+from grader.mistakes import load_catalogue
 from grader.oracle import (
     FIXTURE_SUFFIX, Entry, RecordingBackend, ReferenceOracle, fixture_file_bytes, load_reference_package,
     read_fixture_file, unload_reference_package,
@@ -33,18 +39,32 @@ class FixtureDifference:
     problem: str
 
 
-def record(assignment: Assignment) -> dict[str, dict[str, Entry]]:
+@dataclass(frozen=True)
+class Recording:
+    answers: dict[str, dict[str, Entry]]    # check module -> digest -> the reference's answer
+    fingerprints: dict[str, list[dict]]     # check id -> how each catalogued mistake fails it
+
+
+def record(assignment: Assignment) -> Recording:
     if assignment.reference_directory is None:
         raise ConfigError(f"recording fixtures needs reference/{assignment.id}")
+    spec = assignment.spec
     submission = prepare_submission(assignment, assignment.reference_directory)
-    session = WorkerSession(submission.package, submission.scratch, Limits(call_timeout_s=assignment.spec.call_timeout_s))
+    limits = Limits(call_timeout_s=spec.call_timeout_s)
+    preload = ("torch",) if spec.framework == "torch" else ()
+    session = WorkerSession(submission.package, submission.scratch, limits, preload=preload)
     package = load_reference_package(assignment.id, assignment.reference_directory, assignment.directory)
+    mistakes = load_catalogue(assignment)
+    explainer = RecordingExplainer(MistakeWorkers(assignment, mistakes, limits, preload)) if mistakes else None
     try:
         backend = RecordingBackend(package)
-        plugin = GradingPlugin(session, ReferenceOracle(backend), PUBLIC_SEED, {t.id for t in assignment.spec.tasks})
+        plugin = GradingPlugin(session, ReferenceOracle(backend), PUBLIC_SEED, {t.id for t in spec.tasks},
+                               explainer=explainer)
         run_checks(plugin, [str(assignment.checks_directory)], str(assignment.directory))
     finally:
         session.close()
+        if explainer is not None:
+            explainer.workers.close()
         submission.cleanup()
         unload_reference_package(package)
     # Checks that cannot run on this machine (CUDA ones, without a GPU) record nothing and need nothing:
@@ -54,10 +74,20 @@ def record(assignment: Assignment) -> dict[str, dict[str, Entry]]:
     if problems:
         raise ConfigError("the reference does not pass every public check, so fixtures would be incomplete:\n"
                           + "\n".join(problems))
-    return backend.recorded
+    return Recording(backend.recorded, explainer.recorded if explainer is not None else {})
 
 
-def write_fixtures(assignment: Assignment, recorded: dict[str, dict[str, Entry]]) -> list[Path]:
+def write_fixtures(assignment: Assignment, recording: Recording) -> list[Path]:
+    written = _write_answers(assignment, recording.answers)
+    path = fingerprints_path(assignment)
+    if recording.fingerprints:
+        written.append(write_fingerprints(assignment, recording.fingerprints))
+    elif path.exists():
+        path.unlink()
+    return written
+
+
+def _write_answers(assignment: Assignment, recorded: dict[str, dict[str, Entry]]) -> list[Path]:
     directory = assignment.fixtures_directory
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -71,7 +101,14 @@ def write_fixtures(assignment: Assignment, recorded: dict[str, dict[str, Entry]]
     return written
 
 
-def compare_fixtures(assignment: Assignment, recorded: dict[str, dict[str, Entry]]) -> list[FixtureDifference]:
+def compare_fixtures(assignment: Assignment, recording: Recording) -> list[FixtureDifference]:
+    differences = _compare_answers(assignment, recording.answers)
+    differences += [FixtureDifference(FINGERPRINTS_FILE, problem) for problem in
+                    fingerprint_differences(read_fingerprints(assignment), recording.fingerprints)]
+    return differences
+
+
+def _compare_answers(assignment: Assignment, recorded: dict[str, dict[str, Entry]]) -> list[FixtureDifference]:
     directory = assignment.fixtures_directory
     differences = []
     on_disk = {p.stem for p in directory.glob(f"*{FIXTURE_SUFFIX}")} if directory.is_dir() else set()

@@ -68,6 +68,7 @@ class GradingPlugin:
     def student(self, request: pytest.FixtureRequest) -> StudentProxy:
         session = self.session if self.session_for_task is None else \
             self.session_for_task(self._task_of[request.node.nodeid])
+        session.seed_global_generators(check_seed(self.base_seed, request.node.nodeid))
         if self.explainer is not None:
             self._observed_session = session
             session.observer = self._observe
@@ -157,9 +158,11 @@ class GradingPlugin:
             sketch_failure(error) if error is not None else sketch_value(value))
         kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
         kwargs["student"] = proxy
+        seed = check_seed(self.base_seed, item.nodeid)
         if "rng" in kwargs:
-            kwargs["rng"] = np.random.default_rng(check_seed(self.base_seed, item.nodeid))
+            kwargs["rng"] = np.random.default_rng(seed)
         try:
+            session.seed_global_generators(seed)
             item.obj(**kwargs)
         except (WorkerCrashed, WorkerTimeout, pytest.skip.Exception):
             return observed, False

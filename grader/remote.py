@@ -151,6 +151,10 @@ class WorkerSession:
 
         return wire.Encoder(encode_handle)
 
+    def seed_global_generators(self, seed: int) -> None:
+        """Seeds np.random, random and torch in the worker (each check starts from its own seed)."""
+        self._send({"op": "seed", "seed": int(seed)}, [], self._timeout(None), observe=False)
+
     def hold(self, value: Any, device: str | None = None, timeout_s: float | None = None) -> "RemoteObject":
         """Sends plain data to the worker to keep there (its tensors moved to `device`, whole);
         returns a handle to pass to student code."""

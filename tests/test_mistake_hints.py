@@ -1,0 +1,74 @@
+"""Every catalogued mistake, graded as a submission, loses its task and gets its own hint: live in
+official mode, from the recorded fingerprints in public mode."""
+
+import os
+
+import pytest
+
+from grader.mistakes import load_catalogue
+from grader.results import GradingResult, Outcome
+from support import assignment, grade_checks, make_submission
+
+RUN_ALL = os.environ.get("GRADER_SLOW_TESTS") == "1"
+
+CATALOGUES = {a: load_catalogue(assignment(a)) for a in ("a1_fc_numpy", "a2_cnn_torch")}
+# Mistakes whose outputs cannot be told apart from another's on the checks that catch them; either
+# hint is then right.
+EQUIVALENT: dict[str, set[str]] = {}
+
+
+def _cases(mode: str):
+    for assignment_id, mistakes in CATALOGUES.items():
+        for mistake in mistakes:
+            yield pytest.param(assignment_id, mistake, mode, id=f"{mode}-{assignment_id[:2]}-{mistake.id}")
+
+
+def hints_shown(result: GradingResult, task_id: str) -> set[str]:
+    task = next(t for t in result.tasks if t.task_id == task_id)
+    return {c.hint for c in task.checks if c.hint}
+
+
+def grade_mistake(tmp_path, assignment_id, mistake, mode):
+    shipped = assignment(assignment_id)
+    folder = make_submission(tmp_path, shipped, "reference", {mistake.file: mistake.source_text})
+    return grade_checks(shipped, folder, only=mistake.task, mode=mode, seed=None)
+
+
+@pytest.mark.parametrize("assignment_id,mistake,mode", list(_cases("official")))
+def test_official_grading_names_the_mistake(tmp_path, assignment_id, mistake, mode):
+    result = grade_mistake(tmp_path, assignment_id, mistake, mode)
+    task = next(t for t in result.tasks if t.task_id == mistake.task)
+    assert task.points < task.max_points and task.outcome in (Outcome.FAILED, Outcome.ERROR), f"seed {result.seed}"
+    allowed = {m.hint for m in CATALOGUES[assignment_id] if m.id in EQUIVALENT.get(mistake.id, set())}
+    shown = hints_shown(result, mistake.task)
+    assert mistake.hint in shown, f"seed {result.seed}: {task.message}"
+    assert shown <= {mistake.hint} | allowed, f"seed {result.seed}: other hints shown: {shown - {mistake.hint}}"
+    assert f"hint: {mistake.hint}" in task.detail  # what every report prints
+
+
+PUBLIC_SAMPLE = {"affine_backward_divides_by_n", "batchnorm_backward_alt_misses_mean_term", "adam_no_bias_correction",
+                 "max_pool_backward_routes_to_all_ties", "linear_backward_divides_by_n", "conv_backward_ignores_stride",
+                 "relu_backward_masks_on_dout", "two_layer_net_reg_gradient_squared"}
+
+
+@pytest.mark.parametrize("assignment_id,mistake,mode",
+                         [c for c in _cases("public") if RUN_ALL or c.values[1].id in PUBLIC_SAMPLE])
+def test_public_grading_names_the_mistake_from_the_fingerprints(tmp_path, assignment_id, mistake, mode):
+    result = grade_mistake(tmp_path, assignment_id, mistake, mode)
+    task = next(t for t in result.tasks if t.task_id == mistake.task)
+    if task.points == task.max_points:
+        pytest.skip("only the hidden checks catch this mistake")
+    assert mistake.hint in hints_shown(result, mistake.task), task.message
+
+
+def test_a_correct_submission_failing_for_another_reason_gets_no_catalogue_hint(tmp_path):
+    """Teeth: a wrong gradient that is not in the catalogue (scaled by 3) fails without a hint."""
+    shipped = assignment("a1_fc_numpy")
+    text = (shipped.reference_directory / "layers.py").read_text()
+    snippet = "dw = x.reshape(x.shape[0], -1).T @ dout"
+    assert text.count(snippet) == 1
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": text.replace(snippet, snippet + " * 3")})
+    result = grade_checks(shipped, folder, only="affine.backward", mode="official")
+    task = result.tasks[0]
+    assert task.points == 0 and hints_shown(result, "affine.backward") == set()
+    assert "3 times the numeric gradient" in task.message
