@@ -31,6 +31,9 @@ from grader.remote import RemoteObject, run_batch
 ELEMENTWISE_MAX_SIZE = 64
 DIRECTIONAL_PROBES = 4
 SLICE_MAX_SIZE = 64
+# A forced element-wise mode still checks inputs larger than this along directions: a DeepConvNet
+# weight would otherwise cost tens of thousands of forward passes.
+FORCED_ELEMENTWISE_MAX_SIZE = 4096
 
 
 class Mode(str, enum.Enum):
@@ -89,6 +92,14 @@ def measuring() -> Iterator[list[Measurement]]:
         yield _measurements
     finally:
         _measurements = previous
+
+
+def choose_mode(size: int) -> Mode:
+    if _forced_mode is Mode.DIRECTIONAL or (_forced_mode is Mode.ELEMENTWISE and size > FORCED_ELEMENTWISE_MAX_SIZE):
+        return Mode.DIRECTIONAL
+    if _forced_mode is Mode.ELEMENTWISE:
+        return Mode.ELEMENTWISE
+    return Mode.ELEMENTWISE if size <= ELEMENTWISE_MAX_SIZE else Mode.DIRECTIONAL
 
 
 # f(list of perturbed copies of one input) -> one scalar per copy, in one round trip.
@@ -178,8 +189,7 @@ def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, n
         first = [int(i) for i in np.argwhere(bad)[0]] if g.ndim else []
         raise CheckFailed(f"{name}: {int(bad.sum())} of {g.size} element(s) are NaN or infinite, the first at "
                           f"{first} (an overflow, a division by zero or a log of 0)")
-    mode = _forced_mode if _forced_mode is not Mode.AUTO else (
-        Mode.ELEMENTWISE if x.size <= ELEMENTWISE_MAX_SIZE else Mode.DIRECTIONAL)
+    mode = choose_mode(x.size)
     counter = _Counter(evaluate)
     start = time.perf_counter()
     passed = False
