@@ -230,6 +230,7 @@ def scrubbed_environment(scratch_dir: Path, extra: dict[str, str] | None = None)
         "TMPDIR": str(scratch_dir),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",  # what the student printed reaches the log even if the worker is killed
         "PYTHONHASHSEED": "0",
         "OMP_NUM_THREADS": os.environ.get("GRADER_WORKER_THREADS", "1"),
         "MKL_NUM_THREADS": os.environ.get("GRADER_WORKER_THREADS", "1"),

@@ -42,3 +42,15 @@ def test_hidden_checks_run_in_official_mode_only(assignment, tmp_path):
     hidden = [c.name for c in official.tasks[0].checks if "hidden" in c.name]
     assert len(hidden) == 2 and len(official.tasks[0].checks) == len(public.tasks[0].checks) + 2
     assert not any("hidden" in c.name for c in public.tasks[0].checks)
+
+
+def test_a_check_says_when_it_drew_an_input_again_away_from_a_kink(tmp_path):
+    from grader.results import Outcome
+    from support import a1, grade_checks, make_submission
+
+    shipped = a1()
+    result = grade_checks(shipped, make_submission(tmp_path, shipped), only="relu.backward", seed=7)
+    task = result.tasks[0]
+    assert task.outcome is Outcome.PASSED
+    notes = [n for c in task.checks for n in c.notes]
+    assert any("drawn again" in n for n in notes) and "note: " in task.detail
