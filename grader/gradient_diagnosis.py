@@ -91,8 +91,12 @@ def patterns(analytic: np.ndarray, numeric: np.ndarray, sizes: Sizes = Sizes()) 
     return found
 
 
+_ORDINALS = {2: "2nd", 3: "3rd", 4: "4th"}
+
+
 def _positional(wrong: np.ndarray) -> list[str]:
-    """Errors confined to one index, or one residue modulo a small stride, along an axis."""
+    """Errors confined to one index, or to exactly the indices of one residue modulo a small stride,
+    along an axis (the first or last row, one element of each window)."""
     if wrong.ndim == 0 or wrong.all():
         return []
     indices = np.argwhere(wrong)
@@ -100,25 +104,29 @@ def _positional(wrong: np.ndarray) -> list[str]:
     for axis, size in enumerate(wrong.shape):
         if size < 3:
             continue
-        along = indices[:, axis]
-        if np.all(along == 0):
+        positions = set(int(p) for p in np.unique(indices[:, axis]))
+        if positions == {0}:
             found.append(f"only the first position along axis {axis} is wrong")
-        elif np.all(along == size - 1):
+        elif positions == {size - 1}:
             found.append(f"only the last position along axis {axis} is wrong")
+        elif len(positions) == 1:
+            found.append(f"only position {positions.pop()} along axis {axis} is wrong")
         else:
-            for stride in (2, 3, 4):
-                if size >= 2 * stride and len(np.unique(along % stride)) == 1:
-                    first = int(along[0] % stride)
-                    found.append(f"only every {stride}th position along axis {axis} (index {first} of each "
-                                 f"group of {stride}: one element of each window) is wrong")
+            for stride in (4, 3, 2):
+                residue = min(positions) % stride
+                if size >= 2 * stride and positions == set(range(residue, size, stride)):
+                    found.append(f"only every {_ORDINALS[stride]} position along axis {axis} (index {residue} of "
+                                 f"each group of {stride}: one element of each window) is wrong")
                     break
     return found[:2]
 
 
 def worst_elements(analytic: np.ndarray, numeric: np.ndarray, index_of: Sequence[tuple[int, ...]],
-                   count: int = 3) -> list[str]:
+                   count: int = 3, wrong: Optional[np.ndarray] = None) -> list[str]:
     """The `count` largest disagreements as "[i, j]: analytic 0.1, numeric 0.4"; `index_of[k]` is the
-    position in the input of the k-th compared element."""
+    position in the input of the k-th compared element; `wrong`, where given, limits the list to the
+    elements outside the tolerance."""
     a, n = np.ravel(analytic), np.ravel(numeric)
+    listed = np.ravel(wrong) if wrong is not None else a != n
     order = np.argsort(-np.abs(a - n), kind="stable")[:count]
-    return [f"{list(index_of[k])}: analytic {a[k]:.6g}, numeric {n[k]:.6g}" for k in order if a[k] != n[k]]
+    return [f"{list(index_of[k])}: analytic {a[k]:.6g}, numeric {n[k]:.6g}" for k in order if listed[k] and a[k] != n[k]]
