@@ -8,6 +8,7 @@ from typing import Optional
 
 from grader.assignment import Assignment, load_assignment
 from grader.grading import GradeOptions, grade
+from grader.mistakes import load_catalogue
 from grader.results import GradingResult, Outcome
 from grader.submission import prepare_submission
 
@@ -64,16 +65,25 @@ def lost(result: GradingResult) -> set[str]:
     return {t.task_id for t in result.tasks if t.points < t.max_points}
 
 
+def hints_shown(result: GradingResult, task_id: str) -> set[str]:
+    task = next(t for t in result.tasks if t.task_id == task_id)
+    return {c.hint for c in task.checks if c.hint}
+
+
 def assert_mutant_loses_exactly(shipped: Assignment, mutant, mutated_text: str, expected: set[str],
                                 directory: Path) -> None:
     """Grades the reference with one file replaced by a mistake: exactly `expected` lose points, each
-    with a failed or error outcome and a message."""
+    with a failed or error outcome and a message; a mistake of the catalogue also gets its own hint on
+    its task, and no other."""
     folder = make_submission(directory, shipped, "reference", {mutant.file: mutated_text})
     result = grade_checks(shipped, folder, seed=None)
     assert lost(result) == expected, f"seed {result.seed}"
     for task in result.tasks:
         if task.task_id in expected:
             assert task.outcome in (Outcome.FAILED, Outcome.ERROR) and task.message
+    mistake = next((m for m in load_catalogue(shipped) if m.id == mutant.name), None)
+    if mistake is not None:
+        assert hints_shown(result, mistake.task) == {mistake.hint}, f"seed {result.seed}"
 
 
 def assert_training_mutant_misses(shipped: Assignment, mutant, mutated_text: str, task_id: str,
