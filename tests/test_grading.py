@@ -32,3 +32,20 @@ def test_stubs_score_zero_and_are_not_implemented(shipped, tmp_path, mode):
     assert result.score == 0
     assert set(outcomes(result).values()) == {Outcome.NOT_IMPLEMENTED}
     assert all("not implemented" in t.message for t in result.tasks)
+
+
+def test_the_cuda_variant_of_a_check_draws_the_inputs_of_its_cpu_twin():
+    from types import SimpleNamespace
+
+    from grader.pytest_plugin import seed_name
+
+    def item(nodeid, **params):
+        return SimpleNamespace(nodeid=nodeid, callspec=SimpleNamespace(params=params))
+
+    cpu = item("checks/test_layers.py::test_x[Linear-float64-cpu]", device="cpu")
+    cuda = item("checks/test_layers.py::test_x[Linear-float64-cuda]", device="cuda")
+    assert seed_name(cuda) == seed_name(cpu) == cpu.nodeid
+    other = item("checks/test_layers.py::test_x[ReLU-float64-cpu]", device="cpu")
+    assert seed_name(other) != seed_name(cpu)
+    plain = SimpleNamespace(nodeid="checks/test_layers.py::test_y")
+    assert seed_name(plain) == plain.nodeid
