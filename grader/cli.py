@@ -14,8 +14,8 @@ NOT_YET = {
     "batch": "batch grading of many submissions",
     "release": "building the student bundle",
     "export": "exporting a Gradescope autograder",
-    "selfcheck": "proving the sandbox's promises",
 }
+SANDBOX_CHOICES = ["auto", "process", "bwrap", "none"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--fail-under", type=float, metavar="POINTS")
     grade.add_argument("--seed", type=int, help="official mode: use this seed instead of a fresh one")
     grade.add_argument("--quiet", action="store_true", help="no progress bar, no failure details")
+    grade.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
+                       help="isolation of the submission (auto: bwrap for official grading where it works)")
 
     fixtures = commands.add_parser("fixtures", help="record the public checks' reference answers")
     fixtures.add_argument("assignment")
@@ -53,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check an assignment's configuration and checks")
     validate.add_argument("assignment")
+
+    selfcheck = commands.add_parser("selfcheck", help="prove the sandbox's promises before grading")
+    selfcheck.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
+                           help="the level to prove (auto: bwrap where it works, else process)")
 
     for name, what in NOT_YET.items():
         later = commands.add_parser(name, help=f"{what} (not available yet)")
@@ -73,6 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _grade(args)
         if args.command == "fixtures":
             return _fixtures(args)
+        if args.command == "selfcheck":
+            return _selfcheck(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"grader: configuration error: {exc}", file=sys.stderr)
@@ -113,7 +121,7 @@ def _grade(args: argparse.Namespace) -> int:
             options = GradeOptions(mode=mode, device=args.device, data=args.data, data_dir=args.data_dir,
                                    only=args.only, seed=args.seed, training=not args.skip_training,
                                    on_collected=progress.on_collected, on_check_done=progress.on_check_done,
-                                   on_task_start=progress.on_task_start)
+                                   on_task_start=progress.on_task_start, sandbox=args.sandbox)
             result = grade(assignment, submission, options)
     except Exception as exc:  # a dataset problem: named file, what to do
         from grader.data import DatasetError
@@ -163,6 +171,36 @@ def _fixtures(args: argparse.Namespace) -> int:
         return EXIT_OK
     for path in write_fixtures(assignment, recorded):
         print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _selfcheck(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from grader.assignment import ConfigError
+    from grader.sandbox import SandboxUnavailable, resolve_level
+    from grader.selfcheck import run_selfcheck
+
+    try:
+        level = resolve_level(args.sandbox, "official")
+    except SandboxUnavailable as exc:
+        raise ConfigError(f"--sandbox {args.sandbox}: {exc}") from None
+    observations = run_selfcheck(level, every_promise=True)
+    table = Table(title=f"sandbox level {level}")
+    for column in ("promise", f"made by {level}", "observed", "held"):
+        table.add_column(column)
+    broken = 0
+    for o in observations:
+        made = level in o.promise.levels
+        broken += made and not o.held
+        verdict = ("[green]yes[/]" if o.held else "[red]NO[/]") if made else ("yes" if o.held else "no (not promised)")
+        table.add_row(o.promise.name, "yes" if made else "no", o.observed, verdict)
+    console = _console()
+    console.print(table)
+    if broken:
+        console.print(f"[red]{broken} promise(s) of the {level} level do not hold here[/]")
+        return EXIT_FAIL_UNDER
+    console.print(f"every promise of the {level} level holds")
     return EXIT_OK
 
 

@@ -20,6 +20,8 @@ from grader.oracle import LiveBackend, ReferenceOracle, ReplayBackend, load_refe
 from grader.pytest_plugin import GradingPlugin, run_checks
 from grader.remote import WorkerSession
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
+from grader.sandbox import SandboxUnavailable, resolve_level
+from grader.selfcheck import broken_promises
 from grader.submission import PreparedSubmission
 from grader.training import run_training_tasks
 from grader.worker_process import Limits, make_scratch_dir, remove_scratch_dir
@@ -37,6 +39,7 @@ class GradeOptions:
     seed: Optional[int] = None             # official mode: fix the run's seed
     training: bool = True                  # False: grade only the tasks scored by checks
     hints: bool = True                     # explain failed checks with the catalogue of common mistakes
+    sandbox: str = "auto"                  # auto | process | bwrap | none (grader.sandbox)
     call_timeout_s: Optional[float] = None  # overrides the assignment's per-request limit
     synthetic_train: int = 10_000
     synthetic_test: int = 2_000
@@ -151,7 +154,14 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     selected = spec.select(options.only)
     check_tasks = [t for t in selected if t.training is None]
 
-    limits = Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s)
+    try:
+        level = resolve_level(options.sandbox, options.mode)
+    except (SandboxUnavailable, ValueError) as exc:
+        raise ConfigError(f"--sandbox {options.sandbox}: {exc}") from None
+    if options.mode == "official" and (broken := broken_promises(level)):
+        raise ConfigError(f"official grading refused: the {level} sandbox does not keep its promises here:\n"
+                          + "\n".join(broken) + "\n(run `grader selfcheck` for the whole table)")
+    limits = Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s, sandbox=level)
     preload = ("torch",) if spec.framework == "torch" else ()
 
     def new_session(package: Path, scratch: Path) -> WorkerSession:

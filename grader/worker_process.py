@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import wire
+from grader.sandbox import bwrap_command
 
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024 * 1024
 _BOOTSTRAP = (
@@ -58,11 +59,13 @@ class StudentException(Exception):
 @dataclass
 class Limits:
     call_timeout_s: float = 30.0
-    memory_bytes: int = 4 * 1024**3
+    memory_bytes: int = 4 * 1024**3      # resident memory of the worker and everything it started
     output_bytes: int = 64 * 1024
     cpu_seconds: int = 3600
     file_size_bytes: int = 256 * 1024 * 1024
     open_files: int = 1024
+    processes: int = 64                  # the worker and everything it started, at once
+    sandbox: str = "process"             # none | process | bwrap (grader.sandbox)
 
 
 @dataclass
@@ -105,13 +108,19 @@ class WorkerProcess:
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
         settings = json.dumps({"submission_dir": str(submission_dir), "preload": list(preload)})
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOTSTRAP, _grader_parent_dir(),
-             str(request_read), str(response_write), settings],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            cwd=scratch_dir, env=env, pass_fds=(request_read, response_write),
-            start_new_session=True, preexec_fn=self._apply_rlimits,
-        )
+        argv = [sys.executable, "-I", "-c", _BOOTSTRAP, _grader_parent_dir(),
+                str(request_read), str(response_write), settings]
+        if limits.sandbox == "bwrap":
+            argv = bwrap_command(argv, scratch_dir)
+        _become_subreaper()
+        with _workers_lock:  # a worker is never taken for an orphan between its start and its registration
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                cwd=scratch_dir, env=env, pass_fds=(request_read, response_write),
+                start_new_session=True, preexec_fn=None if limits.sandbox == "none" else self._apply_rlimits,
+            )
+            _live_workers.add(self.process.pid)
+        self._seen: dict[int, str] = {}  # every process of the worker's tree seen, with its start time
         os.close(request_read)
         os.close(response_write)
         self._requests = os.fdopen(self._request_write, "wb", buffering=0)
@@ -136,15 +145,18 @@ class WorkerProcess:
             self.output.add(chunk)
 
     def _watch_memory(self) -> None:
-        # Resident memory, not address space: RLIMIT_AS would break CUDA's large reservations.
-        status = Path(f"/proc/{self.process.pid}/status")
+        # Resident memory, not address space: RLIMIT_AS would break CUDA's large reservations. The
+        # whole tree counts, so memory or processes spread over children are caught too.
+        if self.limits.sandbox == "none":
+            return
         while self.process.poll() is None:
-            try:
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmRSS:") and int(line.split()[1]) * 1024 > self.limits.memory_bytes:
-                        self.kill(f"used more than {self.limits.memory_bytes // 2**20} MiB of memory")
-            except (OSError, ValueError):
-                return
+            tree = process_tree(self.process.pid)
+            for pid in tree:
+                self._seen.setdefault(pid, start_time(pid))
+            if len(tree) > self.limits.processes:
+                self.kill(f"started more than {self.limits.processes - 1} processes")
+            elif sum(map(resident_bytes, tree)) > self.limits.memory_bytes:
+                self.kill(f"used more than {self.limits.memory_bytes // 2**20} MiB of memory")
             time.sleep(0.05)
 
     @property
@@ -203,14 +215,23 @@ class WorkerProcess:
     def kill(self, reason: str) -> None:
         if self.killed_reason is None:
             self.killed_reason = reason
+        # What left the process group (setsid, a double fork) is still in the tree, or was seen in
+        # it, or came back to this process as an orphan.
+        stragglers = [(pid, start_time(pid)) for pid in process_tree(self.process.pid)]
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        for pid, started in stragglers + list(self._seen.items()):
+            if started and start_time(pid) == started:
+                _kill(pid)
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        with _workers_lock:
+            _live_workers.discard(self.process.pid)
+        kill_escaped_orphans()
 
     def close(self) -> None:
         try:
@@ -220,6 +241,97 @@ class WorkerProcess:
         self.kill("closed")
         os.close(self._response_read)
         self._drain.join(timeout=1)
+
+
+# -- the worker's process tree -------------------------------------------------------------------------
+
+_live_workers: set[int] = set()
+_workers_lock = threading.Lock()
+_subreaper = False
+
+
+def _become_subreaper() -> None:
+    """Orphans of a worker's children are re-parented to this process instead of init, so that one
+    that left the worker's process group can still be found and killed."""
+    global _subreaper
+    if _subreaper or not sys.platform.startswith("linux"):
+        return
+    _subreaper = True
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants that are alive."""
+    tree, frontier = [], [root]
+    while frontier and len(tree) < 100_000:
+        pid = frontier.pop()
+        if os.path.exists(f"/proc/{pid}"):
+            tree.append(pid)
+            frontier += _children(pid)
+    return tree
+
+
+def _stat_fields(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def start_time(pid: int) -> str:
+    fields = _stat_fields(pid)
+    return fields[19] if len(fields) > 19 else ""
+
+
+def resident_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_escaped_orphans() -> None:
+    """Kills this process's children that no live worker accounts for and that left this process's
+    session: descendants of workers that outlived them (this process is their subreaper)."""
+    with _workers_lock:
+        live = set(_live_workers)
+    own_session = os.getsid(0)
+    for child in _children(os.getpid()):
+        if child in live:
+            continue
+        fields = _stat_fields(child)
+        if len(fields) > 3 and int(fields[3]) != own_session:
+            for pid in process_tree(child):
+                _kill(pid)
+            try:
+                os.waitpid(child, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def scrubbed_environment(scratch_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
