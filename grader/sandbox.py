@@ -30,8 +30,9 @@ LEVELS: tuple[str, ...] = ("none", "process", "bwrap")
 # Read-only system directories every program needs; those that are symlinks (/bin -> usr/bin on
 # merged-/usr systems) are recreated as symlinks.
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-# Driver files a CUDA program opens besides /usr: the container runtimes' mounts and the toolkit.
-_GPU_PATHS = ("/usr/local/nvidia", "/usr/local/cuda", "/run/nvidia-persistenced", "/sys", "/proc/driver/nvidia")
+# What a CUDA program opens besides /usr (which holds the driver's libraries, the toolkit and the
+# container runtimes' /usr/local/nvidia, already visible): device information and the daemon's socket.
+_GPU_PATHS = ("/sys", "/proc/driver/nvidia", "/run/nvidia-persistenced")
 
 
 class SandboxUnavailable(RuntimeError):
