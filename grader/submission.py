@@ -1,18 +1,49 @@
 """Taking a submission in: the student's files, from a folder or a zip, next to pristine copies of
-the provided files, in a scratch directory the worker runs in."""
+the provided files, in a scratch directory the worker runs in.
+
+Only the student files named by the assignment are ever taken, and each is written to
+`scratch/submission/<name from student_files>`: no name from a folder or an archive decides where
+anything is written. A zip is checked entry by entry before anything is read from it; it is refused,
+with a message naming the archive and the entry at fault, when an entry's name is absolute, has a
+drive letter or a `..` component (with `/` or `\\` as separator), an entry is neither a regular file
+nor a directory, the archive holds too many entries, too many bytes, a file that expands too much,
+a student file over MAX_FILE_BYTES, or two candidates for one student file (names differing only in
+case included). Other entries are ignored, with a warning in the result."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from grader.assignment import Assignment
 from grader.worker_process import make_scratch_dir, remove_scratch_dir
 
 # Source files are kilobytes; a cap this size also keeps a submission from carrying a dataset.
 MAX_FILE_BYTES = 2 * 1024 * 1024
+# A zip's limits, over all its entries (taken or not): the uncompressed total, the number of
+# entries, the archive's own size, and the expansion of any entry larger than RATIO_MIN_BYTES.
+MAX_TOTAL_BYTES = 64 * 1024 * 1024
+MAX_ENTRIES = 10_000
+MAX_ARCHIVE_BYTES = MAX_TOTAL_BYTES + 16 * 1024 * 1024
+MAX_RATIO = 200
+RATIO_MIN_BYTES = 1024 * 1024
+# Ignored entries are listed one by one up to this many, then counted.
+MAX_LISTED_WARNINGS = 10
+
+# Methods whose decompression the reader bounds; bzip2 and lzma can expand a few kilobytes into
+# gigabytes in a single step.
+_READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+# What the grader's own submission zip holds besides the student files, and what archivers add.
+_SILENT_EXTRAS = {"MANIFEST.json", "results.json"}
+_ARCHIVER_JUNK = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
+_DRIVE = re.compile(r"[A-Za-z]:")
+_CHUNK = 64 * 1024
 
 
 class UnusableSubmission(Exception):
@@ -25,6 +56,7 @@ class PreparedSubmission:
     package: Path        # scratch/submission: provided files + the student's files
     source: str          # where it came from, for the report
     missing: tuple[str, ...]
+    warnings: tuple[str, ...] = ()   # what was ignored or not taken, one line each
 
     def cleanup(self) -> None:
         remove_scratch_dir(self.scratch)
@@ -34,69 +66,258 @@ def prepare_submission(assignment: Assignment, source: Path | None) -> PreparedS
     source = source or assignment.directory
     if not source.exists():
         raise UnusableSubmission(f"the submission {source} does not exist")
+    warnings: list[str] = []
+    if source.is_dir():
+        files = _from_directory(assignment, source, warnings)
+    elif zipfile.is_zipfile(source):
+        files = _from_zip(assignment, source, warnings)
+    else:
+        raise UnusableSubmission(f"{source} is neither a folder nor a zip archive")
+    missing = tuple(n for n in assignment.spec.student_files if n not in files)
+    if len(missing) == len(assignment.spec.student_files):
+        detail = "".join(f"; {w}" for w in warnings)
+        raise UnusableSubmission(f"{source} holds none of the files to submit ({', '.join(missing)}){detail}")
     scratch = make_scratch_dir()
     package = scratch / "submission"
-    package.mkdir()
     try:
+        package.mkdir()
         for name in assignment.spec.provided_files:
             shutil.copyfile(assignment.directory / name, package / name)
         init = assignment.directory / "__init__.py"
         if init.is_file() and "__init__.py" not in assignment.spec.provided_files:
             shutil.copyfile(init, package / "__init__.py")
-        if source.is_dir():
-            found = _from_directory(assignment, source, package)
-        elif zipfile.is_zipfile(source):
-            found = _from_zip(assignment, source, package)
-        else:
-            raise UnusableSubmission(f"{source} is neither a folder nor a zip archive")
+        for name in assignment.spec.student_files:  # names from the assignment only, never the submission's
+            if name in files:
+                (package / name).write_bytes(files[name])
     except BaseException:
         remove_scratch_dir(scratch)
         raise
-    missing = tuple(n for n in assignment.spec.student_files if n not in found)
-    if len(missing) == len(assignment.spec.student_files):
-        remove_scratch_dir(scratch)
-        raise UnusableSubmission(f"{source} holds none of the files to submit ({', '.join(missing)})")
-    return PreparedSubmission(scratch, package, str(source), missing)
+    return PreparedSubmission(scratch, package, str(source), missing, tuple(warnings))
 
 
-def _from_directory(assignment: Assignment, source: Path, package: Path) -> set[str]:
-    found = set()
+def _is_empty(data: bytes) -> bool:
+    """An empty student file counts as missing (as the submission zip writer counts it)."""
+    return not data.strip()
+
+
+# --- folders ---------------------------------------------------------------------------------------
+
+def _from_directory(assignment: Assignment, source: Path, warnings: list[str]) -> dict[str, bytes]:
+    """Only the student files are read; every other file of the folder is left alone."""
+    files = {}
     for name in assignment.spec.student_files:
         path = source / name
-        if path.is_file() and not path.is_symlink():
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise UnusableSubmission(f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB")
-            shutil.copyfile(path, package / name)
-            found.add(name)
-    return found
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            other = _case_variant(source, name)
+            if other:
+                warnings.append(f"{name} not found: {other} is there, but the file must be named {name}")
+            continue
+        except OSError as exc:
+            raise UnusableSubmission(f"{path} cannot be read ({exc.strerror or exc})") from exc
+        if stat.S_ISLNK(mode):
+            raise UnusableSubmission(f"{path} is a symbolic link: submit the file itself")
+        if not stat.S_ISREG(mode):
+            raise UnusableSubmission(f"{path} is not a regular file")
+        data = _read_regular_file(path)
+        if _is_empty(data):
+            warnings.append(f"{name} is empty: graded as missing")
+            continue
+        files[name] = data
+    return files
 
 
-def _from_zip(assignment: Assignment, source: Path, package: Path) -> set[str]:
-    """Only the student files are taken, from the archive's root or a single top folder; every
-    entry name is checked before anything is written, and nothing is written outside scratch."""
-    wanted = set(assignment.spec.student_files)
-    found = set()
+def _read_regular_file(path: Path) -> bytes:
+    """Reads at most MAX_FILE_BYTES, refusing a file that became a link or a special file since it
+    was looked at (no following links, no blocking on a pipe)."""
+    flags = os.O_RDONLY
+    for optional in ("O_NOFOLLOW", "O_NONBLOCK", "O_BINARY"):
+        flags |= getattr(os, optional, 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        raise UnusableSubmission(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    with os.fdopen(descriptor, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise UnusableSubmission(f"{path} is not a regular file")
+        if status.st_size > MAX_FILE_BYTES:
+            raise UnusableSubmission(f"{path} is larger than {_mib(MAX_FILE_BYTES)}")
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise UnusableSubmission(f"{path} is larger than {_mib(MAX_FILE_BYTES)}")
+    return data
+
+
+def _case_variant(folder: Path, name: str) -> str | None:
+    try:
+        return next((p.name for p in folder.iterdir() if p.name.casefold() == name.casefold()), None)
+    except OSError:
+        return None
+
+
+# --- zip archives ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Entry:
+    info: zipfile.ZipInfo
+    parts: tuple[str, ...]   # the name split on / and \, without empty and "." components
+    is_dir: bool
+
+    @property
+    def name(self) -> str:
+        return self.info.filename
+
+
+def _from_zip(assignment: Assignment, source: Path, warnings: list[str]) -> dict[str, bytes]:
+    """Student files are taken from the archive's root when it holds any, else from its single top
+    folder that holds them; every entry is checked before any is read."""
+    size = source.stat().st_size
+    if size > MAX_ARCHIVE_BYTES:
+        raise UnusableSubmission(f"{source} is larger than {_mib(MAX_ARCHIVE_BYTES)}")
+    declared = _declared_entry_count(source)
+    if declared is not None and declared > MAX_ENTRIES:
+        raise UnusableSubmission(f"{source} holds {declared:,} entries, more than {MAX_ENTRIES:,}")
     try:
         with zipfile.ZipFile(source) as archive:
-            for info in archive.infolist():
-                path = PurePosixPath(info.filename)
-                if path.is_absolute() or ".." in path.parts:
-                    raise UnusableSubmission(f"{source}: entry {info.filename!r} points outside the archive")
-                if info.is_dir() or path.name not in wanted or len(path.parts) > 2:
-                    continue
-                if (info.external_attr >> 16) & 0o170000 not in (0, 0o100000):
-                    raise UnusableSubmission(f"{source}: entry {info.filename!r} is not a regular file")
-                if info.file_size > MAX_FILE_BYTES:
-                    raise UnusableSubmission(f"{source}: entry {info.filename!r} is larger than "
-                                             f"{MAX_FILE_BYTES // 2**20} MiB")
-                if path.name in found:
-                    raise UnusableSubmission(f"{source}: {path.name} appears twice in the archive")
-                with archive.open(info) as member:
-                    data = member.read(MAX_FILE_BYTES + 1)
-                if len(data) > MAX_FILE_BYTES:
-                    raise UnusableSubmission(f"{source}: entry {info.filename!r} is larger than it claims")
-                (package / path.name).write_bytes(data)
-                found.add(path.name)
-    except zipfile.BadZipFile as exc:
+            entries = _checked_entries(source, archive.infolist())
+            taken, ignored = _select(assignment, source, entries)
+            files = {}
+            for name, entry in taken.items():
+                data = _read_entry(source, archive, entry)
+                if _is_empty(data):
+                    warnings.append(f"{entry.name} is empty: graded as missing")
+                else:
+                    files[name] = data
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as exc:
         raise UnusableSubmission(f"{source} is not a readable zip archive ({exc})") from exc
-    return found
+    warnings.extend(f"ignored {name}: {reason}" for name, reason in ignored[:MAX_LISTED_WARNINGS])
+    if len(ignored) > MAX_LISTED_WARNINGS:
+        warnings.append(f"ignored {len(ignored) - MAX_LISTED_WARNINGS:,} more entries of the archive "
+                        f"that are not files to submit")
+    return files
+
+
+def _declared_entry_count(source: Path) -> int | None:
+    """The entry count the archive's end record declares, read before the central directory is
+    parsed (which costs memory and time per entry)."""
+    end_record = getattr(zipfile, "_EndRecData", None)
+    if end_record is None:
+        return None
+    try:
+        with open(source, "rb") as handle:
+            record = end_record(handle)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+    try:
+        return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else None
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _checked_entries(source: Path, infos: list[zipfile.ZipInfo]) -> list[_Entry]:
+    """Names, kinds and sizes of all entries, taken or not."""
+    if len(infos) > MAX_ENTRIES:
+        raise UnusableSubmission(f"{source}: entry {infos[MAX_ENTRIES].filename!r} is entry "
+                                 f"number {MAX_ENTRIES + 1:,}: an archive may hold at most {MAX_ENTRIES:,}")
+    entries, total = [], 0
+    for info in infos:
+        where = f"{source}: entry {info.filename!r}"
+        normal = info.filename.replace("\\", "/")
+        if normal.startswith("/") or _DRIVE.match(normal):
+            raise UnusableSubmission(f"{where} has an absolute path")
+        parts = tuple(p for p in normal.split("/") if p not in ("", "."))
+        if ".." in parts:
+            raise UnusableSubmission(f"{where} points outside the archive (a '..' component)")
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            what = "a symbolic link" if kind == stat.S_IFLNK else "a special file"
+            raise UnusableSubmission(f"{where} is {what}: only regular files and folders are accepted")
+        if info.file_size > RATIO_MIN_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise UnusableSubmission(f"{where} expands {info.compress_size:,} bytes into {info.file_size:,} "
+                                     f"(more than {MAX_RATIO}:1)")
+        total += info.file_size
+        if total > MAX_TOTAL_BYTES:
+            raise UnusableSubmission(f"{where} brings the archive's uncompressed size over "
+                                     f"{_mib(MAX_TOTAL_BYTES)}")
+        entries.append(_Entry(info, parts, info.is_dir() or kind == stat.S_IFDIR or not parts))
+    return entries
+
+
+def _select(assignment: Assignment, source: Path,
+            entries: list[_Entry]) -> tuple[dict[str, _Entry], list[tuple[str, str]]]:
+    """The entry taken for each student file found, and (name, reason) for each entry ignored."""
+    wanted = {n.casefold(): n for n in assignment.spec.student_files}
+    files = [e for e in entries if not e.is_dir and not _archiver_junk(e)]
+    candidates = [e for e in files if len(e.parts) <= 2 and e.parts[-1].casefold() in wanted]
+    if any(len(e.parts) == 1 for e in candidates):
+        layer: tuple[str, ...] = ()
+        place = "the archive's root"
+    else:
+        tops = sorted({e.parts[0] for e in candidates})
+        if len(tops) > 1:
+            raise UnusableSubmission(f"{source}: files to submit are in several top folders "
+                                     f"({', '.join(t + '/' for t in tops)}): put them in one")
+        layer = tuple(tops)
+        place = f"the folder {tops[0]}/" if tops else "the archive's root"
+
+    taken: dict[str, _Entry] = {}
+    by_key: dict[str, _Entry] = {}
+    ignored: list[tuple[str, str]] = []
+    listing = ", ".join(assignment.spec.student_files)
+    for entry in files:
+        in_layer = entry.parts[:-1] == layer
+        base = entry.parts[-1]
+        key = base.casefold()
+        if in_layer and key in wanted:
+            if key in by_key:
+                raise UnusableSubmission(f"{source}: entry {entry.name!r} and entry {by_key[key].name!r} "
+                                         f"are both {wanted[key]} (names differing only in case count as one)")
+            by_key[key] = entry
+            if base == wanted[key]:
+                taken[base] = entry
+            else:
+                ignored.append((entry.name, f"the file to submit is named {wanted[key]}"))
+        elif in_layer and base in _SILENT_EXTRAS:
+            continue
+        elif key in wanted:
+            ignored.append((entry.name, f"the files to submit are taken from {place}"))
+        else:
+            ignored.append((entry.name, f"not one of the files to submit ({listing})"))
+    return taken, ignored
+
+
+def _archiver_junk(entry: _Entry) -> bool:
+    first, last = entry.parts[0], entry.parts[-1]
+    return first in _ARCHIVER_JUNK or last in _ARCHIVER_JUNK or last.startswith("._")
+
+
+def _read_entry(source: Path, archive: zipfile.ZipFile, entry: _Entry) -> bytes:
+    """The entry's bytes, never more than its declared size or MAX_FILE_BYTES, whatever its
+    headers say."""
+    info, where = entry.info, f"{source}: entry {entry.name!r}"
+    if info.file_size > MAX_FILE_BYTES:
+        raise UnusableSubmission(f"{where} is larger than {_mib(MAX_FILE_BYTES)}")
+    if info.compress_type not in _READABLE_METHODS:
+        raise UnusableSubmission(f"{where} uses compression method {info.compress_type}: only "
+                                 f"{' and '.join(_READABLE_METHODS.values())} are accepted")
+    limit = min(info.file_size, MAX_FILE_BYTES)
+    chunks, size = [], 0
+    try:
+        with archive.open(info) as member:
+            while chunk := member.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UnusableSubmission(f"{where} holds more than its declared {info.file_size:,} bytes"
+                                             if size <= MAX_FILE_BYTES else
+                                             f"{where} is larger than {_mib(MAX_FILE_BYTES)}")
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, OSError,
+            ValueError) as exc:
+        raise UnusableSubmission(f"{where} cannot be read ({exc})") from exc
+    return b"".join(chunks)
+
+
+def _mib(size: int) -> str:
+    return f"{size // 2**20} MiB"

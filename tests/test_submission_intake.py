@@ -1,0 +1,360 @@
+"""Taking a submission in from a zip or a folder: what is taken, what is ignored with a warning, what
+makes the submission unusable, and that nothing is ever written outside the scratch directory."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader import submission
+from grader.submission import MAX_ENTRIES, UnusableSubmission, prepare_submission
+from support import a1
+
+STUDENT_FILES = ("layers.py", "optim.py", "models.py")
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Scratch directories are made under tmp_path/scratch and the working directory is an empty
+    tmp_path/cwd; after the test neither the working directory nor tmp_path's parent has changed."""
+    scratch_root = tmp_path / "scratch"
+    scratch_root.mkdir()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(submission, "make_scratch_dir", lambda: Path(tempfile.mkdtemp(dir=scratch_root)))
+    before = sorted(os.listdir(tmp_path.parent))
+    yield tmp_path
+    assert os.listdir(cwd) == []
+    assert sorted(os.listdir(tmp_path.parent)) == before
+
+
+def stub(name: str) -> bytes:
+    return (a1().directory / name).read_bytes()
+
+
+def build(path: Path, entries, compression=zipfile.ZIP_DEFLATED) -> Path:
+    """entries: (name or ZipInfo, bytes) pairs, written in order."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about duplicate names, which some tests want
+        with zipfile.ZipFile(path, "w", compression=compression) as archive:
+            for name, data in entries:
+                archive.writestr(name, data)
+    return path
+
+
+def student_entries(prefix: str = "", skip: tuple[str, ...] = ()):
+    return [(prefix + name, stub(name)) for name in STUDENT_FILES if name not in skip]
+
+
+def prepared(source: Path):
+    prepared = prepare_submission(a1(), source)
+    taken = {p.name: p.read_bytes() for p in prepared.package.iterdir()}
+    return prepared, taken
+
+
+def assert_rejected(sandbox: Path, source: Path, *fragments: str) -> str:
+    before = sorted(p.name for p in sandbox.iterdir())
+    with pytest.raises(UnusableSubmission) as caught:
+        prepare_submission(a1(), source)
+    message = str(caught.value)
+    assert str(source) in message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert sorted(p.name for p in sandbox.iterdir()) == before
+    assert not any((sandbox / "scratch").iterdir())
+    return message
+
+
+# --- taken ----------------------------------------------------------------------------------------
+
+def test_files_at_the_archive_root_are_taken(sandbox):
+    source = build(sandbox / "s.zip", student_entries())
+    result, taken = prepared(source)
+    try:
+        assert result.missing == () and result.warnings == ()
+        for name in STUDENT_FILES:
+            assert taken[name] == stub(name)
+        assert set(a1().spec.provided_files) <= set(taken)
+        assert result.package.parent == result.scratch and result.scratch.parent == sandbox / "scratch"
+    finally:
+        result.cleanup()
+    assert not result.scratch.exists()
+
+
+def test_files_under_one_top_folder_are_taken_with_the_submission_zip_extras_silently(sandbox):
+    entries = student_entries("a1_fc_numpy/") + [("a1_fc_numpy/", b""), ("a1_fc_numpy/MANIFEST.json", b"{}"),
+                                                 ("a1_fc_numpy/results.json", b"{}"),
+                                                 ("__MACOSX/a1_fc_numpy/._layers.py", b"\0")]
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert result.missing == () and result.warnings == ()
+    assert taken["layers.py"] == stub("layers.py") and "MANIFEST.json" not in taken
+
+
+def test_other_entries_are_ignored_with_a_warning_each(sandbox):
+    entries = student_entries() + [("notes.txt", b"hello"), ("other/layers.py", b"x = 1\n"),
+                                   ("deep/a/b/optim.py", b"y = 2\n")]
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert taken["layers.py"] == stub("layers.py") and "notes.txt" not in taken
+    assert result.warnings == (
+        "ignored notes.txt: not one of the files to submit (layers.py, optim.py, models.py)",
+        "ignored other/layers.py: the files to submit are taken from the archive's root",
+        "ignored deep/a/b/optim.py: the files to submit are taken from the archive's root",
+    )
+
+
+def test_thousands_of_ignored_entries_give_ten_warnings_and_a_count(sandbox):
+    entries = student_entries("hw/") + [(f"hw/data/{i}.txt", b"x") for i in range(3000)]
+    result, _ = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert len(result.warnings) == 11
+    assert result.warnings[0] == ("ignored hw/data/0.txt: not one of the files to submit "
+                                  "(layers.py, optim.py, models.py)")
+    assert result.warnings[-1] == "ignored 2,990 more entries of the archive that are not files to submit"
+
+
+def test_a_name_differing_in_case_is_not_taken_and_says_the_right_name(sandbox):
+    entries = student_entries(skip=("layers.py",)) + [("Layers.py", stub("layers.py"))]
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert result.missing == ("layers.py",) and "layers.py" not in taken and "Layers.py" not in taken
+    assert result.warnings == ("ignored Layers.py: the file to submit is named layers.py",)
+
+
+def test_a_file_that_is_not_utf8_is_taken_as_it_is(sandbox):
+    garbage = b"def affine_forward(x):\n    return '\xff\xfe\x00'\n"
+    entries = student_entries(skip=("layers.py",)) + [("layers.py", garbage)]
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert taken["layers.py"] == garbage and result.missing == ()
+
+
+@pytest.mark.parametrize("kind", ["zip", "folder"])
+@pytest.mark.parametrize("content", [b"", b"  \n\n"])
+def test_an_empty_student_file_counts_as_missing_in_a_zip_as_in_a_folder(sandbox, kind, content):
+    if kind == "zip":
+        source = build(sandbox / "s.zip", student_entries(skip=("optim.py",)) + [("optim.py", content)])
+    else:
+        source = sandbox / "folder"
+        source.mkdir()
+        for name, data in student_entries(skip=("optim.py",)) + [("optim.py", content)]:
+            (source / name).write_bytes(data)
+    result, taken = prepared(source)
+    result.cleanup()
+    assert result.missing == ("optim.py",) and "optim.py" not in taken
+    assert result.warnings == ("optim.py is empty: graded as missing",)
+
+
+def test_an_archive_of_empty_student_files_only_is_unusable(sandbox):
+    source = build(sandbox / "s.zip", [(name, b"") for name in STUDENT_FILES])
+    assert_rejected(sandbox, source, "none of the files to submit", "layers.py is empty")
+
+
+# --- rejected: names, kinds -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["/abs/layers.py", "/layers.py", "../layers.py", "a/../../layers.py",
+                                  "a1/../../layers.py", "..\\layers.py", "a\\..\\..\\layers.py",
+                                  "\\abs\\layers.py", "C:/layers.py", "C:\\Windows\\layers.py", "c:layers.py",
+                                  "../notes.txt"])
+def test_a_name_reaching_outside_the_archive_is_rejected(sandbox, name):
+    source = build(sandbox / "s.zip", student_entries(skip=("layers.py",)) + [(name, b"x = 1\n")])
+    with zipfile.ZipFile(source) as archive:
+        assert name in archive.namelist()  # stored as given
+    assert_rejected(sandbox, source, repr(name))
+    assert not Path("/abs").exists()
+
+
+@pytest.mark.parametrize("name", ["layers.py", "elsewhere"])
+@pytest.mark.parametrize("mode,what", [(0o120777, "symbolic link"), (0o010644, "special file"),
+                                       (0o060644, "special file")])
+def test_an_entry_that_is_neither_a_file_nor_a_folder_is_rejected(sandbox, name, mode, what):
+    link = zipfile.ZipInfo(name)
+    link.external_attr = mode << 16
+    source = build(sandbox / "s.zip", student_entries(skip=(name,)) + [(link, b"/etc/passwd")])
+    assert_rejected(sandbox, source, repr(name), what)
+
+
+@pytest.mark.parametrize("names", [("layers.py", "layers.py"), ("layers.py", "Layers.py"),
+                                   ("hw/layers.py", "hw/LAYERS.PY"), ("hw/layers.py", "hw\\layers.py"),
+                                   ("hw/optim.py", "hw/./optim.py")])
+def test_two_candidates_for_one_student_file_are_rejected(sandbox, names):
+    prefix = names[0].rpartition("/")[0] + "/" if "/" in names[0] else ""
+    entries = student_entries(prefix) + [(names[1], b"x = 1\n")]
+    message = assert_rejected(sandbox, build(sandbox / "s.zip", entries), repr(names[1]), repr(names[0]))
+    assert "both" in message
+
+
+def test_student_files_in_several_top_folders_are_rejected(sandbox):
+    entries = [("a/layers.py", stub("layers.py")), ("b/optim.py", stub("optim.py"))]
+    assert_rejected(sandbox, build(sandbox / "s.zip", entries), "several top folders", "a/, b/")
+
+
+def test_the_same_name_at_a_depth_that_is_not_taken_is_only_ignored(sandbox):
+    entries = student_entries() + [("old/layers.py", b"x = 1\n"), ("old/Layers.py", b"x = 2\n")]
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert taken["layers.py"] == stub("layers.py") and len(result.warnings) == 2
+
+
+# --- rejected: sizes ---------------------------------------------------------------------------------
+
+def test_a_student_file_over_the_cap_is_rejected_and_another_file_that_size_is_ignored(sandbox):
+    big = os.urandom(3 * MIB)  # incompressible: the size cap, not the ratio cap, applies
+    source = build(sandbox / "s.zip", student_entries(skip=("models.py",)) + [("models.py", big)])
+    assert_rejected(sandbox, source, "'models.py'", "larger than 2 MiB")
+    other = build(sandbox / "t.zip", student_entries() + [("report.pdf", big)])
+    result, taken = prepared(other)
+    result.cleanup()
+    assert "report.pdf" not in taken and result.warnings[0].startswith("ignored report.pdf")
+
+
+def test_a_zip_bomb_is_rejected_without_being_expanded(sandbox):
+    source = sandbox / "bomb.zip"
+    with zipfile.ZipFile(source, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, data in student_entries():
+            archive.writestr(name, data)
+        with archive.open("data.bin", "w", force_zip64=True) as member:
+            zeros = bytes(MIB)
+            for _ in range(100):
+                member.write(zeros)
+    assert source.stat().st_size < MIB
+    assert_rejected(sandbox, source, "'data.bin'", "200:1")
+
+
+def test_an_archive_expanding_over_the_total_cap_is_rejected(sandbox):
+    chunk = os.urandom(2 * MIB)
+    entries = student_entries() + [(f"data/{i}.bin", chunk) for i in range(33)]  # 66 MiB, none taken
+    source = build(sandbox / "s.zip", entries, compression=zipfile.ZIP_STORED)
+    assert_rejected(sandbox, source, "'data/31.bin'", "over 64 MiB")
+
+
+def test_an_archive_with_too_many_entries_is_rejected(sandbox, monkeypatch):
+    entries = student_entries() + [(f"junk/{i}.txt", b"") for i in range(20_000)]
+    source = build(sandbox / "s.zip", entries, compression=zipfile.ZIP_STORED)
+    assert_rejected(sandbox, source, "20,003 entries", "more than 10,000")
+    # Where the end record does not tell, the parsed directory does, naming the first entry over.
+    monkeypatch.setattr(submission, "_declared_entry_count", lambda source: None)
+    assert_rejected(sandbox, source, f"'junk/{MAX_ENTRIES - 3}.txt'", "at most 10,000")
+
+
+def test_an_archive_file_over_its_cap_is_rejected_before_it_is_opened(sandbox, monkeypatch):
+    source = build(sandbox / "s.zip", student_entries())
+    monkeypatch.setattr(submission, "MAX_ARCHIVE_BYTES", 1000)
+    assert_rejected(sandbox, source, "larger than")
+
+
+def _patch_sizes(path: Path, name: bytes, size: int) -> None:
+    """Sets the uncompressed size of entry `name` in its local header and in the central directory."""
+    data = bytearray(path.read_bytes())
+    local = data.index(b"PK\x03\x04")
+    while data[local + 30:local + 30 + len(name)] != name:
+        local = data.index(b"PK\x03\x04", local + 4)
+    struct.pack_into("<I", data, local + 22, size)
+    central = data.index(b"PK\x01\x02")
+    while data[central + 46:central + 46 + len(name)] != name:
+        central = data.index(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", data, central + 24, size)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_an_entry_holding_more_than_its_header_declares_is_rejected(sandbox, compression):
+    content = b"x = 1\n" * (MIB // 6) + os.urandom(MIB // 2)
+    source = build(sandbox / "s.zip", student_entries(skip=("layers.py",)) + [("layers.py", content)],
+                   compression=compression)
+    _patch_sizes(source, b"layers.py", 1000)
+    with zipfile.ZipFile(source) as archive:
+        assert archive.getinfo("layers.py").file_size == 1000
+    assert_rejected(sandbox, source, "'layers.py'")
+
+
+def test_reading_stops_at_the_cap_whatever_the_reader_returns(sandbox, monkeypatch):
+    source = build(sandbox / "s.zip", student_entries())
+    real_open = zipfile.ZipFile.open
+
+    def open_lying(self, info, *args, **kwargs):
+        name = info.filename if isinstance(info, zipfile.ZipInfo) else info
+        return io.BytesIO(bytes(3 * MIB)) if name == "layers.py" else real_open(self, info, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", open_lying)
+    assert_rejected(sandbox, source, "'layers.py'", "more than its declared")
+
+
+def test_a_compression_method_without_bounded_expansion_is_rejected_for_a_student_file(sandbox):
+    pytest.importorskip("bz2")
+    source = build(sandbox / "s.zip", student_entries(), compression=zipfile.ZIP_BZIP2)
+    assert_rejected(sandbox, source, "'layers.py'", "compression method 12")
+
+
+def test_a_damaged_archive_is_rejected(sandbox):
+    source = build(sandbox / "s.zip", student_entries(), compression=zipfile.ZIP_STORED)
+    data = bytearray(source.read_bytes())
+    start = data.index(b"def ")  # inside the first entry's bytes
+    data[start:start + 4] = b"XXXX"
+    source.write_bytes(bytes(data))
+    assert_rejected(sandbox, source, "'layers.py'", "cannot be read")
+
+
+# --- folders -----------------------------------------------------------------------------------------
+
+def _folder(sandbox: Path, skip: tuple[str, ...] = ()) -> Path:
+    folder = sandbox / "folder"
+    folder.mkdir()
+    for name, data in student_entries(skip=skip):
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def test_a_folder_gives_its_student_files_and_ignores_the_rest_silently(sandbox):
+    folder = _folder(sandbox)
+    (folder / "notes.txt").write_text("hello")
+    (folder / "big.bin").write_bytes(bytes(3 * MIB))
+    (folder / "data").mkdir()
+    os.symlink("/etc/passwd", folder / "passwd")
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert result.missing == () and result.warnings == ()
+    assert taken["optim.py"] == stub("optim.py") and "notes.txt" not in taken and "passwd" not in taken
+
+
+def test_a_symlinked_student_file_in_a_folder_is_rejected(sandbox):
+    folder = _folder(sandbox, skip=("layers.py",))
+    target = sandbox / "real_layers.py"
+    target.write_bytes(stub("layers.py"))
+    os.symlink(target, folder / "layers.py")
+    message = assert_rejected(sandbox, folder, "layers.py", "symbolic link")
+    assert "real_layers" not in message
+
+
+def test_a_student_file_over_the_cap_in_a_folder_is_rejected(sandbox):
+    folder = _folder(sandbox, skip=("models.py",))
+    (folder / "models.py").write_bytes(b"#" * (3 * MIB))
+    assert_rejected(sandbox, folder, "models.py", "larger than 2 MiB")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_pipe_named_like_a_student_file_is_rejected_without_blocking(sandbox):
+    folder = _folder(sandbox, skip=("optim.py",))
+    os.mkfifo(folder / "optim.py")
+    assert_rejected(sandbox, folder, "optim.py", "not a regular file")
+
+
+def test_a_folder_file_named_in_the_wrong_case_is_named_in_a_warning(sandbox):
+    folder = _folder(sandbox, skip=("optim.py",))
+    (folder / "Optim.py").write_bytes(stub("optim.py"))
+    if (folder / "optim.py").exists():
+        pytest.skip("case-insensitive file system")
+    result, _ = prepared(folder)
+    result.cleanup()
+    assert result.missing == ("optim.py",)
+    assert result.warnings == ("optim.py not found: Optim.py is there, but the file must be named optim.py",)
