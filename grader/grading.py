@@ -249,6 +249,7 @@ def _notes(submission: PreparedSubmission, assignment: Assignment, check_tasks: 
     notes = []
     if submission.missing:
         notes.append(f"Missing from the submission: {', '.join(submission.missing)} (graded as absent).")
+    notes.extend(submission.warnings)
     for files in sorted(set(isolation.values())):
         tasks = [t.id for t in check_tasks if isolation.get(t.id) == files]
         verb = "was" if len(tasks) == 1 else "were"

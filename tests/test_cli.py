@@ -16,7 +16,7 @@ def run_cli(*args, cwd=PROJECT_ROOT):
                            timeout=300)
 
 
-@pytest.mark.parametrize("command", ["batch", "release", "export", "selfcheck"])
+@pytest.mark.parametrize("command", ["batch", "release", "export"])
 def test_later_commands_say_so_and_exit_2(command, capsys):
     assert main([command, "a1_fc_numpy"]) == 2
     assert "not available" in capsys.readouterr().err
@@ -89,3 +89,11 @@ def test_validate_and_fixtures_check_exit_0_on_the_shipped_assignment():
     assert run_cli("validate", "a1_fc_numpy").returncode == 0
     checked = run_cli("fixtures", "a1_fc_numpy", "--check")
     assert checked.returncode == 0 and "current" in checked.stdout
+
+
+def test_selfcheck_prints_the_promises_and_exits_0_when_they_hold(capsys):
+    from grader.cli import main
+
+    assert main(["selfcheck", "--sandbox", "process"]) == 0
+    out = capsys.readouterr().out
+    assert "a fork bomb is stopped" in out and "every promise of the process level holds" in out
