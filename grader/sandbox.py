@@ -92,23 +92,14 @@ def _inside(path: str, directory: str) -> bool:
 
 
 def _python_paths() -> list[str]:
-    """The interpreter's installation (a virtual environment and its base) and the directories its
-    imports come from. Nothing else of the project's tree: its checks, tests and reference stay out
-    (the grader package is bound on its own)."""
+    """The interpreter's installation: a virtual environment and its base. The worker runs `python -I`,
+    so its imports come from there (and /usr) only; nothing else of the project's tree, nor the
+    directory a script was started from, is made visible (the grader package is bound on its own)."""
     prefixes = {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     prefixes.add(str(Path(sys.executable).resolve().parent.parent))
-    project = str(Path(__file__).resolve().parent.parent)
-    candidates = set(prefixes)
-    for entry in sys.path:
-        if entry and os.path.isdir(entry):
-            resolved = str(Path(entry).resolve())
-            if not _inside(resolved, project) or any(_inside(resolved, p) for p in prefixes):
-                candidates.add(resolved)
     kept: list[str] = []
-    for path in sorted(candidates, key=len):
-        if any(_inside(path, k) for k in kept) or any(_inside(path, d) for d in ("/usr", "/etc")):
-            continue
-        if path == project or path == "/":
+    for path in sorted(prefixes, key=len):
+        if path in ("/", "/tmp") or any(_inside(path, k) for k in kept) or any(_inside(path, d) for d in ("/usr", "/etc")):
             continue
         kept.append(path)
     return kept

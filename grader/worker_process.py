@@ -121,6 +121,7 @@ class WorkerProcess:
             )
             _live_workers.add(self.process.pid)
         self._seen: dict[int, str] = {}  # every process of the worker's tree seen, with its start time
+        self._baseline_tree: int | None = None
         os.close(request_read)
         os.close(response_write)
         self._requests = os.fdopen(self._request_write, "wb", buffering=0)
@@ -197,7 +198,22 @@ class WorkerProcess:
         if header.get("id") != request_id:
             self.kill("answered out of turn")
             raise WorkerCrashed("the worker's answer does not match the request")
+        self._check_nothing_left_running()
         return header, reply_buffers
+
+    def _check_nothing_left_running(self) -> None:
+        """Processes the code started and left running when it answered cost this request, not a
+        later one that the process watch would otherwise interrupt."""
+        if self.limits.sandbox == "none":
+            return
+        size = len(process_tree(self.process.pid))
+        if self._baseline_tree is None:
+            self._baseline_tree = size  # the worker itself (and, under bwrap, bubblewrap's own two)
+        elif size > self._baseline_tree:
+            extra = size - self._baseline_tree
+            self.kill(f"left {extra} process(es) running after it answered")
+            raise WorkerCrashed(f"the code left {extra} process(es) running after it returned; the worker "
+                                "was stopped with them")
 
     def _crashed(self, when: str) -> WorkerCrashed:
         try:
@@ -328,10 +344,13 @@ def kill_escaped_orphans() -> None:
         if len(fields) > 3 and int(fields[3]) != own_session:
             for pid in process_tree(child):
                 _kill(pid)
-            try:
-                os.waitpid(child, os.WNOHANG)
-            except ChildProcessError:
-                pass
+            for _ in range(50):  # reap it, so that adopted orphans do not pile up as zombies
+                try:
+                    if os.waitpid(child, os.WNOHANG)[0]:
+                        break
+                except ChildProcessError:
+                    break
+                time.sleep(0.01)
 
 
 def scrubbed_environment(scratch_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -50,14 +50,6 @@ _NO_FILE_SYSTEM_ISOLATION = ("the process level runs the worker as the grader's 
 _NO_NETWORK_ISOLATION = ("the process level shares the grader's network namespace (DESIGN §9 promises "
                          "no network only at the bwrap level)")
 
-# The worker's process tree is watched every 50 ms from a thread, so forks left sleeping after the call
-# that made them are found at a moment unrelated to any request: when the next request is already in
-# flight, the task it belongs to loses its points. Whether it is depends on timing.
-_LIMIT_CHARGED_TO_THE_NEXT_REQUEST = Gap(
-    ("untouched",), "a race: the 127 forks left sleeping by affine_forward are found by the process-count "
-    "watch while the next request (optim.sgd's) is in flight, and that untouched task is charged with "
-    "'started more than 63 processes' on some runs (about 1 in 3 alone, more under load)", strict=False)
-
 # By resolved level: the cases that break a promise the level does not make, or that lose a race.
 KNOWN_GAPS: dict[str, dict[str, Gap]] = {
     "process": {
@@ -80,11 +72,8 @@ KNOWN_GAPS: dict[str, dict[str, Gap]] = {
         "tcp_connect": Gap(("contained",), "a TCP connection to 127.0.0.1 succeeds and delivers data: "
                            + _NO_NETWORK_ISOLATION),
         "udp_sendto": Gap(("contained",), "a UDP datagram to 127.0.0.1 is delivered: " + _NO_NETWORK_ISOLATION),
-        "fork_bomb_left_running": _LIMIT_CHARGED_TO_THE_NEXT_REQUEST,
     },
-    "bwrap": {
-        "fork_bomb_left_running": _LIMIT_CHARGED_TO_THE_NEXT_REQUEST,
-    },
+    "bwrap": {},
 }
 
 
