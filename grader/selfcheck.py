@@ -10,6 +10,7 @@ on fails.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import socket
@@ -269,7 +270,7 @@ def run_selfcheck(level: str, *, quick: bool = False, every_promise: bool = Fals
     """Observations of the promises `level` makes (every promise with `every_promise`, to show what
     a lower level does not give), the quick ones only with `quick`."""
     limits = limits or Limits(call_timeout_s=20, memory_bytes=512 * 2**20, processes=32)
-    limits = Limits(**{**limits.__dict__, "sandbox": level})
+    limits = dataclasses.replace(limits, sandbox=level)
     probe = _Probe(limits)
     observations = []
     try:
