@@ -250,8 +250,11 @@ def classify(nodeid: str, task_id: str, call: pytest.CallInfo, report: pytest.Te
 
 # Checks report through this plugin only; pytest's own reporting, caching, assertion rewriting
 # (the checks' messages come from grader.compare) and leak hunting cost start-up time for nothing.
+# Third-party plugins installed on the machine are never loaded: one that reorders or reseeds tests
+# (pytest-randomly) would change the grade, one that writes files (pytest-benchmark's .benchmarks)
+# would leave them in the student's directory.
 QUIET_PYTEST_OPTIONS = [
-    "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise", "-p", "no:randomly", "-p", "no:xdist",
+    "--disable-plugin-autoload", "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise", "-p", "no:randomly", "-p", "no:xdist",
     "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:faulthandler", "-p", "no:doctest",
     "-p", "no:junitxml", "-p", "no:pastebin", "-p", "no:nose", "-p", "no:legacypath", "-p", "no:tmpdir",
     "-p", "no:monkeypatch", "-p", "no:recwarn", "-p", "no:setuponly", "-p", "no:setupplan",

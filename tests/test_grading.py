@@ -49,3 +49,22 @@ def test_the_cuda_variant_of_a_check_draws_the_inputs_of_its_cpu_twin():
     assert seed_name(other) != seed_name(cpu)
     plain = SimpleNamespace(nodeid="checks/test_layers.py::test_y")
     assert seed_name(plain) == plain.nodeid
+
+
+def test_plugins_installed_on_the_machine_do_not_run_during_grading(tmp_path, monkeypatch):
+    """A pytest plugin the machine has installed (found through its entry point, the way pip installs
+    one) must not run while the checks do: it could reorder or reseed them, or write files."""
+    site = tmp_path / "site"
+    (site / "intruding_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "intruding_plugin-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: intruding-plugin\nVersion: 1.0\n")
+    (site / "intruding_plugin-1.0.dist-info" / "entry_points.txt").write_text(
+        "[pytest11]\nintruding = intruding_plugin\n")
+    trace = tmp_path / "plugin_ran"
+    (site / "intruding_plugin.py").write_text(
+        f"def pytest_configure(config):\n    open({str(trace)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(site))
+    a1 = assignment("a1_fc_numpy")
+    result = grade_checks(a1, make_submission(tmp_path / "submission", a1, "reference"), mode="public")
+    assert result.score == result.max_score
+    assert not trace.exists()
