@@ -11,7 +11,6 @@ from typing import Optional, Sequence
 
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
 NOT_YET = {
-    "batch": "batch grading of many submissions",
     "release": "building the student bundle",
     "export": "exporting a Gradescope autograder",
 }
@@ -60,6 +59,31 @@ def build_parser() -> argparse.ArgumentParser:
     selfcheck.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
                            help="the level to prove (auto: bwrap where it works, else process)")
 
+    batch = commands.add_parser("batch", help="grade a folder of submissions into a gradebook (resumable)")
+    batch.add_argument("assignment")
+    batch.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR",
+                       help="a folder of zips and/or folders (a Gradescope or GitHub Classroom export works)")
+    batch.add_argument("--out", type=Path, required=True, help="where the database, gradebook and reports go")
+    batch.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                       help="submissions graded at once (slurm/ray: at most this many at a time)")
+    batch.add_argument("--executor", choices=["local", "slurm", "ray"], default="local")
+    batch.add_argument("--mode", choices=["public", "official"])
+    batch.add_argument("--seed", type=int, help="the seed of every submission (default: one drawn for the batch)")
+    batch.add_argument("--regrade", action="store_true", help="grade every submission again, even unchanged ones")
+    batch.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    batch.add_argument("--data", choices=["auto", "cifar10", "synthetic"], default="auto")
+    batch.add_argument("--data-dir", type=Path)
+    batch.add_argument("--only", metavar="TASK_GLOB", help="grade only tasks whose id matches")
+    batch.add_argument("--skip-training", action="store_true", help="grade only the tasks scored by checks")
+    batch.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto")
+    batch.add_argument("--gpus", type=int, metavar="N", help="local: GPUs to use (default: every visible one)")
+    batch.add_argument("--gpus-per-job", type=int, metavar="N",
+                       help="slurm/ray: GPUs each submission holds (default: 1 when a task trains on a GPU)")
+    batch.add_argument("--partition", help="slurm: the partition to submit to")
+    batch.add_argument("--slurm-cluster", help=argparse.SUPPRESS)  # submitit's "local" runs the array here
+    batch.add_argument("--ray-address", help="ray: the cluster to connect to (default: start a local one)")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar, no summary tables")
+
     for name, what in NOT_YET.items():
         later = commands.add_parser(name, help=f"{what} (not available yet)")
         later.add_argument("rest", nargs=argparse.REMAINDER)
@@ -81,6 +105,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _fixtures(args)
         if args.command == "selfcheck":
             return _selfcheck(args)
+        if args.command == "batch":
+            return _batch(args, list(argv) if argv is not None else sys.argv[1:])
         return _validate(args)
     except ConfigError as exc:
         print(f"grader: configuration error: {exc}", file=sys.stderr)
@@ -152,6 +178,44 @@ def _grade(args: argparse.Namespace) -> int:
         console.print(f"Score {result.score:g} is under --fail-under {args.fail_under:g}")
         return EXIT_FAIL_UNDER
     return status
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _batch(args: argparse.Namespace, argv: list[str]) -> int:
+    from grader.batch.executor import BatchAborted
+    from grader.batch.outputs import print_summary
+    from grader.batch.progress import batch_progress
+    from grader.batch.run import BatchBusy, BatchOptions, run_batch
+
+    console, errors = _console(), _console(stderr=True)
+    options = BatchOptions(
+        assignment=args.assignment, submissions=args.submissions, out=args.out, jobs=args.jobs,
+        executor=args.executor, mode=args.mode, seed=args.seed, regrade=args.regrade, device=args.device,
+        data=args.data, data_dir=args.data_dir, only=args.only, training=not args.skip_training,
+        sandbox=args.sandbox, gpus=args.gpus, partition=args.partition, gpus_per_job=args.gpus_per_job,
+        slurm_cluster=args.slurm_cluster, ray_address=args.ray_address, arguments=argv)
+    if not args.submissions.is_dir():
+        errors.print(f"[red]grader batch:[/] {args.submissions} is not a folder of submissions")
+        return EXIT_USAGE
+    try:
+        with batch_progress(console, console.is_terminal and not args.quiet) as progress:
+            outcome = run_batch(options, progress)
+    except (BatchAborted, BatchBusy, ImportError) as exc:
+        errors.print(f"[red]grader batch:[/] {exc}", markup=True, highlight=False)
+        return EXIT_USAGE
+    for line in outcome.passed_over:
+        errors.print(f"passed over {line}", markup=False)
+    if not args.quiet:
+        print_summary(outcome.summary, console)
+    console.print(f"{len(outcome.graded)} graded now, {len(outcome.skipped)} unchanged since they were graded; "
+                  f"gradebook: {outcome.gradebook}, summary: {outcome.summary_path}", markup=False)
+    return EXIT_OK
 
 
 def _fixtures(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, ContextManager, Optional
 
 import numpy as np
 
@@ -47,6 +47,10 @@ class GradeOptions:
     on_collected: Callable[[int], None] = field(default=lambda count: None)
     on_check_done: Callable[[CheckResult], None] = field(default=lambda result: None)
     on_task_start: Callable[[str], None] = field(default=lambda task_id: None)
+    # Where training on a GPU gets its GPU: entered around the training tasks that need one, it
+    # gives the environment of the worker they train in (CUDA_VISIBLE_DEVICES). Batch grading lends
+    # each submission one GPU of its own this way; None trains in the checks' worker on what it sees.
+    gpu_lease: Optional[Callable[[], ContextManager[dict[str, str]]]] = None
 
 
 def library_versions() -> dict[str, str]:
@@ -164,8 +168,9 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     limits = Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s, sandbox=level)
     preload = ("torch",) if spec.framework == "torch" else ()
 
-    def new_session(package: Path, scratch: Path) -> WorkerSession:
-        return WorkerSession(package, scratch, limits, budget_s=spec.submission_timeout_s, preload=preload)
+    def new_session(package: Path, scratch: Path, extra_env: Optional[dict[str, str]] = None) -> WorkerSession:
+        return WorkerSession(package, scratch, limits, budget_s=spec.submission_timeout_s, preload=preload,
+                             extra_env=extra_env)
 
     isolation = isolated_tasks(assignment, check_tasks, options.mode)
     session = new_session(submission.package, submission.scratch)
@@ -202,7 +207,17 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             raise ConfigError("the checks could not be collected:\n" + "\n".join(plugin.collection_errors))
         tasks = [_task_from_checks(task, plugin.results, submission) for task in check_tasks]
         training_tasks = [t for t in selected if t.training is not None and options.training]
-        if training_tasks:
+        if training_tasks and options.gpu_lease is not None and any(
+                _training_device(t, options) == "cuda" for t in training_tasks):
+            session.close()
+            with options.gpu_lease() as gpu_env:
+                trainer = new_session(submission.package, submission.scratch, gpu_env)
+                try:
+                    tasks += run_training_tasks(trainer, training_tasks, options, seed, spec.framework)
+                finally:
+                    trainer.close()
+                    session.logs.append(trainer.output())
+        elif training_tasks:
             tasks += run_training_tasks(session, training_tasks, options, seed, spec.framework)
         order = {t.id: i for i, t in enumerate(spec.tasks)}
         tasks.sort(key=lambda t: order[t.task_id])
@@ -219,6 +234,11 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         isolated.cleanup()
         if package is not None:
             unload_reference_package(package)
+
+
+def _training_device(task: TaskSpec, options: GradeOptions) -> str:
+    assert task.training is not None
+    return task.training.device if options.device == "auto" else options.device
 
 
 def mistake_explainer(assignment: Assignment, mode: str, limits: Limits,

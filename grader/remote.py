@@ -40,8 +40,10 @@ class WorkerSession:
     remembers modules whose import killed a worker so that each later use fails at once."""
 
     def __init__(self, submission_dir: Path, scratch_dir: Path, limits: Limits,
-                 budget_s: float | None = None, preload: tuple[str, ...] = ()):
+                 budget_s: float | None = None, preload: tuple[str, ...] = (),
+                 extra_env: dict[str, str] | None = None):
         self.submission_dir = submission_dir
+        self.extra_env = dict(extra_env or {})  # e.g. the one GPU a batch lent this session
         self.scratch_dir = scratch_dir
         self.limits = limits
         self.deadline = time.monotonic() + budget_s if budget_s else None
@@ -70,7 +72,7 @@ class WorkerSession:
             self._imported.clear()
             self._released.clear()
             self._worker = WorkerProcess(self.submission_dir, self.scratch_dir, self.limits,
-                                         scrubbed_environment(self.scratch_dir), self.preload)
+                                         scrubbed_environment(self.scratch_dir, self.extra_env), self.preload)
         return self._worker
 
     def _retire(self) -> None:

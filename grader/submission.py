@@ -12,6 +12,7 @@ case included). Other entries are ignored, with a warning in the result."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -62,8 +63,28 @@ class PreparedSubmission:
         remove_scratch_dir(self.scratch)
 
 
-def prepare_submission(assignment: Assignment, source: Path | None) -> PreparedSubmission:
-    source = source or assignment.directory
+@dataclass(frozen=True)
+class SubmissionFiles:
+    """The student files a submission holds, read and checked, before anything is written."""
+
+    source: Path
+    files: dict[str, bytes]          # student file name (from the assignment) -> its bytes
+    missing: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def content_hash(self) -> str:
+        """Identifies what would be graded: the same files give the same hash however they were
+        packed (folder or zip, any entry order, any archiver's extras)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.files):
+            data = self.files[name]
+            digest.update(f"{name}\0{len(data)}\0".encode())
+            digest.update(data)
+        return digest.hexdigest()
+
+
+def read_submission(assignment: Assignment, source: Path) -> SubmissionFiles:
+    """The student files of a folder or a zip; raises UnusableSubmission with the reason."""
     if not source.exists():
         raise UnusableSubmission(f"the submission {source} does not exist")
     warnings: list[str] = []
@@ -77,6 +98,15 @@ def prepare_submission(assignment: Assignment, source: Path | None) -> PreparedS
     if len(missing) == len(assignment.spec.student_files):
         detail = "".join(f"; {w}" for w in warnings)
         raise UnusableSubmission(f"{source} holds none of the files to submit ({', '.join(missing)}){detail}")
+    return SubmissionFiles(source, files, missing, tuple(warnings))
+
+
+def prepare_submission(assignment: Assignment, source: Path | None,
+                       read: SubmissionFiles | None = None) -> PreparedSubmission:
+    """A scratch directory with the provided files and the student's; `read` saves reading again."""
+    source = source or assignment.directory
+    read = read or read_submission(assignment, source)
+    files, missing, warnings = read.files, read.missing, list(read.warnings)
     scratch = make_scratch_dir()
     package = scratch / "submission"
     try:

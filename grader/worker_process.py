@@ -138,6 +138,7 @@ class WorkerProcess:
         for name, value in (("RLIMIT_CPU", limits.cpu_seconds), ("RLIMIT_FSIZE", limits.file_size_bytes),
                             ("RLIMIT_NOFILE", limits.open_files), ("RLIMIT_CORE", 0)):
             resource.setrlimit(getattr(resource, name), (value, value))
+        die_with_parent()  # a grader that dies (SIGKILL included) takes its worker with it
 
     def _drain_output(self) -> None:
         stream = self.process.stdout
@@ -277,6 +278,19 @@ def _become_subreaper() -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def die_with_parent() -> None:
+    """Linux: this process is killed when the thread that started it ends (PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 

@@ -1,0 +1,135 @@
+"""Which submissions a folder holds, and what each is called.
+
+A submission is a zip or a folder directly inside SUBMISSIONS_DIR. Its id is its file name without
+`.zip` or its folder name, unless it says otherwise:
+- a Gradescope export (`submission_metadata.yml` next to `submission_<n>/` folders) names its
+  submitters: the id is their student ids (or e-mails) joined with `+`;
+- a `MANIFEST.json` in the submission (the grader's own submission zip writes one) may carry
+  `"student"` (or `"id"`); its `"assignment"`, when present, must be the batch's assignment.
+A folder that is a clone of the course repository (GitHub Classroom) is graded from its
+`assignments/<A>/` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+GRADESCOPE_METADATA = "submission_metadata.yml"
+MANIFEST = "MANIFEST.json"
+MAX_MANIFEST_BYTES = 64 * 1024
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+@-]+")
+
+
+@dataclass(frozen=True)
+class FoundSubmission:
+    id: str                  # unique in the batch, safe as a file name
+    path: Path               # the zip, or the folder holding the student files
+    problem: Optional[str] = None  # why it cannot be graded, found before grading (e.g. wrong assignment)
+
+
+def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], list[str]]:
+    """The submissions in `folder` sorted by id, and a line for each entry that was passed over."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of submissions")
+    named = _gradescope_names(folder)
+    candidates: list[tuple[str, Path]] = []
+    skipped: list[str] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.name == GRADESCOPE_METADATA or entry.name == "__MACOSX":
+            continue
+        if entry.is_symlink():
+            skipped.append(f"{entry.name}: a symbolic link, not graded")
+        elif entry.is_dir():
+            candidates.append((named.get(entry.name, entry.name), entry))
+        elif entry.suffix.lower() == ".zip":
+            candidates.append((named.get(entry.name, entry.stem), entry))
+        else:
+            skipped.append(f"{entry.name}: neither a folder nor a .zip, not graded")
+    found = []
+    for name, path in candidates:
+        manifest, problem = _manifest(path)
+        if manifest is not None:
+            claimed = manifest.get("assignment")
+            if isinstance(claimed, str) and claimed != assignment_id:
+                problem = f"its {MANIFEST} says it was made for {claimed}, not {assignment_id}"
+            student = manifest.get("student", manifest.get("id"))
+            if isinstance(student, (str, int)) and str(student).strip():
+                name = str(student)
+        found.append((name, _grading_root(path, assignment_id), problem))
+    return _unique(found), skipped
+
+
+def _grading_root(path: Path, assignment_id: str) -> Path:
+    clone = path / "assignments" / assignment_id
+    return clone if path.is_dir() and clone.is_dir() else path
+
+
+def _unique(found: list[tuple[str, Path, Optional[str]]]) -> list[FoundSubmission]:
+    taken: dict[str, int] = {}
+    result = []
+    for name, path, problem in found:
+        base = _UNSAFE.sub("_", name).strip("._") or "submission"
+        count = taken.get(base, 0) + 1
+        taken[base] = count
+        result.append(FoundSubmission(base if count == 1 else f"{base}-{count}", path, problem))
+    return sorted(result, key=lambda s: s.id)
+
+
+def _gradescope_names(folder: Path) -> dict[str, str]:
+    """Folder name -> its submitters' ids, from a Gradescope export's metadata (keys written as
+    Ruby symbols, `:submitters:`); empty when there is none or it cannot be read."""
+    path = folder / GRADESCOPE_METADATA
+    if not path.is_file():
+        return {}
+    try:
+        metadata = yaml.safe_load(path.read_text(errors="replace"))
+    except yaml.YAMLError:
+        return {}
+    names = {}
+    for key, value in (metadata or {}).items() if isinstance(metadata, dict) else ():
+        entry = {str(k).lstrip(":"): v for k, v in value.items()} if isinstance(value, dict) else {}
+        people = entry.get("submitters") or []
+        ids = []
+        for person in people if isinstance(people, list) else []:
+            if isinstance(person, dict):
+                person = {str(k).lstrip(":"): v for k, v in person.items()}
+                ident = person.get("sid") or person.get("email") or person.get("name")
+                if ident:
+                    ids.append(str(ident))
+        if ids:
+            names[str(key)] = "+".join(ids)
+    return names
+
+
+def _manifest(path: Path) -> tuple[Optional[dict], Optional[str]]:
+    """The submission's MANIFEST.json as a dict, or why it could not be read (None when absent)."""
+    try:
+        if path.is_dir():
+            file = path / MANIFEST
+            if not file.is_file() or file.is_symlink():
+                return None, None
+            if file.stat().st_size > MAX_MANIFEST_BYTES:
+                return None, None  # not one the grader wrote: the files are graded without it
+            text = file.read_bytes()
+        else:
+            with zipfile.ZipFile(path) as archive:
+                info = next((i for i in archive.infolist() if i.filename == MANIFEST), None)
+                if info is None:
+                    return None, None
+                if info.file_size > MAX_MANIFEST_BYTES:
+                    return None, None
+                text = archive.read(info)
+    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError):
+        return None, None  # the intake names what is wrong with the archive itself
+    try:
+        manifest = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    return (manifest if isinstance(manifest, dict) else None), None

@@ -1,0 +1,155 @@
+"""One submission of a batch, graded in the process this runs in: what any executor (a local
+process, a Slurm array element, a Ray task) calls, so results are the same whichever ran it.
+
+The result comes back as a record of plain data: the submission's points per task, its Gradescope
+results.json and its feedback text, which the coordinating process stores and writes out.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Optional
+
+from grader.assignment import Assignment, load_assignment
+from grader.grading import GradeOptions, grade, library_versions
+from grader.report.gradescope import to_results_json
+from grader.results import GradingResult, Outcome, TaskResult
+from grader import __version__
+
+GRADED, UNUSABLE, ERROR = "graded", "unusable", "error"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What every submission of the batch is graded with (plain data: it travels to other machines)."""
+
+    assignment: str
+    project_root: str
+    mode: str
+    seed: int
+    device: str = "auto"
+    data: str = "auto"
+    data_dir: Optional[str] = None
+    only: Optional[str] = None
+    training: bool = True
+    sandbox: str = "auto"
+    hints: bool = True
+
+
+@dataclass(frozen=True)
+class SubmissionJob:
+    submission_id: str
+    path: str
+    content_hash: str
+    settings: JobSettings
+    problem: Optional[str] = None   # found before grading: the submission cannot be graded
+    extra: dict = field(default_factory=dict)
+
+
+GpuLease = Callable[[], ContextManager[dict]]
+
+
+def grade_submission(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -> dict[str, Any]:
+    """Grades one submission; returns its record. Raises only for what no submission could be
+    graded with (configuration, data) or a fault of the grader itself."""
+    from grader.submission import UnusableSubmission, prepare_submission, read_submission
+
+    start = time.perf_counter()
+    settings = job.settings
+    assignment = load_assignment(settings.assignment, Path(settings.project_root))
+    if job.problem:
+        return unusable_record(job, assignment, job.problem, time.perf_counter() - start)
+    try:
+        read = read_submission(assignment, Path(job.path))
+        prepared = prepare_submission(assignment, Path(job.path), read)
+    except UnusableSubmission as exc:
+        return unusable_record(job, assignment, str(exc), time.perf_counter() - start)
+    options = GradeOptions(mode=settings.mode, device=settings.device, data=settings.data,
+                           data_dir=Path(settings.data_dir) if settings.data_dir else None,
+                           only=settings.only, seed=settings.seed, training=settings.training,
+                           hints=settings.hints, sandbox=settings.sandbox, gpu_lease=gpu_lease)
+    try:
+        result = grade(assignment, prepared, options)
+    finally:
+        prepared.cleanup()
+    return graded_record(job, result, time.perf_counter() - start)
+
+
+def graded_record(job: SubmissionJob, result: GradingResult, seconds: float) -> dict[str, Any]:
+    troubles = _grouped_errors(result.tasks)
+    return {
+        "id": job.submission_id,
+        "source": job.path,
+        "content_hash": job.content_hash,
+        "status": GRADED,
+        "score": result.score,
+        "max_score": result.max_score,
+        "seed": result.seed,
+        "tasks": {t.task_id: {"points": t.points, "max_points": t.max_points, "outcome": t.outcome.value,
+                              "message": t.message.splitlines()[0] if t.message else ""}
+                  for t in result.tasks},
+        "errors": "; ".join(troubles),
+        "seconds": seconds,
+        # Time spent inside the checks themselves (the batch's overhead is the rest).
+        "check_seconds": sum(c.duration_s for t in result.tasks for c in t.checks),
+        "results": to_results_json(result),
+        "feedback": feedback_text(result),
+    }
+
+
+def _grouped_errors(tasks: tuple[TaskResult, ...], listed: int = 3) -> list[str]:
+    """One line per distinct error or timeout, with the tasks it cost (a few named, the rest counted)."""
+    groups: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.outcome in (Outcome.ERROR, Outcome.TIMEOUT):
+            first = task.message.splitlines()[0] if task.message else ""
+            groups.setdefault(f"{task.outcome.value}: {first}", []).append(task.task_id)
+    lines = []
+    for what, ids in groups.items():
+        named = ", ".join(ids[:listed]) + (f" and {len(ids) - listed} more" if len(ids) > listed else "")
+        lines.append(f"{named}: {what}")
+    return lines
+
+
+def unusable_record(job: SubmissionJob, assignment: Assignment, reason: str, seconds: float) -> dict[str, Any]:
+    """Every selected task at zero, with the reason: a result, not an error of the batch."""
+    return zero_record(job, assignment, UNUSABLE, f"unusable submission: {reason}", seconds)
+
+
+def error_record(job: SubmissionJob, assignment: Assignment, why: str) -> dict[str, Any]:
+    """What the gradebook shows for a submission the grader itself could not grade (after retries)."""
+    return zero_record(job, assignment, ERROR, f"not graded: {why}", 0.0)
+
+
+def zero_record(job: SubmissionJob, assignment: Assignment, status: str, message: str,
+                seconds: float) -> dict[str, Any]:
+    settings = job.settings
+    tasks = [t for t in assignment.spec.select(settings.only) if settings.training or t.training is None]
+    result = GradingResult(
+        assignment=assignment.id, mode=settings.mode, seed=settings.seed,
+        tasks=tuple(TaskResult(t.id, t.title, t.points, 0.0, Outcome.ERROR, message,
+                               kind="check" if t.training is None else "training", visibility=t.visibility)
+                    for t in tasks),
+        execution_time_s=seconds, grader_version=__version__, versions=library_versions(), output=message)
+    record = graded_record(job, result, seconds)
+    record.update(status=status, errors=message)
+    return record
+
+
+def feedback_text(result: GradingResult) -> str:
+    """The report a student would see in the terminal, as plain text."""
+    from rich.console import Console
+
+    from grader.report.terminal import render_table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=110, no_color=True, highlight=False, soft_wrap=True, force_terminal=False)
+    render_table(result, console, details=True)
+    return buffer.getvalue()
+
+
+def job_to_dict(job: SubmissionJob) -> dict[str, Any]:
+    return asdict(job)

@@ -1,0 +1,191 @@
+"""The local executor: each submission graded in a grader process of its own on this machine.
+
+Grader processes are forked from a fork server that imported the grader (and torch, for torch
+assignments) once, so a submission starts in milliseconds with everything loaded, yet shares no
+state with any other. Up to `jobs` of them do CPU work at once. Training on a GPU holds one GPU,
+one submission per GPU at a time, so that time limits stay fair: a process that reaches its GPU
+training asks this coordinator for a GPU, waits without taking a CPU slot, trains in a worker that
+sees only that GPU, and gives it back; a free GPU goes at once to the longest waiting process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import time
+import traceback
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from grader.batch.executor import BatchAborted, JobSink
+from grader.batch.job import SubmissionJob
+
+POLL_S = 0.1
+
+
+@dataclass
+class _Running:
+    job: SubmissionJob
+    attempt: int
+    process: Any
+    connection: Any
+    deadline: float
+    gpu_phase: bool = False        # waiting for or holding a GPU: not counted against --jobs
+    gpu: Optional[str] = None
+    waiting_since: Optional[float] = None
+    result: Optional[tuple] = field(default=None)
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, jobs: int, gpus: Sequence[str] = (), timeout_s: float = 3600.0,
+                 preload: Sequence[str] = (), target: Optional[Callable[..., None]] = None):
+        if jobs < 1:
+            raise ValueError("--jobs must be at least 1")
+        self.jobs = jobs
+        self.gpus = list(gpus)
+        self.timeout_s = timeout_s
+        self.target = target or child_main  # what the grading process runs: (job, connection, has_gpus)
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(["grader.batch.local", "grader.batch.job", *preload])
+        # What the scheduling did, for tests and the benchmark: (event, submission, gpu, time).
+        self.gpu_events: list[tuple[str, str, str, float]] = []
+
+    def run(self, jobs: Sequence[SubmissionJob], sink: JobSink) -> None:
+        pending = deque(jobs)
+        running: dict[Any, _Running] = {}
+        free_gpus = deque(self.gpus)
+        waiting: deque[_Running] = deque()
+        try:
+            while pending or running:
+                self._launch(pending, running, sink)
+                ready = multiprocessing.connection.wait(
+                    [r.connection for r in running.values()] + [r.process.sentinel for r in running.values()],
+                    timeout=POLL_S)
+                for entry in list(running.values()):
+                    if entry.connection in ready or entry.process.sentinel in ready:
+                        self._receive(entry, waiting, free_gpus)
+                    if entry.result is None and not entry.process.is_alive():
+                        self._receive(entry, waiting, free_gpus)  # what it sent just before it exited
+                        if entry.result is None:
+                            entry.result = ("lost", f"its grading process exited with code {entry.process.exitcode}")
+                    if entry.result is None and entry.waiting_since is None and time.monotonic() > entry.deadline:
+                        entry.process.kill()
+                        entry.result = ("lost", f"its grading took longer than {self.timeout_s:.0f} s")
+                    if entry.result is not None:
+                        self._settle(entry, running, pending, waiting, free_gpus, sink)
+                self._grant(waiting, free_gpus)
+        finally:
+            for entry in running.values():
+                entry.process.kill()
+                entry.process.join()
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def _launch(self, pending: deque, running: dict, sink: JobSink) -> None:
+        cpu_busy = sum(1 for r in running.values() if not r.gpu_phase)
+        # A process waiting for a GPU does no CPU work, but it holds memory: a few may wait, not all.
+        limit = self.jobs + 2 * len(self.gpus)
+        while pending and cpu_busy < self.jobs and len(running) < limit:
+            job = pending.popleft()
+            attempt = sink.started(job)
+            mine, theirs = self.context.Pipe()
+            process = self.context.Process(target=self.target, args=(job, theirs, bool(self.gpus)),
+                                           name=f"grade {job.submission_id}", daemon=True)
+            process.start()
+            theirs.close()
+            running[mine] = _Running(job, attempt, process, mine, time.monotonic() + self.timeout_s)
+            cpu_busy += 1
+
+    def _receive(self, entry: _Running, waiting: deque, free_gpus: deque) -> None:
+        while entry.result is None:
+            try:
+                if not entry.connection.poll():
+                    return
+                message = entry.connection.recv()
+            except (EOFError, OSError):
+                return
+            kind = message[0]
+            if kind == "gpu-wanted":
+                entry.gpu_phase, entry.waiting_since = True, time.monotonic()
+                waiting.append(entry)
+            elif kind == "gpu-returned":
+                self._give_back(entry, free_gpus)
+            else:  # done | fatal | crashed
+                entry.result = message
+
+    def _grant(self, waiting: deque, free_gpus: deque) -> None:
+        while waiting and free_gpus:
+            entry = waiting.popleft()
+            if entry.result is not None or not entry.process.is_alive():
+                continue
+            entry.gpu = free_gpus.popleft()
+            entry.deadline += time.monotonic() - (entry.waiting_since or time.monotonic())  # waiting is not grading
+            entry.waiting_since = None
+            self.gpu_events.append(("take", entry.job.submission_id, entry.gpu, time.monotonic()))
+            try:
+                entry.connection.send(("gpu", entry.gpu))
+            except (OSError, BrokenPipeError):
+                self._give_back(entry, free_gpus)
+
+    def _give_back(self, entry: _Running, free_gpus: deque) -> None:
+        if entry.gpu is not None:
+            self.gpu_events.append(("return", entry.job.submission_id, entry.gpu, time.monotonic()))
+            free_gpus.append(entry.gpu)
+            entry.gpu = None
+        entry.gpu_phase = False
+
+    def _settle(self, entry: _Running, running: dict, pending: deque, waiting: deque, free_gpus: deque,
+                sink: JobSink) -> None:
+        del running[entry.connection]
+        if entry in waiting:
+            waiting.remove(entry)
+        self._give_back(entry, free_gpus)
+        entry.process.join(timeout=5)
+        if entry.process.is_alive():
+            entry.process.kill()
+            entry.process.join()
+        entry.connection.close()
+        kind, payload = entry.result
+        if kind == "done":
+            sink.finished(entry.job, entry.attempt, payload)
+        elif kind == "fatal":
+            raise BatchAborted(payload)
+        elif sink.lost(entry.job, entry.attempt, payload if kind == "lost" else f"the grader failed: {payload}"):
+            pending.appendleft(entry.job)
+
+
+# -- in the grading process ---------------------------------------------------------------------
+
+def child_main(job: SubmissionJob, connection: Any, has_gpus: bool) -> None:
+    """Runs in the forked grading process: grade, send the record, exit."""
+    from grader.assignment import ConfigError
+    from grader.batch.job import grade_submission
+    from grader.data import DatasetError
+    from grader.worker_process import die_with_parent
+
+    die_with_parent()
+    try:
+        record = grade_submission(job, gpu_lease=(lambda: gpu_from_coordinator(connection)) if has_gpus else None)
+    except (ConfigError, DatasetError) as exc:
+        connection.send(("fatal", f"{type(exc).__name__}: {exc}"))
+    except BaseException:  # noqa: BLE001 - a fault of the grader: the coordinator decides on a retry
+        connection.send(("crashed", traceback.format_exc(limit=8)[-2000:]))
+    else:
+        connection.send(("done", record))
+    connection.close()
+
+
+@contextmanager
+def gpu_from_coordinator(connection: Any) -> Iterator[dict[str, str]]:
+    """Waits for the coordinator to lend a GPU; gives it back on leaving, whatever happened."""
+    connection.send(("gpu-wanted",))
+    kind, gpu = connection.recv()
+    assert kind == "gpu"
+    try:
+        yield {"CUDA_VISIBLE_DEVICES": gpu}
+    finally:
+        connection.send(("gpu-returned",))

@@ -1,0 +1,162 @@
+"""What a batch leaves in --out besides its database, all rebuilt from the database's records:
+`gradebook.csv`, `summary.md`, and per submission `submissions/<id>/results.json` (Gradescope) and
+`submissions/<id>/feedback.txt` (the report a student reads)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from grader.batch.job import GRADED
+
+SLOWEST_SHOWN = 5
+FAILING_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class TaskColumn:
+    id: str
+    max_points: float
+
+
+def write_submission_files(out: Path, record: dict[str, Any]) -> None:
+    folder = out / "submissions" / record["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomically(folder / "results.json", json.dumps(record["results"], indent=2) + "\n")
+    _write_atomically(folder / "feedback.txt", record["feedback"])
+
+
+def gradebook_rows(records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn]) -> list[dict[str, str]]:
+    rows = []
+    for record in records:
+        row = {"id": record["id"], "total": _points(record["score"]), "max": _points(record["max_score"])}
+        for task in tasks:
+            entry = record["tasks"].get(task.id)
+            row[task.id] = _points(entry["points"]) if entry else ""
+        row.update(status=record["status"], seed=str(record["seed"]), errors=record["errors"])
+        rows.append(row)
+    return rows
+
+
+def write_gradebook(out: Path, records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["id", "total", "max", *[t.id for t in tasks], "status", "seed", "errors"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(gradebook_rows(records, tasks))
+    path = out / "gradebook.csv"
+    _write_atomically(path, buffer.getvalue())
+    return path
+
+
+@dataclass(frozen=True)
+class Summary:
+    assignment: str
+    submissions: int
+    by_status: dict[str, int]
+    pass_rates: list[tuple[str, int, int]]          # task, passed, graded
+    distribution: list[tuple[str, int]]             # score band, submissions
+    mean: float
+    median: float
+    max_score: float
+    slowest: list[tuple[str, float]]                # id, seconds
+    failing: list[tuple[str, str, str]]             # id, status, why
+
+
+def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn]) -> Summary:
+    by_status: dict[str, int] = {}
+    for record in records:
+        by_status[record["status"]] = by_status.get(record["status"], 0) + 1
+    graded = [r for r in records if r["status"] == GRADED]
+    pass_rates = [(t.id, sum(1 for r in graded if r["tasks"].get(t.id, {}).get("outcome") == "passed"), len(graded))
+                  for t in tasks]
+    scores = [r["score"] for r in records]
+    top = max((r["max_score"] for r in records), default=0.0)
+    bands = [0] * 10
+    for score in scores:
+        bands[min(9, int(10 * score / top)) if top else 0] += 1
+    distribution = [(f"{10 * i}-{10 * i + 10}%", n) for i, n in enumerate(bands)]
+    slowest = sorted(((r["id"], r["seconds"]) for r in graded), key=lambda p: -p[1])[:SLOWEST_SHOWN]
+    failing = [(r["id"], r["status"], r["errors"] or f"{r['score']:g}/{r['max_score']:g}")
+               for r in records if r["status"] != GRADED or r["errors"]]
+    return Summary(assignment, len(records), by_status, pass_rates, distribution,
+                   statistics.fmean(scores) if scores else 0.0, statistics.median(scores) if scores else 0.0,
+                   top, slowest, failing)
+
+
+def summary_markdown(summary: Summary) -> str:
+    lines = [f"# Batch of {summary.assignment}", "",
+             f"{summary.submissions} submissions: " + ", ".join(f"{n} {s}" for s, n in sorted(summary.by_status.items())),
+             "", f"Score: mean {summary.mean:.2f}, median {summary.median:g} of {summary.max_score:g}", "",
+             "## Pass rate per task", "", "| task | passed | rate |", "|---|---:|---:|"]
+    for task, passed, graded in summary.pass_rates:
+        lines.append(f"| {task} | {passed}/{graded} | {_rate(passed, graded)} |")
+    lines += ["", "## Score distribution", "", "| score | submissions |", "|---|---:|"]
+    lines += [f"| {band} | {n} |" for band, n in summary.distribution]
+    lines += ["", "## Slowest submissions", "", "| submission | seconds |", "|---|---:|"]
+    lines += [f"| {ident} | {seconds:.1f} |" for ident, seconds in summary.slowest]
+    lines += ["", "## Submissions with errors", ""]
+    if summary.failing:
+        lines += ["| submission | status | what went wrong |", "|---|---|---|"]
+        lines += [f"| {ident} | {status} | {_cell(why)} |" for ident, status, why in summary.failing[:FAILING_SHOWN]]
+        if len(summary.failing) > FAILING_SHOWN:
+            lines.append(f"\n... and {len(summary.failing) - FAILING_SHOWN} more (see gradebook.csv)")
+    else:
+        lines.append("None.")
+    return "\n".join(lines) + "\n"
+
+
+def print_summary(summary: Summary, console: Any) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print(f"[bold]{summary.assignment}[/]: {summary.submissions} submissions, "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(summary.by_status.items()))
+                  + f"; mean {summary.mean:.2f}, median {summary.median:g} of {summary.max_score:g}")
+    rates = Table(title="pass rate per task")
+    for column in ("task", "passed", "rate"):
+        rates.add_column(column, justify="left" if column == "task" else "right")
+    for task, passed, graded in summary.pass_rates:
+        rates.add_row(task, f"{passed}/{graded}", _rate(passed, graded))
+    console.print(rates)
+    bands = Table(title="score distribution")
+    bands.add_column("score")
+    bands.add_column("submissions", justify="right")
+    bands.add_column("")
+    widest = max((n for _, n in summary.distribution), default=0) or 1
+    for band, n in summary.distribution:
+        bands.add_row(band, str(n), "#" * round(30 * n / widest))
+    console.print(bands)
+    if summary.slowest:
+        console.print("slowest: " + ", ".join(f"{i} ({s:.1f} s)" for i, s in summary.slowest))
+    for ident, status, why in summary.failing[:FAILING_SHOWN]:
+        console.print(Text.assemble((ident, "red"), f" {status}: {why}"))
+
+
+def write_summary(out: Path, summary: Summary) -> Path:
+    path = out / "summary.md"
+    _write_atomically(path, summary_markdown(summary))
+    return path
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def _rate(passed: int, graded: int) -> str:
+    return f"{100 * passed / graded:.0f}%" if graded else "-"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_text(text)
+    temporary.replace(path)

@@ -1,0 +1,247 @@
+"""The coordinator of `grader batch`: finds the submissions, decides which need grading, hands them
+to an executor, commits each result as it arrives, and writes the gradebook and summary.
+
+Resuming is re-running the same command: a submission already graded with the same content is not
+graded again (unless `regrade`); one that was being graded when the batch died is. The batch's
+settings (assignment, mode, seed, task selection) are fixed on its first run, so a resumed batch
+grades the rest exactly as it graded the first ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from grader.assignment import Assignment, ConfigError, load_assignment
+from grader.batch.discover import FoundSubmission, discover
+from grader.batch.executor import BatchAborted, Executor
+from grader.batch.job import JobSettings, SubmissionJob, error_record
+from grader.batch.outputs import TaskColumn, summarize, write_gradebook, write_submission_files, write_summary
+from grader.batch.store import BatchMismatch, BatchStore
+
+LOCK_NAME = ".batch.lock"
+# Infrastructure losses (a grading process that died, a lost node) are tried this often in all.
+MAX_ATTEMPTS = 3
+# Slack over the limits a submission's grading can take, for start-up, data loading and reports.
+MARGIN_S = 300.0
+
+
+@dataclass
+class BatchOptions:
+    assignment: str
+    submissions: Path
+    out: Path
+    jobs: int = 1
+    executor: str = "local"
+    mode: Optional[str] = None
+    seed: Optional[int] = None
+    regrade: bool = False
+    device: str = "auto"
+    data: str = "auto"
+    data_dir: Optional[Path] = None
+    only: Optional[str] = None
+    training: bool = True
+    sandbox: str = "auto"
+    hints: bool = True
+    gpus: Optional[int] = None            # local: GPUs to hand out (default: those visible)
+    partition: Optional[str] = None       # slurm
+    gpus_per_job: Optional[int] = None    # slurm / ray (default: 1 when a task trains on a GPU)
+    slurm_cluster: Optional[str] = None   # submitit's cluster ("local" runs the array here)
+    ray_address: Optional[str] = None
+    arguments: list[str] = field(default_factory=list)  # the command line, kept with each run
+
+
+@dataclass
+class BatchOutcome:
+    run: int
+    graded: list[str]              # submissions graded in this run
+    skipped: list[str]             # already graded, same content
+    passed_over: list[str]         # entries of the folder that are not submissions
+    records: list[dict[str, Any]]  # every submission's record, in id order
+    gradebook: Path
+    summary_path: Path
+    summary: Any
+
+
+class BatchBusy(Exception):
+    """Another batch is grading into the same --out folder."""
+
+
+def run_batch(options: BatchOptions, progress: Any = None, make_executor: Any = None) -> BatchOutcome:
+    from filelock import FileLock, Timeout
+
+    from grader.grading import choose_mode
+
+    assignment = load_assignment(options.assignment)
+    mode = choose_mode(assignment, options.mode)
+    found, passed_over = discover(assignment.id, options.submissions)
+    options.out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(options.out / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise BatchBusy(f"another batch is grading into {options.out} (it holds {options.out / LOCK_NAME})") from None
+    store = BatchStore(options.out)
+    try:
+        settings = _bind_settings(store, assignment, mode, options)
+        run = store.begin_run(options.arguments)
+        stored = store.stored()
+        jobs, skipped = [], []
+        for submission in found:
+            job = _job(assignment, submission, settings)
+            previous = stored.get(submission.id)
+            if (not options.regrade and previous is not None and previous.state == "done"
+                    and previous.content_hash == job.content_hash):
+                skipped.append(submission.id)
+            else:
+                jobs.append(job)
+        if progress is not None:
+            progress.begin(len(found), already=len(skipped))
+        sink = _Sink(store, run, options.out, assignment, progress)
+        executor = (make_executor or make_default_executor)(options, assignment, jobs)
+        if jobs:
+            executor.run(jobs, sink)
+        records = [r.record for r in (store.stored().get(s.id) for s in found) if r is not None and r.record]
+        for record in records:  # also those a killed run committed but had no time to write
+            write_submission_files(options.out, record)
+        columns = [TaskColumn(t.id, t.points) for t in _selected_tasks(assignment, settings)]
+        summary = summarize(assignment.id, records, columns)
+        return BatchOutcome(run, [j.submission_id for j in jobs], skipped, passed_over, records,
+                            write_gradebook(options.out, records, columns), write_summary(options.out, summary),
+                            summary)
+    finally:
+        store.close()
+        lock.release()
+
+
+def _bind_settings(store: BatchStore, assignment: Assignment, mode: str, options: BatchOptions) -> JobSettings:
+    previous = store.settings()
+    if options.seed is not None:
+        seed = options.seed
+    elif "seed" in previous:
+        seed = int(previous["seed"])
+    else:
+        seed = secrets.randbelow(2**31)
+    wanted = {"assignment": assignment.id, "mode": mode, "seed": str(seed), "only": options.only or "",
+              "training": str(options.training), "device": options.device, "data": options.data}
+    try:
+        bound = store.bind(wanted, replace=tuple(wanted) if options.regrade else ())
+    except BatchMismatch as exc:
+        raise ConfigError(str(exc)) from None
+    return JobSettings(assignment=assignment.id, project_root=str(assignment.directory.parent.parent),
+                       mode=bound["mode"], seed=int(bound["seed"]), device=options.device, data=options.data,
+                       data_dir=str(options.data_dir) if options.data_dir else None, only=options.only,
+                       training=options.training, sandbox=options.sandbox, hints=options.hints)
+
+
+def _selected_tasks(assignment: Assignment, settings: JobSettings) -> list:
+    return [t for t in assignment.spec.select(settings.only) if settings.training or t.training is None]
+
+
+def _job(assignment: Assignment, submission: FoundSubmission, settings: JobSettings) -> SubmissionJob:
+    return SubmissionJob(submission.id, str(submission.path), content_hash(assignment, submission.path),
+                         settings, problem=submission.problem)
+
+
+def content_hash(assignment: Assignment, path: Path) -> str:
+    """The hash of the student files the submission holds; of the archive's bytes where none can be
+    read (so that a fixed archive is graded again)."""
+    from grader.submission import UnusableSubmission, read_submission
+
+    try:
+        return read_submission(assignment, path).content_hash()
+    except UnusableSubmission as exc:
+        digest = hashlib.sha256(str(exc).encode())
+        if path.is_file():
+            with open(path, "rb") as file:
+                for chunk in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(chunk)
+        return "unusable:" + digest.hexdigest()
+
+
+class _Sink:
+    """Commits what the executor reports; retries the infrastructure's losses up to MAX_ATTEMPTS."""
+
+    def __init__(self, store: BatchStore, run: int, out: Path, assignment: Assignment, progress: Any):
+        self.store, self.run, self.out, self.assignment, self.progress = store, run, out, assignment, progress
+
+    def started(self, job: SubmissionJob) -> int:
+        return self.store.claim(job.submission_id, job.path, job.content_hash, self.run)
+
+    def finished(self, job: SubmissionJob, attempt: int, record: dict[str, Any]) -> None:
+        self.store.finish(job.submission_id, self.run, attempt, record)
+        write_submission_files(self.out, record)
+        if self.progress is not None:
+            self.progress.done(record)
+
+    def lost(self, job: SubmissionJob, attempt: int, why: str) -> bool:
+        self.store.give_up_attempt(job.submission_id, self.run, attempt, why)
+        if attempt < MAX_ATTEMPTS:
+            return True
+        self.finished(job, attempt, error_record(job, self.assignment, f"{why} (tried {attempt} times)"))
+        return False
+
+
+# -- executors ---------------------------------------------------------------------------------
+
+def grading_time_limit_s(assignment: Assignment, settings_training: bool) -> float:
+    """The longest one submission's grading may take: its checks' budget, its training limits, a margin."""
+    spec = assignment.spec
+    training = sum(t.training.time_limit_s * 2 + 60 for t in spec.tasks if t.training is not None) \
+        if settings_training else 0.0
+    return spec.submission_timeout_s + training + MARGIN_S
+
+
+def needs_gpu(assignment: Assignment, options: BatchOptions) -> bool:
+    if not options.training or options.device == "cpu":
+        return False
+    return any(t.training is not None and (options.device == "cuda" or t.training.device == "cuda")
+               for t in assignment.spec.select(options.only))
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this machine lets the batch use: $CUDA_VISIBLE_DEVICES when set, else nvidia-smi's list."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        output = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(output.splitlines()) if line.startswith("GPU ")]
+
+
+def make_default_executor(options: BatchOptions, assignment: Assignment,
+                          jobs: Sequence[SubmissionJob]) -> Executor:
+    limit = grading_time_limit_s(assignment, options.training)
+    gpu = needs_gpu(assignment, options)
+    if options.executor == "local":
+        from grader.batch.local import LocalExecutor
+
+        gpus = visible_gpus() if options.gpus is None else [str(i) for i in range(options.gpus)]
+        preload = ["torch"] if assignment.spec.framework == "torch" else []
+        return LocalExecutor(options.jobs, gpus if gpu else [], timeout_s=limit, preload=preload)
+    if options.executor == "slurm":
+        from grader.batch.slurm import SlurmExecutor
+
+        return SlurmExecutor(folder=options.out / "slurm", partition=options.partition,
+                             gpus_per_job=options.gpus_per_job if options.gpus_per_job is not None else int(gpu),
+                             time_limit_s=limit, parallelism=options.jobs, cluster=options.slurm_cluster)
+    if options.executor == "ray":
+        from grader.batch.ray_executor import RayExecutor
+
+        return RayExecutor(address=options.ray_address,
+                           gpus_per_job=options.gpus_per_job if options.gpus_per_job is not None else int(gpu),
+                           max_in_flight=options.jobs)
+    raise ConfigError(f"unknown executor {options.executor!r} (local, slurm or ray)")
+
+
+__all__ = ["BatchAborted", "BatchBusy", "BatchOptions", "BatchOutcome", "run_batch"]

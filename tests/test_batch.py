@@ -1,0 +1,338 @@
+"""`grader batch`: a folder of submissions graded in parallel into a gradebook that matches grading
+each alone, resumed after SIGKILL without losing or regrading anything, and the local executor's
+scheduling (GPU lending, retries of lost gradings, aborts) on stand-in gradings."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from batch_submissions import SUBMISSION_COUNT, build_submissions
+from grader.assignment import ConfigError
+from grader.batch.discover import discover
+from grader.batch.executor import BatchAborted
+from grader.batch.local import LocalExecutor
+from grader.batch.run import BatchBusy, BatchOptions, run_batch
+from grader.batch.store import BatchStore
+from grader.submission import UnusableSubmission
+from support import A1, PROJECT_ROOT, a1, grade_checks, make_submission
+
+SEED = 20261122
+
+
+def batch_options(subs: Path, out: Path, **changes) -> BatchOptions:
+    options = dict(assignment=A1, submissions=subs, out=out, jobs=2, seed=SEED, training=False, mode="official")
+    options.update(changes)
+    return BatchOptions(**options)
+
+
+def read_gradebook(path: Path, subs: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    for row in rows:  # the errors of an unusable archive name it by its path
+        row["errors"] = row["errors"].replace(str(subs), "<subs>")
+    return rows
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory, worker_id) -> Path:
+    """One uninterrupted batch of the 20 submissions, shared by the processes running the tests."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if worker_id != "master" else base) / "batch_uninterrupted"
+    with FileLock(str(root) + ".lock"):
+        if not (root / "done").exists():
+            kinds = build_submissions(root / "subs", a1())
+            run_batch(batch_options(root / "subs", root / "out"))
+            (root / "kinds.json").write_text(json.dumps(kinds))
+            (root / "done").write_text("")
+    return root
+
+
+def test_the_gradebook_matches_grading_each_submission_alone(uninterrupted):
+    subs, out = uninterrupted / "subs", uninterrupted / "out"
+    kinds = json.loads((uninterrupted / "kinds.json").read_text())
+    rows = {row["id"]: row for row in read_gradebook(out / "gradebook.csv", subs)}
+    assert set(rows) == set(kinds) and len(rows) == SUBMISSION_COUNT
+    found, passed_over = discover(A1, subs)
+    assert passed_over == ["notes.txt: neither a folder nor a .zip, not graded"]
+    tasks = [t.id for t in a1().spec.tasks if t.training is None]
+    for submission in found:
+        row = rows[submission.id]
+        assert row["seed"] == str(SEED)
+        if submission.problem:
+            assert row["status"] == "unusable" and row["total"] == "0", row
+            continue
+        try:
+            alone = grade_checks(a1(), submission.path, seed=SEED)
+        except UnusableSubmission as exc:
+            assert row["status"] == "unusable" and str(exc) in row["errors"], row
+            continue
+        assert row["status"] == "graded", row
+        assert float(row["total"]) == alone.score, submission.id
+        assert {t: float(row[t]) for t in tasks} == {t.task_id: t.points for t in alone.tasks}, submission.id
+        written = json.loads((out / "submissions" / submission.id / "results.json").read_text())
+        assert written["score"] == alone.score and written["extra_data"]["seed"] == SEED
+        assert (out / "submissions" / submission.id / "feedback.txt").read_text().strip()
+    full = float(rows["ref_folder"]["max"])
+    assert float(rows["ref_folder"]["total"]) == float(rows["ref_zip"]["total"]) == full
+    assert rows["stubs"]["total"] == "0"
+    for ident, kind in kinds.items():
+        if kind.startswith("mistake"):
+            assert 0 < float(rows[ident]["total"]) < full, ident
+    assert float(rows["exits_at_import"]["total"]) < full and "optim.sgd" in rows["exits_at_import"]["errors"]
+    assert "SyntaxError" in rows["syntax_error"]["errors"]
+    assert "made for a2_cnn_torch" in rows["other_assignment"]["errors"]
+    summary = (out / "summary.md").read_text()
+    assert "| affine.forward |" in summary and "## Score distribution" in summary
+    store = BatchStore(out)
+    try:
+        assert sorted(a[0] for a in store.attempts()) == sorted(rows)  # each graded once, in one attempt
+    finally:
+        store.close()
+
+
+def _done_in(database: Path) -> set[str]:
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        return {r[0] for r in connection.execute("SELECT id FROM submissions WHERE state = 'done'")}
+    except sqlite3.OperationalError:  # not created yet
+        return set()
+    finally:
+        connection.close()
+
+
+def _processes_with(marker: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes():
+                found.append(entry.name)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_batch_killed_at_a_random_point_resumes_to_the_same_gradebook(uninterrupted, tmp_path):
+    chooser = random.Random(os.environ.get("GRADER_KILL_SEED") or time.time_ns())
+    stop_after = chooser.randint(1, SUBMISSION_COUNT - 3)
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    build_submissions(subs, a1())
+    marker = f"grader-batch-kill-{os.getpid()}-{time.time_ns()}"
+    scratch = tmp_path / marker
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "GRADER_TEST_MARKER": marker, "GRADER_ROOT": str(PROJECT_ROOT)}
+    command = [sys.executable, "-m", "grader", "batch", A1, str(subs), "--out", str(out), "--jobs", "2",
+               "--seed", str(SEED), "--skip-training", "--mode", "official", "--quiet"]
+    batch = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while len(_done_in(out / "batch.sqlite")) < stop_after and batch.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(chooser.uniform(0, 1.0))  # anywhere: in a grading, in a commit, between two
+    batch.send_signal(signal.SIGKILL)
+    batch.wait()
+    assert batch.returncode == -signal.SIGKILL, f"the batch ended before it was killed: {batch.stderr.read()}"
+    deadline = time.monotonic() + 20
+    while (left := _processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, "processes of the killed batch still run"
+    done_before = _done_in(out / "batch.sqlite")
+    assert len(done_before) < SUBMISSION_COUNT, "killed after it finished"
+
+    outcome = run_batch(batch_options(subs, out))
+    assert set(outcome.skipped) == done_before
+    store = BatchStore(out)
+    try:
+        after_restart = [a for a in store.attempts(outcome.run)]
+    finally:
+        store.close()
+    graded_after = sorted(a[0] for a in after_restart)
+    assert graded_after == sorted(set(outcome.graded)), "a submission was graded more than once after the restart"
+    assert set(graded_after) | done_before == {r["id"] for r in outcome.records}
+    assert not set(graded_after) & done_before
+    expected = read_gradebook(uninterrupted / "out" / "gradebook.csv", uninterrupted / "subs")
+    assert read_gradebook(out / "gradebook.csv", subs) == expected, f"killed after {stop_after} finished"
+
+
+# -- resuming, regrading and settings on a small batch ------------------------------------------
+
+@pytest.fixture
+def small_batch(tmp_path) -> tuple[Path, Path]:
+    subs = tmp_path / "subs"
+    make_submission(subs / "alice", a1(), "reference")
+    make_submission(subs / "bob", a1(), "stubs")
+    return subs, tmp_path / "out"
+
+
+def small(subs: Path, out: Path, **changes) -> BatchOptions:
+    return batch_options(subs, out, only="affine.forward", jobs=1, **changes)
+
+
+def test_unchanged_submissions_are_not_graded_again_changed_ones_are(small_batch):
+    subs, out = small_batch
+    first = run_batch(small(subs, out))
+    assert sorted(first.graded) == ["alice", "bob"]
+    again = run_batch(small(subs, out))
+    assert again.graded == [] and sorted(again.skipped) == ["alice", "bob"]
+    (subs / "bob" / "layers.py").write_text((a1().reference_directory / "layers.py").read_text())
+    changed = run_batch(small(subs, out))
+    assert changed.graded == ["bob"]
+    assert {r["id"]: r["score"] for r in changed.records} == {"alice": 2.0, "bob": 2.0}
+    everything = run_batch(small(subs, out, regrade=True))
+    assert sorted(everything.graded) == ["alice", "bob"]
+
+
+def test_a_batch_keeps_its_settings_and_its_folder(small_batch):
+    subs, out = small_batch
+    run_batch(small(subs, out, seed=1))
+    with pytest.raises(ConfigError, match="seed 1, not 2"):
+        run_batch(small(subs, out, seed=2))
+    assert run_batch(small(subs, out, seed=None)).records[0]["seed"] == 1  # resumed with its own seed
+    assert run_batch(small(subs, out, seed=2, regrade=True)).records[0]["seed"] == 2
+    with FileLock(str(out / ".batch.lock")):
+        with pytest.raises(BatchBusy, match="another batch"):
+            run_batch(small(subs, out))
+
+
+def test_the_command_line_grades_a_folder_and_refuses_what_is_not_one(small_batch, capsys):
+    from grader.cli import main
+
+    subs, out = small_batch
+    assert main(["batch", A1, str(subs), "--out", str(out), "--only", "affine.forward", "--jobs", "1",
+                 "--quiet", "--seed", "3"]) == 0
+    assert "2 graded now" in capsys.readouterr().out
+    assert (out / "gradebook.csv").read_text().splitlines()[0] == "id,total,max,affine.forward,status,seed,errors"
+    assert main(["batch", A1, str(subs / "alice" / "layers.py"), "--out", str(out)]) == 2
+    assert "is not a folder of submissions" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["batch", A1, str(subs), "--out", str(out), "--jobs", "0"])
+    assert usage.value.code == 2 and "--jobs: must be at least 1" in capsys.readouterr().err
+
+
+# -- finding submissions ------------------------------------------------------------------------
+
+def test_submissions_are_named_by_their_export(tmp_path):
+    subs = tmp_path / "subs"
+    make_submission(subs / "submission_101", a1())
+    make_submission(subs / "submission_102", a1())
+    (subs / "submission_metadata.yml").write_text(
+        "submission_101:\n  :submitters:\n  - :name: Ada\n    :sid: '2024001'\n    :email: ada@uni.edu\n"
+        "submission_102:\n  :submitters:\n  - :name: Bo\n    :email: bo@uni.edu\n  - :name: Cy\n    :sid: '2024003'\n")
+    make_submission(subs / "hw-dana" / "assignments" / A1, a1())  # a clone of the course repository
+    with zipfile.ZipFile(subs / "upload.zip", "w") as archive:
+        archive.writestr("MANIFEST.json", json.dumps({"assignment": A1, "student": "eve/../x"}))
+        archive.writestr("layers.py", "x = 1\n")
+    (subs / "link").symlink_to(subs / "hw-dana")
+    found, passed_over = discover(A1, subs)
+    names = {s.id: s for s in found}
+    assert sorted(names) == ["2024001", "bo@uni.edu+2024003", "eve_.._x", "hw-dana"]
+    assert names["hw-dana"].path == subs / "hw-dana" / "assignments" / A1
+    assert passed_over == ["link: a symbolic link, not graded"]
+    make_submission(subs / "eve_.._x", a1())
+    assert sorted(s.id for s in discover(A1, subs)[0]) == ["2024001", "bo@uni.edu+2024003", "eve_.._x",
+                                                           "eve_.._x-2", "hw-dana"]
+
+
+# -- the local executor's scheduling, on stand-in gradings ----------------------------------------
+
+class RecordingSink:
+    def __init__(self, retry: bool = True):
+        self.events: list[tuple[str, str, int]] = []
+        self.attempts: dict[str, int] = {}
+        self.retry = retry
+
+    def started(self, job) -> int:
+        self.attempts[job.submission_id] = self.attempts.get(job.submission_id, 0) + 1
+        self.events.append(("started", job.submission_id, self.attempts[job.submission_id]))
+        return self.attempts[job.submission_id]
+
+    def finished(self, job, attempt, record) -> None:
+        self.events.append(("finished", job.submission_id, attempt))
+
+    def lost(self, job, attempt, why) -> bool:
+        self.events.append(("lost", job.submission_id, attempt))
+        return self.retry and attempt < 3
+
+
+def stand_in_jobs(tmp_path: Path, count: int) -> list:
+    from grader.batch.job import JobSettings, SubmissionJob
+
+    settings = JobSettings(assignment=A1, project_root=str(PROJECT_ROOT), mode="public", seed=1)
+    (tmp_path / "subs").mkdir(exist_ok=True)
+    return [SubmissionJob(f"s{i}", str(tmp_path / "subs" / f"s{i}"), "hash", settings) for i in range(count)]
+
+
+def traces(tmp_path: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "trace").glob("*.json"))]
+
+
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_gpu_training_holds_one_gpu_each_and_no_gpu_idles_while_training_waits(tmp_path, gpus):
+    import batch_local_fakes
+
+    executor = LocalExecutor(jobs=2, gpus=[str(i) for i in range(gpus)], target=batch_local_fakes.trains_on_a_gpu)
+    sink = RecordingSink()
+    executor.run(stand_in_jobs(tmp_path, 5), sink)
+    assert sorted(e[1] for e in sink.events if e[0] == "finished") == [f"s{i}" for i in range(5)]
+    spans = traces(tmp_path)
+    assert {s["gpu"] for s in spans} == {str(i) for i in range(gpus)}
+    for gpu in {s["gpu"] for s in spans}:  # one holder at a time per GPU
+        held = sorted((s["granted"], s["released"]) for s in spans if s["gpu"] == gpu)
+        assert all(earlier[1] <= later[0] for earlier, later in zip(held, held[1:])), held
+    for span in spans:  # waited only while every GPU was held
+        if span["granted"] - span["wanted"] > 0.3:
+            releases = [s["released"] for s in spans if s["released"] <= span["granted"]]
+            assert releases and span["granted"] - max(releases) < 0.3, span
+            holders_while_waiting = [s for s in spans if s is not span and s["granted"] <= span["wanted"] + 0.1
+                                     and s["released"] >= span["wanted"] + 0.1]
+            assert len(holders_while_waiting) >= gpus, span
+
+
+def test_a_lost_grading_is_tried_again_and_a_students_result_never_is(tmp_path):
+    import batch_local_fakes
+
+    sink = RecordingSink()
+    LocalExecutor(jobs=2, target=batch_local_fakes.dies_on_first_attempt).run(stand_in_jobs(tmp_path, 2), sink)
+    for ident in ("s0", "s1"):
+        mine = [e[0] for e in sink.events if e[1] == ident]
+        assert mine == ["started", "lost", "started", "finished"], sink.events
+
+
+def test_a_grading_that_keeps_dying_is_recorded_as_not_graded(tmp_path):
+    import batch_local_fakes
+
+    subs = tmp_path / "subs"
+    make_submission(subs / "alice", a1())
+    outcome = run_batch(batch_options(subs, tmp_path / "out", only="affine.forward"),
+                        make_executor=lambda *a: LocalExecutor(jobs=1, target=batch_local_fakes.always_dies))
+    (record,) = outcome.records
+    assert record["status"] == "error" and record["score"] == 0
+    assert "not graded: its grading process exited with code 9 (tried 3 times)" in record["errors"]
+    store = BatchStore(tmp_path / "out")
+    try:
+        assert [a[2:] for a in store.attempts()] == [(1, "its grading process exited with code 9"),
+                                                     (2, "its grading process exited with code 9"),
+                                                     (3, "its grading process exited with code 9")]
+    finally:
+        store.close()
+
+
+def test_a_configuration_problem_stops_the_batch(tmp_path):
+    import batch_local_fakes
+
+    with pytest.raises(BatchAborted, match="tasks: missing"):
+        LocalExecutor(jobs=2, target=batch_local_fakes.configuration_is_broken).run(
+            stand_in_jobs(tmp_path, 3), RecordingSink())
