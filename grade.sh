@@ -10,8 +10,12 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP="$VENV/.installed"
 
+# Optional extras for instructors, e.g. GRADER_EXTRAS=slurm,ray for `grader batch --executor slurm|ray`.
+EXTRAS="test${GRADER_EXTRAS:+,$GRADER_EXTRAS}"
+
 set_up() {
-    if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
+    if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] \
+        && [ "$(cat "$STAMP")" = "$EXTRAS" ]; then
         return
     fi
     echo "Setting up the grader in $VENV (first run only)..." >&2
@@ -24,8 +28,8 @@ set_up() {
         "$VENV/bin/python" -m pip install --quiet "torch==2.13.*"
     fi
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-    "$VENV/bin/python" -m pip install --quiet -e ".[test]"
-    touch "$STAMP"
+    "$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"
+    echo "$EXTRAS" > "$STAMP"
 }
 
 set_up

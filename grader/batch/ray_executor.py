@@ -11,6 +11,7 @@ whether the submission is handed out again. A student's failure comes back as a 
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import Any, Callable, Optional, Sequence
 
@@ -20,6 +21,7 @@ from grader.batch.slurm import Outcome, run_job
 
 INSTALL_HINT = 'the ray executor needs ray: pip install "grader[ray]"'
 WHY_CHARS = 2000
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")   # Ray colours its error messages for a terminal
 
 
 def import_ray() -> Any:
@@ -95,7 +97,7 @@ class RayExecutor:
         try:
             outcome = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - RayError: worker or node died, task cancelled, grader fault
-            why = f"Ray task: {type(exc).__name__}: {exc}"
+            why = ANSI_ESCAPE.sub("", f"Ray task: {type(exc).__name__}: {exc}")
             return "lost", why if len(why) <= WHY_CHARS else why[:200] + " ... " + why[-(WHY_CHARS - 205):]
         if not (isinstance(outcome, tuple) and len(outcome) == 2 and outcome[0] in ("done", "fatal")):
             return "lost", f"Ray task returned {type(outcome).__name__}"
