@@ -12,6 +12,8 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from grader.yaml_text import load_yaml
+
 DATA_SOURCES = ("cifar10", "synthetic")
 DataSource = Literal["cifar10", "synthetic"]
 
@@ -200,7 +202,7 @@ def load_assignment(assignment_id: str, root: Path | None = None) -> Assignment:
 
 def parse_spec(config_path: Path) -> AssignmentSpec:
     try:
-        raw = yaml.safe_load(config_path.read_text())
+        raw = load_yaml(config_path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

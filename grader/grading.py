@@ -196,9 +196,10 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         hidden = assignment.hidden_checks_directory
         if options.mode == "official" and hidden is not None and any(hidden.glob("test_*.py")):
             paths.append(str(hidden))
+        checks_s = 0.0
         if check_tasks:
             try:
-                run_checks(plugin, paths, str(assignment.directory))
+                checks_s = run_checks(plugin, paths, str(assignment.directory))
             finally:
                 isolated.close()
                 if isinstance(explainer, LiveExplainer):
@@ -227,7 +228,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             execution_time_s=time.perf_counter() - start, grader_version=__version__,
             versions=library_versions(),
             output=_notes(submission, assignment, check_tasks, isolation, options.mode),
-            submission_log=session.output() + isolated.output(),
+            submission_log=session.output() + isolated.output(), checks_s=checks_s,
         )
     finally:
         session.close()

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grader.assignment import Assignment, ConfigError
+from grader.yaml_text import load_yaml
 
 CATALOGUE_FILE = "mistakes.yaml"
 
@@ -83,7 +84,7 @@ def load_catalogue(assignment: Assignment) -> list[Mistake]:
 
 def parse_catalogue(path: Path, assignment: Assignment) -> list[Mistake]:
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     try:

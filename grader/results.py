@@ -96,6 +96,7 @@ class GradingResult:
     versions: dict[str, str] = field(default_factory=dict)
     output: str = ""         # a note for the whole submission (e.g. why it could not be graded)
     submission_log: str = ""  # what the submission printed, capped
+    checks_s: float = 0.0    # wall time of running the checks (pytest's own work for each included)
 
     @property
     def score(self) -> float:

@@ -11,7 +11,6 @@ on fails.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import socket
 import tempfile
@@ -288,7 +287,22 @@ def run_selfcheck(level: str, *, quick: bool = False, every_promise: bool = Fals
     return observations
 
 
-@functools.lru_cache(maxsize=None)
+_verdicts: dict[str, tuple[str, ...]] = {}
+
+
 def broken_promises(level: str) -> tuple[str, ...]:
     """The quick promises of `level` that do not hold here (checked once per process)."""
-    return tuple(f"{o.promise.name}: {o.observed}" for o in run_selfcheck(level, quick=True) if not o.held)
+    if level not in _verdicts:
+        _verdicts[level] = tuple(f"{o.promise.name}: {o.observed}" for o in run_selfcheck(level, quick=True)
+                                 if not o.held)
+    return _verdicts[level]
+
+
+def forget_verdicts() -> None:
+    _verdicts.clear()
+
+
+def adopt_verdict(level: str, broken: tuple[str, ...]) -> None:
+    """Takes the verdict another process reached on this same machine (a batch's coordinator checks
+    once, not once per submission)."""
+    _verdicts[level] = tuple(broken)

@@ -24,7 +24,7 @@ def trace_dir(job) -> Path:
     return folder
 
 
-def trains_on_a_gpu(job, connection, has_gpus) -> None:
+def trains_on_a_gpu(job, connection, options) -> None:
     """Does a little CPU work, then holds a GPU for a while, tracing when it asked, got and gave it back."""
     trace = trace_dir(job) / f"{job.submission_id}.json"
     time.sleep(0.05)
@@ -38,7 +38,7 @@ def trains_on_a_gpu(job, connection, has_gpus) -> None:
     connection.send(("done", _record(job)))
 
 
-def dies_on_first_attempt(job, connection, has_gpus) -> None:
+def dies_on_first_attempt(job, connection, options) -> None:
     """Its grading process dies the first time (as on a lost node), grades on the next."""
     marker = trace_dir(job) / f"{job.submission_id}.died"
     if not marker.exists():
@@ -47,13 +47,13 @@ def dies_on_first_attempt(job, connection, has_gpus) -> None:
     connection.send(("done", _record(job)))
 
 
-def always_dies(job, connection, has_gpus) -> None:
+def always_dies(job, connection, options) -> None:
     os._exit(9)
 
 
-def grader_raises(job, connection, has_gpus) -> None:
+def grader_raises(job, connection, options) -> None:
     connection.send(("crashed", "Traceback: RuntimeError: a fault of the grader"))
 
 
-def configuration_is_broken(job, connection, has_gpus) -> None:
+def configuration_is_broken(job, connection, options) -> None:
     connection.send(("fatal", "ConfigError: assignment.yaml: tasks: missing"))

@@ -40,13 +40,13 @@ def test_the_process_level_does_not_pretend_to_isolate_the_network_or_the_file_s
 def test_official_grading_refuses_a_sandbox_that_lets_the_network_through(monkeypatch, tmp_path):
     leaky = [arg for arg in sandbox._namespace_args() if arg != "--unshare-net"]
     monkeypatch.setattr(sandbox, "_namespace_args", lambda: leaky)
-    selfcheck.broken_promises.cache_clear()
+    selfcheck.forget_verdicts()
     try:
         shipped = a1()
         with pytest.raises(ConfigError, match="TCP connection"):
             grade_checks(shipped, make_submission(tmp_path, shipped), only="affine.forward", sandbox="bwrap")
     finally:
-        selfcheck.broken_promises.cache_clear()
+        selfcheck.forget_verdicts()
 
 
 def test_asking_for_bwrap_where_it_cannot_work_is_a_configuration_error(monkeypatch, tmp_path):

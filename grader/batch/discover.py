@@ -21,6 +21,8 @@ from typing import Optional
 
 import yaml
 
+from grader.yaml_text import load_yaml
+
 GRADESCOPE_METADATA = "submission_metadata.yml"
 MANIFEST = "MANIFEST.json"
 MAX_MANIFEST_BYTES = 64 * 1024
@@ -89,7 +91,7 @@ def _gradescope_names(folder: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        metadata = yaml.safe_load(path.read_text(errors="replace"))
+        metadata = load_yaml(path.read_text(errors="replace"))
     except yaml.YAMLError:
         return {}
     names = {}

@@ -23,6 +23,10 @@ from grader.batch.executor import BatchAborted, JobSink
 from grader.batch.job import SubmissionJob
 
 POLL_S = 0.1
+# Imported once by the fork server, so that no grading process spends its time importing them.
+WARM_MODULES = ["grader.batch.local", "grader.batch.job", "grader.grading", "grader.gradcheck", "grader.fingerprint",
+                "grader.training", "grader.data", "grader.selfcheck", "grader.submission", "grader.report.terminal",
+                "rich.console", "rich.table", "numpy.testing"]
 
 
 @dataclass
@@ -42,15 +46,18 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, jobs: int, gpus: Sequence[str] = (), timeout_s: float = 3600.0,
-                 preload: Sequence[str] = (), target: Optional[Callable[..., None]] = None):
+                 preload: Sequence[str] = (), target: Optional[Callable[..., None]] = None,
+                 sandbox_verdict: Optional[tuple[str, tuple[str, ...]]] = None):
         if jobs < 1:
             raise ValueError("--jobs must be at least 1")
         self.jobs = jobs
         self.gpus = list(gpus)
         self.timeout_s = timeout_s
-        self.target = target or child_main  # what the grading process runs: (job, connection, has_gpus)
+        self.target = target or child_main  # what the grading process runs: (job, connection, options)
+        # (level, broken promises) found by this machine's selfcheck, so no grading process redoes it.
+        self.sandbox_verdict = sandbox_verdict
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(["grader.batch.local", "grader.batch.job", *preload])
+        self.context.set_forkserver_preload([*WARM_MODULES, *preload])
         # What the scheduling did, for tests and the benchmark: (event, submission, gpu, time).
         self.gpu_events: list[tuple[str, str, str, float]] = []
 
@@ -93,7 +100,7 @@ class LocalExecutor:
             job = pending.popleft()
             attempt = sink.started(job)
             mine, theirs = self.context.Pipe()
-            process = self.context.Process(target=self.target, args=(job, theirs, bool(self.gpus)),
+            process = self.context.Process(target=self.target, args=(job, theirs, ChildOptions(bool(self.gpus), self.sandbox_verdict)),
                                            name=f"grade {job.submission_id}", daemon=True)
             process.start()
             theirs.close()
@@ -160,16 +167,26 @@ class LocalExecutor:
 
 # -- in the grading process ---------------------------------------------------------------------
 
-def child_main(job: SubmissionJob, connection: Any, has_gpus: bool) -> None:
+@dataclass(frozen=True)
+class ChildOptions:
+    has_gpus: bool
+    sandbox_verdict: Optional[tuple[str, tuple[str, ...]]] = None
+
+
+def child_main(job: SubmissionJob, connection: Any, options: ChildOptions) -> None:
     """Runs in the forked grading process: grade, send the record, exit."""
     from grader.assignment import ConfigError
     from grader.batch.job import grade_submission
     from grader.data import DatasetError
+    from grader.selfcheck import adopt_verdict
     from grader.worker_process import die_with_parent
 
     die_with_parent()
+    if options.sandbox_verdict is not None:
+        adopt_verdict(*options.sandbox_verdict)
+    lease = (lambda: gpu_from_coordinator(connection)) if options.has_gpus else None
     try:
-        record = grade_submission(job, gpu_lease=(lambda: gpu_from_coordinator(connection)) if has_gpus else None)
+        record = grade_submission(job, gpu_lease=lease)
     except (ConfigError, DatasetError) as exc:
         connection.send(("fatal", f"{type(exc).__name__}: {exc}"))
     except BaseException:  # noqa: BLE001 - a fault of the grader: the coordinator decides on a retry

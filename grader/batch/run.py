@@ -90,6 +90,7 @@ def run_batch(options: BatchOptions, progress: Any = None, make_executor: Any = 
     store = BatchStore(options.out)
     try:
         settings = _bind_settings(store, assignment, mode, options)
+        verdict = sandbox_verdict(settings)
         run = store.begin_run(options.arguments)
         stored = store.stored()
         jobs, skipped = [], []
@@ -104,7 +105,7 @@ def run_batch(options: BatchOptions, progress: Any = None, make_executor: Any = 
         if progress is not None:
             progress.begin(len(found), already=len(skipped))
         sink = _Sink(store, run, options.out, assignment, progress)
-        executor = (make_executor or make_default_executor)(options, assignment, jobs)
+        executor = (make_executor or make_default_executor)(options, assignment, jobs, verdict)
         if jobs:
             executor.run(jobs, sink)
         records = [r.record for r in (store.stored().get(s.id) for s in found) if r is not None and r.record]
@@ -138,6 +139,23 @@ def _bind_settings(store: BatchStore, assignment: Assignment, mode: str, options
                        mode=bound["mode"], seed=int(bound["seed"]), device=options.device, data=options.data,
                        data_dir=str(options.data_dir) if options.data_dir else None, only=options.only,
                        training=options.training, sandbox=options.sandbox, hints=options.hints)
+
+
+def sandbox_verdict(settings: JobSettings) -> tuple[str, tuple[str, ...]]:
+    """The sandbox level the batch grades in and, in official mode, proof here that it keeps its
+    promises: a batch that cannot be graded safely stops before its first submission."""
+    from grader.sandbox import SandboxUnavailable, resolve_level
+    from grader.selfcheck import broken_promises
+
+    try:
+        level = resolve_level(settings.sandbox, settings.mode)
+    except (SandboxUnavailable, ValueError) as exc:
+        raise ConfigError(f"--sandbox {settings.sandbox}: {exc}") from None
+    broken = broken_promises(level) if settings.mode == "official" else ()
+    if broken:
+        raise ConfigError(f"official grading refused: the {level} sandbox does not keep its promises here:\n"
+                          + "\n".join(broken) + "\n(run `grader selfcheck` for the whole table)")
+    return level, broken
 
 
 def _selected_tasks(assignment: Assignment, settings: JobSettings) -> list:
@@ -219,8 +237,8 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(output.splitlines()) if line.startswith("GPU ")]
 
 
-def make_default_executor(options: BatchOptions, assignment: Assignment,
-                          jobs: Sequence[SubmissionJob]) -> Executor:
+def make_default_executor(options: BatchOptions, assignment: Assignment, jobs: Sequence[SubmissionJob],
+                          verdict: tuple[str, tuple[str, ...]]) -> Executor:
     limit = grading_time_limit_s(assignment, options.training)
     gpu = needs_gpu(assignment, options)
     if options.executor == "local":
@@ -228,7 +246,9 @@ def make_default_executor(options: BatchOptions, assignment: Assignment,
 
         gpus = visible_gpus() if options.gpus is None else [str(i) for i in range(options.gpus)]
         preload = ["torch"] if assignment.spec.framework == "torch" else []
-        return LocalExecutor(options.jobs, gpus if gpu else [], timeout_s=limit, preload=preload)
+        # The grading processes run on this machine: the sandbox proven here once holds for each.
+        return LocalExecutor(options.jobs, gpus if gpu else [], timeout_s=limit, preload=preload,
+                             sandbox_verdict=verdict)
     if options.executor == "slurm":
         from grader.batch.slurm import SlurmExecutor
 

@@ -1,0 +1,85 @@
+"""Batch grading: submissions per minute, and the overhead per submission beyond its checks (budget
+0.5 s, DESIGN §10), for N copies of the reference graded by `grader batch` with the local executor.
+
+Overhead per submission = (batch wall time x jobs / N) - the mean time inside the checks, measured by
+the checks themselves; with --jobs 1 that is everything a submission costs that is not checking:
+forking its grading process, starting its worker, collecting the checks, loading the reference,
+writing its results and committing them.
+
+    python benchmarks/bench_batch.py [--submissions 12] [--jobs 1,2] [--assignment a1_fc_numpy] [--mode official]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGET_S = 0.5
+
+
+def build(folder: Path, assignment, count: int) -> None:
+    for i in range(count):
+        target = folder / f"student{i:03d}"
+        target.mkdir(parents=True)
+        for name in assignment.spec.student_files:
+            shutil.copyfile(assignment.reference_directory / name, target / name)
+
+
+def measure(assignment_id: str, mode: str, count: int, jobs: int, work: Path) -> dict:
+    from grader.assignment import load_assignment
+    from grader.batch.run import BatchOptions, run_batch
+
+    assignment = load_assignment(assignment_id, ROOT)
+    subs, out = work / f"subs{jobs}", work / f"out{jobs}"
+    build(subs, assignment, count)
+    start = time.perf_counter()
+    outcome = run_batch(BatchOptions(assignment=assignment_id, submissions=subs, out=out, jobs=jobs, mode=mode,
+                                     seed=1, training=False))
+    wall = time.perf_counter() - start
+    records = outcome.records
+    if any(r["score"] != r["max_score"] for r in records):
+        raise SystemExit(f"the reference lost points: {[r['errors'] for r in records if r['errors']]}")
+    checks = statistics.fmean(r["check_seconds"] for r in records)
+    running = statistics.fmean(r["checks_run_seconds"] for r in records)
+    inside = statistics.fmean(r["seconds"] for r in records)
+    per_submission = wall * jobs / count
+    return {"jobs": jobs, "wall": wall, "per_minute": 60 * count / wall, "checks": checks, "running": running,
+            "inside": inside, "overhead": per_submission - checks, "beyond_run": per_submission - running}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=12)
+    parser.add_argument("--jobs", default="1,2")
+    parser.add_argument("--assignment", default="a1_fc_numpy")
+    parser.add_argument("--mode", choices=["official", "public"], default="official")
+    args = parser.parse_args()
+    print(f"machine: {describe_machine()}")
+    print(f"{args.submissions} copies of the reference of {args.assignment}, {args.mode} mode, tasks scored by checks")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as work:
+        for jobs in (int(j) for j in args.jobs.split(",")):
+            rows.append(measure(args.assignment, args.mode, args.submissions, jobs, Path(work)))
+    print(f"{'jobs':>4}  {'wall s':>7}  {'subs/min':>8}  {'checks s':>8}  {'pytest s':>8}  {'graded s':>8}  "
+          f"{'overhead s':>10}  {'beyond pytest s':>15}  budget {BUDGET_S} s")
+    for row in rows:
+        verdict = "ok" if row["overhead"] <= BUDGET_S else "over"
+        print(f"{row['jobs']:>4}  {row['wall']:7.1f}  {row['per_minute']:8.1f}  {row['checks']:8.2f}  "
+              f"{row['running']:8.2f}  {row['inside']:8.2f}  {row['overhead']:10.2f}  {row['beyond_run']:15.2f}  "
+              f"{verdict}")
+    print("checks s: mean time inside the checks' code; pytest s: running them (with pytest's per-check setup "
+          "and reports); graded s: a whole grading in its process; overhead: wall x jobs / submissions - checks s; "
+          "beyond pytest: wall x jobs / submissions - pytest s")
+
+
+if __name__ == "__main__":
+    main()
