@@ -78,6 +78,23 @@ def grade_submission(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -
     return graded_record(job, result, time.perf_counter() - start)
 
 
+JobOutcome = tuple[str, Any]   # ("done", record) | ("fatal", message)
+
+
+def run_job(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -> JobOutcome:
+    """What a Slurm array element or a Ray task runs: the grading of one submission.
+
+    A batch-wide problem is returned rather than raised, so that it cannot be mistaken for the
+    infrastructure losing the job; any other exception is a fault of the grader and is raised."""
+    from grader.assignment import ConfigError
+    from grader.data import DatasetError
+
+    try:
+        return "done", grade_submission(job, gpu_lease)
+    except (ConfigError, DatasetError) as exc:
+        return "fatal", f"{type(exc).__name__}: {exc}"
+
+
 def graded_record(job: SubmissionJob, result: GradingResult, seconds: float) -> dict[str, Any]:
     troubles = _grouped_errors(result.tasks)
     return {

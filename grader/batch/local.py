@@ -175,9 +175,7 @@ class ChildOptions:
 
 def child_main(job: SubmissionJob, connection: Any, options: ChildOptions) -> None:
     """Runs in the forked grading process: grade, send the record, exit."""
-    from grader.assignment import ConfigError
-    from grader.batch.job import grade_submission
-    from grader.data import DatasetError
+    from grader.batch.job import run_job
     from grader.selfcheck import adopt_verdict
     from grader.worker_process import die_with_parent
 
@@ -186,13 +184,10 @@ def child_main(job: SubmissionJob, connection: Any, options: ChildOptions) -> No
         adopt_verdict(*options.sandbox_verdict)
     lease = (lambda: gpu_from_coordinator(connection)) if options.has_gpus else None
     try:
-        record = grade_submission(job, gpu_lease=lease)
-    except (ConfigError, DatasetError) as exc:
-        connection.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        outcome = run_job(job, gpu_lease=lease)
     except BaseException:  # noqa: BLE001 - a fault of the grader: the coordinator decides on a retry
-        connection.send(("crashed", traceback.format_exc(limit=8)[-2000:]))
-    else:
-        connection.send(("done", record))
+        outcome = ("crashed", traceback.format_exc(limit=8)[-2000:])
+    connection.send(outcome)
     connection.close()
 
 

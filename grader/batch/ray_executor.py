@@ -16,8 +16,7 @@ from collections import deque
 from typing import Any, Callable, Optional, Sequence
 
 from grader.batch.executor import BatchAborted, JobSink
-from grader.batch.job import SubmissionJob
-from grader.batch.slurm import Outcome, run_job
+from grader.batch.job import JobOutcome, SubmissionJob, run_job
 
 INSTALL_HINT = 'the ray executor needs ray: pip install "grader[ray]"'
 WHY_CHARS = 2000
@@ -37,7 +36,7 @@ class RayExecutor:
 
     def __init__(self, address: Optional[str] = None, gpus_per_job: float = 0, cpus_per_job: float = 1,
                  max_in_flight: Optional[int] = None, init_kwargs: Optional[dict[str, Any]] = None,
-                 target: Callable[[SubmissionJob], Outcome] = run_job):
+                 target: Callable[[SubmissionJob], JobOutcome] = run_job):
         """`address` is the cluster to connect to (None: a Ray instance on this machine, started for
         the batch); `init_kwargs` go to ray.init as they are. Where this process is already connected
         to Ray, that connection is used and neither applies. `max_in_flight` bounds the tasks handed

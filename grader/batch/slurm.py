@@ -19,29 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from grader.batch.executor import BatchAborted, JobSink
-from grader.batch.job import SubmissionJob
+from grader.batch.job import JobOutcome, SubmissionJob, run_job
 
 INSTALL_HINT = 'the slurm executor needs submitit: pip install "grader[slurm]"'
 POLL_S = 2.0
 WHY_CHARS = 2000
-
-Outcome = tuple[str, Any]   # ("done", record) | ("fatal", message)
-
-
-def run_job(job: SubmissionJob) -> Outcome:
-    """What a Slurm array element (or a Ray task) runs: the grading of one submission.
-
-    A batch-wide problem is returned rather than raised, so that it cannot be mistaken for the
-    infrastructure losing the job; any other exception is a fault of the grader and is raised."""
-    from grader.assignment import ConfigError
-    from grader.batch.job import grade_submission
-    from grader.data import DatasetError
-
-    try:
-        return "done", grade_submission(job)
-    except (ConfigError, DatasetError) as exc:
-        return "fatal", f"{type(exc).__name__}: {exc}"
-
 
 def import_submitit() -> Any:
     try:
@@ -62,7 +44,7 @@ class SlurmExecutor:
     def __init__(self, folder: Path | str, partition: Optional[str] = None, gpus_per_job: int = 0,
                  cpus_per_job: int = 2, time_limit_s: float = 3600.0, parallelism: int = 16,
                  mem_gb: Optional[int] = None, cluster: Optional[str] = None, job_name: str = "grader",
-                 poll_s: float = POLL_S, target: Callable[[SubmissionJob], Outcome] = run_job):
+                 poll_s: float = POLL_S, target: Callable[[SubmissionJob], JobOutcome] = run_job):
         """`cluster` is submitit's: None is Slurm itself (not submitit's detection, which would quietly
         grade on this machine where there is no Slurm); "local" runs each element as a process here,
         which is what the tests use. `target` is what each element runs."""
