@@ -37,12 +37,20 @@ if [ "${1:-}" = "--selftest" ]; then
     shift
     exec "$VENV/bin/python" -m pytest tests "$@"
 fi
+# --ci may come anywhere, even before the assignment: it is passed on after it.
+options=()
+for arg in "$@"; do
+    [ "$arg" = "--ci" ] || options+=("$arg")
+done
+ci=()
+[ ${#options[@]} -eq $# ] || ci=(--ci)
+set -- ${options[@]+"${options[@]}"}
 if [ $# -eq 0 ] || [[ "$1" == -* ]]; then
     mapfile -t assignments < <("$VENV/bin/python" -m grader.touched)
     status=0
     for assignment in "${assignments[@]}"; do
-        "$VENV/bin/grader" grade "$assignment" "$@" || status=$?
+        "$VENV/bin/grader" grade "$assignment" "$@" ${ci[@]+"${ci[@]}"} || status=$?
     done
     exit $status
 fi
-exec "$VENV/bin/grader" grade "$@"
+exec "$VENV/bin/grader" grade "$@" ${ci[@]+"${ci[@]}"}

@@ -10,10 +10,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
-NOT_YET = {
-    "release": "building the student bundle",
-    "export": "exporting a Gradescope autograder",
-}
 SANDBOX_CHOICES = ["auto", "process", "bwrap", "none"]
 
 
@@ -45,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--fail-under", type=float, metavar="POINTS")
     grade.add_argument("--seed", type=int, help="official mode: use this seed instead of a fresh one")
     grade.add_argument("--quiet", action="store_true", help="no progress bar, no failure details")
+    grade.add_argument("--ci", action="store_true",
+                       help="for CI (on by itself where CI=true): no colour, no progress bar, JUnit XML "
+                            "(default grader-junit.xml); under GitHub Actions also the job summary, "
+                            "error annotations and the GitHub Classroom result")
     grade.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
                        help="isolation of the submission (auto: bwrap for official grading where it works)")
 
@@ -84,18 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--ray-address", help="ray: the cluster to connect to (default: start a local one)")
     batch.add_argument("--quiet", action="store_true", help="no progress bar, no summary tables")
 
-    for name, what in NOT_YET.items():
-        later = commands.add_parser(name, help=f"{what} (not available yet)")
-        later.add_argument("rest", nargs=argparse.REMAINDER)
+    release = commands.add_parser("release", help="write the student bundle (no reference, no hidden checks)")
+    release.add_argument("assignment")
+    release.add_argument("--out", type=Path, required=True, help="an empty folder, or a previous bundle")
+
+    export = commands.add_parser("export", help="package the grader for another grading service")
+    targets = export.add_subparsers(dest="target", required=True, parser_class=_Parser)
+    gradescope = targets.add_parser("gradescope", help="an autograder zip for a Gradescope programming assignment")
+    gradescope.add_argument("assignment")
+    gradescope.add_argument("--out", type=Path, required=True, help="the zip to write, e.g. autograder.zip")
+    gradescope.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                            help="where training tasks train (Gradescope has no GPU: cpu trains them there)")
+    gradescope.add_argument("--data", choices=["synthetic", "auto"], default="synthetic",
+                            help="training data: the synthetic stand-in, or CIFAR-10")
+    gradescope.add_argument("--cifar10-archive", type=Path, help="with --data auto: ship this archive in the zip")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in NOT_YET:
-        print(f"grader {args.command}: {NOT_YET[args.command]} is not available in this version yet.",
-              file=sys.stderr)
-        return EXIT_USAGE
     from grader.assignment import ConfigError
 
     try:
@@ -105,6 +112,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _fixtures(args)
         if args.command == "selfcheck":
             return _selfcheck(args)
+        if args.command == "release":
+            return _release(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "batch":
             return _batch(args, list(argv) if argv is not None else sys.argv[1:])
         return _validate(args)
@@ -127,21 +138,34 @@ def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily fo
 def _grade(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
     from grader.grading import GradeOptions, choose_mode, grade
+    from grader.report import github
     from grader.report.gradescope import write_results_json
     from grader.report.junit import write_junit
     from grader.report.terminal import grading_progress, render_table
     from grader.submission import UnusableSubmission, prepare_submission
     from grader.submission_zip import ZipError, write_submission_zip
 
+    ci = github.ci_mode(args.ci, os.environ)
     assignment = load_assignment(args.assignment)
     mode = choose_mode(assignment, args.mode)
-    console, errors = _console(), _console(stderr=True)
+    if ci:  # logs: plain text, whatever FORCE_COLOR or the terminal say
+        from rich.console import Console
+
+        console, errors = (Console(stderr=stderr, color_system=None, no_color=True, force_terminal=False,
+                                   highlight=False, soft_wrap=True, width=120) for stderr in (False, True))
+    else:
+        console, errors = _console(), _console(stderr=True)
     try:
         submission = prepare_submission(assignment, args.submission)
     except UnusableSubmission as exc:
         errors.print(f"[red]grader: unusable submission:[/] {exc}")
         return EXIT_UNUSABLE
-    show_progress = console.is_terminal and not args.quiet
+    student_files = github.StudentFiles(
+        graded=submission.package,
+        source=(args.submission if args.submission is not None and args.submission.is_dir()
+                else assignment.directory if args.submission is None else None),
+        names=tuple(assignment.spec.student_files))
+    show_progress = console.is_terminal and not args.quiet and not ci
     try:
         with grading_progress(console, show_progress) as progress:
             options = GradeOptions(mode=mode, device=args.device, data=args.data, data_dir=args.data_dir,
@@ -161,8 +185,12 @@ def _grade(args: argparse.Namespace) -> int:
     render_table(result, console, details=not args.quiet)
     if args.json:
         write_results_json(result, args.json)
-    if args.junit:
-        write_junit(result, args.junit)
+    junit = args.junit or (Path("grader-junit.xml") if ci else None)
+    if junit:
+        write_junit(result, junit)
+    if ci and github.in_github_actions(os.environ):
+        for line in github.report_to_github(result, os.environ, files=student_files, default_workspace=Path.cwd()):
+            print(line, flush=True)
     status = EXIT_OK
     if not args.no_zip:
         source = args.submission if args.submission and args.submission.is_dir() else assignment.directory
@@ -215,6 +243,25 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
         print_summary(outcome.summary, console)
     console.print(f"{len(outcome.graded)} graded now, {len(outcome.skipped)} unchanged since they were graded; "
                   f"gradebook: {outcome.gradebook}, summary: {outcome.summary_path}", markup=False)
+    return EXIT_OK
+
+
+def _release(args: argparse.Namespace) -> int:
+    from grader.assignment import load_assignment
+    from grader.release import build_bundle
+
+    written = build_bundle(load_assignment(args.assignment), args.out)
+    print(f"wrote the student bundle of {args.assignment} to {args.out} ({len(written)} files)")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from grader.assignment import load_assignment
+    from grader.export_gradescope import build_autograder
+
+    path = build_autograder(load_assignment(args.assignment), args.out, device=args.device, data=args.data,
+                            cifar10_archive=args.cifar10_archive)
+    print(f"wrote the Gradescope autograder of {args.assignment} to {path}")
     return EXIT_OK
 
 
