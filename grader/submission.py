@@ -89,7 +89,7 @@ def read_submission(assignment: Assignment, source: Path) -> SubmissionFiles:
         raise UnusableSubmission(f"the submission {source} does not exist")
     warnings: list[str] = []
     if source.is_dir():
-        files = _from_directory(assignment, source, warnings)
+        files = _from_directory(assignment, _student_folder(assignment, source), warnings)
     elif zipfile.is_zipfile(source):
         files = _from_zip(assignment, source, warnings)
     else:
@@ -156,6 +156,17 @@ def _from_directory(assignment: Assignment, source: Path, warnings: list[str]) -
             continue
         files[name] = data
     return files
+
+
+def _student_folder(assignment: Assignment, source: Path) -> Path:
+    """A clone of the course repository (a student's repository in CI, GitHub Classroom) holds the
+    files in `assignments/<A>/`; only the student files are taken from there, so its checks, provided
+    files and workflows, which the student controls, play no part in grading."""
+    nested = source / "assignments" / assignment.id
+    at_top = any((source / name).exists() for name in assignment.spec.student_files)
+    if not at_top and nested.is_dir() and not nested.is_symlink() and not (source / "assignments").is_symlink():
+        return nested
+    return source
 
 
 def _read_regular_file(path: Path) -> bytes:

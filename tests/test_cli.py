@@ -1,4 +1,4 @@
-"""The command line: exit statuses, the submission zip, and the commands that are not there yet."""
+"""The command line: exit statuses, the submission zip, the student bundle and the Gradescope export."""
 
 import json
 import subprocess
@@ -16,10 +16,15 @@ def run_cli(*args, cwd=PROJECT_ROOT):
                            timeout=300)
 
 
-@pytest.mark.parametrize("command", ["batch", "release", "export"])
-def test_later_commands_say_so_and_exit_2(command, capsys):
-    assert main([command, "a1_fc_numpy"]) == 2
-    assert "not available" in capsys.readouterr().err
+def test_release_and_export_write_what_they_say(tmp_path, capsys):
+    assert main(["release", "a1_fc_numpy", "--out", str(tmp_path / "bundle")]) == 0
+    assert "wrote the student bundle" in capsys.readouterr().out
+    assert (tmp_path / "bundle" / "grade.sh").is_file() and not (tmp_path / "bundle" / "reference").exists()
+    assert main(["export", "gradescope", "a1_fc_numpy", "--out", str(tmp_path / "autograder.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as archive:
+        assert {"setup.sh", "run_autograder"} <= set(archive.namelist())
+    assert main(["release", "no_such_assignment", "--out", str(tmp_path / "other")]) == 2
+    assert "no_such_assignment" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_2(capsys):

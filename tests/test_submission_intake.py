@@ -358,3 +358,25 @@ def test_a_folder_file_named_in_the_wrong_case_is_named_in_a_warning(sandbox):
     result.cleanup()
     assert result.missing == ("optim.py",)
     assert result.warnings == ("optim.py not found: Optim.py is there, but the file must be named optim.py",)
+
+
+def test_a_students_repository_is_graded_with_the_graders_own_checks(tmp_path):
+    """Official grading in CI runs a trusted copy of the grader against a clone of the student's
+    repository: only the student files count, whatever the clone's checks and workflow say."""
+    from support import grade_checks
+
+    shipped = a1()
+    clone = tmp_path / "student-repo"
+    folder = clone / "assignments" / shipped.id
+    folder.mkdir(parents=True)
+    for name in shipped.spec.student_files:  # the stubs, untouched
+        (folder / name).write_text((shipped.directory / name).read_text())
+    (folder / "checks").mkdir()
+    (folder / "checks" / "test_layers.py").write_text("def test_everything():\n    pass\n")
+    (folder / "assignment.yaml").write_text("id: a1_fc_numpy\ntasks: []\n")
+    (clone / ".github" / "workflows").mkdir(parents=True)
+    (clone / ".github" / "workflows" / "grade.yml").write_text("on: push\njobs: {}\n")
+    result = grade_checks(shipped, clone, only="affine.*")
+    assert result.score == 0 and result.max_score > 0
+    (folder / "layers.py").write_text((shipped.reference_directory / "layers.py").read_text())
+    assert grade_checks(shipped, clone, only="affine.*").score == result.max_score
