@@ -137,7 +137,12 @@ class AssignmentSpec(_Strict):
         raise KeyError(task_id)
 
     def select(self, pattern: str | None) -> list[TaskSpec]:
-        return [t for t in self.tasks if pattern is None or fnmatch.fnmatchcase(t.id, pattern)]
+        return [t for t in self.tasks if pattern is None or task_matches(t.id, pattern)]
+
+
+def task_matches(task_id: str, pattern: str) -> bool:
+    """`--only`: a glob over task ids, or several separated by commas (`'affine.*,relu.*'`)."""
+    return any(fnmatch.fnmatchcase(task_id, glob.strip()) for glob in pattern.split(",") if glob.strip())
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ traceback, a failed comparison `failed`).
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import hashlib
 import sys
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from grader import notes, wire
+from grader.assignment import task_matches
 from grader.compare import CheckFailed
 from grader.fingerprint import Explainer, Sketch, explainable, sketch_failure, sketch_value
 from grader.oracle import MissingFixture, ReferenceOracle
@@ -121,7 +121,7 @@ class GradingPlugin:
             if task_id not in self.task_ids:
                 self.collection_errors.append(f"{item.nodeid}: task {task_id!r} is not in assignment.yaml")
                 continue
-            if self.only is not None and not fnmatch.fnmatchcase(task_id, self.only):
+            if self.only is not None and not task_matches(task_id, self.only):
                 continue
             self._task_of[item.nodeid] = task_id
             selected.append(item)

@@ -72,3 +72,12 @@ def test_every_stub_raises_not_implemented_inside_its_fence():
         assert all(is_untouched_body(b) for b in bodies), name
         reference = fence_bodies((assignment.reference_directory / name).read_text())
         assert len(reference) == len(bodies), f"{name}: the reference's fences differ from the stub's"
+
+
+def test_only_takes_one_glob_or_several_separated_by_commas():
+    from grader.assignment import task_matches
+
+    assert task_matches("affine.forward", "affine.*")
+    assert task_matches("relu.backward", "affine.*, relu.*")
+    assert not task_matches("optim.adam", "affine.*,relu.*")
+    assert not task_matches("affine.forward", ",")
