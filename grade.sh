@@ -13,9 +13,17 @@ STAMP="$VENV/.installed"
 # Optional extras for instructors, e.g. GRADER_EXTRAS=slurm,ray for `grader batch --executor slurm|ray`.
 EXTRAS="test${GRADER_EXTRAS:+,$GRADER_EXTRAS}"
 
+# True when the stamp lists every extra asked for now (a venv set up with more serves fewer).
+has_extras() {
+    local installed extra
+    installed=",$(cat "$STAMP"),"
+    for extra in ${EXTRAS//,/ }; do
+        [[ "$installed" == *",$extra,"* ]] || return 1
+    done
+}
+
 set_up() {
-    if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] \
-        && [ "$(cat "$STAMP")" = "$EXTRAS" ]; then
+    if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && has_extras; then
         return
     fi
     echo "Setting up the grader in $VENV (first run only)..." >&2
@@ -28,6 +36,9 @@ set_up() {
         "$VENV/bin/python" -m pip install --quiet "torch==2.13.*"
     fi
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+    if [ -f "$STAMP" ]; then  # keep what an earlier set-up installed
+        EXTRAS=$(printf '%s,%s' "$(cat "$STAMP")" "$EXTRAS" | tr ',' '\n' | sort -u | paste -sd, -)
+    fi
     "$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"
     echo "$EXTRAS" > "$STAMP"
 }
