@@ -16,7 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 A1 = "a1_fc_numpy"
 
 
-ASSIGNMENTS = ["a1_fc_numpy", "a2_cnn_torch"]
+ASSIGNMENTS = ["a1_fc_numpy", "a2_cnn_torch", "a3_resnet_pytorch"]
 
 
 def assignment(assignment_id: str) -> Assignment:

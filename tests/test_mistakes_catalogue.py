@@ -5,6 +5,7 @@ import pytest
 
 import test_mutants_a1
 import test_mutants_a2
+import test_mutants_a3
 from grader.assignment import ConfigError
 from grader.mistakes import load_catalogue, parse_catalogue
 from support import assignment
@@ -12,6 +13,7 @@ from support import assignment
 EXPECTED_LOSSES = {
     "a1_fc_numpy": test_mutants_a1.EXPECTED_LOSSES,
     "a2_cnn_torch": test_mutants_a2.EXPECTED_LOSSES,
+    "a3_resnet_pytorch": test_mutants_a3.EXPECTED_LOSSES,
 }
 
 

@@ -1,0 +1,1 @@
+"""Convolutional and residual networks with autograd and torch.nn."""

@@ -1,0 +1,115 @@
+"""Checks of the barebones network: three_layer_convnet against the reference with the same
+parameters, the Kaiming statistics of initialize_three_layer_convnet, and training steps written
+with autograd against the reference's, two in a row on the same parameters."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from grader.compare import CheckFailed, as_array, assert_close, assert_true, assert_unchanged
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+F64 = torch.float64
+PARAM_NAMES = ["conv_w1", "conv_b1", "conv_w2", "conv_b2", "fc_w", "fc_b"]
+
+
+def t(array, dtype=F64):
+    """A tensor built by the grader from a NumPy array the check drew."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+
+
+def param_shapes(C, channel_1, channel_2, num_classes, H, W):
+    return [(channel_1, C, 5, 5), (channel_1,), (channel_2, channel_1, 3, 3), (channel_2,),
+            (channel_2 * H * W, num_classes), (num_classes,)]
+
+
+def random_params(rng, shapes):
+    """Weights scaled to keep activations near one; biases small but not zero (zero biases would
+    hide a missing bias)."""
+    params = []
+    for shape in shapes:
+        if len(shape) > 1:
+            fan_in = math.prod(shape[1:]) if len(shape) == 4 else shape[0]
+            params.append(t(rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)))
+        else:
+            params.append(t(0.1 * rng.standard_normal(shape)))
+    return params
+
+
+def labels(rng, n, classes=10):
+    return torch.from_numpy(rng.integers(classes, size=n))
+
+
+@pytest.mark.task("barebones.forward")
+@pytest.mark.parametrize("N,C,H,W,channel_1,channel_2", [(2, 3, 8, 8, 4, 3), (1, 2, 5, 7, 3, 5)])
+def test_three_layer_convnet_matches_the_reference(student, reference, rng, N, C, H, W, channel_1, channel_2):
+    params = random_params(rng, param_shapes(C, channel_1, channel_2, 10, H, W))
+    x = t(rng.standard_normal((N, C, H, W)))
+    record = student.models.three_layer_convnet.inspect(x, params)
+    expected = reference.models.three_layer_convnet(x, params)
+    assert_close(record.result, expected, name=f"scores of three_layer_convnet for images of shape {(N, C, H, W)}")
+    assert_unchanged(as_array(record.args[0], "x"), as_array(x, "x"), name="x given to three_layer_convnet")
+    for name, before, after in zip(PARAM_NAMES, params, record.args[1]):
+        assert_unchanged(as_array(after, name), as_array(before, name), name=f"{name} given to three_layer_convnet")
+
+
+@pytest.mark.task("barebones.init")
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_initialize_three_layer_convnet(student, device, dtype):
+    C, channel_1, channel_2, num_classes, H, W = 3, 32, 16, 10, 6, 10
+    params = student.models.initialize_three_layer_convnet(C, channel_1, channel_2, num_classes, image_size=(H, W),
+                                                           dtype=dtype, device=device)
+    call = f"initialize_three_layer_convnet({C}, {channel_1}, {channel_2}, {num_classes}, image_size={(H, W)})"
+    if not isinstance(params, (list, tuple)) or len(params) != 6:
+        got = type(params).__name__ + (f" of {len(params)} items" if isinstance(params, (list, tuple)) else "")
+        raise CheckFailed(f"{call}: expected a list of 6 tensors [{', '.join(PARAM_NAMES)}], got {got}")
+    for name, value, shape in zip(PARAM_NAMES, params, param_shapes(C, channel_1, channel_2, num_classes, H, W)):
+        if not isinstance(value, torch.Tensor):
+            raise CheckFailed(f"{call}: {name} should be a tensor, got {type(value).__name__}")
+        assert_true(tuple(value.shape) == shape, f"{call}: {name} has shape {tuple(value.shape)}, expected {shape}")
+        assert_true(value.dtype == dtype, f"{call}: {name} has dtype {value.dtype}, expected {dtype}")
+        assert_true(str(value.device).split(":")[0] == device,
+                    f"{call}: {name} is on {value.device}, expected {device}")
+        assert_true(value.requires_grad, f"{call}: {name} does not require grad; autograd will not compute its "
+                                         "gradient (create it with requires_grad=True or call .requires_grad_())")
+        values = value.detach().double().cpu()
+        if len(shape) == 1:
+            assert_true(bool((values == 0).all()), f"{call}: {name} should start at zero")
+            continue
+        fan_in = math.prod(shape[1:]) if len(shape) == 4 else shape[0]
+        expected_std, std, mean = math.sqrt(2.0 / fan_in), float(values.std()), float(values.mean())
+        # Thousands of samples: the sample std is within a few percent of the truth.
+        assert_true(abs(std / expected_std - 1) < 0.1 and abs(mean) < 0.1 * expected_std,
+                    f"{call}: {name} has mean {mean:.3g} and std {std:.4g}; Kaiming initialization draws mean 0 and "
+                    f"std sqrt(2 / fan_in) = {expected_std:.4g} with fan_in = {fan_in}")
+
+
+@pytest.mark.task("barebones.train_step")
+@pytest.mark.parametrize("learning_rate", [0.05, 0.3])
+def test_train_steps_match_the_reference(student, reference, rng, learning_rate):
+    N, C, H, W, channel_1, channel_2 = 4, 3, 6, 5, 4, 3
+    params = random_params(rng, param_shapes(C, channel_1, channel_2, 10, H, W))
+    # The student's parameters stay in the worker between the two steps, as leaves with their .grad.
+    handles = student.utils.as_leaf_parameters.keeping(*params, items=list(range(len(params))))
+    expected_params = [p.clone().requires_grad_(True) for p in params]
+    for step in (1, 2):
+        x, y = t(rng.standard_normal((N, C, H, W))), labels(rng, N)
+        record = student.models.three_layer_convnet_train_step.inspect(x, y, list(handles), learning_rate)
+        expected = reference.models.three_layer_convnet_train_step.inspect(x, y, expected_params, learning_rate)
+        where = f"three_layer_convnet_train_step (learning_rate={learning_rate}), step {step}"
+        if not isinstance(record.result, float):
+            raise CheckFailed(f"{where}: expected the loss as a Python float (loss.item()), got "
+                              f"{type(record.result).__name__}")
+        assert_close(record.result, expected.result, name=f"loss returned by {where}")
+        for index, (name, after, wanted) in enumerate(zip(PARAM_NAMES, record.args[2], expected.args[2])):
+            assert_close(after, wanted, name=f"{name} after {where} (updated in place: w -= learning_rate * w.grad)")
+            assert_true(isinstance(after, torch.Tensor) and after.requires_grad,
+                        f"{name} no longer requires grad after {where}; update it in place under torch.no_grad()")
+            grad = handles[index].grad.fetch()
+            if grad is not None and bool((as_array(grad, f"{name}.grad") != 0).any()):
+                raise CheckFailed(f"{name}.grad still holds a gradient after {where}; autograd adds to .grad, so "
+                                  "the next step would use the sum of both gradients: zero it after the update")
+        expected_params = list(expected.args[2])

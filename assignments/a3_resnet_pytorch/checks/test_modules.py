@@ -1,0 +1,315 @@
+"""Checks of the torch.nn modules: each module's state_dict has the documented names and shapes, and
+with the same weights as the reference (loaded by those names) its output equals the reference's,
+in training and in evaluation mode, for every shortcut case; Kaiming statistics of the convnets;
+output shapes and parameter counts of the named residual networks; gradients that reach every
+parameter; and no parameter created in forward."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from grader.compare import CheckFailed, assert_close, assert_true
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+F64 = torch.float64
+SMALL_NETWORKS = ["plain8", "resnet8", "resnet11"]
+# Channels of the last stage of each named network; every one downsamples twice.
+LAST_CHANNELS = {"plain8": 32, "resnet8": 32, "resnet11": 32, "plain32": 32, "resnet32": 32, "resnet47": 128}
+BLOCKS = ("PlainBlock", "ResidualBlock", "ResidualBottleneckBlock")
+
+
+def t(array, dtype=F64, device="cpu"):
+    """A tensor built by the grader from a NumPy array the check drew."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype=dtype, device=device)
+
+
+def call_text(factory, args, kwargs):
+    parts = [repr(a) for a in args] + [f"{k}={v}" for k, v in kwargs.items()]
+    return f"{factory}({', '.join(parts)})"
+
+
+def with_blocks(source, kwargs):
+    """`block="PlainBlock"` stands for the class of that name on each side."""
+    if "block" not in kwargs:
+        return kwargs
+    return dict(kwargs, block=getattr(source.models, kwargs["block"]).fetch())
+
+
+def random_state(rng, shapes):
+    """Values for every entry of a state_dict: weights scaled to keep activations near one, batch
+    normalization's scales near one and shifts, biases and running averages away from zero."""
+    state = {}
+    for name, shape in shapes.items():
+        kind = name.rsplit(".", 1)[-1]
+        if kind == "num_batches_tracked":
+            state[name] = torch.tensor(0)
+        elif kind == "running_mean":
+            state[name] = t(0.3 * rng.standard_normal(shape))
+        elif kind == "running_var":
+            state[name] = t(0.5 + rng.random(shape))
+        elif len(shape) >= 2:
+            state[name] = t(rng.standard_normal(shape) * math.sqrt(2.0 / math.prod(shape[1:])))
+        elif kind == "weight":
+            state[name] = t(1 + 0.2 * rng.standard_normal(shape))
+        else:
+            state[name] = t(0.2 * rng.standard_normal(shape))
+    return state
+
+
+def listed(names, most=6):
+    return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
+
+
+def expect_state_shapes(actual, expected, label):
+    """The student's state_dict has exactly the reference's names, with the same shapes."""
+    if not isinstance(actual, dict):
+        raise CheckFailed(f"{label}: its state_dict could not be read")
+    missing = [name for name in expected if name not in actual]
+    unexpected = [name for name in actual if name not in expected]
+    for name in expected:
+        if name in actual and tuple(actual[name]) != tuple(expected[name]):
+            raise CheckFailed(f"{label}.state_dict()[{name!r}] has shape {tuple(actual[name])}, expected "
+                              f"{tuple(expected[name])}")
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"has no {listed(missing)}")
+        if unexpected:
+            parts.append(f"has unexpected entries {listed(unexpected)}")
+        raise CheckFailed(f"{label}.state_dict() {' and '.join(parts)}; the grader loads weights by the names the "
+                          f"docstring gives to the submodules (expected: {listed(list(expected), 8)})")
+
+
+def paired(student, reference, rng, factory, *args, **kwargs):
+    """The student's and the reference's module, built with the same arguments, in float64 and
+    holding the same random weights (loaded by name into both)."""
+    label = call_text(factory, args, kwargs)
+    ours = getattr(student.models, factory)(*args, **with_blocks(student, kwargs))
+    theirs = getattr(reference.models, factory)(*args, **with_blocks(reference, kwargs))
+    expected = reference.utils.state_shapes(theirs)
+    expect_state_shapes(student.utils.state_shapes(ours), expected, label)
+    weights = random_state(rng, expected)
+    for model in (ours, theirs):
+        model.double()
+        model.load_state_dict(weights)
+    return ours, theirs, label, expected
+
+
+def outputs_match(student, reference, ours, theirs, x, label, expected_shapes, *, check_running_averages=True):
+    """Training mode, then evaluation mode (with the running averages the training-mode pass left):
+    the same outputs as the reference; the same running averages; no new parameters."""
+    for mode in ("train", "eval"):
+        getattr(ours, mode)()
+        getattr(theirs, mode)()
+        assert_close(ours(x), theirs(x), name=f"output of {label} in {mode} mode for x of shape {tuple(x.shape)}")
+        if mode == "train" and check_running_averages:
+            state, wanted = student.utils.buffer_tensors(ours), reference.utils.buffer_tensors(theirs)
+            for name in wanted:
+                if name.endswith(("running_mean", "running_var")):
+                    assert_close(state[name], wanted[name],
+                                 name=f"{label}.state_dict()[{name!r}] after a forward pass in training mode")
+    after = student.utils.state_shapes(ours)
+    created = [name for name in after if name not in expected_shapes]
+    assert_true(not created, f"{label} has new state_dict entries after forward ({', '.join(created[:6])}); create "
+                             "every layer in __init__, so that the optimizer and state_dict see it from the start")
+
+
+def kaiming_statistics(state, label):
+    """Weights with mean 0 and std sqrt(2 / fan_in), biases zero."""
+    for name, value in state.items():
+        values = value.double()
+        if name.endswith("bias"):
+            assert_true(bool((values == 0).all()), f"{label}.state_dict()[{name!r}] should start at zero")
+            continue
+        fan_in = math.prod(values.shape[1:])
+        expected_std, std, mean = math.sqrt(2.0 / fan_in), float(values.std()), float(values.mean())
+        assert_true(abs(std / expected_std - 1) < 0.1 and abs(mean) < 0.1 * expected_std,
+                    f"{label}.state_dict()[{name!r}] has mean {mean:.3g} and std {std:.4g}; Kaiming initialization "
+                    f"(nn.init.kaiming_normal_) gives mean 0 and std sqrt(2 / fan_in) = {expected_std:.4g} with "
+                    f"fan_in = {fan_in}")
+
+
+# -- the three-layer convnet as an nn.Module and as an nn.Sequential --------------------------------
+
+CONVNETS = [pytest.param("ThreeLayerConvNet", marks=pytest.mark.task("module_convnet.init"), id="module"),
+            pytest.param("three_layer_convnet_sequential", marks=pytest.mark.task("sequential_convnet.init"),
+                         id="sequential")]
+CONVNET_FORWARDS = [
+    pytest.param("ThreeLayerConvNet", marks=pytest.mark.task("module_convnet.forward"), id="module"),
+    pytest.param("three_layer_convnet_sequential", marks=pytest.mark.task("sequential_convnet.forward"),
+                 id="sequential"),
+]
+
+
+@pytest.mark.parametrize("factory", CONVNETS)
+def test_convnet_layers_and_kaiming_initialization(student, reference, factory):
+    args, kwargs = (3, 32, 16, 10), {"image_size": (6, 10)}
+    label = call_text(factory, args, kwargs)
+    ours = getattr(student.models, factory)(*args, **kwargs)
+    theirs = getattr(reference.models, factory)(*args, **kwargs)
+    expect_state_shapes(student.utils.state_shapes(ours), reference.utils.state_shapes(theirs), label)
+    kaiming_statistics(student.utils.state_tensors(ours), label)
+
+
+@pytest.mark.parametrize("factory", CONVNET_FORWARDS)
+@pytest.mark.parametrize("N,C,H,W", [(2, 3, 6, 10), (1, 2, 5, 5)])
+def test_convnet_output_matches_the_reference(student, reference, rng, factory, N, C, H, W):
+    ours, theirs, label, shapes = paired(student, reference, rng, factory, C, 4, 3, 7, image_size=(H, W))
+    outputs_match(student, reference, ours, theirs, t(rng.standard_normal((N, C, H, W))), label, shapes,
+                  check_running_averages=False)
+
+
+# -- blocks ----------------------------------------------------------------------------------------
+
+SHORTCUTS = {  # (Cin, Cout, downsample): what the shortcut should be
+    (4, 4, False): "the identity",
+    (4, 8, False): "a 1x1 convolution with stride 1",
+    (4, 8, True): "a 1x1 convolution with stride 2",
+    (4, 4, True): "a 1x1 convolution with stride 2 (downsampling needs one even when the channels stay)",
+}
+
+
+@pytest.mark.task("plain_block.forward")
+@pytest.mark.parametrize("Cin,Cout,downsample,x_shape", [
+    (4, 4, False, (2, 4, 6, 7)), (3, 5, False, (1, 3, 5, 6)), (4, 8, True, (2, 4, 7, 6)), (3, 3, True, (3, 3, 4, 5))])
+def test_plain_block_matches_the_reference(student, reference, rng, Cin, Cout, downsample, x_shape):
+    ours, theirs, label, shapes = paired(student, reference, rng, "PlainBlock", Cin, Cout, downsample=downsample)
+    outputs_match(student, reference, ours, theirs, t(rng.standard_normal(x_shape)), label, shapes)
+
+
+def residual_cases(task_of_block):
+    """One case per block class and shortcut case, linked to the block's task; the bottleneck's
+    channels are four times as many, so that its middle (Cout // 4) has some."""
+    cases = []
+    for block, task, channels in task_of_block:
+        for case in SHORTCUTS:
+            Cin, Cout, downsample = case[0] * channels, case[1] * channels, case[2]
+            cases.append(pytest.param(block, Cin, Cout, downsample, SHORTCUTS[case], marks=pytest.mark.task(task),
+                                      id=f"{block}-{Cin}-{Cout}-{'down' if downsample else 'same'}"))
+    return cases
+
+
+@pytest.mark.parametrize("block,Cin,Cout,downsample,shortcut", residual_cases(
+    [("ResidualBlock", "residual_block.shortcut", 1), ("ResidualBottleneckBlock", "bottleneck_block.forward", 4)]))
+def test_shortcut_in_each_case(student, reference, rng, block, Cin, Cout, downsample, shortcut):
+    ours, theirs, label, _ = paired(student, reference, rng, block, Cin, Cout, downsample=downsample)
+    x = t(rng.standard_normal((2, Cin, 5, 4)))
+    assert_close(ours.shortcut(x), theirs.shortcut(x), name=f"{label}.shortcut(x), which should be {shortcut}")
+
+
+@pytest.mark.parametrize("block,Cin,Cout,downsample,shortcut", residual_cases(
+    [("ResidualBlock", "residual_block.forward", 1), ("ResidualBottleneckBlock", "bottleneck_block.forward", 4)]))
+def test_residual_block_matches_the_reference(student, reference, rng, block, Cin, Cout, downsample, shortcut):
+    ours, theirs, label, shapes = paired(student, reference, rng, block, Cin, Cout, downsample=downsample)
+    outputs_match(student, reference, ours, theirs, t(rng.standard_normal((2, Cin, 5, 4))), label, shapes)
+
+
+# -- stem, stages and whole networks ---------------------------------------------------------------
+
+@pytest.mark.task("resnet.stem_and_stage")
+@pytest.mark.parametrize("factory,args,kwargs,x_shape", [
+    ("ResNetStem", (3, 8), {}, (2, 3, 6, 5)),
+    ("ResNetStem", (1, 4), {}, (1, 1, 4, 7)),
+    ("ResNetStage", (4, 8, 2), {"downsample": True}, (2, 4, 7, 6)),
+    ("ResNetStage", (4, 4, 3), {"downsample": False, "block": "PlainBlock"}, (2, 4, 5, 5)),
+    ("ResNetStage", (8, 16, 2), {"downsample": True, "block": "ResidualBottleneckBlock"}, (2, 8, 6, 6)),
+], ids=["stem", "stem_gray", "stage", "plain_stage", "bottleneck_stage"])
+def test_stem_and_stage_match_the_reference(student, reference, rng, factory, args, kwargs, x_shape):
+    ours, theirs, label, shapes = paired(student, reference, rng, factory, *args, **kwargs)
+    outputs_match(student, reference, ours, theirs, t(rng.standard_normal(x_shape)), label, shapes)
+
+
+def downsampled(size, times):
+    for _ in range(times):
+        size = (size - 1) // 2 + 1  # a 3x3 convolution with padding 1 and stride 2
+    return size
+
+
+@pytest.mark.task("resnet.shapes")
+@pytest.mark.parametrize("name", list(LAST_CHANNELS))
+def test_named_network_output_shapes(student, name):
+    model = student.models.get_resnet(name)
+    for shape in [(2, 3, 32, 32), (1, 3, 15, 22)]:
+        x = torch.zeros(shape)
+        features = model.cnn(x)
+        N, _, H, W = shape
+        expected = (N, LAST_CHANNELS[name], downsampled(H, 2), downsampled(W, 2))
+        assert_true(tuple(features.shape) == expected,
+                    f"get_resnet({name!r}).cnn(x) for x of shape {shape} has shape {tuple(features.shape)}, "
+                    f"expected {expected}")
+        scores = model(x)
+        assert_true(tuple(scores.shape) == (N, 10), f"get_resnet({name!r})(x) for x of shape {shape} has shape "
+                                                    f"{tuple(scores.shape)}, expected {(N, 10)}")
+
+
+@pytest.mark.task("resnet.shapes")
+@pytest.mark.parametrize("block", BLOCKS)
+def test_custom_network_output_shapes(student, block):
+    stage_args = [(8, 12, 1, True), (12, 8, 2, False), (8, 16, 1, True)]
+    label = call_text("ResNet", (stage_args,), {"Cin": 2, "block": block, "num_classes": 7})
+    model = student.models.ResNet(stage_args, Cin=2, block=getattr(student.models, block).fetch(), num_classes=7)
+    x = torch.zeros((3, 2, 13, 16))
+    features, scores = model.cnn(x), model(x)
+    expected = (3, 16, downsampled(13, 2), downsampled(16, 2))
+    assert_true(tuple(features.shape) == expected, f"{label}.cnn(x) for x of shape {tuple(x.shape)} has shape "
+                                                   f"{tuple(features.shape)}, expected {expected}")
+    assert_true(tuple(scores.shape) == (3, 7), f"{label}(x) for x of shape {tuple(x.shape)} has shape "
+                                               f"{tuple(scores.shape)}, expected (3, 7)")
+
+
+@pytest.mark.task("resnet.parameters")
+@pytest.mark.parametrize("name", list(LAST_CHANNELS))
+def test_named_network_parameters(student, reference, name):
+    label = f"get_resnet({name!r})"
+    actual = student.utils.parameter_shapes(student.models.get_resnet(name))
+    expected = reference.utils.parameter_shapes(reference.models.get_resnet(name))
+    count = sum(math.prod(shape) for shape in actual.values()) if isinstance(actual, dict) else None
+    wanted = sum(math.prod(shape) for shape in expected.values())
+    if count != wanted:
+        first = next((n for n in expected if n not in actual or tuple(actual[n]) != tuple(expected[n])), None) \
+            if isinstance(actual, dict) else None
+        where = f"; the first difference is {first!r}" if first else ""
+        raise CheckFailed(f"{label} has {count} learnable parameters, expected {wanted:,}{where}")
+    expect_state_shapes(actual, expected, f"{label} (parameters)")
+
+
+@pytest.mark.task("resnet.forward")
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", SMALL_NETWORKS)
+def test_small_network_matches_the_reference(student, reference, rng, name, device):
+    ours, theirs, label, shapes = paired(student, reference, rng, "get_resnet", name)
+    x = t(rng.standard_normal((2, 3, 10, 9)))
+    if device == "cuda":
+        ours.to(device)
+    for mode in ("train", "eval"):
+        getattr(ours, mode)()
+        getattr(theirs, mode)()
+        assert_close(ours(x.to(device)), theirs(x), name=f"scores of {label} on {device} in {mode} mode")
+    after = student.utils.state_shapes(ours)
+    assert_true(list(after) == list(shapes), f"{label} has different state_dict entries after forward; create every "
+                                             "layer in __init__")
+
+
+GRADIENT_NETWORKS = {  # small enough that every gradient can be compared with the reference's
+    "PlainBlock": [(4, 4, 1, False), (4, 8, 1, True)],
+    "ResidualBlock": [(4, 4, 1, False), (4, 8, 2, True)],
+    "ResidualBottleneckBlock": [(8, 8, 1, False), (8, 16, 1, True)],
+}
+
+
+@pytest.mark.task("resnet.gradients")
+@pytest.mark.parametrize("block", BLOCKS)
+def test_gradients_reach_every_parameter(student, reference, rng, block):
+    ours, theirs, label, _ = paired(student, reference, rng, "ResNet", GRADIENT_NETWORKS[block], block=block,
+                                    num_classes=5)
+    x, dout = t(rng.standard_normal((2, 3, 7, 6))), t(rng.standard_normal((2, 5)))
+    grads = student.utils.parameter_gradients(ours, x, dout)
+    expected = reference.utils.parameter_gradients(theirs, x, dout)
+    for parameter, wanted in expected.items():
+        grad = grads.get(parameter)
+        if grad is None:
+            raise CheckFailed(f"no gradient reaches {parameter} of {label}: forward does not use it (or detaches it)")
+        assert_close(grad, wanted, name=f"gradient of sum(scores * dout) for {parameter} of {label}", rtol=1e-5,
+                     atol=1e-8)
