@@ -38,7 +38,9 @@ def _digest(*parts: Any) -> str:
 def _keyed(value: Any) -> Any:
     """Arguments made packable for a digest: reference objects stand for their keys."""
     if isinstance(value, ReferenceObject):
-        return ("<reference object>", value._key)
+        # A path into an object or module is part of what is passed: `models.PlainBlock` and
+        # `models.ResidualBlock` share their module's key but are different arguments.
+        return ("<reference object>", value._key) + ((value._path,) if value._path else ())
     if isinstance(value, wire.NonContiguous):  # the layout changes no value, so no answer
         return _keyed(value.value)
     torch = sys.modules.get("torch")

@@ -64,3 +64,15 @@ def test_recorded_tensors_compare_by_dtype_and_value():
     assert not _values_equal(value, (torch.arange(4.0) + 1e-3, {"t": torch.ones(2, dtype=torch.float64)}))
     assert not _values_equal(value, (torch.arange(4.0), {"t": torch.ones(2, dtype=torch.float32)}))
     assert not _values_equal(torch.zeros(2), np.zeros(2))
+
+
+def test_two_paths_of_one_module_passed_as_arguments_are_different_arguments():
+    from grader.oracle import ReferenceOracle, _digest, _keyed
+
+    oracle = ReferenceOracle.__new__(ReferenceOracle)
+    from grader.oracle import ReferenceObject
+
+    module = ReferenceObject(oracle, "module:models", [], "module:models")
+    first, second = _keyed(module.PlainBlock), _keyed(module.ResidualBlock)
+    assert _digest("call", first) != _digest("call", second)
+    assert _keyed(module) == ("<reference object>", "module:models")  # recorded keys of whole objects unchanged
