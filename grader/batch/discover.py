@@ -56,7 +56,7 @@ def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], l
             skipped.append(f"{entry.name}: neither a folder nor a .zip, not graded")
     found = []
     for name, path in candidates:
-        manifest, problem = _manifest(path)
+        manifest, problem = _manifest(path), None
         if manifest is not None:
             claimed = manifest.get("assignment")
             if isinstance(claimed, str) and claimed != assignment_id:
@@ -110,28 +110,29 @@ def _gradescope_names(folder: Path) -> dict[str, str]:
     return names
 
 
-def _manifest(path: Path) -> tuple[Optional[dict], Optional[str]]:
-    """The submission's MANIFEST.json as a dict, or why it could not be read (None when absent)."""
+def _manifest(path: Path) -> Optional[dict]:
+    """The submission's MANIFEST.json as a dict; None when it is absent or not one the grader could
+    have written (the intake then judges the files without it)."""
     try:
         if path.is_dir():
             file = path / MANIFEST
             if not file.is_file() or file.is_symlink():
-                return None, None
+                return None
             if file.stat().st_size > MAX_MANIFEST_BYTES:
-                return None, None  # not one the grader wrote: the files are graded without it
+                return None  # not one the grader wrote
             text = file.read_bytes()
         else:
             with zipfile.ZipFile(path) as archive:
                 info = next((i for i in archive.infolist() if i.filename == MANIFEST), None)
                 if info is None:
-                    return None, None
+                    return None
                 if info.file_size > MAX_MANIFEST_BYTES:
-                    return None, None
+                    return None
                 text = archive.read(info)
     except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError):
-        return None, None  # the intake names what is wrong with the archive itself
+        return None  # the intake names what is wrong with the archive itself
     try:
         manifest = json.loads(text)
     except (ValueError, UnicodeDecodeError):
-        return None, None
-    return (manifest if isinstance(manifest, dict) else None), None
+        return None
+    return manifest if isinstance(manifest, dict) else None

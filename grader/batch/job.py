@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Optional
 
@@ -168,7 +168,3 @@ def feedback_text(result: GradingResult) -> str:
     console = Console(file=buffer, width=110, no_color=True, highlight=False, soft_wrap=True, force_terminal=False)
     render_table(result, console, details=True)
     return buffer.getvalue()
-
-
-def job_to_dict(job: SubmissionJob) -> dict[str, Any]:
-    return asdict(job)

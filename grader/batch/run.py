@@ -109,8 +109,10 @@ def run_batch(options: BatchOptions, progress: Any = None, make_executor: Any = 
         if jobs:
             executor.run(jobs, sink)
         records = [r.record for r in (store.stored().get(s.id) for s in found) if r is not None and r.record]
-        for record in records:  # also those a killed run committed but had no time to write
-            write_submission_files(options.out, record)
+        graded_now = {j.submission_id for j in jobs}
+        for record in records:  # the sink wrote this run's; a killed run may have committed some unwritten
+            if record["id"] not in graded_now:
+                write_submission_files(options.out, record)
         columns = [TaskColumn(t.id, t.points) for t in _selected_tasks(assignment, settings)]
         summary = summarize(assignment.id, records, columns)
         return BatchOutcome(run, [j.submission_id for j in jobs], skipped, passed_over, records,
