@@ -6,10 +6,13 @@ autograder's image, and `run_autograder` for every submission, with the student'
 /autograder/submission, the submission's metadata in /autograder/submission_metadata.json, and the
 result expected in /autograder/results/results.json. The zip holds:
 
-    setup.sh             installs Python, a virtual environment (/opt/grader-venv) with the CPU build
-                         of torch 2.13 and the grader, and prepares the training data
+    setup.sh             installs the system's Python, bubblewrap and libseccomp2 (the sandbox's two
+                         levels), a virtual environment (/opt/grader-venv) with the CPU build of torch
+                         2.13 and the grader, and prepares the training data
     run_autograder       a thin wrapper around `python -m grader.gradescope_runner`, with the
-                         assignment and the options chosen here written into it
+                         assignment and the options chosen here written into it; the runner proves
+                         the sandbox before it grades, and refuses (score 0, the reason in results.json)
+                         where no level keeps the reference and the network out of reach
     pyproject.toml, grader/          the grader itself
     assignments/<A>/, reference/<A>/ the assignment and its reference solution: this zip is for the
                          instructor only, and grades in official mode (hidden checks included)
@@ -60,24 +63,44 @@ _LEFT_OUT_SUFFIXES = {".pyc", ".pyo"}
 SETUP_SH = """\
 #!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image (this zip is extracted
-# to /autograder/source): Python, a virtual environment with the CPU build of torch and the grader,
-# and the training data, so that each submission only grades.
+# to /autograder/source): Python, the sandbox's tools, a virtual environment with the CPU build of
+# torch and the grader, and the training data, so that each submission only grades.
 set -euo pipefail
 SOURCE=/autograder/source
 VENV={venv}
+# The system's Python, from the package below: the worker that runs student code may run as an
+# unprivileged uid (the restricted sandbox level), which cannot reach a Python under /root (pyenv).
+PYTHON=/usr/bin/python3
 export DEBIAN_FRONTEND=noninteractive
+# What this script creates (the environment, the data cache) stays readable by that uid.
+umask 022
 
 apt-get update
-apt-get install -y python3 python3-pip python3-venv
-if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+# bubblewrap: the bwrap sandbox level. libseccomp2: the restricted level's seccomp filter (no network),
+# the level used where the container does not allow bubblewrap's namespaces.
+apt-get install -y python3 python3-pip python3-venv bubblewrap libseccomp2
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
     echo "setup.sh: the grader needs Python 3.10 or newer; choose a newer base image in the" \\
          "assignment's autograder settings" >&2
     exit 1
 fi
-python3 -m venv "$VENV"
+# {venv} is under /opt, which every user can traverse, and the umask above leaves it readable.
+"$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --no-cache-dir --upgrade pip
 "$VENV/bin/python" -m pip install --no-cache-dir {torch} --index-url {torch_index}
-"$VENV/bin/python" -m pip install --no-cache-dir "$SOURCE"
+# pyseccomp: the binding of libseccomp that the restricted level's worker loads its filter with.
+"$VENV/bin/python" -m pip install --no-cache-dir "$SOURCE" pyseccomp
+# Proves it: an unprivileged uid (nobody) runs the environment's Python and imports what the worker
+# imports. (Through sh, so that the program is looked up with that uid's permissions.)
+if ! setpriv --reuid=65534 --regid=65534 --clear-groups \\
+        sh -c '"$0" -c "import numpy, torch, pyseccomp"' "$VENV/bin/python"; then
+    echo "setup.sh: an unprivileged user cannot run $VENV/bin/python with numpy, torch and pyseccomp;" \\
+         "the restricted sandbox level needs that" >&2
+    exit 1
+fi
+# The reference solution and the hidden checks are read by the grader (root) only: where Landlock is
+# missing, file permissions alone still keep them from the worker's unprivileged uid.
+chmod -R go-rwx "$SOURCE/reference"
 
 # The training data, once: the synthetic stand-in is generated, CIFAR-10 verified (and downloaded
 # when it was not shipped in the zip). Grading goes on without it: training tasks then say why.
@@ -88,8 +111,9 @@ AUTOGRADER_ROOT=/autograder GRADER_ROOT="$SOURCE" PYTHONPATH="$SOURCE" \\
 
 RUN_AUTOGRADER = """\
 #!/usr/bin/env bash
-# Gradescope runs this for every submission. It grades /autograder/submission in official mode and
-# always leaves /autograder/results/results.json, even when grading itself fails.
+# Gradescope runs this for every submission. It proves the sandbox, grades /autograder/submission in
+# official mode at the strongest level proven, and always leaves /autograder/results/results.json,
+# even when grading is refused (no level holds here) or fails.
 # For testing or self-hosted use:
 #   AUTOGRADER_ROOT  the folder laid out as Gradescope's /autograder (default /autograder)
 #   GRADER_PYTHON    the Python to grade with (default: the environment setup.sh created)
@@ -117,7 +141,8 @@ if [ ! -s "$RESULTS" ]; then
   "visibility": "visible",
   "stdout_visibility": "hidden",
   "tests": [],
-  "extra_data": {{"graded": false, "autograder_error": "run_autograder: no results from the grader"}}
+  "extra_data": {{"graded": false, "sandbox": null,
+                 "autograder_error": "run_autograder: no results from the grader"}}
 }}
 JSON
 fi

@@ -7,6 +7,12 @@ grader that dies leaves this one to report it), and completes `results/results.j
 leaderboard and what the metadata says of the submission. Whatever happens, it leaves a valid
 `results.json`: a submission that cannot be graded scores 0 with the reason in `output`.
 
+Before grading it proves the sandbox: `grader selfcheck --sandbox LEVEL` for each level that keeps
+the reference and the network out of the worker's reach, strongest first, and grades at the first
+whose promises all hold (`extra_data.sandbox`). Where none holds, or the grader itself refuses,
+nothing is graded: the result scores 0, its `output` says what the course staff must fix,
+`extra_data.sandbox` is null and `extra_data.refused` the reason. It never grades unprotected.
+
     python -m grader.gradescope_runner --assignment A [--device auto|cpu|cuda] [--data synthetic|auto]
                                        [--time-limit SECONDS] [--prepare-data]
 
@@ -40,6 +46,19 @@ MAX_DEPTH = 3
 MAX_ENTRIES = 5_000
 _JUNK = {"__MACOSX", "__pycache__", ".git", "node_modules"}
 STAFF = "Please tell the course staff; this is a problem of the autograder, not of your work."
+# The sandbox levels that keep reference/ unreadable and the network closed (grader.sandbox), strongest
+# first. `process` and `none` keep neither: official grading here never runs at them.
+PROTECTING_LEVELS = ("bwrap", "restricted")
+# What the course staff does when a level cannot be proven (the selfcheck's table says which promise broke).
+LEVEL_FIXES = {
+    "bwrap": "bwrap needs bubblewrap (setup.sh installs it) and a container that allows unprivileged "
+             "user namespaces, which Gradescope's containers usually do not",
+    "restricted": "restricted needs the autograder to run as root (so that student code runs as an "
+                  "unprivileged user), a kernel with Landlock (Linux 5.13 or newer, with Landlock "
+                  "enabled), and libseccomp2 (setup.sh installs it)",
+}
+SELFCHECK_TIMEOUT_S = 120
+REFUSED = "official grading refused"   # how grader.grading's ConfigError begins when it refuses
 
 
 class Unusable(Exception):
@@ -261,6 +280,93 @@ def _regular_file(path: Path) -> bool:
     return path.is_file() and not path.is_symlink()
 
 
+# --- the sandbox ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LevelCheck:
+    """`grader selfcheck --sandbox LEVEL`, run before grading: its exit status (None when it did not
+    finish) and what it printed (the table of promises, or why the level cannot run here)."""
+
+    level: str
+    status: Optional[int]
+    log: str
+
+    @property
+    def held(self) -> bool:
+        return self.status == 0
+
+    def why_not(self) -> str:
+        if self.status is None:
+            return f"its selfcheck did not finish within {SELFCHECK_TIMEOUT_S} s"
+        return f"its selfcheck failed with exit status {self.status}"
+
+
+@dataclass(frozen=True)
+class SandboxProof:
+    """The selfchecks run before grading, strongest level first, up to the first whose promises held."""
+
+    checks: tuple[LevelCheck, ...]
+
+    @property
+    def level(self) -> Optional[str]:
+        """The level to grade at; None where no level that protects the reference holds here."""
+        return next((c.level for c in self.checks if c.held), None)
+
+    def refusal(self) -> str:
+        tried = "; ".join(f"{c.level}: {c.why_not()}" for c in self.checks) or "this grader has no such level"
+        return (f"{REFUSED}: no sandbox level that keeps the reference solution and the network out of "
+                f"reach holds here ({tried})")
+
+    def fixes(self) -> list[str]:
+        return [LEVEL_FIXES[c.level] for c in self.checks if c.level in LEVEL_FIXES]
+
+    def log(self) -> str:
+        return "\n".join(c.log for c in self.checks)
+
+
+def protecting_levels() -> list[str]:
+    """The levels of PROTECTING_LEVELS this grader offers (a newer or older grader may lack one)."""
+    from grader.sandbox import LEVELS
+
+    return [level for level in PROTECTING_LEVELS if level in LEVELS]
+
+
+def prove_sandbox(env: dict[str, str], cwd: Path) -> SandboxProof:
+    """Runs the selfcheck of each protecting level, strongest first, until one holds."""
+    checks = []
+    for level in protecting_levels():
+        checks.append(run_selfcheck(level, env, cwd))
+        if checks[-1].held:
+            break
+    return SandboxProof(tuple(checks))
+
+
+def run_selfcheck(level: str, env: dict[str, str], cwd: Path) -> LevelCheck:
+    """The command line's selfcheck in a child process, whose exit status is all that is relied on
+    (0: every promise of the level held, 1: one did not, 2: the level cannot run here): the same
+    verdict an instructor gets from `grader selfcheck`, and a crash of the probes costs this run nothing."""
+    command = [sys.executable, "-m", "grader", "selfcheck", "--sandbox", level]
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=SELFCHECK_TIMEOUT_S)
+        status: Optional[int] = process.returncode
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid)
+        output, _ = process.communicate()
+        status = None
+    text = output.decode("utf-8", "replace").rstrip()
+    shown = "did not finish" if status is None else f"exit status {status}"
+    return LevelCheck(level, status, f"$ grader selfcheck --sandbox {level}   ({shown})\n{text}")
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 # --- results.json ---------------------------------------------------------------------------------
 
 def failure_results(message: str, tasks: list[Any], elapsed_s: float, extra: dict[str, Any]) -> dict[str, Any]:
@@ -284,6 +390,19 @@ def failure_results(message: str, tasks: list[Any], elapsed_s: float, extra: dic
         "tests": tests,
         "extra_data": {"graded": False, **extra},
     }
+
+
+def refusal_results(reason: str, fixes: list[str], details: str, tasks: list[Any], elapsed_s: float,
+                    extra: dict[str, Any]) -> dict[str, Any]:
+    """Score 0 and nothing graded, because no sandbox could be proven: the output tells the student
+    it is not their doing, and the course staff what broke and what to fix."""
+    lines = [f"This submission was not graded: the autograder runs student code only in a sandbox that "
+             f"keeps the reference solution and the network out of its reach, and none holds on this "
+             f"machine. {STAFF}", "", f"For the course staff: {reason.rstrip('.')}."]
+    lines += [f"To fix: {fix}." for fix in fixes]
+    if details:
+        lines += ["", "What the selfchecks found:", details]
+    return failure_results("\n".join(lines), tasks, elapsed_s, {**extra, "sandbox": None, "refused": reason})
 
 
 def leaderboard(results: dict[str, Any], spec: Any) -> list[dict[str, Any]]:
@@ -324,7 +443,10 @@ def complete_results(results: dict[str, Any], spec: Any, meta: Metadata, located
     if not isinstance(data, dict):
         data = results["extra_data"] = {}
     data["graded"] = True
+    graded_at = data.get("sandbox")
     data.update(extra)
+    if isinstance(graded_at, str):   # the grader's own record of the level it graded at, where it has one
+        data["sandbox"] = graded_at
     data["gradescope"] = meta.extra_data()
     return results
 
@@ -377,10 +499,13 @@ def prepare_data(layout: Layout, data: str) -> int:
     return 0
 
 
-def grade_command(args: argparse.Namespace, layout: Layout, located: Located, seed: Optional[int]) -> list[str]:
+def grade_command(args: argparse.Namespace, layout: Layout, located: Located, seed: Optional[int],
+                  sandbox: str) -> list[str]:
+    """`grader grade` at the sandbox level the selfcheck proved, named explicitly: `auto` would choose
+    again, and might choose differently from what was proven."""
     command = [sys.executable, "-m", "grader", "grade", args.assignment, "--submission", str(located.path),
                "--mode", "official", "--json", str(layout.results), "--no-zip", "--quiet",
-               "--device", args.device, "--data", args.data]
+               "--device", args.device, "--data", args.data, "--sandbox", sandbox]
     if args.data == "auto":
         command += ["--data-dir", str(layout.data_dir)]
     if seed is not None:
@@ -405,10 +530,7 @@ def run_grader(command: list[str], env: dict[str, str], cwd: Path,
     try:
         _, stderr = process.communicate(timeout=time_limit or None)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except OSError:
-            pass
+        _kill_group(process.pid)
         _, stderr = process.communicate()
         text = stderr.decode("utf-8", "replace")
         sys.stdout.write(text)
@@ -431,7 +553,8 @@ def grade_submission(args: argparse.Namespace, layout: Layout, start: float) -> 
     from grader.assignment import load_assignment
 
     extra: dict[str, Any] = {"autograder": {"grader_package": str(Path(grader.__file__).resolve().parent),
-                                            "device": args.device, "data": args.data}}
+                                            "device": args.device, "data": args.data},
+                             "sandbox": None}   # the level proven below, where one is
     meta = read_metadata(layout.metadata)
     extra["gradescope"] = meta.extra_data()
     if meta.problem:
@@ -445,6 +568,13 @@ def grade_submission(args: argparse.Namespace, layout: Layout, start: float) -> 
                                tasks, time.monotonic() - start, extra)
     spec = assignment.spec
     tasks = spec.select(os.environ.get("GRADER_ONLY") or None)
+    env = grader_environment(layout)
+    proof = prove_sandbox(env, layout.source)
+    print(proof.log())
+    if proof.level is None:
+        return refusal_results(proof.refusal(), proof.fixes(), proof.log(), tasks, time.monotonic() - start, extra)
+    extra["sandbox"] = proof.level
+    print(f"grading at the sandbox level {proof.level}")
     try:
         located = locate_submission(layout.submission, spec.id, spec.student_files)
     except Unusable as exc:
@@ -452,8 +582,10 @@ def grade_submission(args: argparse.Namespace, layout: Layout, start: float) -> 
                                time.monotonic() - start, extra)
     print(f"grading {located.path}")
     layout.results.unlink(missing_ok=True)
-    status, stderr = run_grader(grade_command(args, layout, located, meta.seed(spec.id)),
-                                grader_environment(layout), layout.source, args.time_limit)
+    # The time limit covers the whole run, the selfchecks included.
+    time_left = max(1.0, args.time_limit - (time.monotonic() - start)) if args.time_limit else 0.0
+    status, stderr = run_grader(grade_command(args, layout, located, meta.seed(spec.id), proof.level),
+                                env, layout.source, time_left)
     elapsed = time.monotonic() - start
     if status is None:
         return failure_results(f"Grading was stopped after {args.time_limit:g} seconds, the time this "
@@ -465,6 +597,10 @@ def grade_submission(args: argparse.Namespace, layout: Layout, start: float) -> 
         if located.note:
             message = f"{located.note}\n{message}"
         return failure_results(message, tasks, elapsed, extra)
+    if status == _EXIT_USAGE and REFUSED in stderr:   # the grader's own quick selfcheck did not hold
+        reason = _stderr_reason(stderr, "grader: configuration error:") or REFUSED
+        return refusal_results(reason, [LEVEL_FIXES[proof.level]] if proof.level in LEVEL_FIXES else [],
+                               "", tasks, elapsed, extra)
     if status == _EXIT_USAGE:
         reason = _stderr_reason(stderr, "grader:")
         return failure_results(f"The autograder could not grade this submission ({reason}). {STAFF}",
@@ -494,7 +630,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         traceback.print_exc(file=sys.stdout)
         results = failure_results(f"The autograder failed while grading this submission "
                                   f"({type(exc).__name__}). {STAFF}", [], time.monotonic() - start,
-                                  {"autograder_error": f"{type(exc).__name__}: {exc}"})
+                                  {"autograder_error": f"{type(exc).__name__}: {exc}", "sandbox": None})
     write_json(layout.results, results)
     print(f"score {results.get('score')}; results in {layout.results}")
     return 0

@@ -10,16 +10,21 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from conftest import edit_file
+from no_landlock import landlock_abi
 from support import A1, PROJECT_ROOT, a1
+from grader import sandbox
 from grader.assignment import ConfigError, load_assignment
 from grader.export_gradescope import build_autograder
-from grader.gradescope_runner import Metadata, Unusable, leaderboard, locate_submission, read_metadata
+from grader.gradescope_runner import (
+    LevelCheck, Metadata, SandboxProof, Unusable, leaderboard, locate_submission, read_metadata, refusal_results,
+)
 from grader.submission_zip import write_submission_zip
 
 ONLY = "affine.*"            # the tasks graded in these runs: 2 + 3 points
@@ -134,11 +139,16 @@ def student_files(folder: Path, base: str = "reference") -> Path:
     return folder
 
 
-def run_autograder(root: Path, python: str = sys.executable, only: str = ONLY) -> dict:
+def run_autograder(root: Path, python: str = sys.executable, only: str = ONLY, path_first: Path | None = None,
+                   launcher: tuple[str, ...] = ()) -> dict:
+    """results.json of run_autograder run on `root`; `path_first` is put first on PATH (fake programs),
+    `launcher` runs it (the launcher of tests/no_landlock.py)."""
     env = {k: v for k, v in os.environ.items() if k not in ("GRADER_ROOT", "PYTHONPATH")}
     env.update(AUTOGRADER_ROOT=str(root), GRADER_PYTHON=python, GRADER_ONLY=only)
-    completed = subprocess.run([str(root / "run_autograder")], cwd=root, env=env, capture_output=True,
-                               text=True, timeout=120)
+    if path_first is not None:
+        env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', os.defpath)}"
+    completed = subprocess.run([*launcher, str(root / "run_autograder")], cwd=root, env=env, capture_output=True,
+                               text=True, timeout=240)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     results_file = root / "results" / "results.json"
     assert results_file.is_file(), completed.stdout + completed.stderr
@@ -171,9 +181,12 @@ def test_zip_holds_the_scripts_at_its_root_the_grader_and_the_reference(built):
     for script in ("setup.sh", "run_autograder"):
         subprocess.run(["bash", "-n", str(extracted / script)], check=True)
     setup = (extracted / "setup.sh").read_text()
-    assert "apt-get install -y python3 python3-pip python3-venv" in setup
+    assert "apt-get install -y python3 python3-pip python3-venv bubblewrap libseccomp2" in setup
+    # A Python and an environment that the worker's unprivileged uid can run, proven so.
+    assert 'PYTHON=/usr/bin/python3' in setup and '"$PYTHON" -m venv "$VENV"' in setup
+    assert "VENV=/opt/grader-venv" in setup and "setpriv --reuid=65534" in setup
     assert "torch==2.13.*" in setup and "--index-url https://download.pytorch.org/whl/cpu" in setup
-    assert 'pip install --no-cache-dir "$SOURCE"' in setup
+    assert 'pip install --no-cache-dir "$SOURCE" pyseccomp' in setup
     runner = (extracted / "run_autograder").read_text()
     assert runner.startswith("#!") and f"--assignment {A1} --device auto --data synthetic" in runner
 
@@ -212,6 +225,7 @@ def test_reference_gets_full_points_graded_by_the_zips_own_copy(built, tmp_path)
     assert tasks["affine.forward"]["visibility"] == "visible"
     extra = results["extra_data"]
     assert extra["mode"] == "official" and extra["graded"] is True
+    assert extra["sandbox"] in ("bwrap", "restricted") and "refused" not in extra   # proven before grading
     assert extra["grader_version"] == MARKED_VERSION   # written by the grader process of the zip's copy
     assert Path(extra["autograder"]["grader_package"]) == (root / "source" / "grader").resolve()
     gradescope = extra["gradescope"]
@@ -279,6 +293,144 @@ def test_a_broken_autograder_still_leaves_a_result(built, tmp_path):
     assert results["extra_data"]["gradescope"]["metadata_problem"] == "submission_metadata.json is missing"
 
 
+# --- the sandbox proven before grading ------------------------------------------------------------
+
+REFERENCE_THIEF = """
+
+def affine_forward(x, w, b):
+    # Answers with the reference solution's own affine_forward, read from the autograder's files;
+    # zeros where the reference cannot be read.
+    import numpy as np
+    try:
+        with open({path!r}) as source:
+            code = source.read()
+    except OSError:
+        return np.zeros((x.shape[0], w.shape[1])), (x, w, b)
+    namespace = {{"__name__": "stolen_reference"}}
+    exec(compile(code, "stolen_reference", "exec"), namespace)
+    return namespace["affine_forward"](x, w, b)
+"""
+
+
+@pytest.fixture
+def open_tmp():
+    """A folder every user can traverse (pytest's own are root's only), as Gradescope's /autograder
+    is: what an unprivileged worker reads in it is decided by the sandbox, not by a parent folder."""
+    folder = Path(tempfile.mkdtemp(prefix="grader-gradescope-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _hidden_from_others(path: Path) -> bool:
+    """Whether a folder on the way to `path` lets only its owner in (/root, where pyenv puts Python)."""
+    return any(not folder.stat().st_mode & stat.S_IXOTH for folder in path.resolve().parents)
+
+
+@pytest.fixture(scope="module")
+def python_for_everyone():
+    """A Python with this one's packages that every user can run: as root, the restricted level runs
+    the worker as an unprivileged uid, which cannot reach a Python under /root (on Gradescope, setup.sh
+    uses /usr/bin/python3). This Python where it is reachable; else a virtual environment of the
+    system's Python of the same version, holding copies of what the worker imports (Landlock lets it
+    read its own installation only) and reaching the rest, for the grader, through a .pth file."""
+    if not (os.geteuid() == 0 and _hidden_from_others(Path(sys.executable))):
+        yield sys.executable
+        return
+    system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    if not system.is_file() or _hidden_from_others(system):
+        pytest.skip(f"{sys.executable} is out of an unprivileged user's reach, and {system} is not there")
+    import numpy
+
+    packages = Path(numpy.__file__).resolve().parent.parent
+    folder = Path(tempfile.mkdtemp(prefix="grader-python-"))
+    folder.chmod(0o755)
+    try:
+        subprocess.run([str(system), "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
+        [target] = (folder / "venv" / "lib").glob("python*/site-packages")
+        for name in ("numpy", "numpy.libs", *(p.name for p in packages.glob("numpy-*.dist-info"))):
+            if (packages / name).is_dir():
+                shutil.copytree(packages / name, target / name, symlinks=True)
+        shutil.copy2(packages / "pyseccomp.py", target / "pyseccomp.py")
+        (target / "zz_grader_tests.pth").write_text(f"import site; site.addsitedir({str(packages)!r})\n")
+        yield str(folder / "venv" / "bin" / "python")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def broken_bwrap(open_tmp) -> Path:
+    """A folder holding a `bwrap` that fails as bubblewrap does where user namespaces are not allowed
+    (Docker, Gradescope, GitHub's ubuntu-24.04 runners): put first on PATH, the bwrap level cannot run."""
+    folder = open_tmp / "bin"
+    folder.mkdir()
+    fake = folder / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    return folder
+
+
+def thief_submission(root: Path) -> Path:
+    """The reference's files, but affine_forward answers with the autograder's own reference/."""
+    folder = student_files(root / "submission")
+    stolen = root / "source" / "reference" / A1 / "layers.py"
+    with (folder / "layers.py").open("a") as layers:
+        layers.write(REFERENCE_THIEF.format(path=str(stolen)))
+    return folder
+
+
+def grade_unprotected(root: Path, submission: Path, json_path: Path, python: str) -> dict:
+    """affine.forward graded by the autograder's own grader with the sandbox off (`--sandbox process`)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GRADER_ROOT", "PYTHONPATH")}
+    env.update(GRADER_ROOT=str(root / "source"), PYTHONPATH=str(root / "source"), NO_COLOR="1")
+    completed = subprocess.run([python, "-m", "grader", "grade", A1, "--submission", str(submission),
+                                "--mode", "official", "--sandbox", "process", "--only", "affine.forward", "--json",
+                                str(json_path), "--no-zip", "--quiet"], cwd=root / "source", env=env,
+                               capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads(json_path.read_text())
+
+
+@pytest.mark.skipif("restricted" not in sandbox.LEVELS, reason="this grader has no restricted sandbox level yet")
+@pytest.mark.skipif(not landlock_abi(), reason="the restricted level needs Landlock, which this kernel lacks")
+def test_without_bubblewrap_it_grades_at_the_restricted_level_and_the_reference_stays_out_of_reach(
+        built, open_tmp, broken_bwrap, python_for_everyone):
+    root = gradescope_root(open_tmp, built[1])
+    submission = thief_submission(root)
+
+    unprotected = grade_unprotected(root, submission, open_tmp / "unprotected.json", python_for_everyone)
+    assert by_task(unprotected)["affine.forward"]["score"] == 2, "the attack does not work even without a sandbox"
+
+    results = run_autograder(root, python=python_for_everyone, only="affine.forward", path_first=broken_bwrap)
+    assert results["extra_data"]["sandbox"] == "restricted", results["output"]
+    assert results["extra_data"]["graded"] is True and "refused" not in results["extra_data"]
+    forward = by_task(results)["affine.forward"]
+    assert forward["score"] == 0 and forward["status"] == "failed" and forward["extra_data"]["outcome"] == "failed"
+
+
+def test_with_no_level_that_holds_it_refuses_to_grade(built, open_tmp, broken_bwrap, python_for_everyone):
+    root = gradescope_root(open_tmp, built[1])
+    student_files(root / "submission")   # work that earns every point where it is graded
+    # Neither bubblewrap nor Landlock (hidden from the whole run where this kernel has it): the
+    # restricted level's worker (an unprivileged uid, when the grader is root) could read the
+    # world-readable reference/, so that level is not proven either.
+    launcher: tuple[str, ...] = ()
+    if landlock_abi():
+        pytest.importorskip("pyseccomp", reason="the launcher that hides Landlock needs pyseccomp")
+        launcher = (sys.executable, str(Path(__file__).with_name("no_landlock.py")))
+    results = run_autograder(root, python=python_for_everyone, path_first=broken_bwrap, launcher=launcher)
+    extra = results["extra_data"]
+    assert results["score"] == 0 and extra["graded"] is False
+    assert extra["sandbox"] is None
+    assert extra["refused"].startswith("official grading refused") and "bwrap" in extra["refused"]
+    if "restricted" in sandbox.LEVELS:
+        assert "restricted" in extra["refused"]
+    assert "not graded" in results["output"] and "For the course staff" in results["output"]
+    assert "To fix:" in results["output"] and "grader selfcheck --sandbox bwrap" in results["output"]
+    assert {t["extra_data"]["task"] for t in results["tests"]} == {"affine.forward", "affine.backward"}
+    assert all(t["score"] == 0 for t in results["tests"])
+
+
 # --- the runner's parts ----------------------------------------------------------------------------
 
 def test_leaderboard_holds_the_validation_accuracy_of_training_tasks():
@@ -294,6 +446,22 @@ def test_leaderboard_holds_the_validation_accuracy_of_training_tasks():
     assert "synthetic" in leaderboard(results, spec)[0]["name"]
     results["tests"][0]["extra_data"].update(accuracy=None)   # skipped: nothing measured
     assert leaderboard(results, spec) == []
+
+
+def test_a_sandbox_is_proven_by_the_strongest_level_that_holds_and_a_refusal_says_what_to_fix():
+    proof = SandboxProof((LevelCheck("bwrap", 1, "bwrap table"), LevelCheck("restricted", 0, "restricted table")))
+    assert proof.level == "restricted"
+    refused = SandboxProof((LevelCheck("bwrap", 1, "bwrap table"), LevelCheck("restricted", None, "")))
+    assert refused.level is None
+    reason = refused.refusal()
+    assert reason.startswith("official grading refused") and "bwrap: its selfcheck failed with exit status 1" in reason
+    assert "restricted: its selfcheck did not finish" in reason and len(refused.fixes()) == 2
+    results = refusal_results(reason, refused.fixes(), refused.log(), a1().spec.select("affine.*"), 2.5,
+                              {"sandbox": "bwrap"})
+    validate_results(json.dumps(results))
+    assert results["score"] == 0 and results["extra_data"]["sandbox"] is None
+    assert results["extra_data"]["refused"] == reason and "bwrap table" in results["output"]
+    assert [t["score"] for t in results["tests"]] == [0.0, 0.0]
 
 
 def test_metadata_is_read_field_by_field(tmp_path):
