@@ -16,3 +16,22 @@ def take() -> tuple[str, ...]:
     taken = tuple(_current)
     _current.clear()
     return taken
+
+
+# -- a worker lost to a signal the grader did not send (grader.worker_process.WorkerLost) -------------
+
+_OUTSIDE = "a signal the grader did not send (an operator or the machine's out-of-memory killer)"
+
+
+def ran_again_after_loss(signal_name: str, what: str) -> str:
+    """The note on work done twice because the first worker was killed from outside: `what` says
+    what was done again ("the check was run again from the start")."""
+    return f"the first worker was lost to {signal_name}, {_OUTSIDE}; {what}"
+
+
+def lost_twice(first_signal: str, second_signal: str) -> str:
+    """The message of work whose worker was killed from outside on both tries: the machine's failure
+    as far as the grader can tell, so it must not read as the student's."""
+    return (f"the worker was lost twice, to {first_signal} and {second_signal}, signals the grader did not send "
+            "(an operator or the machine's out-of-memory killer); this is not your code's error as far as the "
+            "grader can tell; ask for a regrade")

@@ -3,7 +3,9 @@
 It provides the `student`, `reference` and `rng` fixtures, links each check to its task through the
 `task` marker, and turns each check's end into a `CheckResult` (a student's NotImplementedError is
 `not_implemented`, a worker timeout `timeout`, a student's exception `error` with the student's
-traceback, a failed comparison `failed`).
+traceback, a failed comparison `failed`). A check whose worker was killed by a signal the grader
+did not send (`WorkerLost`) runs once more from the start; losing the worker again is an `error` that
+names both losses and does not blame the code.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from grader.fingerprint import Explainer, Sketch, explainable, sketch_failure, s
 from grader.oracle import MissingFixture, ReferenceOracle
 from grader.remote import StudentProxy, WorkerSession
 from grader.results import CheckResult, Outcome
-from grader.worker_process import StudentException, WorkerCrashed, WorkerTimeout
+from grader.worker_process import StudentException, WorkerCrashed, WorkerLost, WorkerTimeout
 
 
 def check_seed(base_seed: int, nodeid: str) -> int:
@@ -73,6 +75,8 @@ class GradingPlugin:
     _observed_session: Optional[WorkerSession] = None
     _hints: dict[str, str] = field(default_factory=dict)
     _notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Checks whose `student` fixture lost a worker while seeding it, by check id: the signal's name.
+    _lost_in_setup: dict[str, str] = field(default_factory=dict)
 
     # -- fixtures -------------------------------------------------------------------------------
 
@@ -80,7 +84,13 @@ class GradingPlugin:
     def student(self, request: pytest.FixtureRequest) -> StudentProxy:
         session = self.session if self.session_for_task is None else \
             self.session_for_task(self._task_of[request.node.nodeid])
-        session.seed_global_generators(check_seed(self.base_seed, seed_name(request.node)))
+        seed = check_seed(self.base_seed, seed_name(request.node))
+        try:
+            session.seed_global_generators(seed)
+        except WorkerLost as first:
+            # Killed from outside while taking its seed: the session starts a fresh worker.
+            _again_unless_lost(first, lambda: session.seed_global_generators(seed))
+            self._lost_in_setup[request.node.nodeid] = first.signal_name
         if self.explainer is not None:
             self._observed_session = session
             session.observer = self._observe
@@ -137,8 +147,12 @@ class GradingPlugin:
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Iterator[None]:
         self._observed.clear()
         notes.take()
-        outcome = yield
         nodeid = pyfuncitem.nodeid
+        if nodeid in self._lost_in_setup:
+            notes.note(notes.ran_again_after_loss(self._lost_in_setup.pop(nodeid),
+                                                  "the check was run in a fresh worker"))
+        outcome = yield
+        self._run_again_if_lost(pyfuncitem, outcome)
         self._notes[nodeid] = notes.take()
         if self._observed_session is not None:
             self._observed_session.observer = None
@@ -163,16 +177,45 @@ class GradingPlugin:
         finally:
             notes.take()
 
+    def _run_again_if_lost(self, item: pytest.Function, outcome: Any) -> None:
+        """A worker killed by a signal the grader did not send is the machine's failure, not the
+        student's: the check runs once more from the start (the session starts a fresh worker after a
+        failure), and that run's end, whatever it is, becomes the check's."""
+        first = outcome.excinfo[1] if outcome.excinfo else None
+        student = item.funcargs.get("student")
+        if not isinstance(first, WorkerLost) or not isinstance(student, StudentProxy):
+            return
+        notes.take()  # what the lost run noted belongs to a run that no longer counts
+        self._observed.clear()
+        notes.note(notes.ran_again_after_loss(first.signal_name, "the check was run again from the start"))
+        try:
+            _again_unless_lost(first, lambda: self._call_again(item, student))
+        except BaseException as end:  # noqa: BLE001 - pytest's skip and fail are BaseExceptions too
+            outcome.force_exception(end)
+        else:
+            outcome.force_result(True)
+
+    def _call_again(self, item: pytest.Function, student: StudentProxy) -> None:
+        kwargs, seed = self._fresh_arguments(item, student)
+        student._session.seed_global_generators(seed)
+        item.obj(**kwargs)
+
+    def _fresh_arguments(self, item: pytest.Function, student: StudentProxy) -> tuple[dict[str, Any], int]:
+        """`item`'s arguments for another run with the same inputs: `student` bound to `student` and
+        `rng` drawn again from the check's seed (the first run used it up); and that seed."""
+        kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
+        kwargs["student"] = student
+        seed = check_seed(self.base_seed, seed_name(item))
+        if "rng" in kwargs:
+            kwargs["rng"] = np.random.default_rng(seed)
+        return kwargs, seed
+
     def _rerun(self, item: pytest.Function, proxy: StudentProxy, session: WorkerSession) -> tuple[Sketch, bool]:
         """Runs `item`'s check again, same seed and inputs, with `student` bound to `proxy`."""
         observed: Sketch = []
         session.observer = lambda value, error: observed.append(
             sketch_failure(error) if error is not None else sketch_value(value))
-        kwargs = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
-        kwargs["student"] = proxy
-        seed = check_seed(self.base_seed, seed_name(item))
-        if "rng" in kwargs:
-            kwargs["rng"] = np.random.default_rng(seed)
+        kwargs, seed = self._fresh_arguments(item, proxy)
         try:
             session.seed_global_generators(seed)
             item.obj(**kwargs)
@@ -199,6 +242,15 @@ class GradingPlugin:
                                          notes=self._notes.pop(item.nodeid, ()))
             self.results.append(result)
             self.on_check_done(result)
+
+
+def _again_unless_lost(first: WorkerLost, attempt: Callable[[], None]) -> None:
+    """Runs `attempt`, the second try after `first`; a second loss ends the work as a crash that
+    names both signals and does not blame the code (and is not a `WorkerLost`, so nothing retries it)."""
+    try:
+        attempt()
+    except WorkerLost as second:
+        raise WorkerCrashed(notes.lost_twice(first.signal_name, second.signal_name)) from second
 
 
 def _reason(excinfo: Any) -> str:

@@ -20,6 +20,7 @@ from grader.worker_process import (
     StudentException,
     WorkerCrashed,
     WorkerFailure,
+    WorkerLost,
     WorkerProcess,
     WorkerTimeout,
     scrubbed_environment,
@@ -37,7 +38,8 @@ class CallRecord:
 
 class WorkerSession:
     """All requests of one submission. Starts a worker when needed and a fresh one after a failure;
-    remembers modules whose import killed a worker so that each later use fails at once."""
+    remembers modules whose import killed a worker so that each later use fails at once (unless a
+    signal the grader did not send killed it: see `WorkerLost`)."""
 
     def __init__(self, submission_dir: Path, scratch_dir: Path, limits: Limits,
                  budget_s: float | None = None, preload: tuple[str, ...] = (),
@@ -109,6 +111,10 @@ class WorkerSession:
             return
         try:
             self._send({"op": "import", "module": module}, [], self._timeout(None), observe=False)
+        except WorkerLost as lost:
+            # Killed from outside (an operator, the out-of-memory killer): that says nothing about the
+            # module, so it is not remembered as broken and a retry imports it again.
+            raise WorkerLost(f"importing {module}.py stopped the worker: {lost}", lost.signal_name) from lost
         except WorkerFailure as failure:
             message = f"importing {module}.py stopped the worker: {failure}"
             broken = type(failure)(message)

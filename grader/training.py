@@ -2,7 +2,8 @@
 with its own clock and computes the accuracy from predictions on images it sends only afterwards.
 
 Held-out images are the dataset's test split with per-run noise, so no table of answers can match
-them; their labels never leave the grader.
+them; their labels never leave the grader. A worker killed by a signal the grader did not send
+(`WorkerLost`) costs nothing: the task is trained again, once, in a fresh worker.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any, Optional
 
 import numpy as np
 
+from grader import notes
 from grader.assignment import TaskSpec
 from grader.compare import CheckFailed, as_array
 from grader.remote import StudentProxy, WorkerSession
 from grader.results import Outcome, TaskResult, TrainingMeasurement
-from grader.worker_process import StudentException, WorkerFailure, WorkerTimeout
+from grader.worker_process import StudentException, WorkerFailure, WorkerLost, WorkerTimeout
 
 # Training may run over its limit by this much (the Solver stops *before* an iteration that would
 # cross it, but the last iteration and the process's start-up noise need a margin).
@@ -89,9 +91,13 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     assert spec is not None
     target = spec.target[data.source]
     floor = spec.partial_credit_from.get(data.source)
+    lost: list[str] = []  # the signal a first worker was lost to, when the task had to be trained again
 
     def result(outcome: Outcome, message: str, points: float = 0.0, accuracy: Optional[float] = None,
                seconds: Optional[float] = None, detail: str = "") -> TaskResult:
+        if lost:
+            note = notes.ran_again_after_loss(lost[0], "the training was run again from the start in a fresh worker")
+            detail = f"note: {note}" + (f"\n{detail}" if detail else "")
         measurement = TrainingMeasurement(accuracy, seconds, device, data.source, target, floor)
         return TaskResult(task.id, task.title, task.points, points, outcome, message, kind="training",
                           visibility=task.visibility, detail=detail, training=measurement)
@@ -108,8 +114,12 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     module, function = spec.entry.split(".")
     limit = spec.time_limit_s
     hard_limit = limit * (1 + OVERRUN_FRACTION) + OVERRUN_SECONDS
-    stage = "training"
-    try:
+    stage = "training"  # what the student's code was doing when it failed, for the messages below
+
+    def train_and_predict() -> tuple[np.ndarray, float]:
+        """Predictions on `images` and the seconds from the entry's call to the last prediction."""
+        nonlocal stage
+        stage = "training"
         # The data crosses (and reaches the device, whole) before the clock starts.
         data_handle = session.hold({k: _framework_value(v, framework, spec.dtype) for k, v in data.data_dict.items()},
                                    device=worker_device, timeout_s=300)
@@ -129,7 +139,19 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         # wait for, or training that goes on in a thread, has to finish (or is cut off) inside it.
         stage = "predicting"
         predictions = _predict(solver.model, images, hold, time_left)
-        seconds = time.perf_counter() - start
+        return predictions, time.perf_counter() - start
+
+    try:
+        try:
+            predictions, seconds = train_and_predict()
+        except WorkerLost as first:
+            # Killed from outside (an operator, the out-of-memory killer): the machine's failure, not
+            # the student's, so the task is trained again from the start; the session starts a fresh
+            # worker after a failure, and the data crosses again.
+            lost.append(first.signal_name)
+            predictions, seconds = train_and_predict()
+    except WorkerLost as second:  # the second try's: the first is handled above
+        return result(Outcome.ERROR, notes.lost_twice(lost[0], second.signal_name))
     except StudentException as exc:
         if exc.is_not_implemented:
             return result(Outcome.NOT_IMPLEMENTED, f"not implemented yet: {exc.message}")

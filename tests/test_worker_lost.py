@@ -1,0 +1,264 @@
+"""A worker killed by a signal the grader did not send (an operator's `kill`, the kernel's out-of-memory
+killer) is the machine's failure, not the student's: the work is done again once in a fresh worker,
+and a second loss is an error that names both and does not blame the code. The grader's own kills
+(timeout, memory and process watches) and the code's own crashes stay the student's, and are not
+retried.
+
+The tests kill workers from this process, as an operator would: the student's code writes its pid
+and start time to `worker.pid` in its working directory (the submission's scratch directory) and
+waits, and a thread here finds that process among this process's descendants and SIGKILLs it. Under
+bubblewrap the worker sees its pid in its own pid namespace, so the thread matches the innermost pid
+of each descendant's `NSpid` and its start time.
+"""
+
+import functools
+import os
+import signal
+import tempfile
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+import grader.grading
+import grader.submission
+from grader.remote import WorkerSession
+from grader.results import Outcome
+from grader.worker_process import Limits, WorkerLost, process_tree, start_time
+from support import a1, grade_checks, grade_folder, make_submission
+
+# Appended to a student file: `_announce(...)` logs each call to calls.txt and, on the first `kills`
+# calls, tells the test which process to kill and waits for it.
+ANNOUNCE = '''
+
+def _announce(kills):
+    import os, time
+    from pathlib import Path
+    with open("calls.txt", "a") as calls:
+        calls.write("call\\n")
+    if len(Path("calls.txt").read_text().splitlines()) > kills:
+        return
+    started = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]
+    Path("worker.pid.new").write_text(f"{os.getpid()} {started}")
+    os.replace("worker.pid.new", "worker.pid")
+    time.sleep(20)
+    raise RuntimeError("the test never killed this worker")
+'''
+
+RETRY_NOTE = "the first worker was lost to SIGKILL, a signal the grader did not send"
+
+
+def wrap_function(text: str, function: str, prologue: str) -> str:
+    """`text` (a student file) with `function` replaced by one that runs `prologue` first."""
+    return text + ANNOUNCE + f'''
+
+_original_{function} = {function}
+
+
+def {function}(*args, **kwargs):
+{textwrap.indent(textwrap.dedent(prologue).strip(), "    ")}
+    return _original_{function}(*args, **kwargs)
+'''
+
+
+@pytest.fixture(scope="module")
+def assignment():
+    return a1()
+
+
+@pytest.fixture
+def scratch_root(tmp_path, monkeypatch):
+    """The submissions' scratch directories (their workers' working directories) are made under one
+    folder the test watches, and kept after grading so the test can count the calls logged there."""
+    root = tmp_path / "scratch"
+    root.mkdir()
+    monkeypatch.setattr(grader.submission, "make_scratch_dir",
+                        lambda: Path(tempfile.mkdtemp(prefix="grader-scratch-", dir=root)))
+    monkeypatch.setattr(grader.submission, "remove_scratch_dir", lambda path: None)
+    return root
+
+
+def calls_logged(scratch_root: Path) -> int:
+    (scratch,) = scratch_root.iterdir()
+    return len((scratch / "calls.txt").read_text().splitlines())
+
+
+class OutsideKiller:
+    """A thread that SIGKILLs each worker announcing itself in a `worker.pid` under `root`, once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.killed: list[int] = []
+        self._done: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> "OutsideKiller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            for announcement in self.root.glob("*/worker.pid"):
+                text = announcement.read_text()
+                if text in self._done:
+                    continue
+                pid = self._host_pid(*text.split())
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed.append(pid)
+                    self._done.add(text)
+
+    @staticmethod
+    def _host_pid(inner_pid: str, started: str) -> int | None:
+        """The descendant of this process that has `inner_pid` in its own pid namespace and started
+        at `started`: only a worker this test started is ever killed."""
+        for pid in process_tree(os.getpid())[1:]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            namespaced = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+            if namespaced and namespaced[-1] == inner_pid and start_time(pid) == started:
+                return pid
+        return None
+
+
+def grade_affine_forward(assignment, tmp_path, layers_text, call_timeout_s=20.0, sandbox="auto"):
+    folder = make_submission(tmp_path / "submission", assignment, "reference", {"layers.py": layers_text})
+    result = grade_checks(assignment, folder, only="affine.forward", call_timeout_s=call_timeout_s, sandbox=sandbox)
+    (task,) = result.tasks
+    return task
+
+
+def affine_forward_that(assignment, prologue: str) -> str:
+    return wrap_function((assignment.reference_directory / "layers.py").read_text(), "affine_forward", prologue)
+
+
+# -- killed from outside: tried again --------------------------------------------------------------------
+
+@pytest.mark.parametrize("sandbox", ["auto", "process"])  # auto: bubblewrap where it works, as official grading
+def test_a_check_whose_worker_is_killed_from_outside_is_run_again_and_scores(assignment, tmp_path, scratch_root,
+                                                                             sandbox):
+    with OutsideKiller(scratch_root) as killer:
+        task = grade_affine_forward(assignment, tmp_path, affine_forward_that(assignment, "_announce(kills=1)"),
+                                    sandbox=sandbox)
+    assert len(killer.killed) == 1
+    assert task.outcome is Outcome.PASSED and task.points == task.max_points, task.message
+    retried = [c for c in task.checks if any(RETRY_NOTE in n for n in c.notes)]
+    assert len(retried) == 1, [c.notes for c in task.checks]
+    assert "the check was run again from the start" in retried[0].notes[0]
+    assert calls_logged(scratch_root) == len(task.checks) + 1  # the lost call, then one per check
+
+
+def test_a_check_whose_worker_is_killed_twice_is_an_error_that_names_both_and_blames_nobody(
+        assignment, tmp_path, scratch_root):
+    with OutsideKiller(scratch_root) as killer:
+        task = grade_affine_forward(assignment, tmp_path, affine_forward_that(assignment, "_announce(kills=2)"))
+    assert len(killer.killed) == 2
+    assert task.outcome is Outcome.ERROR and task.points == 0
+    (lost,) = [c for c in task.checks if c.outcome is not Outcome.PASSED]
+    assert lost.outcome is Outcome.ERROR
+    assert "lost twice, to SIGKILL and SIGKILL" in lost.message
+    assert "not your code's error" in lost.message and "regrade" in lost.message
+    assert "os._exit" not in lost.message and "os._exit" not in task.detail
+    assert task.message == lost.message
+
+
+def test_an_import_killed_from_outside_is_imported_again(assignment, tmp_path, scratch_root):
+    """A module whose import was lost is not remembered as broken: the retry imports it again."""
+    layers = (assignment.reference_directory / "layers.py").read_text() + ANNOUNCE + "\n_announce(kills=1)\n"
+    with OutsideKiller(scratch_root) as killer:
+        task = grade_affine_forward(assignment, tmp_path, layers)
+    assert len(killer.killed) == 1
+    assert task.outcome is Outcome.PASSED, task.message
+    assert sum(any(RETRY_NOTE in n for n in c.notes) for c in task.checks) == 1
+
+
+def test_a_worker_lost_while_taking_a_checks_seed_is_replaced_before_the_check_runs(assignment, tmp_path,
+                                                                                     monkeypatch):
+    """The seed request comes before any of the check's code, in its `student` fixture, so no student
+    code can time a kill there: the loss is simulated, as the session would see it."""
+    real_seed = WorkerSession.seed_global_generators
+    lost = []
+
+    def lose_the_first_worker(session, seed):
+        if not lost:
+            lost.append(seed)
+            session.close()
+            raise WorkerLost("the worker was killed by SIGKILL while answering", "SIGKILL")
+        return real_seed(session, seed)
+
+    monkeypatch.setattr(WorkerSession, "seed_global_generators", lose_the_first_worker)
+    task = grade_affine_forward(assignment, tmp_path, (assignment.reference_directory / "layers.py").read_text())
+    assert lost and task.outcome is Outcome.PASSED, task.message
+    noted = [n for c in task.checks for n in c.notes]
+    assert noted == [f"{RETRY_NOTE} (an operator or the machine's out-of-memory killer); the check was run in a "
+                     "fresh worker"]
+
+
+def test_a_training_task_whose_worker_is_killed_from_outside_is_trained_again(assignment, tmp_path, scratch_root):
+    models = wrap_function((assignment.reference_directory / "models.py").read_text(),
+                           "create_overfit_solver_instance", "_announce(kills=1)")
+    folder = make_submission(tmp_path / "submission", assignment, "reference", {"models.py": models})
+    with OutsideKiller(scratch_root) as killer:
+        (task,) = grade_folder(assignment, folder, only="fc_net.overfit", data="synthetic", device="cpu").tasks
+    assert len(killer.killed) == 1
+    assert task.outcome is Outcome.PASSED and task.points == task.max_points, task.message
+    assert RETRY_NOTE in task.detail and "the training was run again" in task.detail
+    assert calls_logged(scratch_root) == 2
+
+
+# -- the code's own crashes and the grader's own kills: not tried again --------------------------------------
+
+@pytest.mark.parametrize("crash,message", [
+    ("import ctypes; ctypes.string_at(0)", "SIGSEGV"),
+    ("import os; os._exit(3)", "exited with code 3"),
+], ids=["sigsegv", "os_exit"])
+def test_the_codes_own_crash_is_its_error_and_not_retried(assignment, tmp_path, scratch_root, crash, message):
+    task = grade_affine_forward(assignment, tmp_path, affine_forward_that(assignment, f"_announce(0); {crash}"))
+    assert task.outcome is Outcome.ERROR and task.points == 0
+    assert all(c.outcome is Outcome.ERROR and message in c.message and not c.notes for c in task.checks), \
+        [(c.message, c.notes) for c in task.checks]
+    assert "lost" not in task.message and "regrade" not in task.message
+    assert calls_logged(scratch_root) == len(task.checks)  # each check called it once: no second run
+
+
+SLEEP = """
+    _announce(0)
+    import time
+    time.sleep(60)
+"""
+HOG_MEMORY = """
+    _announce(0)
+    import numpy, time
+    hog = numpy.ones(2**30 // 8)
+    time.sleep(20)
+"""
+MANY_PROCESSES = """
+    _announce(0)
+    import subprocess, time
+    children = [subprocess.Popen(["sleep", "20"]) for _ in range(80)]
+    time.sleep(20)
+"""
+
+
+@pytest.mark.parametrize("prologue,outcome,message,timeout_s,memory_mib", [
+    (SLEEP, Outcome.TIMEOUT, "no answer within 1 s", 1, 4096),
+    (HOG_MEMORY, Outcome.ERROR, "used more than 256 MiB of memory", 20, 256),
+    (MANY_PROCESSES, Outcome.ERROR, "started more than 63 processes", 20, 4096),
+], ids=["timeout", "memory_watch", "process_watch"])
+def test_the_graders_own_kills_are_not_retried(assignment, tmp_path, scratch_root, monkeypatch, prologue, outcome,
+                                               message, timeout_s, memory_mib):
+    """Each of these ends in a SIGKILL too, but one the grader sent, for a reason it reports."""
+    monkeypatch.setattr(grader.grading, "Limits", functools.partial(Limits, memory_bytes=memory_mib * 2**20))
+    task = grade_affine_forward(assignment, tmp_path, affine_forward_that(assignment, prologue), timeout_s)
+    assert task.outcome is outcome and task.points == 0
+    assert all(c.outcome is outcome and message in c.message and not c.notes for c in task.checks), \
+        [(c.message, c.notes) for c in task.checks]
+    assert calls_logged(scratch_root) == len(task.checks)
