@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
-SANDBOX_CHOICES = ["auto", "process", "bwrap", "none"]
+SANDBOX_CHOICES = ["auto", "bwrap", "restricted", "process", "none"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default grader-junit.xml); under GitHub Actions also the job summary, "
                             "error annotations and the GitHub Classroom result")
     grade.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
-                       help="isolation of the submission (auto: bwrap for official grading where it works)")
+                       help="isolation of the submission (auto: the strongest level proven here for official "
+                            "grading, which refuses to grade without one; process for public grading)")
 
     fixtures = commands.add_parser("fixtures", help="record the public checks' reference answers")
     fixtures.add_argument("assignment")
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     selfcheck = commands.add_parser("selfcheck", help="prove the sandbox's promises before grading")
     selfcheck.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
-                           help="the level to prove (auto: bwrap where it works, else process)")
+                           help="the level to prove (auto: every level, and the one official grading would use)")
 
     batch = commands.add_parser("batch", help="grade a folder of submissions into a gradebook (resumable)")
     batch.add_argument("assignment")
@@ -288,30 +289,45 @@ def _fixtures(args: argparse.Namespace) -> int:
 def _selfcheck(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from grader.assignment import ConfigError
-    from grader.sandbox import SandboxUnavailable, resolve_level
-    from grader.selfcheck import run_selfcheck
+    from grader.sandbox import LEVELS, level_problem
+    from grader.selfcheck import SandboxRefused, adopt_verdict, choose_level, run_selfcheck
 
-    try:
-        level = resolve_level(args.sandbox, "official")
-    except SandboxUnavailable as exc:
-        raise ConfigError(f"--sandbox {args.sandbox}: {exc}") from None
-    observations = run_selfcheck(level, every_promise=True)
-    table = Table(title=f"sandbox level {level}")
-    for column in ("promise", f"made by {level}", "observed", "held"):
-        table.add_column(column)
-    broken = 0
-    for o in observations:
-        made = level in o.promise.levels
-        broken += made and not o.held
-        verdict = ("[green]yes[/]" if o.held else "[red]NO[/]") if made else ("yes" if o.held else "no (not promised)")
-        table.add_row(o.promise.name, "yes" if made else "no", o.observed, verdict)
+    levels = [level for level in LEVELS if level != "none"] if args.sandbox == "auto" else [args.sandbox]
     console = _console()
-    console.print(table)
-    if broken:
-        console.print(f"[red]{broken} promise(s) of the {level} level do not hold here[/]")
+    failed = []
+    for level in levels:
+        problem = level_problem(level)
+        if problem is not None:
+            console.print(f"[bold]sandbox level {level}[/]: [red]cannot start here[/]: {problem}")
+            adopt_verdict(level, (f"{level} cannot start here: {problem}",))
+            failed.append(level)
+            continue
+        observations = run_selfcheck(level, every_promise=True)
+        table = Table(title=f"sandbox level {level}")
+        for column in ("promise", f"made by {level}", "observed", "held"):
+            table.add_column(column)
+        broken = []
+        for o in observations:
+            made = level in o.promise.levels
+            if made and not o.held:
+                broken.append(f"{o.promise.name}: {o.observed}" + (f" (fix: {o.promise.fix})" if o.promise.fix else ""))
+            verdict = ("[green]yes[/]" if o.held else "[red]NO[/]") if made else ("yes" if o.held else "no (not promised)")
+            table.add_row(o.promise.name, "yes" if made else "no", o.observed, verdict)
+        console.print(table)
+        adopt_verdict(level, tuple(b for b in broken))
+        if broken:
+            console.print(f"[red]{len(broken)} promise(s) of the {level} level do not hold here[/]")
+            failed.append(level)
+        else:
+            console.print(f"every promise of the {level} level holds")
+    if args.sandbox != "auto":
+        return EXIT_FAIL_UNDER if failed else EXIT_OK
+    try:
+        chosen = choose_level("auto", "official")
+    except SandboxRefused as refusal:
+        console.print(str(refusal), markup=False)
         return EXIT_FAIL_UNDER
-    console.print(f"every promise of the {level} level holds")
+    console.print(f"official grading here runs at the {chosen} level")
     return EXIT_OK
 
 

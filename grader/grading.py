@@ -20,8 +20,7 @@ from grader.oracle import LiveBackend, ReferenceOracle, ReplayBackend, load_refe
 from grader.pytest_plugin import GradingPlugin, run_checks
 from grader.remote import WorkerSession
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
-from grader.sandbox import SandboxUnavailable, resolve_level
-from grader.selfcheck import broken_promises
+from grader.selfcheck import SandboxRefused, choose_level, describe_level
 from grader.submission import PreparedSubmission
 from grader.training import run_training_tasks
 from grader.worker_process import Limits, make_scratch_dir, remove_scratch_dir
@@ -39,8 +38,9 @@ class GradeOptions:
     seed: Optional[int] = None             # official mode: fix the run's seed
     training: bool = True                  # False: grade only the tasks scored by checks
     hints: bool = True                     # explain failed checks with the catalogue of common mistakes
-    sandbox: str = "auto"                  # auto | process | bwrap | none (grader.sandbox)
+    sandbox: str = "auto"                  # auto | none | process | restricted | bwrap (grader.sandbox)
     call_timeout_s: Optional[float] = None  # overrides the assignment's per-request limit
+    memory_bytes: Optional[int] = None     # the worker's memory limit (default: Limits' 4 GiB)
     synthetic_train: int = 10_000
     synthetic_test: int = 2_000
     validation_images: int = 1000
@@ -158,14 +158,10 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     selected = spec.select(options.only)
     check_tasks = [t for t in selected if t.training is None]
 
-    try:
-        level = resolve_level(options.sandbox, options.mode)
-    except (SandboxUnavailable, ValueError) as exc:
-        raise ConfigError(f"--sandbox {options.sandbox}: {exc}") from None
-    if options.mode == "official" and (broken := broken_promises(level)):
-        raise ConfigError(f"official grading refused: the {level} sandbox does not keep its promises here:\n"
-                          + "\n".join(broken) + "\n(run `grader selfcheck` for the whole table)")
+    level = sandbox_level(options.sandbox, options.mode)
     limits = Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s, sandbox=level)
+    if options.memory_bytes:
+        limits.memory_bytes = options.memory_bytes
     preload = ("torch",) if spec.framework == "torch" else ()
 
     def new_session(package: Path, scratch: Path, extra_env: Optional[dict[str, str]] = None) -> WorkerSession:
@@ -227,14 +223,24 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             assignment=assignment.id, mode=options.mode, seed=seed, tasks=tuple(tasks),
             execution_time_s=time.perf_counter() - start, grader_version=__version__,
             versions=library_versions(),
-            output=_notes(submission, assignment, check_tasks, isolation, options.mode),
-            submission_log=session.output() + isolated.output(), checks_s=checks_s,
+            output=_notes(submission, assignment, check_tasks, isolation, options.mode, level),
+            submission_log=session.output() + isolated.output(), checks_s=checks_s, sandbox=level,
         )
     finally:
         session.close()
         isolated.cleanup()
         if package is not None:
             unload_reference_package(package)
+
+
+def sandbox_level(requested: str, mode: str) -> str:
+    """The level this grading runs at (official grading fails closed, see grader.selfcheck)."""
+    try:
+        return choose_level(requested, mode)
+    except SandboxRefused as exc:
+        raise ConfigError(str(exc)) from None
+    except ValueError as exc:
+        raise ConfigError(f"--sandbox {requested}: {exc}") from None
 
 
 def _training_device(task: TaskSpec, options: GradeOptions) -> str:
@@ -266,8 +272,8 @@ def _task_from_checks(task: TaskSpec, checks: list[CheckResult], submission: Pre
 
 
 def _notes(submission: PreparedSubmission, assignment: Assignment, check_tasks: list[TaskSpec],
-           isolation: dict[str, tuple[str, ...]], mode: str) -> str:
-    notes = []
+           isolation: dict[str, tuple[str, ...]], mode: str, level: str) -> str:
+    notes = [warning] if (warning := describe_level(level, mode)) else []
     if submission.missing:
         notes.append(f"Missing from the submission: {', '.join(submission.missing)} (graded as absent).")
     notes.extend(submission.warnings)

@@ -97,6 +97,7 @@ class GradingResult:
     output: str = ""         # a note for the whole submission (e.g. why it could not be graded)
     submission_log: str = ""  # what the submission printed, capped
     checks_s: float = 0.0    # wall time of running the checks (pytest's own work for each included)
+    sandbox: Optional[str] = None  # the isolation level the submission ran at (grader.sandbox)
 
     @property
     def score(self) -> float:

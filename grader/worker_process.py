@@ -22,13 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import wire
-from grader.sandbox import bwrap_command
+from grader.sandbox import WorkerJail, bwrap_jail, restricted_jail, running_as_root, worker_code_directory
+from grader.worker_memory import worker_memory_bytes
+from grader.worker_uid import WorkerUidLease, lease_worker_uid
 
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024 * 1024
 _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); import grader.worker.loop as loop; "
     "del sys.path[0]; loop.main()"
 )
+# The worker's exit status when it could not apply the confinement it was asked for (before any
+# student code ran).
+CONFINEMENT_FAILED_EXIT = 71
 
 
 class WorkerFailure(Exception):
@@ -41,6 +46,24 @@ class WorkerTimeout(WorkerFailure):
 
 class WorkerCrashed(WorkerFailure):
     pass
+
+
+class SandboxBroken(RuntimeError):
+    """The sandbox could not be applied on this machine: the grader's problem, never the student's."""
+
+
+class WorkerLost(WorkerCrashed):
+    """The worker died from a signal the grader did not send (an operator, the system's out-of-memory
+    killer): a failure of the machine, not of the student's code, so the work is tried again once."""
+
+    def __init__(self, message: str, signal_name: str):
+        super().__init__(message)
+        self.signal_name = signal_name
+
+
+# Signals that end a process from outside; a crash of the code itself (SIGSEGV, SIGABRT, SIGBUS,
+# SIGFPE) is the student's.
+_OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
 
 
 class StudentException(Exception):
@@ -65,7 +88,7 @@ class Limits:
     file_size_bytes: int = 256 * 1024 * 1024
     open_files: int = 1024
     processes: int = 64                  # the worker and everything it started, at once
-    sandbox: str = "process"             # none | process | bwrap (grader.sandbox)
+    sandbox: str = "process"             # none | process | restricted | bwrap (grader.sandbox)
 
 
 @dataclass
@@ -93,10 +116,6 @@ class OutputLog:
         return (bytes(self.head).decode(errors="replace") + middle + bytes(self.tail).decode(errors="replace"))
 
 
-def _grader_parent_dir() -> str:
-    return str(Path(wire.__file__).resolve().parent.parent)
-
-
 class WorkerProcess:
     """One live worker: a process, its channel, its output log and its memory watch."""
 
@@ -105,19 +124,23 @@ class WorkerProcess:
         self.limits = limits
         self.output = OutputLog(limits.output_bytes)
         self.killed_reason: str | None = None
+        self.answered = False
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
-        settings = json.dumps({"submission_dir": str(submission_dir), "preload": list(preload)})
-        argv = [sys.executable, "-I", "-c", _BOOTSTRAP, _grader_parent_dir(),
-                str(request_read), str(response_write), settings]
-        if limits.sandbox == "bwrap":
-            argv = bwrap_command(argv, scratch_dir)
+        self._uid_lease: WorkerUidLease | None = None
+        if limits.sandbox == "restricted" and running_as_root():
+            self._uid_lease = lease_worker_uid()
+            self._uid_lease.give(scratch_dir)
+        jail = self._jail(submission_dir, scratch_dir, request_read, response_write, preload)
+        self._private_root = limits.sandbox == "bwrap"
+        self._private_root_pid: int | None = None
         _become_subreaper()
         with _workers_lock:  # a worker is never taken for an orphan between its start and its registration
             self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                jail.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 cwd=scratch_dir, env=env, pass_fds=(request_read, response_write),
                 start_new_session=True, preexec_fn=None if limits.sandbox == "none" else self._apply_rlimits,
+                user=jail.user, group=jail.group, extra_groups=[] if jail.user is not None else None,
             )
             _live_workers.add(self.process.pid)
         self._seen: dict[int, str] = {}  # every process of the worker's tree seen, with its start time
@@ -130,6 +153,25 @@ class WorkerProcess:
         self._watch = threading.Thread(target=self._watch_memory, daemon=True)
         self._watch.start()
         self._next_id = 1
+
+    def _jail(self, submission_dir: Path, scratch_dir: Path, request_read: int, response_write: int,
+              preload: tuple[str, ...]) -> WorkerJail:
+        """The command and confinement of the worker at this level. The worker's code comes from a
+        copy holding only what it needs, never the grader's own directory."""
+        level = self.limits.sandbox
+        code = str(worker_code_directory()) if level != "none" else str(Path(wire.__file__).resolve().parent.parent)
+
+        def argv(confine: dict) -> list[str]:
+            settings = json.dumps({"submission_dir": str(submission_dir), "preload": list(preload), "confine": confine})
+            return [sys.executable, "-I", "-c", _BOOTSTRAP, code, str(request_read), str(response_write), settings]
+
+        if level == "bwrap":
+            jail = bwrap_jail([], scratch_dir, self.limits.memory_bytes)
+        elif level == "restricted":
+            jail = restricted_jail([], scratch_dir, self._uid_lease.uid if self._uid_lease else None)
+        else:
+            jail = WorkerJail([], confine={"no_new_privs": True} if level == "process" else {})
+        return WorkerJail(jail.argv + argv(jail.confine), jail.user, jail.group, jail.confine)
 
     def _apply_rlimits(self) -> None:
         import resource
@@ -151,15 +193,37 @@ class WorkerProcess:
         # whole tree counts, so memory or processes spread over children are caught too.
         if self.limits.sandbox == "none":
             return
+        uid = self._uid_lease.uid if self._uid_lease else None
         while self.process.poll() is None:
             tree = process_tree(self.process.pid)
             for pid in tree:
                 self._seen.setdefault(pid, start_time(pid))
             if len(tree) > self.limits.processes:
                 self.kill(f"started more than {self.limits.processes - 1} processes")
-            elif sum(map(resident_bytes, tree)) > self.limits.memory_bytes:
-                self.kill(f"used more than {self.limits.memory_bytes // 2**20} MiB of memory")
+            elif worker_memory_bytes(tree, self._private_root_of(tree), uid) > self.limits.memory_bytes:
+                self.kill(f"used more than {self.limits.memory_bytes // 2**20} MiB of memory "
+                          "(resident memory and files in RAM-backed file systems together)")
             time.sleep(0.05)
+
+    def _private_root_of(self, tree: list[int]) -> int | None:
+        """A process of the tree inside bubblewrap's own file system (whose /tmp is the worker's)."""
+        if not self._private_root:
+            return None
+        if self._private_root_pid in tree:
+            return self._private_root_pid
+        try:
+            host_root = os.stat("/")
+        except OSError:
+            return None
+        for pid in tree:
+            try:
+                root = os.stat(f"/proc/{pid}/root/")
+            except OSError:
+                continue
+            if (root.st_dev, root.st_ino) != (host_root.st_dev, host_root.st_ino):
+                self._private_root_pid = pid
+                return pid
+        return None
 
     @property
     def alive(self) -> bool:
@@ -200,6 +264,7 @@ class WorkerProcess:
             self.kill("answered out of turn")
             raise WorkerCrashed("the worker's answer does not match the request")
         self._check_nothing_left_running()
+        self.answered = True
         return header, reply_buffers
 
     def _check_nothing_left_running(self) -> None:
@@ -224,8 +289,17 @@ class WorkerProcess:
         self.kill("exited")
         if self.killed_reason and self.killed_reason != "exited":
             return WorkerCrashed(f"the worker was stopped {when}: it {self.killed_reason}")
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        if code == CONFINEMENT_FAILED_EXIT and not self.answered:
+            raise SandboxBroken(f"the worker could not confine itself at the {self.limits.sandbox} level: "
+                                f"{self.output.text().strip()[-500:]}")
+        number = -code if code is not None and code < 0 else None
+        if number is None and code is not None and code > 128 and self.limits.sandbox == "bwrap":
+            number = code - 128  # bubblewrap exits with 128 + the signal that ended its child
+        if number is not None:
+            name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+            if number in _OUTSIDE_SIGNALS:
+                return WorkerLost(f"the worker was killed by {name} {when}, a signal the grader did not send "
+                                  "(an operator, or the machine's out-of-memory killer)", name)
             return WorkerCrashed(f"the worker was killed by {name} {when}")
         return WorkerCrashed(f"the worker exited with code {code} {when} (did the code call os._exit or exit?)")
 
@@ -249,6 +323,8 @@ class WorkerProcess:
         with _workers_lock:
             _live_workers.discard(self.process.pid)
         kill_escaped_orphans()
+        if self._uid_lease is not None:
+            self._uid_lease.kill_processes()  # whatever escaped the tree still runs as the uid
 
     def close(self) -> None:
         try:
@@ -258,6 +334,8 @@ class WorkerProcess:
         self.kill("closed")
         os.close(self._response_read)
         self._drain.join(timeout=1)
+        if self._uid_lease is not None:
+            self._uid_lease.release()
 
 
 # -- the worker's process tree -------------------------------------------------------------------------
@@ -328,14 +406,6 @@ def _stat_fields(pid: int) -> list[str]:
 def start_time(pid: int) -> str:
     fields = _stat_fields(pid)
     return fields[19] if len(fields) > 19 else ""
-
-
-def resident_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def _kill(pid: int) -> None:

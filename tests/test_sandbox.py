@@ -1,84 +1,331 @@
-"""The isolation levels keep their promises, proven from inside a worker; with the sandbox switched
-off the same probes get through (so the probes have teeth); official grading refuses to run on a
-sandbox that does not hold."""
+"""The isolation levels keep their promises, proven from inside a worker; with a defence switched off
+the same probe gets through (so every probe has teeth); official grading picks the strongest level
+that holds and refuses to grade when none does."""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from grader import sandbox, selfcheck
+from grader import sandbox, selfcheck, worker_memory
 from grader.assignment import ConfigError
-from support import a1, grade_checks, make_submission
+from support import PROJECT_ROOT, a1, grade_checks, make_submission
 
 BWRAP_PROBLEM = sandbox.bwrap_problem()
+RESTRICTED_PROBLEM = sandbox.restricted_problem()
 needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"bubblewrap unusable here: {BWRAP_PROBLEM}")
+needs_restricted = pytest.mark.skipif(RESTRICTED_PROBLEM is not None,
+                                      reason=f"the restricted level cannot run here: {RESTRICTED_PROBLEM}")
+needs_root = pytest.mark.skipif(not sandbox.running_as_root(), reason="needs the grader to run as root")
+needs_landlock = pytest.mark.skipif(sandbox.landlock_abi() < 1, reason="this kernel has no Landlock")
 
 
 def observed(level, **kwargs):
-    return {o.promise.name: o for o in selfcheck.run_selfcheck(level, every_promise=True, **kwargs)}
+    return {key: o for key, promise in selfcheck.PROMISES.items()
+            for o in selfcheck.run_selfcheck(level, every_promise=True, **kwargs) if o.promise == promise}
 
 
-@pytest.mark.parametrize("level", [pytest.param("bwrap", marks=needs_bwrap), "process"])
+def broken(observations, *keys):
+    return {key for key in keys if not observations[key].held}
+
+
+@pytest.fixture
+def fresh_machine():
+    """Forgets what was proven about the machine before and after a test that changes it."""
+    sandbox.forget_machine()
+    selfcheck.forget_verdicts()
+    yield
+    sandbox.forget_machine()
+    selfcheck.forget_verdicts()
+
+
+@pytest.mark.parametrize("level", [pytest.param("bwrap", marks=needs_bwrap),
+                                   pytest.param("restricted", marks=needs_restricted), "process"])
 def test_every_promise_of_a_level_holds(level):
     observations = observed(level)
-    made = {name: o for name, o in observations.items() if level in o.promise.levels}
-    assert made and all(o.held for o in made.values()), {n: o.observed for n, o in made.items() if not o.held}
+    made = {key: o for key, o in observations.items() if level in o.promise.levels}
+    assert made and all(o.held for o in made.values()), {k: o.observed for k, o in made.items() if not o.held}
 
 
-def test_without_a_sandbox_the_deny_probes_get_through():
+def test_without_a_sandbox_the_attacks_get_through():
     observations = observed("none")
-    for key in ("tcp", "udp", "write", "reference", "fork_bomb", "memory"):
-        promise = selfcheck.PROMISES[key]
-        assert not observations[promise.name].held, f"{promise.name} held without any sandbox"
+    expected = {"tcp", "udp", "write", "reference", "grader_code", "fork_bomb", "memory", "ptrace",
+                "grader_proc", "signal", "ram_files", "leftovers"}
+    if sandbox.running_as_root():  # what only root can do
+        expected |= {"capabilities", "unprivileged", "handle", "remount"}
+    assert broken(observations, *expected) == expected
 
 
 def test_the_process_level_does_not_pretend_to_isolate_the_network_or_the_file_system():
     observations = observed("process")
-    for key in ("tcp", "write", "reference"):
-        assert not observations[selfcheck.PROMISES[key].name].held
+    assert broken(observations, "tcp", "write", "reference", "grader_proc") == {"tcp", "write", "reference",
+                                                                             "grader_proc"}
+
+
+# -- each defence of bwrap switched off ---------------------------------------------------------------
+
+_ROOTFUL_BWRAP = ["--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                  "--unshare-cgroup-try", "--hostname", "sandbox"]
 
 
 @needs_bwrap
-def test_official_grading_refuses_a_sandbox_that_lets_the_network_through(monkeypatch, tmp_path):
+@needs_root
+def test_bwrap_run_by_root_without_a_user_namespace_gives_the_worker_every_capability(monkeypatch, fresh_machine):
+    # bubblewrap started by root keeps the capabilities unless told otherwise: the worker then opens
+    # the host's files by handle and mounts at will. The seccomp filter is off too, to show each.
+    monkeypatch.setattr(sandbox, "_namespace_args", lambda: list(_ROOTFUL_BWRAP))
+    monkeypatch.setattr(sandbox, "_seccomp_available", lambda: False)
+    assert broken(observed("bwrap", quick=True), "capabilities", "handle", "remount") == {
+        "capabilities", "handle", "remount"}
+
+
+@needs_bwrap
+@needs_root
+def test_the_seccomp_filter_alone_stops_handles_and_mounts_in_bwrap(monkeypatch, fresh_machine):
+    monkeypatch.setattr(sandbox, "_namespace_args", lambda: list(_ROOTFUL_BWRAP))
+    observations = observed("bwrap", quick=True)
+    assert not broken(observations, "handle", "remount")
+    assert broken(observations, "capabilities") == {"capabilities"}
+
+
+@needs_bwrap
+def test_bwrap_without_its_network_namespace_and_filter_lets_tcp_through(monkeypatch, fresh_machine):
     leaky = [arg for arg in sandbox._namespace_args() if arg != "--unshare-net"]
     monkeypatch.setattr(sandbox, "_namespace_args", lambda: leaky)
-    selfcheck.forget_verdicts()
-    try:
-        shipped = a1()
-        with pytest.raises(ConfigError, match="TCP connection"):
-            grade_checks(shipped, make_submission(tmp_path, shipped), only="affine.forward", sandbox="bwrap")
-    finally:
-        selfcheck.forget_verdicts()
-
-
-def test_asking_for_bwrap_where_it_cannot_work_is_a_configuration_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(sandbox, "bwrap_executable", lambda: None)
-    sandbox.bwrap_problem.cache_clear()
-    try:
-        shipped = a1()
-        with pytest.raises(ConfigError, match="bubblewrap is not installed"):
-            grade_checks(shipped, make_submission(tmp_path, shipped), only="affine.forward", sandbox="bwrap")
-        assert sandbox.resolve_level("auto", "official") == "process"
-    finally:
-        sandbox.bwrap_problem.cache_clear()
+    monkeypatch.setattr(sandbox, "_seccomp_available", lambda: False)
+    assert broken(observed("bwrap", quick=True), "tcp", "udp") == {"tcp", "udp"}
 
 
 @needs_bwrap
-def test_the_reference_grades_fully_inside_bwrap(tmp_path):
+def test_official_grading_refuses_a_bwrap_that_lets_the_network_through(monkeypatch, fresh_machine, tmp_path):
+    leaky = [arg for arg in sandbox._namespace_args() if arg != "--unshare-net"]
+    monkeypatch.setattr(sandbox, "_namespace_args", lambda: leaky)
+    monkeypatch.setattr(sandbox, "_seccomp_available", lambda: False)
     shipped = a1()
-    result = grade_checks(shipped, make_submission(tmp_path, shipped), only="[ab]*", sandbox="bwrap")
-    assert result.tasks and result.score == result.max_score
+    with pytest.raises(ConfigError, match="TCP connection"):
+        grade_checks(shipped, make_submission(tmp_path, shipped), only="affine.forward", sandbox="bwrap")
 
 
 @needs_bwrap
-def test_a_submission_inside_bwrap_cannot_read_the_reference(tmp_path):
+def test_ram_backed_files_in_bwrap_count_only_through_the_accounting_and_size_limits(monkeypatch, fresh_machine):
+    # Unlimited private tmpfs mounts, and a watch that sees resident memory only: 2x the limit fits.
+    monkeypatch.setattr(worker_memory, "private_tmpfs_bytes", lambda pid, mounts=(): 0)
+    monkeypatch.setattr(worker_memory, "open_ram_files_bytes", lambda pids, skip_prefixes=(): 0)
+    original = sandbox._system_mounts
+    monkeypatch.setattr(sandbox, "_system_mounts", lambda size: original(64 * 2**30))
+    observations = observed("bwrap")
+    assert broken(observations, "ram_files") == {"ram_files"}, observations["ram_files"].observed
+
+
+# -- each defence of the restricted level switched off ------------------------------------------------
+
+@needs_restricted
+@needs_landlock
+def test_restricted_without_landlock_cannot_keep_world_readable_files_from_the_worker(monkeypatch, fresh_machine):
+    monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
+    observations = observed("restricted", quick=True)
+    assert broken(observations, "reference", "grader_code") == {"reference", "grader_code"}
+    assert not broken(observations, "udp", "capabilities")
+
+
+@needs_restricted
+def test_restricted_without_its_seccomp_filter_lets_udp_through(monkeypatch, fresh_machine):
+    from grader import worker_process
+
+    original = sandbox.restricted_jail
+
+    def without_seccomp(*args, **kwargs):
+        jail = original(*args, **kwargs)
+        return sandbox.WorkerJail(jail.argv, jail.user, jail.group, {**jail.confine, "seccomp": False})
+
+    monkeypatch.setattr(worker_process, "restricted_jail", without_seccomp)
+    assert broken(observed("restricted", quick=True), "udp") == {"udp"}
+
+
+@needs_restricted
+@needs_root
+def test_restricted_without_the_uid_drop_leaves_root_with_its_capabilities(monkeypatch, fresh_machine):
+    from grader import worker_process
+
+    monkeypatch.setattr(worker_process, "running_as_root", lambda: False)
+    assert broken(observed("restricted", quick=True), "capabilities", "unprivileged") == {
+        "capabilities", "unprivileged"}
+
+
+# -- choosing the level -------------------------------------------------------------------------------
+
+def test_official_grading_refuses_when_no_level_keeps_its_promises(monkeypatch, fresh_machine, tmp_path):
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bubblewrap is not installed (apt-get install bubblewrap)")
+    monkeypatch.setattr(sandbox, "restricted_problem", lambda: "seccomp is not available (install libseccomp2)")
     shipped = a1()
-    cheat = (shipped.reference_directory / "layers.py").read_text().replace(
+    with pytest.raises(ConfigError) as refusal:
+        grade_checks(shipped, make_submission(tmp_path, shipped), only="affine.forward")
+    message = str(refusal.value)
+    assert message.startswith("official grading refused")
+    assert "apt-get install bubblewrap" in message and "libseccomp2" in message
+    # Explicitly unprotected grading still runs, and says so in its results.
+    result = grade_checks(shipped, make_submission(tmp_path / "p", shipped), only="affine.forward",
+                          sandbox="process")
+    assert result.sandbox == "process" and "not protected" in result.output
+
+
+def test_official_grading_takes_the_strongest_level_that_holds(monkeypatch, fresh_machine):
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bubblewrap could not create its namespaces here")
+    if RESTRICTED_PROBLEM is None:
+        assert selfcheck.choose_level("auto", "official") == "restricted"
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: None)
+    selfcheck.adopt_verdict("bwrap", ())
+    assert selfcheck.choose_level("auto", "official") == "bwrap"
+    assert selfcheck.choose_level("auto", "public") == "process"
+
+
+def test_a_bwrap_that_cannot_start_is_found_out_and_named(monkeypatch, fresh_machine, tmp_path):
+    fake = tmp_path / "bin" / "bwrap"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    problem = sandbox.bwrap_problem()
+    assert problem and "Permission denied" in problem and "apparmor_restrict_unprivileged_userns" in problem
+    shipped = a1()
+    with pytest.raises(ConfigError, match="bwrap"):
+        grade_checks(shipped, make_submission(tmp_path / "s", shipped), only="affine.forward", sandbox="bwrap")
+
+
+# -- submissions that attack --------------------------------------------------------------------------
+
+CONFINED = [pytest.param("bwrap", marks=needs_bwrap), pytest.param("restricted", marks=needs_restricted)]
+
+
+def _cheating(shipped, steal: str) -> str:
+    """The reference's layers.py whose affine_forward first tries `steal`, which sets `stolen` to the
+    text of the reference's layers.py when it gets it; a stolen reference answers, else zeros."""
+    reference = shipped.reference_directory / "layers.py"
+    return reference.read_text().replace(
         "def affine_forward(x, w, b):",
         "def affine_forward(x, w, b):\n"
-        f"    open({str(shipped.reference_directory / 'layers.py')!r}).read()\n", 1)
-    assert cheat.count("open(") == 1
-    result = grade_checks(shipped, make_submission(tmp_path, shipped, "reference", {"layers.py": cheat}),
-                          only="affine.forward", sandbox="bwrap")
-    assert result.tasks[0].points == 0 and "No such file" in result.tasks[0].message
-    process = grade_checks(shipped, make_submission(tmp_path / "p", shipped, "reference", {"layers.py": cheat}),
-                           only="affine.forward", sandbox="process")
-    assert process.tasks[0].points == process.tasks[0].max_points  # the teeth: readable without bwrap
+        "    import os, ctypes\n"
+        f"    target = {str(reference)!r}\n"
+        "    stolen = None\n"
+        + "".join(f"    {line}\n" for line in steal.strip().splitlines()) +
+        "    if not stolen:\n"
+        "        return np.zeros((x.shape[0], w.shape[1])), None\n", 1)
+
+
+STEAL_BY_PATH = """
+try:
+    stolen = open(target).read()
+except OSError:
+    pass
+"""
+STEAL_THROUGH_THE_GRADERS_PROC = """
+for pid in (os.getppid(), os.getpgid(0), 1):
+    for link in ("cwd", "root"):
+        try:
+            stolen = open(f"/proc/{pid}/{link}" + (target if link == "root" else "/../reference/a1_fc_numpy/layers.py")).read()
+        except OSError:
+            pass
+"""
+STEAL_BY_FILE_HANDLE = """
+class Handle(ctypes.Structure):
+    _fields_ = [("bytes", ctypes.c_uint), ("type", ctypes.c_int), ("data", ctypes.c_ubyte * 8)]
+libc = ctypes.CDLL(None, use_errno=True)
+root = Handle(8, 1)
+root.data[0] = 2  # inode 2: the root of the host's ext4 file system
+try:
+    mount = os.open("/usr", os.O_RDONLY)
+    fd = libc.open_by_handle_at(mount, ctypes.byref(root), os.O_RDONLY)
+    if fd >= 0:
+        stolen = open(f"/proc/self/fd/{fd}" + target).read()
+except OSError:
+    pass
+"""
+
+
+@pytest.mark.parametrize("steal", [STEAL_BY_PATH, STEAL_THROUGH_THE_GRADERS_PROC, STEAL_BY_FILE_HANDLE],
+                         ids=["by_path", "through_the_graders_proc", "by_file_handle"])
+@pytest.mark.parametrize("level", CONFINED)
+def test_a_submission_cannot_read_the_reference(level, steal, tmp_path):
+    shipped = a1()
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": _cheating(shipped, steal)})
+    result = grade_checks(shipped, folder, only="affine.forward", sandbox=level)
+    assert result.sandbox == level and result.tasks[0].points == 0
+
+
+@pytest.mark.parametrize("steal", [STEAL_BY_PATH, STEAL_THROUGH_THE_GRADERS_PROC], ids=["by_path", "through_the_graders_proc"])
+def test_the_same_theft_succeeds_without_a_confining_sandbox(steal, tmp_path):
+    shipped = a1()
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": _cheating(shipped, steal)})
+    result = grade_checks(shipped, folder, only="affine.forward", sandbox="process")
+    assert result.tasks[0].points == result.tasks[0].max_points  # the teeth: the theft works here
+
+
+@needs_root
+def test_the_theft_by_file_handle_succeeds_for_a_worker_with_capabilities(tmp_path):
+    if os.stat("/usr").st_dev != os.stat(str(PROJECT_ROOT)).st_dev or not _root_is_inode_2():
+        pytest.skip("the project and /usr are not on one ext4-like file system whose root is inode 2")
+    shipped = a1()
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": _cheating(shipped, STEAL_BY_FILE_HANDLE)})
+    result = grade_checks(shipped, folder, only="affine.forward", sandbox="none")
+    assert result.tasks[0].points == result.tasks[0].max_points
+
+
+def _root_is_inode_2() -> bool:
+    return os.stat("/").st_ino == 2
+
+
+FILL_RAM = """
+for place in ("/dev/shm", "/tmp"):
+    try:
+        for part in range(12):  # 12 files of 128 MiB, each under the file-size limit
+            with open(os.path.join(place, f"filled-by-the-submission.{part}"), "wb") as f:
+                for _ in range(128):
+                    f.write(b"x" * (1 << 20))
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.parametrize("level", CONFINED)
+def test_memory_in_ram_backed_files_stops_the_worker_and_nothing_is_left(level, tmp_path):
+    shipped = a1()
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": _cheating(shipped, FILL_RAM)})
+    result = grade_checks(shipped, folder, only="affine.forward", sandbox=level, memory_bytes=1024 * 2**20)
+    assert result.tasks[0].points == 0
+    # bwrap's private tmpfs mounts fill up and count: the worker is stopped; restricted refuses the writes.
+    assert ("memory" in result.tasks[0].message) == (level == "bwrap"), result.tasks[0].message
+    assert not glob.glob("/dev/shm/filled-by-the-submission*") and not glob.glob("/tmp/filled-by-the-submission*")
+
+
+# -- the grader run by an unprivileged user -----------------------------------------------------------
+
+def _unprivileged_python_problem() -> str:
+    if not sandbox.running_as_root():
+        return "the tests do not run as root: they already run unprivileged"
+    if shutil.which("setpriv") is None:
+        return "setpriv is not installed"
+    blocked = [p for p in [sys.executable, str(PROJECT_ROOT)] if sandbox._unreachable_by_others(p)]
+    return f"{', '.join(blocked)} cannot be reached by another user" if blocked else ""
+
+
+@pytest.mark.skipif(bool(_unprivileged_python_problem()), reason=_unprivileged_python_problem() or "runs")
+@pytest.mark.parametrize("level", ["bwrap", "restricted"])
+def test_selfcheck_run_by_an_unprivileged_user(level, tmp_path):
+    """The grader run by a user without privileges: bwrap (unprivileged user namespaces) and the
+    restricted level (Landlock and seccomp, no uid drop) still keep every promise."""
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    completed = subprocess.run(
+        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", sys.executable, "-m", "grader",
+         "selfcheck", "--sandbox", level],
+        capture_output=True, text=True, cwd=home, timeout=300,
+        env={"PATH": os.environ["PATH"], "HOME": str(home), "TMPDIR": str(home), "COLUMNS": "200"})
+    if "cannot start here" in completed.stdout:
+        pytest.skip(f"{level} cannot start for an unprivileged user here: {completed.stdout.strip()[-300:]}")
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
+    assert f"every promise of the {level} level holds" in completed.stdout

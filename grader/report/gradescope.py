@@ -47,6 +47,7 @@ def to_results_json(result: GradingResult) -> dict[str, Any]:
             "max_score": result.max_score,
             "grader_version": result.grader_version,
             "versions": result.versions,
+            "sandbox": result.sandbox,
         },
     }
 

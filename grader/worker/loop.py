@@ -17,6 +17,9 @@ from typing import Any
 
 from grader import wire
 from grader.packages import install_package
+from grader.worker.confine import ConfinementError, confine
+
+CONFINEMENT_FAILED_EXIT = 71  # the grader's worker_process knows this status
 
 PACKAGE = "submission"
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024 * 1024
@@ -206,6 +209,11 @@ def serve(worker: Worker, requests: Any, responses: Any) -> None:
 def main() -> None:
     request_fd, response_fd = int(sys.argv[1]), int(sys.argv[2])
     settings = json.loads(sys.argv[3])
+    try:
+        confine(settings)  # before any student code, and before torch, runs
+    except ConfinementError as exc:
+        print(f"confinement failed: {exc}", flush=True)
+        os._exit(CONFINEMENT_FAILED_EXIT)
     requests = os.fdopen(request_fd, "rb", buffering=1024 * 1024)
     responses = os.fdopen(response_fd, "wb", buffering=1024 * 1024)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - the student's code never reads the channel
