@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from grader import sandbox
+from grader import selfcheck
 from grader.assignment import Assignment
 from grader.grading import GradeOptions
 from grader.report.gradescope import to_results_json, write_results_json
@@ -321,6 +321,44 @@ def _cases() -> tuple[Case, ...]:
         Case("read_reference_by_absolute_path", "attack", **in_affine_forward(
                 'import os\nroots = ["__PROJECT__"]', STEAL_REFERENCE), **LAYERS_CASE, outcomes=FAILED,
              expected="reference/ is out of the worker's reach (absolute path given)"),
+        Case("read_reference_through_the_graders_proc", "attack", **in_affine_forward("""
+                import os
+                roots = []
+                for pid in (os.getppid(), os.getpgid(0), 1):
+                    roots.append(f"/proc/{pid}/cwd")
+                    roots.append(f"/proc/{pid}/root__PROJECT__")
+             """, STEAL_REFERENCE), **LAYERS_CASE, outcomes=FAILED,
+             expected="the grader's /proc entries (its working directory, its root) lead nowhere"),
+        Case("read_reference_by_file_handle", "attack", **in_affine_forward("""
+                import ctypes, os
+                class Handle(ctypes.Structure):
+                    _fields_ = [("size", ctypes.c_uint), ("kind", ctypes.c_int), ("data", ctypes.c_ubyte * 8)]
+                libc = ctypes.CDLL(None, use_errno=True)
+                host_root = Handle(8, 1)
+                host_root.data[0] = 2   # inode 2, generation 0: the root directory of an ext4 file system
+                roots = []
+                for mounted in ("/usr", "/tmp", os.getcwd()):
+                    try:
+                        fd = libc.open_by_handle_at(os.open(mounted, os.O_RDONLY), ctypes.byref(host_root), 0)
+                    except OSError:
+                        continue
+                    if fd >= 0:
+                        roots.append(f"/proc/self/fd/{fd}__PROJECT__")
+             """, STEAL_REFERENCE), **LAYERS_CASE, outcomes=FAILED,
+             expected="open_by_handle_at cannot reach the host's file system"),
+        Case("fill_ram_backed_files", "attack", **in_affine_forward("""
+                import os
+                for place in ("/dev/shm", "/tmp"):
+                    try:
+                        for part in range(24):   # 24 x 128 MiB = 3 GiB per place, each under the file-size limit
+                            with open(os.path.join(place, f"__MARKER__.{part}"), "wb") as f:
+                                for _ in range(128):
+                                    f.write(b"x" * 2**20)
+                    except OSError:
+                        pass
+                out = np.zeros((x.shape[0], w.shape[1]))
+             """), **LAYERS_CASE, outcomes=ANY_LOSS, call_timeout_s=3 * SHORT_TIMEOUT_S,
+             expected="files in RAM-backed file systems count toward the memory limit and do not outlive the worker"),
         Case("leak_hidden_checks_and_fixtures", "attack", **in_affine_forward("""
                 import hashlib, os, sys
                 starts = [os.path.dirname(os.path.abspath(__file__)), os.getcwd(), *sys.path]
@@ -508,8 +546,8 @@ def resolved_level(level: str) -> tuple[Optional[str], str]:
     GradeOptions chooses), or None with the reason it cannot run here."""
     requested = GradeOptions().sandbox if level == "default" else level
     try:
-        return sandbox.resolve_level(requested, "official"), ""
-    except sandbox.SandboxUnavailable as exc:
+        return selfcheck.choose_level(requested, "official"), ""
+    except selfcheck.SandboxRefused as exc:
         return None, str(exc)
 
 
@@ -565,10 +603,12 @@ def grade_case(case: Case, level: str, workdir: Path, assignment: Optional[Assig
             workers = wait_for_children(PROCESS_GRACE_S)
             after = snapshot(watched)
             network = listeners.received()
+            left_in_shared_places = files_carrying(marker)
     finally:
         kill_processes_carrying(marker)
+        remove_files_carrying(marker)
     observation = Observation(case, level, result, grader_error, seconds, selected,
-                              compare_snapshots(before, after), leftovers, workers, network)
+                              compare_snapshots(before, after) + left_in_shared_places, leftovers, workers, network)
     if result is not None:
         try:
             path = workdir / "report" / "results.json"
@@ -579,6 +619,18 @@ def grade_case(case: Case, level: str, workdir: Path, assignment: Optional[Assig
         observation.leaked = leaked_files(observation.report_json + result.submission_log
                                           + "".join(t.message + t.detail for t in result.tasks), assignment)
     return observation
+
+
+def files_carrying(marker: str) -> list[str]:
+    """Files a case left in the machine's shared temporary places (RAM-backed or not)."""
+    return [f"left behind: {path}" for place in ("/dev/shm", tempfile.gettempdir(), "/var/tmp")
+            for path in sorted(Path(place).glob(f"{marker}*"))]
+
+
+def remove_files_carrying(marker: str) -> None:
+    for place in ("/dev/shm", tempfile.gettempdir(), "/var/tmp"):
+        for path in Path(place).glob(f"{marker}*"):
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from the worker) fails the cases that test it: those are listed in KNOWN_GAPS wi
 break, and marked as expected failures that only count when that promise, and no other, breaks. A case
 that breaks a promise on some runs only is listed there too, as an expected failure that may pass."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -34,7 +35,7 @@ from support import a1
 
 # "default" grades with what GradeOptions chooses for official grading; a named level is graded
 # too where it differs from that choice and works on this machine.
-LEVELS = ("default", "process", "bwrap")
+LEVELS = ("default", "process", "restricted", "bwrap")
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,6 @@ KNOWN_GAPS: dict[str, dict[str, Gap]] = {
         "write_grader_cwd_and_results_json": Gap(("files",), "the grader's working directory (found "
                                                  "through /proc/<ppid>/cwd) is writable from the worker: "
                                                  + _NO_FILE_SYSTEM_ISOLATION),
-        "read_reference_via_grader_package": Gap(("score",), "reference/ is readable next to the grader "
-                                                 "package, so affine_forward returns the reference's "
-                                                 "answer and passes: " + _NO_FILE_SYSTEM_ISOLATION),
         "read_reference_by_absolute_path": Gap(("score",), "reference/ is readable by absolute path, so "
                                                "affine_forward returns the reference's answer and "
                                                "passes: " + _NO_FILE_SYSTEM_ISOLATION),
@@ -72,7 +70,17 @@ KNOWN_GAPS: dict[str, dict[str, Gap]] = {
         "tcp_connect": Gap(("contained",), "a TCP connection to 127.0.0.1 succeeds and delivers data: "
                            + _NO_NETWORK_ISOLATION),
         "udp_sendto": Gap(("contained",), "a UDP datagram to 127.0.0.1 is delivered: " + _NO_NETWORK_ISOLATION),
+        "read_reference_through_the_graders_proc": Gap(("score",), "/proc/<grader>/cwd leads to the project, so "
+                                                       "affine_forward returns the reference's answer: "
+                                                       + _NO_FILE_SYSTEM_ISOLATION),
+        # Root's worker at the process level holds every capability: open_by_handle_at reaches the host.
+        **({"read_reference_by_file_handle": Gap(("score",), "the worker runs as root with every capability, so "
+                                                 "open_by_handle_at opens the host's root directory: "
+                                                 + _NO_FILE_SYSTEM_ISOLATION)} if os.geteuid() == 0 else {}),
+        "fill_ram_backed_files": Gap(("files",), "files written to the host's /dev/shm and /tmp are closed, so no "
+                                   "process holds them, and they outlive the worker: " + _NO_FILE_SYSTEM_ISOLATION),
     },
+    "restricted": {},
     "bwrap": {},
 }
 
