@@ -240,23 +240,21 @@ def _private_etc_masks() -> tuple[str, ...]:
     masks: list[str] = []
     for root, directories, files in os.walk("/etc"):
         for name in list(directories):
-            path = os.path.join(root, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISDIR(info.st_mode) and not info.st_mode & stat.S_IROTH:
-                masks += ["--tmpfs", path]
+            if _private(os.path.join(root, name), stat.S_ISDIR):
+                masks += ["--tmpfs", os.path.join(root, name)]
                 directories.remove(name)
-        for name in files:
-            path = os.path.join(root, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode) and not info.st_mode & stat.S_IROTH:
-                masks += ["--ro-bind", "/dev/null", path]
+        masks += [arg for name in files if _private(os.path.join(root, name), stat.S_ISREG)
+                  for arg in ("--ro-bind", "/dev/null", os.path.join(root, name))]
     return tuple(masks)
+
+
+def _private(path: str, is_kind) -> bool:
+    """`path` is of the kind and other users may not read it."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return is_kind(info.st_mode) and not info.st_mode & stat.S_IROTH
 
 
 def bwrap_jail(argv: list[str], scratch_dir: Path, tmpfs_bytes: int) -> WorkerJail:
