@@ -291,6 +291,17 @@ def _cases() -> tuple[Case, ...]:
                 FIND_PROJECT, 'RELATIVE = os.path.join("grader", "compare.py")', REWRITE_FIRST_BYTE),
              **LAYERS_CASE, outcomes=FAILED, aims_at_project=True,
              expected="grader/compare.py cannot be written from the worker"),
+        Case("remount_and_write_grader_source", "attack", **in_affine_forward(
+                FIND_PROJECT, """
+                import ctypes
+                libc = ctypes.CDLL(None, use_errno=True)
+                for root in roots:   # a read-only bind made writable again (MS_REMOUNT | MS_BIND, no MS_RDONLY)
+                    for place in (root, os.path.join(root, "grader")):
+                        libc.mount(None, place.encode(), None, 32 | 4096, None)
+                RELATIVE = os.path.join("grader", "compare.py")
+                """, REWRITE_FIRST_BYTE),
+             **LAYERS_CASE, outcomes=FAILED, aims_at_project=True,
+             expected="no bind can be remounted writable, and the grader's source is not there to write"),
         Case("write_reference_source", "attack", **in_affine_forward(
                 FIND_PROJECT, 'RELATIVE = os.path.join("reference", "a1_fc_numpy", "layers.py")',
                 REWRITE_FIRST_BYTE),

@@ -56,6 +56,8 @@ KNOWN_GAPS: dict[str, dict[str, Gap]] = {
     "process": {
         "write_grader_source": Gap(("files",), "grader/compare.py is writable from the worker: "
                                    + _NO_FILE_SYSTEM_ISOLATION),
+        "remount_and_write_grader_source": Gap(("files",), "grader/compare.py is writable from the worker "
+                                              "without any remount: " + _NO_FILE_SYSTEM_ISOLATION),
         "write_reference_source": Gap(("files",), "reference/a1_fc_numpy/layers.py is writable from the "
                                       "worker: " + _NO_FILE_SYSTEM_ISOLATION),
         "write_grader_cwd_and_results_json": Gap(("files",), "the grader's working directory (found "
