@@ -313,10 +313,10 @@ def _unprivileged_python_problem() -> str:
 
 
 @pytest.mark.skipif(bool(_unprivileged_python_problem()), reason=_unprivileged_python_problem() or "runs")
-@pytest.mark.parametrize("level", ["bwrap", "restricted"])
+@pytest.mark.parametrize("level", ["bwrap", "restricted", "process"])
 def test_selfcheck_run_by_an_unprivileged_user(level, tmp_path):
-    """The grader run by a user without privileges: bwrap (unprivileged user namespaces) and the
-    restricted level (Landlock and seccomp, no uid drop) still keep every promise."""
+    """The grader run by a user without privileges: bwrap (unprivileged user namespaces), the
+    restricted level (Landlock and seccomp, no uid drop) and the process level keep every promise."""
     home = tmp_path / "home"
     home.mkdir()
     os.chown(home, 65534, 65534)
