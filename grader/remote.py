@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from grader import wire
+from grader.untrusted_text import valid_unicode
 from grader.worker_process import (
     Limits,
     StudentException,
@@ -132,7 +133,7 @@ class WorkerSession:
             raise
         generation = self.generation
         decoder = wire.Decoder(reply_buffers, lambda ref: RemoteObject(self, {"handle": ref.id}, generation,
-                                                                     type_name=ref.type_name))
+                                                                     type_name=valid_unicode(ref.type_name)))
         if self.observer is None or not observe:
             return _unwrap(header, decoder)
         try:
@@ -180,12 +181,15 @@ def _unwrap(reply: dict, decoder: wire.Decoder) -> Any:
         if not isinstance(error, dict):
             raise WorkerCrashed("the worker sent an answer without a result")
         location = error.get("location")
+        # The student's own text (a class can name itself anything, a message can hold anything):
+        # valid Unicode from here on, escaped by each writer where it is shown.
         raise StudentException(
-            type_name=str(error.get("type", "Exception")),
-            message=str(error.get("message", "")),
-            traceback=str(error.get("traceback", "")),
+            type_name=valid_unicode(str(error.get("type", "Exception"))),
+            message=valid_unicode(str(error.get("message", ""))),
+            traceback=valid_unicode(str(error.get("traceback", ""))),
             is_not_implemented=error.get("is_not_implemented") is True,
-            location=(str(location[0]), int(location[1])) if isinstance(location, list) and len(location) == 2 else None,
+            location=(valid_unicode(str(location[0])), location[1])
+            if isinstance(location, list) and len(location) == 2 and type(location[1]) is int else None,
         )
     value = reply.get("value")
     if isinstance(value, list):  # a batch: one reply per operation

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Optional
 
+from grader.untrusted_text import valid_unicode
+
 
 class Outcome(str, enum.Enum):
     PASSED = "passed"
@@ -33,6 +35,11 @@ class CheckResult:
     notes: tuple[str, ...] = ()  # what the check did that the student should know, pass or fail
     hint: str = ""           # a known mistake the submission's outputs match, where one does
 
+    def __post_init__(self) -> None:
+        _keep_valid_unicode(self, "name", "message", "detail", "hint", "notes")
+        if self.location is not None and valid_unicode(self.location[0]) != self.location[0]:
+            object.__setattr__(self, "location", (valid_unicode(self.location[0]), self.location[1]))
+
 
 @dataclass(frozen=True)
 class TrainingMeasurement:
@@ -58,6 +65,9 @@ class TaskResult:
     detail: str = ""
     training: Optional[TrainingMeasurement] = None
 
+    def __post_init__(self) -> None:
+        _keep_valid_unicode(self, "title", "message", "detail")
+
     @classmethod
     def from_checks(cls, task_id: str, title: str, max_points: float, visibility: str,
                     checks: list[CheckResult]) -> "TaskResult":
@@ -73,6 +83,17 @@ class TaskResult:
         message = worst.message if not passed else f"{len(checks)} check{'s' * (len(checks) > 1)} passed"
         return cls(task_id, title, max_points, max_points if passed else 0.0, worst.outcome,
                    message, visibility=visibility, checks=tuple(checks), detail=detail)
+
+
+def _keep_valid_unicode(result: object, *fields: str) -> None:
+    """Text from the worker is made valid Unicode where it enters (grader.remote); text a check or the
+    intake built from a student's values (a returned string, a file name) is made so here, so that
+    every writer can encode every result. Nothing else of the text changes: writers escape it."""
+    for name in fields:
+        value = getattr(result, name)
+        valid = valid_unicode(value) if isinstance(value, str) else tuple(valid_unicode(v) for v in value)
+        if valid != value:
+            object.__setattr__(result, name, valid)
 
 
 def _check_story(check: CheckResult) -> str:
@@ -98,6 +119,9 @@ class GradingResult:
     submission_log: str = ""  # what the submission printed, capped
     checks_s: float = 0.0    # wall time of running the checks (pytest's own work for each included)
     sandbox: Optional[str] = None  # the isolation level the submission ran at (grader.sandbox)
+
+    def __post_init__(self) -> None:
+        _keep_valid_unicode(self, "output", "submission_log")
 
     @property
     def score(self) -> float:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import wire
+from grader import untrusted_text, wire
 from grader.sandbox import WorkerJail, bwrap_jail, restricted_jail, running_as_root, worker_code_directory
 from grader.worker_memory import worker_memory_bytes
 from grader.worker_uid import WorkerUidLease, lease_worker_uid
@@ -113,7 +113,7 @@ class OutputLog:
 
     def text(self) -> str:
         middle = f"\n[... {self.dropped} bytes of output dropped ...]\n" if self.dropped else ""
-        return (bytes(self.head).decode(errors="replace") + middle + bytes(self.tail).decode(errors="replace"))
+        return untrusted_text.decode(bytes(self.head)) + middle + untrusted_text.decode(bytes(self.tail))
 
 
 class WorkerProcess:
