@@ -139,10 +139,10 @@ def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily fo
 def _grade(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
     from grader.grading import GradeOptions, choose_mode, grade
-    from grader.report import github
+    from grader.report import github, write_each
     from grader.report.gradescope import write_results_json
     from grader.report.junit import write_junit
-    from grader.report.terminal import grading_progress, render_table
+    from grader.report.terminal import grading_progress, plain, render_table
     from grader.submission import UnusableSubmission, prepare_submission
     from grader.submission_zip import ZipError, write_submission_zip
 
@@ -158,8 +158,8 @@ def _grade(args: argparse.Namespace) -> int:
         console, errors = _console(), _console(stderr=True)
     try:
         submission = prepare_submission(assignment, args.submission)
-    except UnusableSubmission as exc:
-        errors.print(f"[red]grader: unusable submission:[/] {exc}")
+    except UnusableSubmission as exc:  # its message quotes the submission's file names
+        errors.print("[red]grader: unusable submission:[/]", plain(str(exc)))
         return EXIT_UNUSABLE
     student_files = github.StudentFiles(
         graded=submission.package,
@@ -183,15 +183,17 @@ def _grade(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     finally:
         submission.cleanup()
-    render_table(result, console, details=not args.quiet)
-    if args.json:
-        write_results_json(result, args.json)
     junit = args.junit or (Path("grader-junit.xml") if ci else None)
+    writers = [("the report", lambda: render_table(result, console, details=not args.quiet))]
+    if args.json:
+        writers.append((f"the JSON result {args.json}", lambda: write_results_json(result, args.json)))
     if junit:
-        write_junit(result, junit)
+        writers.append((f"the JUnit XML {junit}", lambda: write_junit(result, junit)))
     if ci and github.in_github_actions(os.environ):
-        for line in github.report_to_github(result, os.environ, files=student_files, default_workspace=Path.cwd()):
-            print(line, flush=True)
+        writers += github.github_writers(result, os.environ, files=student_files, default_workspace=Path.cwd(),
+                                         print_line=lambda line: print(line, flush=True))
+    for failure in write_each(writers):
+        errors.print(plain(f"grader: {failure}"))
     status = EXIT_OK
     if not args.no_zip:
         source = args.submission if args.submission and args.submission.is_dir() else assignment.directory
@@ -221,6 +223,7 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
     from grader.batch.outputs import print_summary
     from grader.batch.progress import batch_progress
     from grader.batch.run import BatchBusy, BatchOptions, run_batch
+    from grader.report.terminal import plain
 
     console, errors = _console(), _console(stderr=True)
     options = BatchOptions(
@@ -238,8 +241,10 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
     except (BatchAborted, BatchBusy, ImportError) as exc:
         errors.print(f"[red]grader batch:[/] {exc}", markup=True, highlight=False)
         return EXIT_USAGE
-    for line in outcome.passed_over:
-        errors.print(f"passed over {line}", markup=False)
+    for line in outcome.passed_over:  # entries of the folder, named as the students named them
+        errors.print(plain(f"passed over {line}"))
+    for line in outcome.unwritten:
+        errors.print(plain(f"could not write the files of {line}"))
     if not args.quiet:
         print_summary(outcome.summary, console)
     console.print(f"{len(outcome.graded)} graded now, {len(outcome.skipped)} unchanged since they were graded; "

@@ -20,6 +20,8 @@ import pytest
 from grader.cli import main
 from grader.report import github
 from grader.results import GradingResult, Outcome, TaskResult
+from hostile_text import (HOSTILE, assert_inert_text, assert_printable, assert_valid_json, assert_valid_junit,
+                          hostile_layers, unescaped_pipes)
 from support import A1, PROJECT_ROOT, a1, make_submission
 
 # relu_forward raises, with a message holding what workflow commands and markdown tables must escape.
@@ -36,6 +38,7 @@ class Run:
     stdout: str
     workspace: Path
     folder: Path
+    stderr: str = ""
 
     @property
     def summary(self) -> str:
@@ -88,9 +91,10 @@ def grade_in_actions(workspace: Path, folder: Path, *arguments: str, ci_flag: bo
         patch.chdir(workspace)
         argv = ["grade", A1, "--submission", str(folder), "--mode", "official", "--no-zip", "--seed", "7",
                 *arguments, *(["--ci"] if ci_flag else [])]
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+        stderr = io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             status = main(argv)
-    return Run(status, stdout.getvalue(), workspace, folder)
+    return Run(status, stdout.getvalue(), workspace, folder, stderr.getvalue())
 
 
 def wrong_layers() -> str:
@@ -328,3 +332,48 @@ def run_grade_sh(checkout: Path, *arguments: str) -> list[str]:
 ])
 def test_grade_sh_passes_ci_on_wherever_it_is_given(fake_checkout, arguments, expected):
     assert run_grade_sh(fake_checkout, *arguments) == expected
+
+
+# --- a student's text that tries to break them ------------------------------------------------------
+
+def test_a_hostile_exception_leaves_every_report_written_valid_and_inert(tmp_path):
+    """relu_forward prints and raises text with a lone surrogate, terminal escapes, control characters,
+    markup, HTML and workflow commands, from a class whose name holds a command too."""
+    folder = make_submission(tmp_path / "student", a1(), "reference", {"layers.py": hostile_layers(a1())})
+    run = grade_in_actions(tmp_path, folder, "--only", "relu.*,affine.forward", "--json", "results.json")
+    assert run.status == 0, run.stderr
+    assert run.stderr == ""  # no writer failed
+    # The log: the report and the annotations, whose only commands are the grader's own two.
+    commands = [line for line in run.stdout.splitlines() if line.lstrip().startswith("::")]
+    assert [parse_command(line)[0] for line in commands] == ["error", "error"], commands
+    assert_inert_text("\n".join(line for line in run.stdout.splitlines() if line not in commands), "stdout")
+    for _, properties, message in run.commands("error"):
+        assert_inert_text(unescape(message), "annotation")
+        assert unescape(properties["title"]).startswith("relu.")
+    assert "\\::error::forged" in run.stdout and "[bold]x[/] [/]" in run.stdout  # shown, as text
+    # The job summary: two rows of four cells for the relu tasks, no HTML outside the fenced details.
+    summary = run.summary
+    rows = [line for line in summary.splitlines() if line.startswith("| relu.")]
+    assert len(rows) == 2 and all(unescaped_pipes(row) == 5 for row in rows), rows
+    assert "<img" not in re.sub(r"(?ms)^(`{3,})text$.*?^\1$", "", summary), summary
+    assert_printable(summary, "summary")  # a summary is no log: `::` and `##[` are only text there
+    # The Classroom result, the JUnit XML and the JSON result: valid, with the student's words.
+    for test in run.classroom()["tests"]:
+        assert_inert_text(test["message"], "classroom")
+    junit = assert_valid_junit(tmp_path / "grader-junit.xml")
+    assert "::error::forged" in junit.find("testcase[@name='relu.forward']/error").text
+    results = assert_valid_json(tmp_path / "results.json")
+    relu = next(t for t in results["tests"] if t["extra_data"]["task"] == "relu.forward")
+    assert HOSTILE.replace("\ud800", "\ufffd").splitlines()[0] in relu["output"]  # raw, but valid
+    assert results["score"] == 2
+
+
+def test_a_report_that_cannot_be_written_is_noted_and_the_others_are_written(tmp_path):
+    folder = make_submission(tmp_path / "student", a1(), "reference", {"layers.py": wrong_layers()})
+    (tmp_path / "taken").mkdir()  # --junit names a folder: that writer fails
+    run = grade_in_actions(tmp_path, folder, "--only", "relu.forward", "--json", "results.json", "--junit", "taken")
+    assert run.status == 0
+    assert "grader: could not write the JUnit XML taken: IsADirectoryError" in run.stderr
+    assert assert_valid_json(tmp_path / "results.json")["tests"][0]["extra_data"]["outcome"] == "error"
+    assert run.summary.startswith(f"## {A1}: 0 / 1 points") and run.classroom()["status"] == "error"
+    assert len(run.commands("error")) == 1 and "Score: 0 / 1" in run.stdout

@@ -55,15 +55,16 @@ writes one `result` line each, and the step's output keeps the last.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional
 
+from grader.report.markdown import code_fence, table_cell
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
+from grader.untrusted_text import log_safe, printable
 
 SUMMARY_LIMIT_BYTES = 1024 * 1024   # GitHub's limit on one step's job summary
 MAX_ERROR_ANNOTATIONS = 10          # GitHub shows at most 10 error annotations of a step
@@ -177,8 +178,11 @@ def escape_property(text: str) -> str:
 
 
 def workflow_command(command: str, message: str, **properties: Any) -> str:
-    shown = [f"{k}={escape_property(str(v))}" for k, v in properties.items() if v not in (None, "")]
-    return f"::{command}{' ' + ','.join(shown) if shown else ''}::{escape_data(message)}"
+    """One line: the student's text in it is printable and escaped, so it neither ends the line nor
+    colours the log; the message is also `log_safe` (grader.untrusted_text), so that nothing in it
+    reads as a command should the runner ever look past the line's own."""
+    shown = [f"{k}={escape_property(printable(str(v)))}" for k, v in properties.items() if v not in (None, "")]
+    return f"::{command}{' ' + ','.join(shown) if shown else ''}::{escape_data(log_safe(message))}"
 
 
 def annotations(result: GradingResult, workspace: Path, files: Optional[StudentFiles] = None,
@@ -210,21 +214,8 @@ def _annotation_message(task: TaskResult) -> str:
 
 # --- the job summary ------------------------------------------------------------------------------
 
-def _cell(text: str, limit: int = _REASON_CHARS) -> str:
-    """One markdown table cell: a single line, `|` escaped, no HTML."""
-    line = " ".join(text.split())
-    if len(line) > limit:
-        line = line[:limit] + " ..."
-    return html.escape(line, quote=False).replace("|", "\\|")
-
-
-def _fence(text: str) -> str:
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)
-
-
 def _detail_block(task: TaskResult, text: str, fence: str) -> str:
-    return (f"\n#### {_cell(task.task_id)}: {task.outcome.value} ({task.points:g}/{task.max_points:g})\n\n"
+    return (f"\n#### {table_cell(task.task_id)}: {task.outcome.value} ({task.points:g}/{task.max_points:g})\n\n"
             f"{fence}text\n{text}\n{fence}\n")
 
 
@@ -236,14 +227,14 @@ def job_summary(result: GradingResult, limit: int = SUMMARY_LIMIT_BYTES) -> str:
     """Markdown under `limit` bytes: heading with the score, the table of tasks, then the details of
     the failures for as long as they fit, cut with a visible line where they do not."""
     counts = ", ".join(f"{result.count(o)} {o.value}" for o in Outcome if result.count(o))
-    head = [f"## {_cell(result.assignment)}: {result.score:g} / {result.max_score:g} points\n\n",
+    head = [f"## {table_cell(result.assignment)}: {result.score:g} / {result.max_score:g} points\n\n",
             f"{result.mode} mode, seed {result.seed}, graded in {result.execution_time_s:.1f} s"
             f"{': ' + counts if counts else ''}\n\n",
             "| task | points | outcome | reason |\n| --- | ---: | --- | --- |\n"]
-    head += [f"| {_cell(t.task_id)} | {t.points:g}/{t.max_points:g} | {t.outcome.value} | {_cell(t.message)} |\n"
-             for t in result.tasks]
+    head += [f"| {table_cell(t.task_id)} | {t.points:g}/{t.max_points:g} | {t.outcome.value} "
+             f"| {table_cell(t.message, _REASON_CHARS)} |\n" for t in result.tasks]
     if result.output:
-        head.append(f"\n{_cell(result.output, _MESSAGE_CHARS)}\n")
+        head.append(f"\n{table_cell(result.output, _MESSAGE_CHARS)}\n")
     text = "".join(head)
     room = limit - len(TRUNCATED_LINE.encode()) - 1
     if len(text.encode()) > room:
@@ -253,8 +244,9 @@ def job_summary(result: GradingResult, limit: int = SUMMARY_LIMIT_BYTES) -> str:
         return text
     parts, used = [text, "\n### Failures\n"], len(text.encode()) + len("\n### Failures\n")
     for task in detailed:
-        fence = _fence(task.detail)
-        block = _detail_block(task, task.detail, fence)
+        detail = printable(task.detail)  # inside a fence Markdown shows it as it is: no HTML, no escapes
+        fence = code_fence(detail)
+        block = _detail_block(task, detail, fence)
         size = len(block.encode())
         if used + size <= room:
             parts.append(block)
@@ -262,7 +254,7 @@ def job_summary(result: GradingResult, limit: int = SUMMARY_LIMIT_BYTES) -> str:
             continue
         space = room - used - len(_detail_block(task, "", fence).encode())
         if space > 0:
-            parts.append(_detail_block(task, _cut_to_bytes(task.detail, space), fence))
+            parts.append(_detail_block(task, _cut_to_bytes(detail, space), fence))
         parts.append(TRUNCATED_LINE)
         break
     return "".join(parts)
@@ -298,7 +290,8 @@ def classroom_result(result: GradingResult, workspace: Path, files: Optional[Stu
         filename = relative_to_workspace(where[0], workspace) if where is not None else None
         message = f"{task.outcome.value}: {task.message}" if task.message else task.outcome.value
         hints = sorted({c.hint for c in task.checks if c.hint})
-        message = "\n".join([message, *(f"hint: {h}" for h in hints)])
+        # The reporter prints the message in its own step's log.
+        message = log_safe("\n".join([message, *(f"hint: {h}" for h in hints)]))
         if len(message) > _CLASSROOM_MESSAGE_CHARS:
             message = message[:_CLASSROOM_MESSAGE_CHARS] + " ..."
         tests.append({
@@ -337,13 +330,23 @@ def workspace_of(env: Mapping[str, str], default: Path) -> Path:
     return Path(env["GITHUB_WORKSPACE"]) if env.get("GITHUB_WORKSPACE") else default
 
 
-def report_to_github(result: GradingResult, env: Mapping[str, str], *, files: Optional[StudentFiles] = None,
-                     default_workspace: Path = Path(".")) -> Sequence[str]:
-    """Writes the job summary and the Classroom result where the environment names their files and
-    returns the annotation commands, for the caller to print on stdout."""
+def github_writers(result: GradingResult, env: Mapping[str, str], *, files: Optional[StudentFiles] = None,
+                   default_workspace: Path = Path("."),
+                   print_line: Callable[[str], None] = print) -> list[tuple[str, Callable[[], None]]]:
+    """The job summary and the Classroom result where the environment names their files, and the
+    annotation commands, printed with `print_line`: each a writer of its own (grader.report.write_each)."""
     workspace = workspace_of(env, default_workspace)
+    writers: list[tuple[str, Callable[[], None]]] = []
     if env.get("GITHUB_STEP_SUMMARY"):
-        write_job_summary(result, Path(env["GITHUB_STEP_SUMMARY"]))
+        summary = Path(env["GITHUB_STEP_SUMMARY"])
+        writers.append((f"the job summary {summary}", lambda: write_job_summary(result, summary)))
     if env.get("GITHUB_OUTPUT"):
-        write_classroom_output(result, Path(env["GITHUB_OUTPUT"]), workspace, files)
-    return annotations(result, workspace, files)
+        output = Path(env["GITHUB_OUTPUT"])
+        writers.append((f"the GitHub Classroom result {output}",
+                        lambda: write_classroom_output(result, output, workspace, files)))
+
+    def print_annotations() -> None:
+        for line in annotations(result, workspace, files):
+            print_line(line)
+
+    return writers + [("the error annotations", print_annotations)]

@@ -1,12 +1,27 @@
-"""The result as JUnit XML: one testcase per task, for CI systems that read test reports."""
+"""The result as JUnit XML: one testcase per task, for CI systems that read test reports.
+
+ElementTree escapes markup but writes any character it is given, and a control character (the
+student's ANSI colours, a NUL) makes the file one no XML parser reads: every text goes through
+`xml_text` first.
+"""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from grader.report.gradescope import task_output
 from grader.results import GradingResult, Outcome, TaskResult
+from grader.untrusted_text import printable
+
+# What XML 1.0 does not allow in a document, once `printable` has removed the controls:
+# the non-characters U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    return _NOT_XML.sub("", printable(text))
 
 
 def _task_seconds(task: TaskResult) -> float:
@@ -34,13 +49,13 @@ def to_junit_xml(result: GradingResult) -> bytes:
         })
         ElementTree.SubElement(case, "properties").append(
             ElementTree.Element("property", {"name": "points", "value": f"{task.points:g}/{task.max_points:g}"}))
+        message, output = xml_text(task.message), xml_text(task_output(task))
         if task.outcome is Outcome.SKIPPED:
-            ElementTree.SubElement(case, "skipped", {"message": task.message})
+            ElementTree.SubElement(case, "skipped", {"message": message})
         elif task.outcome is Outcome.ERROR:
-            ElementTree.SubElement(case, "error", {"message": task.message}).text = task_output(task)
+            ElementTree.SubElement(case, "error", {"message": message}).text = output
         elif task.outcome is not Outcome.PASSED:
-            ElementTree.SubElement(case, "failure", {"message": task.message,
-                                                     "type": task.outcome.value}).text = task_output(task)
+            ElementTree.SubElement(case, "failure", {"message": message, "type": task.outcome.value}).text = output
     return ElementTree.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 

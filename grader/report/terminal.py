@@ -1,4 +1,9 @@
-"""The result as a rich table in the terminal, and a progress bar while grading."""
+"""The result as a rich table in the terminal, and a progress bar while grading.
+
+What the student's code wrote (messages, tracebacks, file names) is shown as plain text: never read
+as rich markup, without terminal escapes, and with no line a CI runner would take for a command,
+since under CI this report is the job's log (grader.untrusted_text).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from grader.results import CheckResult, GradingResult, Outcome
+from grader.untrusted_text import log_safe
 
 _STYLE = {
     Outcome.PASSED: "green", Outcome.FAILED: "red", Outcome.ERROR: "bold red", Outcome.TIMEOUT: "magenta",
@@ -25,18 +32,24 @@ def render_table(result: GradingResult, console: Console, *, details: bool = Tru
     table.add_column("reason", overflow="fold")
     for task in result.tasks:
         style = _STYLE[task.outcome]
-        table.add_row(task.task_id, f"{task.points:g}/{task.max_points:g}",
-                      f"[{style}]{task.outcome.value}[/]", task.message.splitlines()[0] if task.message else "")
+        reason = log_safe(task.message).splitlines()
+        table.add_row(Text(task.task_id), f"{task.points:g}/{task.max_points:g}",
+                      Text(task.outcome.value, style=style), Text(reason[0] if reason else ""))
     console.print(table)
     if details:
         for task in result.tasks:
             if task.outcome in (Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT) and task.detail:
-                console.rule(f"{task.task_id}")
-                console.print(task.detail[:3000], markup=False, highlight=False)
+                console.rule(Text(task.task_id))
+                console.print(plain(task.detail[:3000]))
     if result.output:
-        console.print(result.output, markup=False)
+        console.print(plain(result.output))
     console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]  "
                   f"({result.execution_time_s:.1f} s, seed {result.seed})")
+
+
+def plain(text: str) -> Text:
+    """Untrusted text as rich shows it: no markup, no highlighting, nothing a terminal or runner acts on."""
+    return Text(log_safe(text))
 
 
 class GradingProgress:
