@@ -29,6 +29,8 @@ from grader.batch.local import LocalExecutor
 from grader.batch.run import BatchBusy, BatchOptions, run_batch
 from grader.batch.store import BatchStore
 from grader.submission import UnusableSubmission
+from hostile_text import (assert_inert_text, assert_printable, assert_valid_json, hostile_layers,
+                          unescaped_pipes)
 from support import A1, PROJECT_ROOT, a1, grade_checks, make_submission
 
 SEED = 20261122
@@ -137,11 +139,11 @@ def _processes_with(marker: str) -> list[str]:
     return found
 
 
-def test_a_batch_killed_at_a_random_point_resumes_to_the_same_gradebook(uninterrupted, tmp_path):
+def kill_batch_midway(subs: Path, out: Path) -> tuple[set[str], int]:
+    """Runs `grader batch` on `subs` into `out` and kills it with SIGKILL at a random point after a
+    random number of submissions finished; returns those committed by then, and that number."""
     chooser = random.Random(os.environ.get("GRADER_KILL_SEED") or time.time_ns())
     stop_after = chooser.randint(1, SUBMISSION_COUNT - 3)
-    subs, out = tmp_path / "subs", tmp_path / "out"
-    build_submissions(subs, a1())
     # The batch's temporary files go to a folder of their own, which names its processes too; a short
     # path, since the fork server's socket lives there (AF_UNIX paths have ~100 bytes).
     scratch = Path(tempfile.mkdtemp(prefix="gbk-", dir="/tmp"))
@@ -163,6 +165,14 @@ def test_a_batch_killed_at_a_random_point_resumes_to_the_same_gradebook(uninterr
     assert not left, "processes of the killed batch still run"
     done_before = _done_in(out / "batch.sqlite")
     assert len(done_before) < SUBMISSION_COUNT, "killed after it finished"
+    shutil.rmtree(scratch, ignore_errors=True)
+    return done_before, stop_after
+
+
+def test_a_batch_killed_at_a_random_point_resumes_to_the_same_gradebook(uninterrupted, tmp_path):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    build_submissions(subs, a1())
+    done_before, stop_after = kill_batch_midway(subs, out)
 
     outcome = run_batch(batch_options(subs, out))
     assert set(outcome.skipped) == done_before
@@ -177,7 +187,72 @@ def test_a_batch_killed_at_a_random_point_resumes_to_the_same_gradebook(uninterr
     assert not set(graded_after) & done_before
     expected = read_gradebook(uninterrupted / "out" / "gradebook.csv", uninterrupted / "subs")
     assert read_gradebook(out / "gradebook.csv", subs) == expected, f"killed after {stop_after} finished"
-    shutil.rmtree(scratch, ignore_errors=True)
+
+
+# -- a submission whose text tries to break the batch's outputs -----------------------------------
+
+@pytest.fixture(scope="module")
+def hostile_batch(tmp_path_factory) -> tuple[Path, Path]:
+    """The 20 submissions, one of them (in place of patches_numpy) printing and raising text with a lone
+    surrogate, terminal escapes, control characters, markup and workflow commands; graded uninterrupted."""
+    root = tmp_path_factory.mktemp("hostile_batch")
+    subs = root / "subs"
+    build_submissions(subs, a1())
+    shutil.rmtree(subs / "patches_numpy")
+    make_submission(subs / "hostile_text", a1(), "reference", {"layers.py": hostile_layers(a1())})
+    run_batch(batch_options(subs, root / "out"))
+    return subs, root / "out"
+
+
+def test_a_hostile_submission_leaves_the_gradebook_summary_and_every_result_complete_and_valid(hostile_batch):
+    subs, out = hostile_batch
+    found, _ = discover(A1, subs)
+    gradebook = (out / "gradebook.csv").read_bytes().decode("utf-8")
+    rows = {row["id"]: row for row in csv.DictReader(gradebook.splitlines())}
+    assert sorted(rows) == sorted(s.id for s in found) and len(rows) == SUBMISSION_COUNT
+    assert len(gradebook.splitlines()) == SUBMISSION_COUNT + 1  # one line a submission: no cell spans two
+    assert_printable(gradebook.replace("\n", ""), "gradebook")
+    hostile = rows["hostile_text"]
+    assert hostile["status"] == "graded" and hostile["relu.forward"] == "0" and hostile["affine.forward"] == "2"
+    assert "your code raised Evil" in hostile["errors"]
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert_printable(summary, "summary.md")
+    assert "<img" not in summary
+    for line in summary.splitlines():
+        if line.startswith("| "):  # every table of the summary has two or three columns
+            assert unescaped_pipes(line) in (3, 4), line
+    for submission in found:
+        folder = out / "submissions" / submission.id
+        results = assert_valid_json(folder / "results.json")
+        assert results["tests"] and results["score"] == float(rows[submission.id]["total"])
+        assert_inert_text((folder / "feedback.txt").read_text(encoding="utf-8"), f"{submission.id}/feedback.txt")
+    assert "\\::error::forged" in (out / "submissions" / "hostile_text" / "feedback.txt").read_text(encoding="utf-8")
+
+
+def test_a_killed_batch_with_a_hostile_submission_resumes_to_a_byte_identical_gradebook(hostile_batch, tmp_path):
+    subs, uninterrupted = hostile_batch
+    out = tmp_path / "out"
+    done_before, stop_after = kill_batch_midway(subs, out)
+    outcome = run_batch(batch_options(subs, out))
+    assert set(outcome.skipped) == done_before and not outcome.unwritten
+    assert (out / "gradebook.csv").read_bytes() == (uninterrupted / "gradebook.csv").read_bytes(), \
+        f"killed after {stop_after} finished"
+    for record in outcome.records:
+        assert_valid_json(out / "submissions" / record["id"] / "results.json")
+
+
+def test_a_submission_whose_files_cannot_be_written_stops_neither_the_others_nor_a_resume(small_batch):
+    subs, out = small_batch
+    (out / "submissions").mkdir(parents=True)
+    (out / "submissions" / "alice").write_text("a file where alice's folder goes")
+    first = run_batch(small(subs, out))
+    assert sorted(first.graded) == ["alice", "bob"] and [line.split(":")[0] for line in first.unwritten] == ["alice"]
+    assert (out / "submissions" / "bob" / "results.json").is_file()
+    assert [row["id"] for row in csv.DictReader((out / "gradebook.csv").read_text().splitlines())] == ["alice", "bob"]
+    (out / "submissions" / "alice").unlink()
+    resumed = run_batch(small(subs, out))
+    assert resumed.graded == [] and resumed.unwritten == []
+    assert assert_valid_json(out / "submissions" / "alice" / "results.json")["score"] == 2.0
 
 
 # -- resuming, regrading and settings on a small batch ------------------------------------------
@@ -251,12 +326,12 @@ def test_submissions_are_named_by_their_export(tmp_path):
     (subs / "link").symlink_to(subs / "hw-dana")
     found, passed_over = discover(A1, subs)
     names = {s.id: s for s in found}
-    assert sorted(names) == ["2024001", "bo@uni.edu+2024003", "eve_.._x", "hw-dana"]
+    assert sorted(names) == ["2024001", "bo@uni.edu+2024003", "hw-dana", "upload"]  # not what its MANIFEST says
     assert names["hw-dana"].path == subs / "hw-dana" / "assignments" / A1
     assert passed_over == ["link: a symbolic link, not graded"]
-    make_submission(subs / "eve_.._x", a1())
-    assert sorted(s.id for s in discover(A1, subs)[0]) == ["2024001", "bo@uni.edu+2024003", "eve_.._x",
-                                                           "eve_.._x-2", "hw-dana"]
+    make_submission(subs / "upload", a1())
+    assert sorted(s.id for s in discover(A1, subs)[0]) == ["2024001", "bo@uni.edu+2024003", "hw-dana",
+                                                           "upload", "upload-2"]
 
 
 # -- the local executor's scheduling, on stand-in gradings ----------------------------------------

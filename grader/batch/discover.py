@@ -1,12 +1,14 @@
 """Which submissions a folder holds, and what each is called.
 
-A submission is a zip or a folder directly inside SUBMISSIONS_DIR. Its id is its file name without
-`.zip` or its folder name, unless it says otherwise:
-- a Gradescope export (`submission_metadata.yml` next to `submission_<n>/` folders) names its
-  submitters: the id is their student ids (or e-mails) joined with `+`;
-- a `MANIFEST.json` in the submission (the grader's own submission zip writes one) may carry
-  `"student"` (or `"id"`); its `"assignment"`, when present, must be the batch's assignment.
-A folder that is a clone of the course repository (GitHub Classroom) is graded from its
+A submission is a zip or a folder directly inside SUBMISSIONS_DIR. Its id comes from what the
+instructor holds, never from the submission's own files: its file name without `.zip` or its folder
+name, or, in a Gradescope export (`submission_metadata.yml` next to `submission_<n>/` folders), its
+submitters' student ids (or e-mails) joined with `+`.
+
+A `MANIFEST.json` in the submission (the grader's own submission zip writes one) is the student's
+claim: a `"student"` (or `"id"`) other than the submission's id does not rename it, and is reported
+in its result; an `"assignment"` other than the batch's makes it unusable (it can only cost its own
+author). A folder that is a clone of the course repository (GitHub Classroom) is graded from its
 `assignments/<A>/` folder.
 """
 
@@ -27,6 +29,7 @@ GRADESCOPE_METADATA = "submission_metadata.yml"
 MANIFEST = "MANIFEST.json"
 MAX_MANIFEST_BYTES = 64 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+@-]+")
+_CLAIM_SHOWN = 80  # characters of a MANIFEST's claimed id quoted in the note
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class FoundSubmission:
     id: str                  # unique in the batch, safe as a file name
     path: Path               # the zip, or the folder holding the student files
     problem: Optional[str] = None  # why it cannot be graded, found before grading (e.g. wrong assignment)
+    notes: tuple[str, ...] = ()    # what its result should say about it (e.g. a MANIFEST claiming another id)
 
 
 def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], list[str]]:
@@ -55,17 +59,28 @@ def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], l
         else:
             skipped.append(f"{entry.name}: neither a folder nor a .zip, not graded")
     found = []
-    for name, path in candidates:
-        manifest, problem = _manifest(path), None
+    for ident, (name, path) in zip(_unique([name for name, _ in candidates]), candidates):
+        manifest, problem, notes = _manifest(path), None, ()
         if manifest is not None:
             claimed = manifest.get("assignment")
             if isinstance(claimed, str) and claimed != assignment_id:
                 problem = f"its {MANIFEST} says it was made for {claimed}, not {assignment_id}"
-            student = manifest.get("student", manifest.get("id"))
-            if isinstance(student, (str, int)) and str(student).strip():
-                name = str(student)
-        found.append((name, _grading_root(path, assignment_id), problem))
-    return _unique(found), skipped
+            notes = _identity_claim(manifest, name, ident)
+        found.append(FoundSubmission(ident, _grading_root(path, assignment_id), problem, notes))
+    return sorted(found, key=lambda s: s.id), skipped
+
+
+def _identity_claim(manifest: dict, name: str, ident: str) -> tuple[str, ...]:
+    """A note where the MANIFEST names a student other than the one the batch named."""
+    student = manifest.get("student", manifest.get("id"))
+    if not isinstance(student, (str, int)) or not str(student).strip():
+        return ()
+    claimed = str(student).strip()
+    if claimed in (name, ident) or safe_id(claimed) == ident:
+        return ()
+    shown = claimed if len(claimed) <= _CLAIM_SHOWN else claimed[:_CLAIM_SHOWN] + "..."
+    return (f"Its {MANIFEST} names the student {shown!r}; it was graded as {ident}, the name of its "
+            "folder or archive (what a submission says about itself is not trusted).",)
 
 
 def _grading_root(path: Path, assignment_id: str) -> Path:
@@ -73,15 +88,21 @@ def _grading_root(path: Path, assignment_id: str) -> Path:
     return clone if path.is_dir() and clone.is_dir() else path
 
 
-def _unique(found: list[tuple[str, Path, Optional[str]]]) -> list[FoundSubmission]:
+def safe_id(name: str) -> str:
+    """A name as an id: safe as a file name, and no spreadsheet reads it as a formula (`=`, `+`, `-`, `@`)."""
+    return _UNSAFE.sub("_", name).lstrip("._+@-").rstrip("._") or "submission"
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Each name as an id, numbered from its second use on."""
     taken: dict[str, int] = {}
-    result = []
-    for name, path, problem in found:
-        base = _UNSAFE.sub("_", name).strip("._") or "submission"
+    ids = []
+    for name in names:
+        base = safe_id(name)
         count = taken.get(base, 0) + 1
         taken[base] = count
-        result.append(FoundSubmission(base if count == 1 else f"{base}-{count}", path, problem))
-    return sorted(result, key=lambda s: s.id)
+        ids.append(base if count == 1 else f"{base}-{count}")
+    return ids
 
 
 def _gradescope_names(folder: Path) -> dict[str, str]:

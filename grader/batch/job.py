@@ -7,6 +7,7 @@ results.json and its feedback text, which the coordinating process stores and wr
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class SubmissionJob:
     content_hash: str
     settings: JobSettings
     problem: Optional[str] = None   # found before grading: the submission cannot be graded
+    notes: tuple[str, ...] = ()     # found before grading: what its result says first (grader.batch.discover)
     extra: dict = field(default_factory=dict)
 
 
@@ -96,6 +98,8 @@ def run_job(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -> JobOutc
 
 
 def graded_record(job: SubmissionJob, result: GradingResult, seconds: float) -> dict[str, Any]:
+    if job.notes:
+        result = dataclasses.replace(result, output="\n".join(n for n in (*job.notes, result.output) if n))
     troubles = _grouped_errors(result.tasks)
     return {
         "id": job.submission_id,

@@ -1,6 +1,11 @@
 """What a batch leaves in --out besides its database, all rebuilt from the database's records:
 `gradebook.csv`, `summary.md`, and per submission `submissions/<id>/results.json` (Gradescope) and
-`submissions/<id>/feedback.txt` (the report a student reads)."""
+`submissions/<id>/feedback.txt` (the report a student reads).
+
+What a submission's code wrote reaches these files through its messages: a gradebook cell holds it
+on one line without control characters, summary.md holds it as Markdown text (grader.report.markdown),
+the terminal shows it inert (grader.untrusted_text). Files are written as UTF-8 whatever the locale.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from grader.batch.job import GRADED
+from grader.report.markdown import table_cell
+from grader.untrusted_text import log_safe, printable
 
 SLOWEST_SHOWN = 5
 FAILING_SHOWN = 20
@@ -38,7 +45,7 @@ def gradebook_rows(records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn
         for task in tasks:
             entry = record["tasks"].get(task.id)
             row[task.id] = _points(entry["points"]) if entry else ""
-        row.update(status=record["status"], seed=str(record["seed"]), errors=record["errors"])
+        row.update(status=record["status"], seed=str(record["seed"]), errors=_one_line(record["errors"]))
         rows.append(row)
     return rows
 
@@ -95,15 +102,16 @@ def summary_markdown(summary: Summary) -> str:
              "", f"Score: mean {summary.mean:.2f}, median {summary.median:g} of {summary.max_score:g}", "",
              "## Pass rate per task", "", "| task | passed | rate |", "|---|---:|---:|"]
     for task, passed, graded in summary.pass_rates:
-        lines.append(f"| {task} | {passed}/{graded} | {_rate(passed, graded)} |")
+        lines.append(f"| {table_cell(task)} | {passed}/{graded} | {_rate(passed, graded)} |")
     lines += ["", "## Score distribution", "", "| score | submissions |", "|---|---:|"]
     lines += [f"| {band} | {n} |" for band, n in summary.distribution]
     lines += ["", "## Slowest submissions", "", "| submission | seconds |", "|---|---:|"]
-    lines += [f"| {ident} | {seconds:.1f} |" for ident, seconds in summary.slowest]
+    lines += [f"| {table_cell(ident)} | {seconds:.1f} |" for ident, seconds in summary.slowest]
     lines += ["", "## Submissions with errors", ""]
     if summary.failing:
         lines += ["| submission | status | what went wrong |", "|---|---|---|"]
-        lines += [f"| {ident} | {status} | {_cell(why)} |" for ident, status, why in summary.failing[:FAILING_SHOWN]]
+        lines += [f"| {table_cell(ident)} | {status} | {table_cell(why)} |"
+                  for ident, status, why in summary.failing[:FAILING_SHOWN]]
         if len(summary.failing) > FAILING_SHOWN:
             lines.append(f"\n... and {len(summary.failing) - FAILING_SHOWN} more (see gradebook.csv)")
     else:
@@ -135,7 +143,7 @@ def print_summary(summary: Summary, console: Any) -> None:
     if summary.slowest:
         console.print("slowest: " + ", ".join(f"{i} ({s:.1f} s)" for i, s in summary.slowest))
     for ident, status, why in summary.failing[:FAILING_SHOWN]:
-        console.print(Text.assemble((ident, "red"), f" {status}: {why}"))
+        console.print(Text.assemble((ident, "red"), f" {status}: {log_safe(why)}"))
 
 
 def write_summary(out: Path, summary: Summary) -> Path:
@@ -152,11 +160,12 @@ def _rate(passed: int, graded: int) -> str:
     return f"{100 * passed / graded:.0f}%" if graded else "-"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")[:300]
+def _one_line(text: str) -> str:
+    """A gradebook cell: printable, one line (a spreadsheet shows a cell's newlines as rows)."""
+    return " ".join(printable(text).splitlines())
 
 
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(text)
+    temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)

@@ -17,8 +17,11 @@ class BatchProgress:
 
     def done(self, record: dict) -> None:
         if self._progress is not None and self._bar is not None:
+            from rich.markup import escape
+
+            # The description is rich markup; an id is a name the submission came with.
             self._progress.update(self._bar, advance=1,
-                                  description=f"{record['id']}: {record['score']:g}/{record['max_score']:g}")
+                                  description=f"{escape(record['id'])}: {record['score']:g}/{record['max_score']:g}")
 
 
 @contextmanager

@@ -69,6 +69,7 @@ class BatchOutcome:
     gradebook: Path
     summary_path: Path
     summary: Any
+    unwritten: list[str] = field(default_factory=list)  # "<id>: why", submissions whose files failed
 
 
 class BatchBusy(Exception):
@@ -115,13 +116,13 @@ def run_batch(options: BatchOptions, progress: Any = None, make_executor: Any = 
         records = [r.record for r in (store.stored().get(s.id) for s in found) if r is not None and r.record]
         graded_now = {j.submission_id for j in jobs}
         for record in records:  # the sink wrote this run's; a killed run may have committed some unwritten
-            if record["id"] not in graded_now:
-                write_submission_files(options.out, record)
+            if record["id"] not in graded_now or record["id"] in sink.unwritten:
+                sink.write_files(record)
         columns = [TaskColumn(t.id, t.points) for t in _selected_tasks(assignment, settings)]
         summary = summarize(assignment.id, records, columns)
         return BatchOutcome(run, [j.submission_id for j in jobs], skipped, passed_over, records,
                             write_gradebook(options.out, records, columns), write_summary(options.out, summary),
-                            summary)
+                            summary, [f"{ident}: {why}" for ident, why in sorted(sink.unwritten.items())])
     finally:
         store.close()
         lock.release()
@@ -163,7 +164,7 @@ def _selected_tasks(assignment: Assignment, settings: JobSettings) -> list:
 
 def _job(assignment: Assignment, submission: FoundSubmission, settings: JobSettings) -> SubmissionJob:
     return SubmissionJob(submission.id, str(submission.path), content_hash(assignment, submission.path),
-                         settings, problem=submission.problem)
+                         settings, problem=submission.problem, notes=submission.notes)
 
 
 def content_hash(assignment: Assignment, path: Path) -> str:
@@ -187,15 +188,26 @@ class _Sink:
 
     def __init__(self, store: BatchStore, run: int, out: Path, assignment: Assignment, progress: Any):
         self.store, self.run, self.out, self.assignment, self.progress = store, run, out, assignment, progress
+        self.unwritten: dict[str, str] = {}  # submission id -> why its files could not be written
 
     def started(self, job: SubmissionJob) -> int:
         return self.store.claim(job.submission_id, job.path, job.content_hash, self.run)
 
     def finished(self, job: SubmissionJob, attempt: int, record: dict[str, Any]) -> None:
         self.store.finish(job.submission_id, self.run, attempt, record)
-        write_submission_files(self.out, record)
+        self.write_files(record)
         if self.progress is not None:
             self.progress.done(record)
+
+    def write_files(self, record: dict[str, Any]) -> None:
+        """A submission's results.json and feedback.txt. One that cannot be written is noted and stops
+        nothing: its result is in the database, and the end of this run and every later run write it again."""
+        try:
+            write_submission_files(self.out, record)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is this submission's alone
+            self.unwritten[record["id"]] = f"{type(exc).__name__}: {exc}"
+        else:
+            self.unwritten.pop(record["id"], None)
 
     def lost(self, job: SubmissionJob, attempt: int, why: str) -> bool:
         self.store.give_up_attempt(job.submission_id, self.run, attempt, why)
