@@ -14,7 +14,7 @@ from grader.data.cifar_archive import (
     read_archive,
     write_archive,
 )
-from grader.data.synthetic import generate_synthetic, load_synthetic, write_synthetic_archive
+from grader.data.synthetic import generate_synthetic, load_synthetic, with_test_split, write_synthetic_archive
 
 __all__ = [
     "CIFAR10_MD5",
@@ -28,6 +28,7 @@ __all__ = [
     "load_cifar10",
     "load_synthetic",
     "read_archive",
+    "with_test_split",
     "write_archive",
     "write_synthetic_archive",
 ]
