@@ -4,15 +4,23 @@
 grader; an object that is not plain (a model, a solver) comes back as a `RemoteObject` rooted at a
 handle, on which attribute and item access build paths locally and `call`, `fetch`, assignment and
 item assignment each cost one round trip.
+
+A call that runs past the call limit in a check is remembered for the rest of the submission: the
+same target is not called again, and neither is the submission's function the worker was stuck in
+(read from the stack the worker dumps just before the limit), wherever later code calls it from. One
+endless loop costs one call limit, not one per check that reaches it.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
 from grader import wire
 from grader.untrusted_text import valid_unicode
@@ -26,6 +34,83 @@ from grader.worker_process import (
     WorkerTimeout,
     scrubbed_environment,
 )
+
+
+class EarlierTimeout(WorkerTimeout):
+    """A call refused without waiting: it, or a function it reached, timed out in an earlier check."""
+
+
+class StackFrame(NamedTuple):
+    """A frame of the submission's code in the worker's stack dump: the function the worker was in."""
+
+    file: str
+    function: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Hang:
+    """A call that did not return within the call limit in a check."""
+
+    target: str                      # what the check called: layers.Linear.forward, TwoLayerNet.loss
+    limit_s: float
+    stuck_in: Optional[StackFrame]   # the innermost frame of the submission's code, when the dump showed it
+
+    def called_again(self) -> str:
+        where = f", stuck in {_frame_name(self.stuck_in)}" if self.stuck_in else ""
+        return (f"{self.target} timed out in an earlier check (no answer within {self.limit_s:g} s{where}); "
+                "not called again")
+
+    def reached_again(self) -> str:
+        assert self.stuck_in is not None
+        return (f"this calls {_frame_name(self.stuck_in)}, which timed out in an earlier check (no answer "
+                f"within {self.limit_s:g} s from {self.target}); not called again")
+
+
+def _frame_name(frame: StackFrame) -> str:
+    return f"{frame.function} ({Path(frame.file).name} line {frame.line})"
+
+
+# The stack dump's name in the worker's scratch directory, and when it is written: this much before the
+# call limit, at most (the worker arms it after reading the request, a little after the grader's clock).
+STACK_DUMP_NAME = ".call-stack"
+STACK_DUMP_LEAD_S = 1.0
+_STACK_DUMP_BYTES = 256 * 1024
+_DUMP_TAG = re.compile(r"tag (\d+) main (\d+)")
+_DUMP_THREAD = re.compile(r"(?:Current thread|Thread) 0x([0-9a-f]+) \(most recent call first\):")
+_DUMP_FRAME = re.compile(r'  File "(.+)", line (\d+) in ([\w<>]{1,200})')
+
+
+def read_stack_dump(path: Path, tag: int, package_dirs: set[str]) -> Optional[StackFrame]:
+    """The innermost frame of the submission's code in the worker's main thread, from the stack dump the
+    worker wrote for request `tag`; None when there is none. The file is the worker's to write, so it is
+    read as untrusted text: no link followed, a size cap, and only lines of the dump's exact form."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, _STACK_DUMP_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    lines = text.splitlines()
+    header = _DUMP_TAG.fullmatch(lines[0]) if lines else None
+    if header is None or int(header[1]) != tag:
+        return None  # a dump of another request, or none: the call never got as far as arming it
+    main_thread, in_main = int(header[2]), False
+    for line in lines[1:]:
+        thread = _DUMP_THREAD.fullmatch(line)
+        if thread:
+            in_main = int(thread[1], 16) == main_thread
+            continue
+        frame = _DUMP_FRAME.fullmatch(line) if in_main else None
+        if frame and os.path.dirname(frame[1]) in package_dirs and frame[3] != "<module>":
+            return StackFrame(frame[1], frame[3], int(frame[2]))  # most recent call first
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,6 +141,10 @@ class WorkerSession:
         self._imported: set[str] = set()
         self._broken_modules: dict[str, WorkerFailure] = {}
         self._released: list[int] = []
+        self._handle_types: dict[int, str] = {}   # of the live worker's handles, for naming what they call
+        self._hangs: dict[str, Hang] = {}        # by the target called (see `_called_targets`)
+        self._stuck_in: list[Hang] = []          # those whose stuck frame every worker refuses to enter
+        self._dump_tag = 0
         self.logs: list[str] = []
         self.preload = preload
         # Sees every answer (or the student's exception) as the grader receives it, if set.
@@ -74,6 +163,7 @@ class WorkerSession:
             self.worker_starts += 1
             self._imported.clear()
             self._released.clear()
+            self._handle_types.clear()
             self._worker = WorkerProcess(self.submission_dir, self.scratch_dir, self.limits,
                                          scrubbed_environment(self.scratch_dir, self.extra_env), self.preload)
         return self._worker
@@ -123,7 +213,8 @@ class WorkerSession:
             raise broken from failure
         self._imported.add(module)
 
-    def _send(self, request: dict, buffers: list[bytes], timeout_s: float, observe: bool = True) -> Any:
+    def _send(self, request: dict, buffers: list[bytes], timeout_s: float, observe: bool = True,
+              refused: Sequence[Hang] = ()) -> Any:
         worker = self._live_worker()
         release, self._released = self._released, []
         try:
@@ -132,12 +223,17 @@ class WorkerSession:
             self._retire()
             raise
         generation = self.generation
-        decoder = wire.Decoder(reply_buffers, lambda ref: RemoteObject(self, {"handle": ref.id}, generation,
-                                                                     type_name=valid_unicode(ref.type_name)))
+
+        def handle(ref: wire.HandleRef) -> RemoteObject:
+            type_name = valid_unicode(ref.type_name)
+            self._handle_types[ref.id] = type_name
+            return RemoteObject(self, {"handle": ref.id}, generation, type_name=type_name)
+
+        decoder = wire.Decoder(reply_buffers, handle)
         if self.observer is None or not observe:
-            return _unwrap(header, decoder)
+            return _unwrap(header, decoder, refused)
         try:
-            value = _unwrap(header, decoder)
+            value = _unwrap(header, decoder, refused)
         except StudentException as error:
             self.observer(None, error)
             raise
@@ -146,9 +242,56 @@ class WorkerSession:
 
     def request(self, op: dict, encoder: wire.Encoder, modules: Iterable[str],
                 timeout_s: float | None = None) -> Any:
+        """Sends `op`. With `timeout_s` None the call limit applies, and a call that runs past it is
+        remembered (see the module's docstring): later calls of it fail at once."""
+        called = self._called_targets(op)
+        for target in called:
+            if target in self._hangs:
+                raise EarlierTimeout(self._hangs[target].called_again())
         for module in modules:
             self._ensure_imported(module)
-        return self._send(op, encoder.buffers, self._timeout(timeout_s))
+        timeout = self._timeout(timeout_s)
+        refused = tuple(self._stuck_in)
+        if refused:
+            op = dict(op, refuse=[list(hang.stuck_in) for hang in refused])
+        watched = bool(called) and timeout_s is None
+        if watched:
+            self._dump_tag += 1
+            op = dict(op, watch={"path": str(self._stack_dump_path()), "tag": self._dump_tag,
+                                 "after_s": max(timeout - STACK_DUMP_LEAD_S, timeout * 0.5)})
+        try:
+            return self._send(op, encoder.buffers, timeout, refused=refused)
+        except EarlierTimeout:
+            raise
+        except WorkerTimeout:
+            if watched:
+                self._remember_hang(called, timeout)
+            raise
+
+    def _called_targets(self, op: dict) -> tuple[str, ...]:
+        """The functions `op` calls, each named from its module, or from the type of the handle it
+        starts at: `layers.Linear.forward`, `TwoLayerNet.loss`."""
+        calls = op.get("ops", ()) if op.get("op") == "batch" else (op,)
+        targets = []
+        for call in calls:
+            target = call.get("target") if call.get("op") == "call" else None
+            if isinstance(target, dict):
+                root = target.get("module") or self._handle_types.get(target.get("handle"), "object")
+                path = [str(name) for kind, name in target.get("path", ()) if kind == "attr"]
+                targets.append(".".join([str(root), *path]))
+        return tuple(dict.fromkeys(targets))
+
+    def _remember_hang(self, called: tuple[str, ...], timeout_s: float) -> None:
+        package_dirs = {str(self.submission_dir), str(self.submission_dir.resolve())}
+        hang = Hang(called[0], timeout_s, read_stack_dump(self._stack_dump_path(), self._dump_tag, package_dirs))
+        if len(called) == 1:  # of a batch of several functions, only the dump can tell which one hung
+            self._hangs[called[0]] = hang
+        if hang.stuck_in is not None and all(h.stuck_in != hang.stuck_in for h in self._stuck_in):
+            self._stuck_in.append(hang)
+
+    def _stack_dump_path(self) -> Path:
+        # Resolved: the sandbox binds the scratch directory at its real path.
+        return self.scratch_dir.resolve() / STACK_DUMP_NAME
 
     def encoder(self) -> wire.Encoder:
         def encode_handle(value: Any) -> Any:
@@ -175,11 +318,14 @@ class WorkerSession:
             self._released.append(handle_id)
 
 
-def _unwrap(reply: dict, decoder: wire.Decoder) -> Any:
+def _unwrap(reply: dict, decoder: wire.Decoder, refused: Sequence[Hang] = ()) -> Any:
     if reply.get("ok") is not True:
         error = reply.get("error")
         if not isinstance(error, dict):
             raise WorkerCrashed("the worker sent an answer without a result")
+        index = error.get("refused")
+        if type(index) is int and 0 <= index < len(refused):
+            raise EarlierTimeout(refused[index].reached_again())
         location = error.get("location")
         # The student's own text (a class can name itself anything, a message can hold anything):
         # valid Unicode from here on, escaped by each writer where it is shown.
@@ -193,7 +339,7 @@ def _unwrap(reply: dict, decoder: wire.Decoder) -> Any:
         )
     value = reply.get("value")
     if isinstance(value, list):  # a batch: one reply per operation
-        return [_unwrap(item, decoder) if isinstance(item, dict) else item for item in value]
+        return [_unwrap(item, decoder, refused) if isinstance(item, dict) else item for item in value]
     if not isinstance(value, dict):
         return None
     result = decoder.decode(value.get("result"))

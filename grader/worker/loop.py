@@ -3,14 +3,20 @@
 Requests arrive on a private pipe (never stdin/stdout, which belong to the student's prints).
 Every request gets exactly one response; a student's exception, `sys.exit` or
 `NotImplementedError` becomes an error response with the student's part of the traceback.
+
+For a call the grader may stop at its call limit, the request says where to dump every thread's
+stack shortly before that limit (the grader reads it to learn which function did not return); and
+each request lists the functions that did not return before, which a call refuses to enter.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import json
 import os
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -40,11 +46,68 @@ def seed_global_generators(seed: int) -> None:
         torch.manual_seed(seed)
 
 
+class NotCalledAgain(BaseException):
+    """Raised on entering a function that did not return in an earlier request. A BaseException, so
+    that the student's `except Exception` does not swallow it and carry on into the same loop."""
+
+    def __init__(self, index: int):
+        super().__init__("this function did not return in an earlier check; it is not called again")
+        self.index = index
+
+
+def refusing_tracer(places: list) -> Any:
+    """A trace function that raises NotCalledAgain on entry into a function holding one of `places`,
+    each [file, function name, line] as the grader read them from a stack dump."""
+    by_file: dict[str, list[tuple[str, int, int]]] = {}
+    for index, (filename, function, line) in enumerate(places):
+        by_file.setdefault(filename, []).append((function, line, index))
+
+    def trace(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            code = frame.f_code
+            for function, line, index in by_file.get(code.co_filename, ()):
+                if code.co_name == function and any(found == line for _, _, found in code.co_lines()):
+                    raise NotCalledAgain(index)
+        return None  # no tracing inside the frame: only entries cost anything
+
+    return trace
+
+
+def arm_stack_dump(watch: Any) -> Any:
+    """Has Python's fault handler write every thread's stack to `watch["path"]` after `watch["after_s"]`
+    seconds, from its own thread (a loop that never gives up the interpreter cannot stop it). The
+    file's first line names the request and the thread that runs it. Returns the open file, or None."""
+    if not isinstance(watch, dict):
+        return None
+    try:
+        fd = os.open(watch["path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except (OSError, KeyError, TypeError, ValueError):
+        return None  # the grader then knows the call that timed out, not where it was stuck
+    dump = os.fdopen(fd, "w")
+    try:
+        dump.write(f"tag {int(watch['tag'])} main {threading.get_ident()}\n")
+        dump.flush()
+        faulthandler.dump_traceback_later(float(watch["after_s"]), file=dump)
+    except (OSError, KeyError, TypeError, ValueError):
+        dump.close()
+        return None
+    return dump
+
+
+def disarm_stack_dump(dump: Any) -> None:
+    if dump is not None:
+        faulthandler.cancel_dump_traceback_later()
+        dump.close()
+
+
 class Worker:
     def __init__(self, submission_dir: Path):
         install_package(PACKAGE, [submission_dir])
         self.handles: dict[int, Any] = {}
         self.next_handle = 1
+        # The functions a call refuses to enter, and the trace function that does it (None: no refusals).
+        self.refused_places: list = []
+        self.tracer: Any = None
 
     # -- values ---------------------------------------------------------------------------------
 
@@ -107,7 +170,7 @@ class Worker:
         if kind == "call":
             args = decoder.decode(op["args"])
             kwargs = decoder.decode(op["kwargs"])
-            result = target(*args, **kwargs)
+            result = self.call(target, args, kwargs)
             for index in op.get("select", []):
                 result = result[index]
             if op.get("hold_items") and isinstance(result, tuple):
@@ -127,6 +190,23 @@ class Worker:
             target[decoder.decode(op["key"])] = decoder.decode(op["value"])
             return {"result": None}
         raise ValueError(f"unknown operation {kind!r}")
+
+    def refuse(self, places: Any) -> None:
+        """The functions calls must not enter from now on (the grader sends the whole list each time)."""
+        places = places if isinstance(places, list) else []
+        if places != self.refused_places:
+            self.refused_places = places
+            self.tracer = refusing_tracer(places) if places else None
+
+    def call(self, target: Any, args: Any, kwargs: Any) -> Any:
+        if self.tracer is None:
+            return target(*args, **kwargs)
+        # Set for each call: a trace function that raised is removed by the interpreter.
+        sys.settrace(self.tracer)
+        try:
+            return target(*args, **kwargs)
+        finally:
+            sys.settrace(None)
 
     def reply_value(self, value: Any, keep: bool, encoder: wire.Encoder) -> Any:
         if keep:
@@ -171,6 +251,7 @@ def describe_exception(exc: BaseException) -> dict:
         "message": message[:4000],
         "traceback": text[-16000:],
         "location": location,
+        "refused": exc.index if isinstance(exc, NotCalledAgain) else None,
     }
 
 
@@ -197,8 +278,14 @@ def serve(worker: Worker, requests: Any, responses: Any) -> None:
         for handle_id in header.get("release", []):
             worker.handles.pop(handle_id, None)
         encoder = worker.encoder()
-        reply = worker.run_guarded(header["request"], worker.decoder(buffers), encoder)
-        synchronize_gpu()
+        request = header["request"]
+        worker.refuse(request.get("refuse"))
+        dump = arm_stack_dump(request.get("watch"))
+        try:
+            reply = worker.run_guarded(request, worker.decoder(buffers), encoder)
+            synchronize_gpu()
+        finally:
+            disarm_stack_dump(dump)
         reply["id"] = header["id"]
         try:
             wire.write_message(responses, reply, encoder.buffers)
