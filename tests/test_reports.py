@@ -42,7 +42,8 @@ def test_results_json_is_valid_for_gradescope(result):
     data = json.loads(json.dumps(to_results_json(result)))
     assert data["score"] == 4.5 and isinstance(data["execution_time"], int)
     assert data["extra_data"] == {"assignment": "a1_fc_numpy", "mode": "official", "seed": 42, "max_score": 15,
-                                  "grader_version": "0.1.0", "versions": {"python": "3.11", "numpy": "2.0"}}
+                                  "grader_version": "0.1.0", "versions": {"python": "3.11", "numpy": "2.0"},
+                                  "sandbox": None}
     for number, test in enumerate(data["tests"], start=1):
         assert set(test) == {"name", "number", "score", "max_score", "status", "output", "visibility", "extra_data"}
         assert test["status"] in ("passed", "failed") and test["visibility"] in GRADESCOPE_VISIBILITIES
