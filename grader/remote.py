@@ -40,6 +40,10 @@ class EarlierTimeout(WorkerTimeout):
     """A call refused without waiting: it, or a function it reached, timed out in an earlier check."""
 
 
+class BudgetSpent(WorkerTimeout):
+    """The submission's time budget was used up before this request."""
+
+
 class StackFrame(NamedTuple):
     """A frame of the submission's code in the worker's stack dump: the function the worker was in."""
 
@@ -179,6 +183,10 @@ class WorkerSession:
     def close(self) -> None:
         self._retire()
 
+    def fresh_worker(self) -> None:
+        """The next request starts a new worker, in which none of the submission's code has run yet."""
+        self._retire()
+
     def output(self) -> str:
         """Everything the submission printed so far (capped per worker)."""
         live = [self._worker.output.text()] if self._worker is not None else []
@@ -191,22 +199,29 @@ class WorkerSession:
         if self.deadline is not None:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
-                raise WorkerTimeout("the submission used up its time budget before this check")
+                raise BudgetSpent("the submission used up its time budget before this check")
             timeout = min(timeout, remaining)
         return timeout
 
-    def _ensure_imported(self, module: str) -> None:
+    def import_module(self, module: str, timeout_s: float) -> None:
+        """Imports a module of the submission now, within `timeout_s` (a training clock's time left);
+        running past it does not mark the module as broken for later requests."""
+        self._ensure_imported(module, timeout_s)
+
+    def _ensure_imported(self, module: str, timeout_s: float | None = None) -> None:
         if module in self._broken_modules:
             raise self._broken_modules[module]
         if module in self._imported:
             return
         try:
-            self._send({"op": "import", "module": module}, [], self._timeout(None), observe=False)
+            self._send({"op": "import", "module": module}, [], self._timeout(timeout_s), observe=False)
         except WorkerLost as lost:
             # Killed from outside (an operator, the out-of-memory killer): that says nothing about the
             # module, so it is not remembered as broken and a retry imports it again.
             raise WorkerLost(f"importing {module}.py stopped the worker: {lost}", lost.signal_name) from lost
         except WorkerFailure as failure:
+            if isinstance(failure, WorkerTimeout) and timeout_s is not None:
+                raise  # the caller's own clock ran out (training), which says nothing about the module
             message = f"importing {module}.py stopped the worker: {failure}"
             broken = type(failure)(message)
             self._broken_modules[module] = broken
@@ -306,6 +321,19 @@ class WorkerSession:
     def seed_global_generators(self, seed: int) -> None:
         """Seeds np.random, random and torch in the worker (each check starts from its own seed)."""
         self._send({"op": "seed", "seed": int(seed)}, [], self._timeout(None), observe=False)
+
+    def pin_class(self, module: str, name: str, timeout_s: float) -> None:
+        """Imports the provided `module` and has the worker keep its class `name` as that module defined
+        it: asked before the student's modules are imported, none of them can have replaced it yet."""
+        self._send({"op": "pin", "module": module, "name": name}, [], self._timeout(timeout_s), observe=False)
+        self._imported.add(module)
+
+    def is_pinned_class(self, obj: "RemoteObject", module: str, name: str, timeout_s: float) -> bool:
+        """Whether the type of `obj` is exactly the class `pin_class` kept: not a subclass, not another
+        class of the same name."""
+        obj._check_generation()
+        op = {"op": "is_pinned", "target": obj._target, "module": module, "name": name}
+        return self._send(op, [], self._timeout(timeout_s), observe=False) is True
 
     def hold(self, value: Any, device: str | None = None, timeout_s: float | None = None) -> "RemoteObject":
         """Sends plain data to the worker to keep there (its tensors moved to `device`, whole);

@@ -1,23 +1,51 @@
-"""Training tasks: the student's entry builds a Solver in the worker, the grader times the training
-with its own clock and computes the accuracy from predictions on images it sends only afterwards.
+"""Training tasks: the student's entry builds the provided Solver in a fresh worker, the grader's own
+clock times everything the submission's code does from the import of its modules to the last
+prediction, and the grader computes the accuracy from predictions on images the worker first sees
+after training; their labels never leave the grader.
 
-Held-out images are the dataset's test split with per-run noise, so no table of answers can match
-them; their labels never leave the grader. A worker killed by a signal the grader did not send
-(`WorkerLost`) costs nothing: the task is trained again, once, in a fresh worker.
+- Hand-off: the training data crosses into a fresh worker before any of the submission's code has
+  run there, so nothing of the submission's can watch it arrive. The clock starts after it and covers
+  importing the entry's modules (their import-time work included), the entry, `train()` and the
+  predictions.
+- The solver: the entry must return the provided Solver (`solver.Solver`; `trainer.Trainer` where an
+  assignment provides a Trainer) over the model it built. The worker keeps that class as the provided
+  module defined it, before the student's modules are imported, and the grader asks whether the
+  returned object's type is exactly it: a subclass, a class of the same name or any other object is
+  trained and measured as asked, and scores nothing.
+- Held-out tasks are scored on the dataset's test split with every pixel moved by up to
+  HELD_OUT_NOISE steps per run. In official mode the synthetic test split is drawn from a secret seed
+  per run (`secrets.randbits`: neither recorded nor sent to the worker) and the noise from another;
+  public mode keeps the fixed seed of the cached stand-in (a student's machine can regenerate it
+  anyway) and noise from the run's public seed.
+- Overfit tasks ("overfit 50 images to 100 %") ask for a network that answers right on the images it
+  was trained on. They are scored on those images as the grader holds them, sent after training, each
+  with one pixel (drawn per run, secret in official mode) moved by one step: a network that has fit
+  the images answers exactly as before (noise over every pixel would flip an honest deep network's
+  answer on one image in ten runs), while a table keyed on the arrays the entry was handed matches
+  none of them. A model that memorizes by nearest neighbour would pass: telling it from a network
+  would take naming the model class a task expects.
+- Scores must be an (N, classes) array of real numbers without NaN; anything else costs the task, with
+  a message, and nothing else.
+
+A worker killed by a signal the grader did not send (`WorkerLost`) costs nothing: the task is trained
+again, once, from the hand-off in a fresh worker.
 """
 
 from __future__ import annotations
 
+import secrets
+import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from grader import notes
+from grader import notes, wire
 from grader.assignment import TaskSpec
-from grader.compare import CheckFailed, as_array
-from grader.remote import StudentProxy, WorkerSession
+from grader.compare import CheckFailed
+from grader.remote import BudgetSpent, EarlierTimeout, RemoteObject, StudentProxy, WorkerSession
 from grader.results import Outcome, TaskResult, TrainingMeasurement
 from grader.worker_process import StudentException, WorkerFailure, WorkerLost, WorkerTimeout
 
@@ -26,26 +54,35 @@ from grader.worker_process import StudentException, WorkerFailure, WorkerLost, W
 OVERRUN_FRACTION = 0.10
 OVERRUN_SECONDS = 2.0
 PREDICTION_BATCH = 500
-# Per-pixel noise added to held-out images each run (uint8 steps).
+# Per-pixel noise added to the held-out images each run (uint8 steps).
 HELD_OUT_NOISE = 2
+# The data's crossing into the fresh worker (and onto its device), before the clock starts.
+HAND_OFF_TIMEOUT_S = 300.0
+# The provided class a training entry returns, by the provided file that defines it: an assignment
+# provides one of these.
+PROVIDED_TRAINERS = (("solver", "Solver"), ("trainer", "Trainer"))
 
 
 @dataclass(frozen=True)
 class TrainingData:
     """Images prepared as the course's notebooks prepare them (float32, mean image subtracted)."""
 
-    source: str                 # cifar10 | synthetic
-    data_dict: dict[str, np.ndarray]
-    held_out_images: np.ndarray
+    source: str                      # cifar10 | synthetic
+    data_dict: dict[str, np.ndarray]  # what the student's entry receives
+    held_out_images: np.ndarray      # the test split, perturbed this run
     held_out_labels: np.ndarray
+    evaluation_images: np.ndarray    # what the task is scored on: held_out_images, or nudged training images
+    evaluation_labels: np.ndarray
+    num_classes: int
 
 
 def prepare_training_data(dataset: Any, rng: np.random.Generator, *, num_val: int,
-                          train_subset: Optional[int], validate_on_train: bool = False,
+                          train_subset: Optional[int], evaluate_on: str = "held_out",
                           dtype: type = np.float32) -> TrainingData:
-    """`validate_on_train`: for tasks scored on the training images (overfitting a few of them), the
-    validation split is those same images, so the Solver's "best parameters" are the best on what is
-    scored, not an earlier epoch that happened to guess the unrelated validation images better."""
+    """`rng` draws the per-run noise. `evaluate_on="train"`: for tasks scored on the training images
+    (overfitting a few of them), the validation split is those same images, so the Solver's "best
+    parameters" are the best on what is scored, not an earlier epoch that happened to guess the
+    unrelated validation images better."""
     train_images, train_labels = dataset.train_images, dataset.train_labels
     num_train = len(train_images) - num_val
     X_train, y_train = train_images[:num_train], train_labels[:num_train]
@@ -53,18 +90,37 @@ def prepare_training_data(dataset: Any, rng: np.random.Generator, *, num_val: in
     if train_subset is not None:
         X_train, y_train = X_train[:train_subset], y_train[:train_subset]
     mean_image = X_train.astype(np.float64).mean(axis=0)
-    noisy = dataset.test_images.astype(np.int16) + rng.integers(-HELD_OUT_NOISE, HELD_OUT_NOISE + 1,
-                                                                size=dataset.test_images.shape, dtype=np.int16)
-    held_out = np.clip(noisy, 0, 255)
 
     def preprocess(images: np.ndarray) -> np.ndarray:
         return (images.astype(np.float64) - mean_image).astype(dtype)
 
-    if validate_on_train:
+    held_out = preprocess(perturbed(dataset.test_images, rng))
+    held_out_labels = dataset.test_labels.astype(np.int64)
+    if evaluate_on == "train":
         X_val, y_val = X_train, y_train
+        evaluation, evaluation_labels = preprocess(nudged(X_train, rng)), y_train.astype(np.int64)
+    else:
+        evaluation, evaluation_labels = held_out, held_out_labels
     data_dict = {"X_train": preprocess(X_train), "y_train": y_train.astype(np.int64),
                  "X_val": preprocess(X_val), "y_val": y_val.astype(np.int64)}
-    return TrainingData(dataset.source, data_dict, preprocess(held_out), dataset.test_labels.astype(np.int64))
+    return TrainingData(dataset.source, data_dict, held_out, held_out_labels, evaluation, evaluation_labels,
+                        len(dataset.class_names))
+
+
+def perturbed(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 images with every pixel moved by up to HELD_OUT_NOISE steps, at random."""
+    noise = rng.integers(-HELD_OUT_NOISE, HELD_OUT_NOISE + 1, size=images.shape, dtype=np.int16)
+    return np.clip(images.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def nudged(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 images (N, ...) with one pixel of each, drawn at random, moved by one step (down from 255)."""
+    flat = images.reshape(len(images), -1).copy()
+    rows, columns = np.arange(len(flat)), rng.integers(0, flat.shape[1], size=len(flat))
+    values = flat[rows, columns].astype(np.int16)
+    step = np.where(values == 255, -1, rng.choice([-1, 1], size=len(flat)))
+    flat[rows, columns] = np.where(values == 0, 1, values + step)
+    return flat.reshape(images.shape)
 
 
 def score_for(accuracy: float, target: float, floor: Optional[float], max_points: float) -> float:
@@ -85,6 +141,39 @@ def _framework_value(value: np.ndarray, framework: str, dtype: str) -> Any:
     return tensor.to(getattr(torch, dtype)) if tensor.is_floating_point() else tensor
 
 
+def provided_trainer(package: Path) -> tuple[str, str]:
+    """(module, class) of the provided class the assignment's training entries return."""
+    for module, name in PROVIDED_TRAINERS:
+        if (package / f"{module}.py").is_file():
+            return module, name
+    return PROVIDED_TRAINERS[0]
+
+
+class Clock:
+    """The grader's clock of one training run: started once the data is in the worker."""
+
+    def __init__(self, hard_limit_s: float):
+        self.hard_limit_s = hard_limit_s
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def left(self) -> float:
+        """The time the next request may take; WorkerTimeout once there is none."""
+        left = self.hard_limit_s - self.elapsed()
+        if left <= 0:
+            raise WorkerTimeout("over the limit")
+        return left
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    predictions: np.ndarray
+    seconds: float          # from the clock's start to the last prediction
+    provided: bool          # whether the entry returned the provided class
+
+
 def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData, device: str,
                       framework: str) -> TaskResult:
     spec = task.training
@@ -102,60 +191,66 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         return TaskResult(task.id, task.title, task.points, points, outcome, message, kind="training",
                           visibility=task.visibility, detail=detail, training=measurement)
 
-    if spec.evaluate_on == "train":
-        images, labels = data.data_dict["X_train"], data.data_dict["y_train"]
-    else:
-        images, labels = data.held_out_images, data.held_out_labels
     worker_device = device if framework == "torch" else None
 
     def hold(value: Any, timeout_s: float) -> Any:
         return session.hold(_framework_value(value, framework, spec.dtype), device=worker_device, timeout_s=timeout_s)
 
     module, function = spec.entry.split(".")
+    trainer_module, trainer_class = provided_trainer(session.submission_dir)
     limit = spec.time_limit_s
     hard_limit = limit * (1 + OVERRUN_FRACTION) + OVERRUN_SECONDS
     stage = "training"  # what the student's code was doing when it failed, for the messages below
+    returned = ""       # the type the entry returned, once known not to be the provided class
 
-    def train_and_predict() -> tuple[np.ndarray, float]:
-        """Predictions on `images` and the seconds from the entry's call to the last prediction."""
-        nonlocal stage
-        stage = "training"
-        # The data crosses (and reaches the device, whole) before the clock starts.
+    def train_and_predict() -> TrainingRun:
+        nonlocal stage, returned
+        stage, returned = "training", ""
+        session.fresh_worker()
+        # None of the submission's code has run in the fresh worker: nothing watches the data cross
+        # (and reach the device, whole) before the clock starts.
         data_handle = session.hold({k: _framework_value(v, framework, spec.dtype) for k, v in data.data_dict.items()},
-                                   device=worker_device, timeout_s=300)
+                                   device=worker_device, timeout_s=HAND_OFF_TIMEOUT_S)
+        clock = Clock(hard_limit)
+        session.pin_class(trainer_module, trainer_class, clock.left())
+        session.import_module(module, clock.left())
         entry = getattr(getattr(StudentProxy(session), module), function)
         entry_args = (data_handle,) if framework != "torch" else (data_handle, _torch_dtype(spec.dtype), device)
-
-        def time_left() -> float:
-            left = hard_limit - (time.perf_counter() - start)
-            if left <= 0:
-                raise WorkerTimeout("over the limit")
-            return left
-
-        start = time.perf_counter()
-        solver = entry._call(entry_args, {}, keep=True, timeout_s=hard_limit)
-        solver.train._call((), {"time_limit": max(limit - (time.perf_counter() - start), 0.0)}, timeout_s=time_left())
+        solver = entry._call(entry_args, {}, keep=True, timeout_s=clock.left())
+        provided = session.is_pinned_class(solver, trainer_module, trainer_class, clock.left())
+        if not provided:
+            returned = solver._type_name or "object"
+        solver.train._call((), {"time_limit": max(limit - clock.elapsed(), 0.0)}, timeout_s=clock.left())
         # The clock runs until the last prediction is back: GPU work the training queued and did not
         # wait for, or training that goes on in a thread, has to finish (or is cut off) inside it.
         stage = "predicting"
-        predictions = _predict(solver.model, images, hold, time_left)
-        return predictions, time.perf_counter() - start
+        predictions = _predict(solver.model, data.evaluation_images, hold, clock.left, data.num_classes)
+        return TrainingRun(predictions, clock.elapsed(), provided)
+
+    def not_provided() -> str:
+        return (f"{function} returned {_article(returned)} {returned}, not the provided {trainer_class} of "
+                f"{trainer_module}.py (a subclass or a class of your own does not count): build the "
+                f"{trainer_class} with {trainer_class}(...) and return it untrained")
 
     try:
         try:
-            predictions, seconds = train_and_predict()
+            run = train_and_predict()
         except WorkerLost as first:
             # Killed from outside (an operator, the out-of-memory killer): the machine's failure, not
-            # the student's, so the task is trained again from the start; the session starts a fresh
-            # worker after a failure, and the data crosses again.
+            # the student's, so the task is trained again from the start in a fresh worker.
             lost.append(first.signal_name)
-            predictions, seconds = train_and_predict()
+            run = train_and_predict()
     except WorkerLost as second:  # the second try's: the first is handled above
         return result(Outcome.ERROR, notes.lost_twice(lost[0], second.signal_name))
     except StudentException as exc:
         if exc.is_not_implemented:
             return result(Outcome.NOT_IMPLEMENTED, f"not implemented yet: {exc.message}")
-        return result(Outcome.ERROR, f"{stage} raised {exc.type_name}: {exc.message}", detail=exc.traceback)
+        also = f" ({not_provided()})" if returned else ""
+        return result(Outcome.ERROR, f"{stage} raised {exc.type_name}: {exc.message}{also}", detail=exc.traceback)
+    except EarlierTimeout as exc:
+        return result(Outcome.TIMEOUT, f"{stage} stopped: {exc}")
+    except BudgetSpent:
+        return result(Outcome.TIMEOUT, "not trained: the submission used up its time budget before this task")
     except WorkerTimeout:
         return result(Outcome.TIMEOUT, f"training did not finish within {hard_limit:.0f} s (limit {limit:g} s plus "
                                        "margin); the worker was stopped")
@@ -163,16 +258,26 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         return result(Outcome.ERROR, f"{stage} stopped: {exc}")
     except CheckFailed as exc:
         return result(Outcome.FAILED, exc.message)
-    if seconds > hard_limit:
-        return result(Outcome.FAILED, f"training took {seconds:.1f} s, over the {limit:g} s limit", seconds=seconds)
-    accuracy = float(np.mean(predictions == labels))
+    except wire.WireError as exc:
+        return result(Outcome.FAILED, f"{stage}: the code returned something that cannot be graded: {exc}")
+    if run.seconds > hard_limit:
+        return result(Outcome.FAILED, f"training took {run.seconds:.1f} s, over the {limit:g} s limit", seconds=run.seconds)
+    labels = data.evaluation_labels
+    accuracy = float(np.mean(run.predictions == labels))
+    split = "training images (one pixel of each nudged)" if spec.evaluate_on == "train" else "held-out images"
+    measured = (f"{accuracy:.1%} accuracy on {len(labels)} {split} ({data.source}, {device}) after "
+                f"{run.seconds:.1f} s of training and prediction")
+    if not run.provided:
+        return result(Outcome.FAILED, f"{not_provided()}; its model's {measured} is not scored",
+                      accuracy=accuracy, seconds=run.seconds)
     points = score_for(accuracy, target, floor, task.points)
-    split = "training images" if spec.evaluate_on == "train" else "held-out images"
-    message = (f"{accuracy:.1%} accuracy on {len(labels)} {split} ({data.source}, {device}) after {seconds:.1f} s "
-               f"of training and prediction; "
-               f"target {target:.0%}" + (f", partial credit from {floor:.0%}" if floor is not None else ""))
+    message = (f"{measured}; target {target:.0%}" + (f", partial credit from {floor:.0%}" if floor is not None else ""))
     outcome = Outcome.PASSED if points >= task.points else Outcome.FAILED
-    return result(outcome, message, points=points, accuracy=accuracy, seconds=seconds)
+    return result(outcome, message, points=points, accuracy=accuracy, seconds=run.seconds)
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1].lower() in "aeiou" else "a"
 
 
 def _torch_dtype(name: str) -> Any:
@@ -181,19 +286,46 @@ def _torch_dtype(name: str) -> Any:
     return getattr(torch, name)
 
 
-def _predict(model: Any, images: np.ndarray, hold: Any, time_left: Any) -> np.ndarray:
+def _predict(model: Any, images: np.ndarray, hold: Callable[[Any, float], Any], time_left: Callable[[], float],
+             num_classes: int) -> np.ndarray:
     """The classes the model predicts, batch by batch: the model's scores come back and the grader
     takes the argmax; the labels never leave the grader."""
     predictions = []
     for start in range(0, len(images), PREDICTION_BATCH):
         batch = images[start:start + PREDICTION_BATCH]
-        scores = as_array(model.loss._call((hold(batch, time_left()),), {}, timeout_s=time_left()),
-                          "scores of model.loss(X)")
-        if scores.ndim != 2 or scores.shape[0] != len(batch):
-            raise CheckFailed(f"model.loss(X) returned scores of shape {scores.shape} for {len(batch)} images; "
-                              f"expected ({len(batch)}, num_classes)")
-        predictions.append(np.argmax(scores, axis=1))
+        scores = model.loss._call((hold(batch, time_left()),), {}, timeout_s=time_left())
+        predictions.append(predicted_classes(scores, len(batch), num_classes))
     return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
+
+
+def predicted_classes(scores: Any, count: int, num_classes: int) -> np.ndarray:
+    """The class each row of `scores` (what model.loss(X) returned for `count` images) picks; CheckFailed,
+    saying what is wrong, for anything but a (count, num_classes) array of real numbers without NaN."""
+    array = _real_array(scores)
+    if array.shape != (count, num_classes):
+        raise CheckFailed(f"model.loss(X) returned scores of shape {tuple(array.shape)} for {count} images; "
+                          f"expected ({count}, {num_classes}): one score per class")
+    nan_rows = int(np.isnan(array).any(axis=1).sum()) if array.dtype.kind == "f" else 0
+    if nan_rows:
+        raise CheckFailed(f"model.loss(X) returned NaN scores for {nan_rows} of {count} images (did the training "
+                          "diverge? a smaller learning rate or weight scale may help)")
+    return np.argmax(array, axis=1)
+
+
+def _real_array(value: Any) -> np.ndarray:
+    """`value` as a NumPy array of real numbers (bfloat16 and float16 widened); CheckFailed otherwise."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise CheckFailed(f"model.loss(X) returned scores of dtype {value.dtype}; expected real numbers")
+        wide = torch.float64 if value.is_floating_point() else torch.int64
+        return value.detach().to("cpu", wide).numpy()
+    if not isinstance(value, np.ndarray):
+        kind = value._type_name if isinstance(value, RemoteObject) else type(value).__name__
+        raise CheckFailed(f"model.loss(X) returned {_article(kind)} {kind}, not an array of class scores")
+    if value.dtype.kind not in "fiu":
+        raise CheckFailed(f"model.loss(X) returned scores of dtype {value.dtype}; expected real numbers")
+    return value
 
 
 def cuda_available() -> bool:
@@ -205,13 +337,31 @@ def cuda_available() -> bool:
 
 
 def load_training_dataset(options: Any) -> Any:
-    """The dataset `--data` asks for; raises DatasetUnavailable when CIFAR-10 cannot be had."""
-    from grader.data import load_cifar10, load_synthetic
+    """The dataset `--data` asks for; raises DatasetUnavailable when CIFAR-10 cannot be had. The
+    synthetic stand-in is the cached one of seed 0 (see `secret_held_out` for official grading)."""
+    from grader.data import load_synthetic
 
     if options.data == "synthetic":
         return load_synthetic(seed=0, num_train=options.synthetic_train + options.validation_images,
                               num_test=options.synthetic_test)
+    from grader.data import load_cifar10
+
     return load_cifar10(data_dir=options.data_dir, download=True)
+
+
+def secret_held_out(dataset: Any, mode: str) -> Any:
+    """Official grading on the synthetic stand-in: its test split drawn afresh, in memory, from a secret
+    seed, so that nothing in the sandbox can regenerate it. CIFAR-10's test split is what it is."""
+    if mode != "official" or dataset.source != "synthetic":
+        return dataset
+    from grader.data import with_test_split
+
+    return with_test_split(dataset, secrets.randbits(64))
+
+
+def noise_generator(mode: str, seed: int, index: int) -> np.random.Generator:
+    """The per-run noise of task `index`: secret in official grading, from the run's seed in public mode."""
+    return np.random.default_rng(secrets.randbits(128) if mode == "official" else [seed, index])
 
 
 def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: Any, seed: int,
@@ -230,6 +380,7 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
         return [skipped(t, f"skipped: CIFAR-10 is not available. {exc}") for t in tasks]
     except DatasetError:
         raise
+    dataset = secret_held_out(dataset, options.mode)
     results = []
     for task in tasks:
         assert task.training is not None
@@ -242,9 +393,9 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
             results.append(skipped(task, f"skipped: the task states no target for {dataset.source} data"))
             continue
         options.on_task_start(task.id)
-        rng = np.random.default_rng([seed, len(results)])
-        data = prepare_training_data(dataset, rng, num_val=min(options.validation_images, len(dataset.train_images) // 5),
+        data = prepare_training_data(dataset, noise_generator(options.mode, seed, len(results)),
+                                     num_val=min(options.validation_images, len(dataset.train_images) // 5),
                                      train_subset=task.training.train_subset,
-                                     validate_on_train=task.training.evaluate_on == "train")
+                                     evaluate_on=task.training.evaluate_on)
         results.append(run_training_task(session, task, data, device, framework))
     return results

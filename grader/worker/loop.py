@@ -105,6 +105,8 @@ class Worker:
         install_package(PACKAGE, [submission_dir])
         self.handles: dict[int, Any] = {}
         self.next_handle = 1
+        # Classes of provided modules as those modules defined them (see the "pin" operation).
+        self.pinned: dict[tuple[str, str], type] = {}
         # The functions a call refuses to enter, and the trace function that does it (None: no refusals).
         self.refused_places: list = []
         self.tracer: Any = None
@@ -163,10 +165,16 @@ class Worker:
         if kind == "import":
             importlib.import_module(f"{PACKAGE}.{op['module']}")
             return None
+        if kind == "pin":  # asked before the student's modules are imported, which could replace the class
+            module = importlib.import_module(f"{PACKAGE}.{op['module']}")
+            self.pinned[(op["module"], op["name"])] = getattr(module, op["name"])
+            return None
         if kind == "seed":
             seed_global_generators(int(op["seed"]))
             return None
         target = self.resolve(op["target"], decoder)
+        if kind == "is_pinned":  # type(), not isinstance or __class__, which a class can make lie
+            return {"result": type(target) is self.pinned.get((op["module"], op["name"]))}
         if kind == "call":
             args = decoder.decode(op["args"])
             kwargs = decoder.decode(op["kwargs"])

@@ -1,0 +1,247 @@
+"""Training integrity: work the submission's modules do when imported is on the training clock, the entry
+must hand over the provided Solver, the images scored are ones the worker first sees after training (the
+overfit task's with one pixel nudged, official grading's synthetic test split from a secret seed), and
+malformed scores cost their task only. Each attack is also run with its defence switched off, to show
+that the test would catch the defence going missing."""
+
+import base64
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import grader.training
+from grader.cli import main
+from grader.remote import WorkerSession
+from grader.results import Outcome
+from support import a1, grade_folder, make_submission, outcomes
+from test_training_a1 import replace_entry
+
+# A model that memorizes the images it is handed (nearest neighbour): robust to a nudged pixel, so only
+# the check that the entry returns the provided Solver stops it.
+NEAREST = """
+class Nearest:
+    params = {}
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images.reshape(len(images), -1).astype(np.float64), labels
+
+    def loss(self, X, y=None):
+        X = X.reshape(len(X), -1).astype(np.float64)
+        distances = (X * X).sum(1)[:, None] - 2 * X @ self.images.T + (self.images ** 2).sum(1)[None]
+        scores = np.eye(10)[self.labels[distances.argmin(axis=1)]]
+        return scores if y is None else (0.0, {})
+"""
+# A table of the exact arrays the entry was handed, inside the provided Solver.
+EXACT_TABLE = """
+class Table:
+    params = {}
+
+    def __init__(self, images, labels):
+        self.table = {image.tobytes(): int(label) for image, label in zip(images, labels)}
+
+    def loss(self, X, y=None):
+        scores = np.zeros((len(X), 10))
+        for row, image in enumerate(X):
+            scores[row, self.table.get(image.tobytes(), 0)] = 1.0
+        return scores if y is None else (0.0, {})
+"""
+# A Solver of the student's own, which trains nothing.
+OWN_SOLVER = """
+class Solver:
+    def __init__(self, model):
+        self.model = model
+
+    def train(self, time_limit=None):
+        pass
+"""
+FAKES = {
+    "not_a_solver": NEAREST + """
+class Memorized:
+    model = Nearest(data_dict["X_train"], data_dict["y_train"])
+
+    def train(self, time_limit=None):
+        pass
+
+return Memorized()
+""",
+    "a_subclass": NEAREST + """
+class Quick(Solver):
+    def train(self, time_limit=None):
+        pass
+
+return Quick(Nearest(data_dict["X_train"], data_dict["y_train"]), data_dict, verbose=False)
+""",
+    "a_class_named_solver": NEAREST + OWN_SOLVER + """
+return Solver(Nearest(data_dict["X_train"], data_dict["y_train"]))
+""",
+    "the_provided_module_patched": NEAREST + OWN_SOLVER + """
+from . import solver as provided
+
+provided.Solver = Solver
+return provided.Solver(Nearest(data_dict["X_train"], data_dict["y_train"]))
+""",
+}
+
+
+def overfit(folder, **options):
+    return grade_folder(a1(), folder, only="fc_net.overfit", data="synthetic", **options).tasks[0]
+
+
+@pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
+@pytest.mark.parametrize("fake", sorted(FAKES))
+def test_an_overfit_solver_that_is_not_the_provided_one_scores_nothing(tmp_path, monkeypatch, fake, defended):
+    if not defended:
+        monkeypatch.setattr(WorkerSession, "is_pinned_class", lambda *args, **kwargs: True)
+    folder = make_submission(tmp_path, a1(), "reference")
+    replace_entry(a1(), folder, "create_overfit_solver_instance", FAKES[fake])
+    task = overfit(folder)
+    if not defended:  # the fake memorized the images: it would pass
+        assert task.outcome is Outcome.PASSED, task.message
+        return
+    assert task.outcome is Outcome.FAILED and task.points == 0, task.message
+    assert "not the provided Solver of solver.py" in task.message
+    assert task.training.accuracy == 1.0  # measured as asked, and not scored
+
+
+@pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
+def test_a_table_of_the_exact_training_arrays_inside_the_solver_scores_nothing(tmp_path, monkeypatch, defended):
+    if not defended:  # scored on the very images the entry was handed
+        monkeypatch.setattr(grader.training, "nudged", lambda images, rng: images)
+    folder = make_submission(tmp_path, a1(), "reference")
+    replace_entry(a1(), folder, "create_overfit_solver_instance", EXACT_TABLE + """
+return Solver(Table(data_dict["X_train"], data_dict["y_train"]), data_dict, verbose=False)
+""")
+    task = overfit(folder)
+    if defended:
+        assert task.outcome is Outcome.FAILED and task.points == 0 and task.training.accuracy < 0.5, task.message
+        assert "one pixel of each nudged" in task.message
+    else:
+        assert task.outcome is Outcome.PASSED, task.message
+
+
+IMPORT_SECONDS = 3.0
+
+
+@pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
+def test_work_done_when_the_entry_module_is_imported_is_on_the_training_clock(tmp_path, monkeypatch, defended):
+    if not defended:  # train in the worker the checks used, whose models.py was imported already
+        monkeypatch.setattr(WorkerSession, "fresh_worker", lambda self: None)
+    folder = make_submission(tmp_path, a1(), "reference")
+    with open(folder / "models.py", "a") as models:
+        models.write(f"\nimport time as _time\n_time.sleep({IMPORT_SECONDS})  # stands for training at import\n")
+    # A check imports models.py first, in the checks' worker; then the overfit task trains.
+    result = grade_folder(a1(), folder, only="two_layer_net.init,fc_net.overfit", data="synthetic")
+    assert outcomes(result)["two_layer_net.init"] is Outcome.PASSED
+    task = next(t for t in result.tasks if t.task_id == "fc_net.overfit")
+    if defended:
+        assert task.training.train_seconds >= IMPORT_SECONDS, task.message
+    else:
+        assert task.training.train_seconds < IMPORT_SECONDS, task.message
+
+
+def test_the_synthetic_test_split_comes_from_a_secret_seed_in_official_grading_only():
+    dataset = grader.training.load_training_dataset(
+        SimpleNamespace(data="synthetic", synthetic_train=200, validation_images=50, synthetic_test=40))
+    first, second = (grader.training.secret_held_out(dataset, "official") for _ in range(2))
+    assert not np.array_equal(first.test_images, second.test_images)
+    assert np.array_equal(first.train_images, dataset.train_images)
+    assert grader.training.secret_held_out(dataset, "public") is dataset
+
+
+SMALL_SYNTHETIC = {"synthetic_train": 400, "validation_images": 100, "synthetic_test": 100}
+
+
+def public_test_split_entry():
+    """A Solver over a nearest-neighbour model of the public seed's test split, mean image subtracted as
+    the grader does it, carried in the submission's own file."""
+    from grader.data import load_synthetic
+
+    public = load_synthetic(seed=0, num_train=500, num_test=100)
+    mean = public.train_images[:400].astype(np.float64).mean(axis=0)
+    images = (public.test_images - mean).astype(np.float16)
+    packed = base64.b64encode(images.tobytes()).decode()
+    return NEAREST + f"""
+import base64
+images = np.frombuffer(base64.b64decode("{packed}"), dtype=np.float16).reshape({images.shape})
+labels = np.array({public.test_labels.tolist()})
+return Solver(Nearest(images, labels), data_dict, num_epochs=1, verbose=False)
+"""
+
+
+@pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
+def test_a_submission_carrying_the_public_test_split_learns_nothing_of_the_secret_one(tmp_path, monkeypatch,
+                                                                                    defended):
+    if not defended:  # the seed of the public stand-in, which a submission can carry or regenerate
+        monkeypatch.setattr(grader.training.secrets, "randbits", lambda bits: 0)
+    folder = make_submission(tmp_path, a1(), "reference")
+    replace_entry(a1(), folder, "create_solver_instance", public_test_split_entry())
+    task = grade_folder(a1(), folder, only="two_layer_net.cifar10", data="synthetic", **SMALL_SYNTHETIC).tasks[0]
+    if defended:  # a nearest neighbour among unrelated images: little better than chance
+        assert task.outcome is Outcome.FAILED and task.training.accuracy < 0.45, task.message
+    else:
+        assert task.outcome is Outcome.PASSED and task.training.accuracy > 0.9, task.message
+
+
+def test_the_secret_seeds_differ_between_runs_and_never_reach_the_worker(tmp_path, monkeypatch):
+    drawn, sent = [], []
+    draw = grader.training.secrets.randbits
+    send = WorkerSession._send
+
+    def spy_draw(bits):
+        drawn.append(draw(bits))
+        return drawn[-1]
+
+    def spy_send(self, request, buffers, *args, **kwargs):
+        sent.append(json.dumps(request).encode())
+        sent.extend(buffers)
+        return send(self, request, buffers, *args, **kwargs)
+
+    monkeypatch.setattr(grader.training.secrets, "randbits", spy_draw)
+    monkeypatch.setattr(WorkerSession, "_send", spy_send)
+    folder = make_submission(tmp_path, a1(), "reference")
+    replace_entry(a1(), folder, "create_solver_instance", """
+        return Solver(TwoLayerNet(hidden_dim=20), data_dict, num_epochs=1, verbose=False)
+    """)
+    for _ in range(2):
+        task = grade_folder(a1(), folder, only="two_layer_net.cifar10", data="synthetic", **SMALL_SYNTHETIC).tasks[0]
+        assert task.training.accuracy is not None, task.message
+    assert len(drawn) >= 4 and len(set(drawn)) == len(drawn)  # a test split's seed and a noise seed per run
+    everything = b"\0".join(bytes(part) for part in sent)
+    for seed in drawn:
+        forms = [str(seed).encode(), hex(seed).encode()]
+        forms += [seed.to_bytes((seed.bit_length() + 7) // 8, order) for order in ("little", "big")]
+        assert not any(form in everything for form in forms if len(form) >= 6), seed
+
+
+MALFORMED_SCORES = {
+    "no_columns": ("np.zeros((len(X), 0))", "scores of shape (500, 0) for 500 images; expected (500, 10)"),
+    "nan": ("np.full((len(X), 10), np.nan)", "NaN scores for 500 of 500 images"),
+    "one_dimensional": ("np.zeros(len(X))", "scores of shape (500,)"),
+    "booleans": ("np.zeros((len(X), 10), dtype=bool)", "scores of dtype bool; expected real numbers"),
+    "not_an_array": ("'scores'", "returned a str, not an array of class scores"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_SCORES))
+def test_malformed_scores_cost_their_task_only_and_every_report_is_written(tmp_path, case):
+    scores, words = MALFORMED_SCORES[case]
+    folder = make_submission(tmp_path / "sub", a1(), "reference")
+    replace_entry(a1(), folder, "create_solver_instance", f"""
+        solver = Solver(TwoLayerNet(hidden_dim=20), data_dict, verbose=False)
+        solver.train = lambda time_limit=None: None
+        solver.model.loss = lambda X, y=None: {scores}
+        return solver
+    """)
+    out = tmp_path / "out"
+    status = main(["grade", "a1_fc_numpy", "--submission", str(folder), "--mode", "official", "--data", "synthetic",
+                   "--only", "two_layer_net.cifar10,fc_net.overfit", "--json", str(out / "results.json"),
+                   "--junit", str(out / "junit.xml"), "--no-zip", "--quiet"])
+    assert status == 0
+    tests = {t["extra_data"]["task"]: t for t in json.loads((out / "results.json").read_text())["tests"]}
+    assert tests["fc_net.overfit"]["status"] == "passed"
+    malformed = tests["two_layer_net.cifar10"]
+    assert malformed["extra_data"]["outcome"] == "failed" and malformed["score"] == 0
+    assert words in malformed["output"]
+    assert (out / "junit.xml").read_bytes().startswith(b"<?xml")
