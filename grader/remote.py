@@ -75,10 +75,11 @@ def _frame_name(frame: StackFrame) -> str:
     return f"{frame.function} ({Path(frame.file).name} line {frame.line})"
 
 
-# The stack dump's name in the worker's scratch directory, and when it is written: this much before the
-# call limit, at most (the worker arms it after reading the request, a little after the grader's clock).
+# The stack dump's name in the worker's scratch directory, and how often the worker dumps its stacks
+# during a watched call, as a fraction of the call limit: a call stopped at the limit has at least two
+# dumps taken while it ran, and the last complete one shows where it was stuck.
 STACK_DUMP_NAME = ".call-stack"
-STACK_DUMP_LEAD_S = 1.0
+STACK_DUMP_EVERY = 1 / 3
 _STACK_DUMP_BYTES = 256 * 1024
 _DUMP_TAG = re.compile(r"tag (\d+) main (\d+)")
 _DUMP_THREAD = re.compile(r"(?:Current thread|Thread) 0x([0-9a-f]+) \(most recent call first\):")
@@ -86,9 +87,9 @@ _DUMP_FRAME = re.compile(r'  File "(.+)", line (\d+) in ([\w<>]{1,200})')
 
 
 def read_stack_dump(path: Path, tag: int, package_dirs: set[str]) -> Optional[StackFrame]:
-    """The innermost frame of the submission's code in the worker's main thread, from the stack dump the
-    worker wrote for request `tag`; None when there is none. The file is the worker's to write, so it is
-    read as untrusted text: no link followed, a size cap, and only lines of the dump's exact form."""
+    """The innermost frame of the submission's code in the worker's main thread, in the last dump the
+    worker wrote during request `tag`; None when there is none. The file is the worker's to write, so
+    it is read as untrusted text: no link followed, a size cap, and only lines of the dump's exact form."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -104,17 +105,18 @@ def read_stack_dump(path: Path, tag: int, package_dirs: set[str]) -> Optional[St
     lines = text.splitlines()
     header = _DUMP_TAG.fullmatch(lines[0]) if lines else None
     if header is None or int(header[1]) != tag:
-        return None  # a dump of another request, or none: the call never got as far as arming it
-    main_thread, in_main = int(header[2]), False
+        return None  # the dumps of another request: this one never got as far as starting the watch
+    main_thread, in_main, found, stuck_in = int(header[2]), False, False, None
     for line in lines[1:]:
         thread = _DUMP_THREAD.fullmatch(line)
         if thread:
-            in_main = int(thread[1], 16) == main_thread
+            in_main, found = int(thread[1], 16) == main_thread, False
             continue
-        frame = _DUMP_FRAME.fullmatch(line) if in_main else None
+        frame = _DUMP_FRAME.fullmatch(line) if in_main and not found else None
         if frame and os.path.dirname(frame[1]) in package_dirs and frame[3] != "<module>":
-            return StackFrame(frame[1], frame[3], int(frame[2]))  # most recent call first
-    return None
+            # Most recent call first: the first frame of the submission's in a dump is the innermost.
+            stuck_in, found = StackFrame(frame[1], frame[3], int(frame[2])), True
+    return stuck_in
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ class WorkerSession:
         self._hangs: dict[str, Hang] = {}        # by the target called (see `_called_targets`)
         self._stuck_in: list[Hang] = []          # those whose stuck frame every worker refuses to enter
         self._dump_tag = 0
+        # Resolved: the sandbox binds the scratch directory at its real path.
+        self._stack_dump_path = scratch_dir.resolve() / STACK_DUMP_NAME
         self.logs: list[str] = []
         self.preload = preload
         # Sees every answer (or the student's exception) as the grader receives it, if set.
@@ -272,8 +276,8 @@ class WorkerSession:
         watched = bool(called) and timeout_s is None
         if watched:
             self._dump_tag += 1
-            op = dict(op, watch={"path": str(self._stack_dump_path()), "tag": self._dump_tag,
-                                 "after_s": max(timeout - STACK_DUMP_LEAD_S, timeout * 0.5)})
+            op = dict(op, watch={"path": str(self._stack_dump_path), "tag": self._dump_tag,
+                                 "every_s": self.limits.call_timeout_s * STACK_DUMP_EVERY})
         try:
             return self._send(op, encoder.buffers, timeout, refused=refused)
         except EarlierTimeout:
@@ -298,15 +302,11 @@ class WorkerSession:
 
     def _remember_hang(self, called: tuple[str, ...], timeout_s: float) -> None:
         package_dirs = {str(self.submission_dir), str(self.submission_dir.resolve())}
-        hang = Hang(called[0], timeout_s, read_stack_dump(self._stack_dump_path(), self._dump_tag, package_dirs))
+        hang = Hang(called[0], timeout_s, read_stack_dump(self._stack_dump_path, self._dump_tag, package_dirs))
         if len(called) == 1:  # of a batch of several functions, only the dump can tell which one hung
             self._hangs[called[0]] = hang
         if hang.stuck_in is not None and all(h.stuck_in != hang.stuck_in for h in self._stuck_in):
             self._stuck_in.append(hang)
-
-    def _stack_dump_path(self) -> Path:
-        # Resolved: the sandbox binds the scratch directory at its real path.
-        return self.scratch_dir.resolve() / STACK_DUMP_NAME
 
     def encoder(self) -> wire.Encoder:
         def encode_handle(value: Any) -> Any:

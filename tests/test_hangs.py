@@ -68,6 +68,11 @@ def test_training_that_reaches_a_function_that_hung_in_a_check_stops_at_once(tmp
 
 DUMP = """tag 7 main 1000
 Timeout (0:00:01.000000)!
+Thread 0x00000000000003e8 (most recent call first):
+  File "{package}/models.py", line 118 in loss
+  File "/grader/worker/loop.py", line 99 in run
+
+Timeout (0:00:01.000000)!
 Thread 0x00000000000007d0 (most recent call first):
   File "{package}/models.py", line 3 in helper
   File "/usr/lib/python3.11/threading.py", line 982 in run
@@ -80,7 +85,7 @@ Thread 0x00000000000003e8 (most recent call first):
 """
 
 
-def test_the_stack_dump_names_the_innermost_frame_of_the_submission_in_the_main_thread(tmp_path):
+def test_the_stack_dumps_name_the_innermost_frame_of_the_submission_in_the_main_threads_last_dump(tmp_path):
     package = str(tmp_path / "submission")
     dump = tmp_path / "dump"
     dump.write_text(DUMP.format(package=package))

@@ -4,9 +4,10 @@ Requests arrive on a private pipe (never stdin/stdout, which belong to the stude
 Every request gets exactly one response; a student's exception, `sys.exit` or
 `NotImplementedError` becomes an error response with the student's part of the traceback.
 
-For a call the grader may stop at its call limit, the request says where to dump every thread's
-stack shortly before that limit (the grader reads it to learn which function did not return); and
-each request lists the functions that did not return before, which a call refuses to enter.
+For a call the grader may stop at its call limit, the request says where the worker's stacks are
+dumped while it runs (the grader reads them to learn which function did not return: see
+StackWatch); and each request lists the functions that did not return before, which a call refuses
+to enter.
 """
 
 from __future__ import annotations
@@ -73,31 +74,41 @@ def refusing_tracer(places: list) -> Any:
     return trace
 
 
-def arm_stack_dump(watch: Any) -> Any:
-    """Has Python's fault handler write every thread's stack to `watch["path"]` after `watch["after_s"]`
-    seconds, from its own thread (a loop that never gives up the interpreter cannot stop it). The
-    file's first line names the request and the thread that runs it. Returns the open file, or None."""
-    if not isinstance(watch, dict):
-        return None
-    try:
-        fd = os.open(watch["path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    except (OSError, KeyError, TypeError, ValueError):
-        return None  # the grader then knows the call that timed out, not where it was stuck
-    dump = os.fdopen(fd, "w")
-    try:
-        dump.write(f"tag {int(watch['tag'])} main {threading.get_ident()}\n")
-        dump.flush()
-        faulthandler.dump_traceback_later(float(watch["after_s"]), file=dump)
-    except (OSError, KeyError, TypeError, ValueError):
-        dump.close()
-        return None
-    return dump
+class StackWatch:
+    """Python's fault handler writes every thread's stack to a file every `every_s` seconds, from its
+    own thread (a loop that never gives up the interpreter cannot stop it). Each watched request
+    empties the file and writes a first line naming itself and the thread that runs it, so that what
+    the grader finds there after stopping a request that did not answer was dumped during that
+    request. Armed once per worker: a request only pays for emptying the file."""
 
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.settings: tuple[str, float] | None = None
 
-def disarm_stack_dump(dump: Any) -> None:
-    if dump is not None:
+    def start(self, watch: Any) -> None:
+        if not isinstance(watch, dict):
+            return
+        try:
+            settings = (str(watch["path"]), float(watch["every_s"]))
+            if settings != self.settings:
+                self.arm(*settings)
+            header = f"tag {int(watch['tag'])} main {threading.get_ident()}\n".encode()
+            if self.fd is None:
+                return
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, header, 0)
+            os.lseek(self.fd, len(header), os.SEEK_SET)  # where the fault handler writes next
+        except (OSError, KeyError, TypeError, ValueError):
+            pass  # the grader then knows the call that timed out, not where it was stuck
+
+    def arm(self, path: str, every_s: float) -> None:
         faulthandler.cancel_dump_traceback_later()
-        dump.close()
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd, self.settings = None, None
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        faulthandler.dump_traceback_later(every_s, repeat=True, file=self.fd)
+        self.settings = (path, every_s)
 
 
 class Worker:
@@ -110,6 +121,7 @@ class Worker:
         # The functions a call refuses to enter, and the trace function that does it (None: no refusals).
         self.refused_places: list = []
         self.tracer: Any = None
+        self.stack_watch = StackWatch()
 
     # -- values ---------------------------------------------------------------------------------
 
@@ -288,12 +300,9 @@ def serve(worker: Worker, requests: Any, responses: Any) -> None:
         encoder = worker.encoder()
         request = header["request"]
         worker.refuse(request.get("refuse"))
-        dump = arm_stack_dump(request.get("watch"))
-        try:
-            reply = worker.run_guarded(request, worker.decoder(buffers), encoder)
-            synchronize_gpu()
-        finally:
-            disarm_stack_dump(dump)
+        worker.stack_watch.start(request.get("watch"))
+        reply = worker.run_guarded(request, worker.decoder(buffers), encoder)
+        synchronize_gpu()
         reply["id"] = header["id"]
         try:
             wire.write_message(responses, reply, encoder.buffers)
