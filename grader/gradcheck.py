@@ -5,8 +5,15 @@ Two modes behind one function. Small inputs (at most ELEMENTWISE_MAX_SIZE elemen
 element by element: 2 forward evaluations per element. Large inputs are checked along a few random
 Gaussian directions u (2 evaluations each, whatever the size): (f(x + h u) - f(x - h u)) / 2h must
 match <analytic gradient, u>, where f(x) = <forward(x), dout>. All evaluations of one attempt go to
-the worker in one batched request. Tolerances are absolute numbers, never scaled by size:
+the worker in one batched request. The step h is drawn per check from a range around the
+tolerance's step. Tolerances are absolute numbers, never scaled by size:
 |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|) for every compared number.
+
+Kinks. A step that straddles one (a ReLU at 0, a max-pool tie) gives a wrong numeric slope for correct
+code: a failed attempt is repeated with a step ten times smaller along the same directions; where
+that fails too and the slope changed with the step, a direction whose two one-sided slopes differ (a
+kink's signature) is accepted when the analytic value equals one of them, which a wrong gradient in a
+smooth region never does.
 
 A failed directional check is followed by an element-wise check of a slice of the input, so the
 message can point at elements; `grader.gradient_diagnosis` names the pattern of the error.
@@ -34,6 +41,10 @@ SLICE_MAX_SIZE = 64
 # A forced element-wise mode still checks inputs larger than this along directions: a DeepConvNet
 # weight would otherwise cost tens of thousands of forward passes.
 FORCED_ELEMENTWISE_MAX_SIZE = 4096
+# A check's step is the tolerance's step times a factor drawn log-uniformly from this range, so that a
+# forward pass cannot look for one fixed step; at either end a float64 central difference stays far
+# inside the tolerances (rounding about eps * |f| / step, truncation about step**2).
+STEP_FACTORS = (0.5, 2.0)
 
 
 class Mode(str, enum.Enum):
@@ -106,6 +117,11 @@ def choose_mode(size: int) -> Mode:
 BatchedScalar = Callable[[list[np.ndarray]], list[float]]
 
 
+def draw_step(rng: np.random.Generator, tolerance: Tolerance) -> float:
+    low, high = STEP_FACTORS
+    return tolerance.step * float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
 def _unit(shape: tuple[int, ...], flat_index: int) -> np.ndarray:
     u = np.zeros(shape)
     u.flat[flat_index] = 1.0
@@ -124,6 +140,44 @@ def slice_indices(shape: tuple[int, ...], limit: int = SLICE_MAX_SIZE) -> tuple[
         room //= max(size, 1)
     flat = np.arange(int(np.prod(shape))).reshape(shape)[tuple(block)]
     return tuple(block), flat
+
+
+@dataclass(frozen=True)
+class Probes:
+    """One attempt: central differences at `x` along `directions` with `step`."""
+
+    x: np.ndarray
+    mode: Mode
+    directions: tuple[np.ndarray, ...]
+    step: float
+
+    @classmethod
+    def along(cls, x: np.ndarray, mode: Mode, step: float, rng: np.random.Generator) -> "Probes":
+        """Every unit vector (element-wise), or DIRECTIONAL_PROBES fresh Gaussian directions."""
+        if mode is Mode.ELEMENTWISE:
+            directions = tuple(_unit(x.shape, i) for i in range(x.size))
+        else:
+            directions = tuple(rng.standard_normal(x.shape) for _ in range(DIRECTIONAL_PROBES))
+        return cls(x, mode, directions, step)
+
+    def points(self) -> list[np.ndarray]:
+        return [p for u in self.directions for p in (self.x + self.step * u, self.x - self.step * u)]
+
+    def slopes(self, values: Sequence[float]) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        return (values[0::2] - values[1::2]) / (2 * self.step)
+
+    def project(self, gradient: np.ndarray) -> np.ndarray:
+        """<gradient, u> for each direction u: what each slope should be."""
+        return np.array([np.sum(gradient * u) for u in self.directions])
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A first attempt whose points were evaluated together with other calls: their values, in order."""
+
+    probes: Probes
+    values: Sequence[float]
 
 
 @dataclass
@@ -159,29 +213,48 @@ class _Counter:
         return np.asarray(self.evaluate(points), dtype=np.float64)
 
 
-def _numeric_along(directions: list[np.ndarray], x: np.ndarray, evaluate: _Counter, step: float,
+def _numeric_along(directions: Sequence[np.ndarray], x: np.ndarray, evaluate: _Counter, step: float,
                    with_magnitude: bool = False) -> Any:
     """Central differences along each direction, in one round trip (and the largest |f| seen)."""
-    points = []
-    for u in directions:
-        points.append(x + step * u)
-        points.append(x - step * u)
-    values = evaluate(points)
-    slopes = (values[0::2] - values[1::2]) / (2 * step)
+    probes = Probes(x, Mode.DIRECTIONAL, tuple(directions), step)
+    values = evaluate(probes.points())
+    slopes = probes.slopes(values)
     return (slopes, float(np.max(np.abs(values), initial=0.0))) if with_magnitude else slopes
+
+
+def _one_sided_slopes(probes: Probes, evaluate: _Counter, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order one-sided differences along each direction of `probes`, from f at x, x + h u,
+    x + 2h u (ahead) and x - h u, x - 2h u (behind): each sees only one side of a kink closer than h."""
+    x = probes.x
+    points = [x]
+    for u in probes.directions:
+        points += [x + step * u, x + 2 * step * u, x - step * u, x - 2 * step * u]
+    values = evaluate(points)
+    at, around = values[0], values[1:].reshape(-1, 4)
+    ahead = (-3 * at + 4 * around[:, 0] - around[:, 1]) / (2 * step)
+    behind = (3 * at - 4 * around[:, 2] + around[:, 3]) / (2 * step)
+    return ahead, behind
+
+
+def _kinks_explain(failed: _Comparison, probes: Probes, evaluate: _Counter, tolerance: Tolerance) -> bool:
+    """Whether every disagreeing direction of `failed` crosses a kink (its one-sided slopes differ)
+    and the analytic value there equals one of them: the gradient of the piece x lies on. A wrong
+    gradient in a smooth region has equal one-sided slopes, so it is never explained away."""
+    wrong = np.flatnonzero(failed.excess > 0)
+    suspects = Probes(probes.x, probes.mode, tuple(probes.directions[i] for i in wrong), probes.step)
+    ahead, behind = _one_sided_slopes(suspects, evaluate, probes.step)
+    analytic = failed.analytic[wrong]
+    kinked = _compare(ahead, behind, tolerance).excess > 0
+    matches = (_compare(analytic, ahead, tolerance).excess <= 0) | (_compare(analytic, behind, tolerance).excess <= 0)
+    return bool(np.all(kinked & matches))
 
 
 def _relative_error(a: float, n: float) -> float:
     return abs(a - n) / max(abs(a) + abs(n), 1e-300)
 
 
-def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, name: str,
-                     rng: np.random.Generator, tolerance: Tolerance = DEFAULT_TOLERANCE,
-                     sizes: Sizes = Sizes(), findings: Sequence[str] = (), input_name: str = "x") -> None:
-    """Fails with the pattern and the worst disagreement between `analytic` and the numeric gradient
-    of `evaluate` at `x`. `sizes` names the sizes a wrong constant factor may be made of (the batch
-    size N); `findings` are facts the caller observed (an input modified in place) that go into the
-    message when the gradient is wrong."""
+def _checked_analytic(analytic: Any, x: np.ndarray, name: str) -> np.ndarray:
+    """The analytic gradient as float64, with the input's shape and finite, or a failure saying why not."""
     g = as_array(analytic, name)
     if g.shape != x.shape:
         transposed = " (it looks transposed)" if x.ndim > 1 and g.shape == x.shape[::-1] else ""
@@ -192,41 +265,62 @@ def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, n
         first = [int(i) for i in np.argwhere(bad)[0]] if g.ndim else []
         raise CheckFailed(f"{name}: {int(bad.sum())} of {g.size} element(s) are NaN or infinite, the first at "
                           f"{first} (an overflow, a division by zero or a log of 0)")
-    mode = choose_mode(x.size)
-    counter = _Counter(evaluate)
+    return g
+
+
+def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, name: str,
+                     rng: np.random.Generator, tolerance: Tolerance = DEFAULT_TOLERANCE,
+                     sizes: Sizes = Sizes(), findings: Sequence[str] = (), input_name: str = "x",
+                     first: Optional[Measured] = None) -> None:
+    """Fails with the pattern and the worst disagreement between `analytic` and the numeric gradient
+    of `evaluate` at `x`. `first`, where given, is the first attempt already evaluated (with other
+    calls, so that its probes hide among them). `sizes` names the sizes a wrong constant factor may be
+    made of (the batch size N); `findings` are facts the caller observed (an input modified in place)
+    that go into the message when the gradient is wrong."""
+    g = _checked_analytic(analytic, x, name)
     start = time.perf_counter()
+    counter = _Counter(evaluate)
+    if first is None:
+        probes = Probes.along(x, choose_mode(x.size), draw_step(rng, tolerance), rng)
+        first = Measured(probes, counter(probes.points()))
+    else:
+        counter.evaluations, counter.round_trips = len(first.values), 1
+    mode, step = first.probes.mode, first.probes.step
     passed = False
     try:
-        first: Optional[_Comparison] = None
-        # A finite-difference step that straddles a kink (a ReLU at 0, a max-pool tie) gives a wrong
-        # numeric slope for correct code. That needs an input within a step of the kink, so a second
-        # attempt with a step ten times smaller (and new directions) almost never meets one, while a
-        # wrong analytic gradient disagrees at every step.
-        for attempt, step in enumerate((tolerance.step, tolerance.step / 10)):
-            if mode is Mode.ELEMENTWISE:
-                directions = [_unit(x.shape, i) for i in range(x.size)]
-                analytic_values = g.ravel()
-            else:
-                directions = [rng.standard_normal(x.shape) for _ in range(DIRECTIONAL_PROBES)]
-                analytic_values = np.array([np.sum(g * u) for u in directions])
-            comparison = _compare(analytic_values, _numeric_along(directions, x, counter, step), tolerance)
-            first = first if first is not None else comparison
-            if comparison.passed:
-                if attempt:
-                    note(f"{name}: the finite-difference step {tolerance.step:g} straddled a kink of the function "
-                         f"(a ReLU at 0, a tie), so the comparison was repeated with step {step:g}")
-                passed = True
-                return
-        assert first is not None
-        raise _failure(name, input_name, g, x, first, mode, counter, tolerance, sizes, findings)
+        comparison = _compare(first.probes.project(g), first.probes.slopes(first.values), tolerance)
+        passed = comparison.passed or _passes_again(g, first.probes, comparison, counter, tolerance, name)
+        if not passed:
+            raise _failure(name, input_name, g, x, comparison, mode, counter, tolerance, sizes, findings, step)
     finally:
         if _measurements is not None:
             _measurements.append(Measurement(name, mode, int(x.size), counter.evaluations, counter.round_trips,
                                              time.perf_counter() - start, passed))
 
 
-def _failure(name: str, input_name: str, g: np.ndarray, x: np.ndarray, first: _Comparison, mode: Mode, evaluate: _Counter,
-             tolerance: Tolerance, sizes: Sizes, findings: Sequence[str]) -> CheckFailed:
+def _passes_again(g: np.ndarray, first: Probes, failed: _Comparison, evaluate: _Counter, tolerance: Tolerance,
+                  name: str) -> bool:
+    """A failed first attempt may have straddled a kink, which needs an input within a step of it: the
+    same directions with a step ten times smaller almost never meet one. Where they still disagree, a
+    slope that changed with the step is a kink's signature (central differences of a smooth function
+    agree at both steps), and the one-sided slopes decide; a wrong gradient disagrees at every step."""
+    retry = Probes(first.x, first.mode, first.directions, first.step / 10)
+    second = _compare(failed.analytic, retry.slopes(evaluate(retry.points())), tolerance)
+    if second.passed:
+        note(f"{name}: the finite-difference step {first.step:.2g} straddled a kink of the function (a ReLU at 0, "
+             f"a tie), so the comparison was repeated with step {retry.step:.2g}")
+        return True
+    step_dependent = _compare(failed.numeric, second.numeric, tolerance).excess > 0
+    if not np.all(step_dependent[second.excess > 0]) or not _kinks_explain(second, first, evaluate, tolerance):
+        return False
+    note(f"{name}: the finite-difference steps {first.step:.2g} and {retry.step:.2g} both straddled a kink of the "
+         "function (a ReLU at 0, a tie); there the gradient was compared with the one-sided slope of the side the "
+         "input lies on")
+    return True
+
+
+def _failure(name: str, input_name: str, g: np.ndarray, x: np.ndarray, first: _Comparison, mode: Mode,
+             evaluate: _Counter, tolerance: Tolerance, sizes: Sizes, findings: Sequence[str], step: float) -> CheckFailed:
     """The message for a gradient that disagrees: the pattern, the worst elements, the tolerance."""
     lines = []
     if mode is Mode.ELEMENTWISE:
@@ -240,13 +334,13 @@ def _failure(name: str, input_name: str, g: np.ndarray, x: np.ndarray, first: _C
         # Element-wise on a slice, so that the message can name elements.
         block, flat = slice_indices(x.shape)
         numeric_flat, magnitude = _numeric_along([_unit(x.shape, int(i)) for i in flat.ravel()], x, evaluate,
-                                                 tolerance.step, with_magnitude=True)
+                                                 step, with_magnitude=True)
         analytic, numeric = g.ravel()[flat.ravel()].reshape(flat.shape), numeric_flat.reshape(flat.shape)
         index_of = [tuple(int(v) for v in np.unravel_index(int(i), x.shape)) for i in flat.ravel()]
         # One element of a large input moves f = <forward(x), dout> by little against its size, so
         # rounding limits the central difference to about eps * |f| / step: below that, an element is
         # not called wrong (this only locates elements; the check itself failed along directions).
-        rounding = 100 * np.finfo(np.float64).eps * magnitude / tolerance.step
+        rounding = 100 * np.finfo(np.float64).eps * magnitude / step
         sliced = _compare(analytic.ravel(), numeric.ravel(), Tolerance(tolerance.rtol, max(tolerance.atol, rounding),
                                                                        tolerance.step))
         wrong = sliced.excess > 0

@@ -1,12 +1,14 @@
 """Numeric-gradient checks: cheap in the directional mode, strict, and failing with the worst element."""
 
+import re
+
 import numpy as np
 import pytest
 
 from grader import notes
 from grader.compare import CheckFailed
-from grader.gradcheck import (DIRECTIONAL_PROBES, ELEMENTWISE_MAX_SIZE, FORCED_ELEMENTWISE_MAX_SIZE, Mode,
-                              choose_mode, compare_gradient, forced_mode, measuring)
+from grader.gradcheck import (DEFAULT_TOLERANCE, DIRECTIONAL_PROBES, ELEMENTWISE_MAX_SIZE, FORCED_ELEMENTWISE_MAX_SIZE,
+                              STEP_FACTORS, Mode, choose_mode, compare_gradient, draw_step, forced_mode, measuring)
 from grader.gradient_diagnosis import Sizes
 
 
@@ -45,6 +47,42 @@ def test_a_step_that_straddles_a_kink_is_retried_with_a_smaller_one():
         return [float(np.sum(np.maximum(p, 0))) for p in points]
 
     compare_gradient((x > 0).astype(float), x, relu_sum, name="dx", rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_steps_are_drawn_per_check_within_the_safe_range(seed):
+    steps = {draw_step(np.random.default_rng([seed, k]), DEFAULT_TOLERANCE) for k in range(20)}
+    low, high = (DEFAULT_TOLERANCE.step * f for f in STEP_FACTORS)
+    assert len(steps) == 20 and all(low <= s <= high for s in steps)
+
+
+# --- kinks within a tenth of a step --------------------------------------------------------------
+
+KINK_CLOSE = np.array([3e-9, -2.0, 3.0, -4e-9])  # two elements far closer to ReLU's kink than any step
+
+
+def test_a_kink_straddled_by_both_steps_is_compared_with_the_one_sided_slope():
+    notes.take()
+    compare_gradient((KINK_CLOSE > 0).astype(float), KINK_CLOSE, relu_sum, name="dx of relu_backward",
+                     rng=np.random.default_rng(0))
+    [taken] = notes.take()
+    assert "both straddled a kink" in taken and "one-sided slope" in taken
+
+
+@pytest.mark.parametrize("wrong", [0.5, 0.0])
+def test_a_wrong_gradient_at_a_kink_still_fails(wrong):
+    g = (KINK_CLOSE > 0).astype(float)
+    g[0] = wrong  # neither side's slope (1 for x > 0, 0 below)
+    failure = failure_of(g, KINK_CLOSE, relu_sum)
+    assert "dx is wrong" in failure.message
+
+
+def test_a_wrong_gradient_in_a_smooth_region_is_not_taken_for_a_kink():
+    # The slope does not change with the step, so no one-sided slopes are evaluated.
+    x = np.ones((2, 3))
+    evaluate, calls = linear(np.ones_like(x))
+    failure_of(1.5 * x, x, evaluate)
+    assert calls == [12, 12]
 
 
 @pytest.mark.parametrize("shape", [(3, 4), (40, 50)])
@@ -293,7 +331,8 @@ def test_a_pass_on_the_retry_leaves_one_note_naming_the_steps():
     taken = notes.take()
     assert len(taken) == 1
     assert taken[0].startswith("dx of relu_backward: ")
-    assert "step 1e-06" in taken[0] and "with step 1e-07" in taken[0] and "kink" in taken[0]
+    first, second = (float(v) for v in re.findall(r"step (\d\.?\d*e-\d+)", taken[0]))
+    assert second == pytest.approx(first / 10, rel=0.1) and "kink" in taken[0]
     assert notes.take() == ()
 
 
@@ -361,3 +400,32 @@ def test_a_transposed_shape_says_it_looks_transposed():
     assert "transposed" not in failure_of(np.ones((3, 2, 4)), x, evaluate).message
     assert "transposed" not in failure_of(np.ones(24), x, evaluate).message
     assert calls == []
+
+
+def _network_with_a_unit_at_the_kink():
+    """f(W) = sum(relu(X W + b) * V) with one pre-activation 1e-9 above ReLU's kink: every step of
+    a directional check straddles it (a network with layer norm before ReLU meets this by chance)."""
+    rng = np.random.default_rng(7)
+    X, W, V = rng.standard_normal((4, 15)), rng.standard_normal((15, 20)), rng.standard_normal((4, 20))
+    b = 0.1 * rng.standard_normal(20)
+    b[0] = 1e-9 - (X @ W)[0, 0]
+
+    def evaluate(points):
+        return [float(np.sum(np.maximum(X @ p + b, 0) * V)) for p in points]
+
+    return W, X.T @ ((X @ W + b > 0) * V), evaluate
+
+
+def test_a_network_with_a_unit_at_the_kink_passes_with_its_true_gradient():
+    notes.take()
+    W, gradient, evaluate = _network_with_a_unit_at_the_kink()
+    assert W.size > ELEMENTWISE_MAX_SIZE
+    compare_gradient(gradient, W, evaluate, name="grads['W1']", rng=np.random.default_rng(0))
+    [taken] = notes.take()
+    assert "both straddled a kink" in taken
+
+
+def test_a_network_with_a_unit_at_the_kink_still_fails_a_wrong_gradient():
+    W, gradient, evaluate = _network_with_a_unit_at_the_kink()
+    failure = failure_of(gradient * 1.01, W, evaluate)
+    assert "is wrong" in failure.message
