@@ -66,9 +66,11 @@ KNOWN_GAPS: dict[str, dict[str, Gap]] = {
         "read_reference_by_absolute_path": Gap(("score",), "reference/ is readable by absolute path, so "
                                                "affine_forward returns the reference's answer and "
                                                "passes: " + _NO_FILE_SYSTEM_ISOLATION),
+        # Found only where a path the worker sees leads to the project (its sys.path, the grader's working
+        # directory): on some machines and checkouts, not on others.
         "leak_hidden_checks_and_fixtures": Gap(("contained",), "the hidden checks and the fixtures are "
                                                "readable and their digests reach the task's message: "
-                                               + _NO_FILE_SYSTEM_ISOLATION),
+                                               + _NO_FILE_SYSTEM_ISOLATION, strict=False),
         "tcp_connect": Gap(("contained",), "a TCP connection to 127.0.0.1 succeeds and delivers data: "
                            + _NO_NETWORK_ISOLATION),
         "udp_sendto": Gap(("contained",), "a UDP datagram to 127.0.0.1 is delivered: " + _NO_NETWORK_ISOLATION),

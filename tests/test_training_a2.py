@@ -102,7 +102,9 @@ def test_returning_before_training_is_done_buys_nothing(short_limit, tmp_path):
         return solver
     """)
     task = grade_two_layer(short_limit, folder)
-    assert task.points == 0 and task.training.accuracy < 0.2
+    # The worker cannot import the grader's data module any more (it holds only its own code); were it
+    # to regenerate the public split anyway, the official test split comes from a secret seed.
+    assert task.points == 0 and (task.training.accuracy is None or task.training.accuracy < 0.2), task.message
 
 
 def test_a_lookup_table_of_the_known_test_images_buys_nothing(tmp_path):
@@ -131,4 +133,6 @@ def test_a_lookup_table_of_the_known_test_images_buys_nothing(tmp_path):
         return NoTraining()
     """)
     task = grade_two_layer(a2, folder)
-    assert task.points == 0 and task.training.accuracy < 0.2
+    # The worker cannot import the grader's data module any more (it holds only its own code); were it
+    # to regenerate the public split anyway, the official test split comes from a secret seed.
+    assert task.points == 0 and (task.training.accuracy is None or task.training.accuracy < 0.2), task.message

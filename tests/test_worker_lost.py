@@ -261,4 +261,5 @@ def test_the_graders_own_kills_are_not_retried(assignment, tmp_path, scratch_roo
     assert task.outcome is outcome and task.points == 0
     assert all(c.outcome is outcome and message in c.message and not c.notes for c in task.checks), \
         [(c.message, c.notes) for c in task.checks]
-    assert calls_logged(scratch_root) == len(task.checks)
+    # A function that timed out is not called again by the later checks; the watches' kills are per call.
+    assert calls_logged(scratch_root) == (1 if outcome is Outcome.TIMEOUT else len(task.checks))
