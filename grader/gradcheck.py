@@ -1,21 +1,28 @@
-"""Numeric-gradient checks: a submission's backward pass against central differences of its own
-forward pass, computed in float64 by the grader.
+"""Gradient checks: a submission's backward pass against central differences of its own forward pass,
+computed in float64 by the grader, and against the reference's gradient at the same inputs.
 
-Two modes behind one function. Small inputs (at most ELEMENTWISE_MAX_SIZE elements) are checked
-element by element: 2 forward evaluations per element. Large inputs are checked along a few random
-Gaussian directions u (2 evaluations each, whatever the size): (f(x + h u) - f(x - h u)) / 2h must
-match <analytic gradient, u>, where f(x) = <forward(x), dout>. All evaluations of one attempt go to
-the worker in one batched request. The step h is drawn per check from a range around the
-tolerance's step. Tolerances are absolute numbers, never scaled by size:
+Numeric side. Small inputs (at most ELEMENTWISE_MAX_SIZE elements) are checked element by element: 2
+forward evaluations per element. Large inputs are checked along a few random Gaussian directions u (2
+evaluations each, whatever the size): (f(x + h u) - f(x - h u)) / 2h must match <analytic gradient, u>,
+where f(x) = <forward(x), dout>. Tolerances are absolute numbers, never scaled by size:
 |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|) for every compared number.
 
-Kinks. A step that straddles one (a ReLU at 0, a max-pool tie) gives a wrong numeric slope for correct
-code: a failed attempt is repeated with a step ten times smaller along the same directions; where
-that fails too and the slope changed with the step, a direction whose two one-sided slopes differ (a
-kink's signature) is accepted when the analytic value equals one of them, which a wrong gradient in a
-smooth region never does.
+Probes a forward pass cannot single out: the step h is drawn per check from a range around the
+tolerance's step, and the perturbed evaluations travel in a random order, in batches that also hold
+ordinary calls (the call whose cache the backward pass gets, or the unperturbed input again).
 
-A failed directional check is followed by an element-wise check of a slice of the input, so the
+Kinks. A step that straddles one (a ReLU at 0, a max-pool tie) gives a wrong numeric slope for correct
+code: a failed attempt is repeated with a step ten times smaller and new directions; where that fails
+too, a direction whose two one-sided slopes differ (a kink's signature) is accepted when the analytic
+value equals one of them, which a wrong gradient in a smooth region never does.
+
+Reference side. Every check also gets the reference's behaviour at the same inputs (`ReferenceLayer`,
+or an expectation a check builds from the contract, such as `shared_checks.InvertedDropout`): the
+forward pass (or loss) must agree with it before the gradients are compared at all, and the gradients
+must equal the reference's as well as the numeric ones. A forward pass that computes nothing, or one
+that answers probes differently from ordinary calls, cannot make a wrong backward pass look right.
+
+A failed numeric comparison is followed by an element-wise check of a slice of the input, so the
 message can point at elements; `grader.gradient_diagnosis` names the pattern of the error.
 """
 
@@ -26,14 +33,15 @@ import enum
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
-from grader.compare import CheckFailed, as_array, expect_tuple
+from grader.compare import CheckFailed, as_array, assert_close, expect_tuple
 from grader.gradient_diagnosis import Sizes, constant_factor, describe_factor, patterns, worst_elements
 from grader.notes import note
-from grader.remote import RemoteObject, run_batch
+from grader.remote import RemoteObject, WorkerSession
+from grader.worker_process import StudentException
 
 ELEMENTWISE_MAX_SIZE = 64
 DIRECTIONAL_PROBES = 4
@@ -393,7 +401,7 @@ def _dot(output: Any, dout: np.ndarray, name: str) -> float:
     out = as_array(output, name)
     if out.shape != dout.shape:
         raise CheckFailed(f"{name}: the forward pass returned shape {out.shape} on a perturbed input, "
-                          f"{dout.shape} before")
+                          f"{dout.shape} at the input itself")
     return float(np.sum(out.astype(np.float64) * dout))
 
 
@@ -409,81 +417,289 @@ def _changed(before: Any, after: Any) -> bool:
     return a.shape != b.shape or not np.array_equal(a, b, equal_nan=True)
 
 
+def _replaced(args: Sequence[Any], index: int, value: Any) -> list[Any]:
+    return [*args[:index], value, *args[index + 1:]]
+
+
+# -- probes among ordinary calls ---------------------------------------------------------------------
+
+# Steps for the worker that belong together and stay in order (set a parameter, evaluate, set it
+# back): each ("call", function, args, options), with the options of RemoteObject._call_op (select,
+# hold_items, return_args), or ("setitem", mapping, key, value).
+Group = list
+
+
+def _run_shuffled(session: WorkerSession, rng: np.random.Generator, groups: list[Group]) -> list[list[Any]]:
+    """Sends the groups as one batch in a random order, so that probes and ordinary calls arrive mixed,
+    and returns each group's answers in the order the groups were given."""
+    order = rng.permutation(len(groups))
+    encoder = session.encoder()
+    ops, modules = [], set()
+    for index in order:
+        for kind, target, *payload in groups[index]:
+            modules.update(target._modules())
+            if kind == "call":
+                args, options = payload
+                ops.append(target._call_op(encoder, args, {}, **options))
+            else:
+                target._check_generation()
+                key, value = payload
+                ops.append({"op": "setitem", "target": target._target, "key": encoder.encode(key),
+                            "value": encoder.encode(value)})
+    answers = iter(session.request({"op": "batch", "ops": ops}, encoder, sorted(modules)))
+    result: list[list[Any]] = [[] for _ in groups]
+    for index in order:
+        result[index] = [next(answers) for _ in groups[index]]
+    return result
+
+
+def _probe_values(session: WorkerSession, rng: np.random.Generator, ordinary: Group,
+                  probe: Callable[[np.ndarray], Group], points: list[np.ndarray], pick: int,
+                  value: Callable[[Any], float]) -> list[float]:
+    """f at each point, sent with one ordinary call among them; `probe(point)` is the group that
+    evaluates a point and `pick` the index of its answer in that group."""
+    answers = _run_shuffled(session, rng, [ordinary, *(probe(p) for p in points)])
+    return [value(group[pick]) for group in answers[1:]]
+
+
+# -- what the reference does ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerExpectation:
+    """What a layer must do at one input."""
+
+    out_shape: tuple[int, ...]
+    # Raises CheckFailed saying how the forward pass's output differs from what it must be.
+    check_output: Callable[[Any], None]
+    # (dout, the forward pass's output) -> the gradients, in the order the backward pass returns them.
+    gradients: Callable[[np.ndarray, Any], Sequence[Any]]
+
+
+class LayerReference(Protocol):
+    def expect(self, args: Sequence[Any], forward_name: str) -> LayerExpectation: ...
+
+
+@dataclass(frozen=True)
+class ReferenceLayer:
+    """The reference's forward and backward pass: at the same inputs the submission's output must
+    equal the reference's, and its gradients for the same dout the reference's."""
+
+    forward: Any
+    backward: Any
+
+    def expect(self, args: Sequence[Any], forward_name: str) -> LayerExpectation:
+        answer = self.forward(*args)
+        if isinstance(answer, (tuple, list)):
+            out, cache = expect_tuple(answer, 2, f"the reference's {forward_name}")
+        else:  # a cache that cannot cross stays with the reference, as an object to pass back
+            out, cache = answer[0].fetch(), answer[1]
+
+        def check_output(actual: Any) -> None:
+            assert_close(actual, out, name=f"out of {forward_name}")
+
+        def gradients(dout: np.ndarray, _: Any) -> Sequence[Any]:
+            grads = self.backward(like(out, dout), cache)
+            return tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+
+        return LayerExpectation(tuple(as_array(out, f"the reference's {forward_name}").shape), check_output, gradients)
+
+
+def _forward_agrees(check: Callable[[], None], forward_name: str, backward_name: str) -> None:
+    """The forward pass's output (or loss) agrees with the reference's before any gradient is compared,
+    so that a wrong forward pass is reported as such, and a forward pass computing something else
+    cannot carry a backward pass consistent with it."""
+    try:
+        check()
+    except CheckFailed as failure:
+        raise CheckFailed(f"{backward_name}: not graded, because {forward_name} disagrees with the reference at this "
+                          f"check's inputs ({failure.message}); gradients are compared only where the forward "
+                          f"computation is right, so fix {forward_name} first (its own task shows the difference)",
+                          failure.detail) from None
+
+
+def _agrees_with_reference(analytic: Any, expected: Any, *, name: str, forward_name: str,
+                           tolerance: Tolerance) -> None:
+    """The gradient equals the reference's at the same inputs, not only the numeric gradient of the
+    submission's own forward pass (which a forward pass can bend near its input)."""
+    try:
+        assert_close(analytic, expected, name=name, rtol=tolerance.rtol, atol=tolerance.atol)
+    except CheckFailed as failure:
+        raise CheckFailed(f"{name} disagrees with the reference's gradient at this check's inputs, though it agrees "
+                          f"with central differences of {forward_name}, so {forward_name} computes something else "
+                          f"near these inputs than at them: {failure.message.removeprefix(name + ': ')}",
+                          failure.detail) from None
+
+
+# -- the checks --------------------------------------------------------------------------------------
+
 def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Sequence[Any], *,
-                         gradients: Sequence[tuple[str, int]], rng: np.random.Generator,
+                         gradients: Sequence[tuple[str, int]], rng: np.random.Generator, reference: LayerReference,
                          tolerance: Tolerance = DEFAULT_TOLERANCE) -> None:
     """`forward(*args) -> (out, cache)`, `backward(dout, cache) -> grads`; `gradients` names each
     returned gradient and the argument it belongs to, in the order backward returns them, e.g.
-    [("dx", 0), ("dw", 1), ("db", 2)] (one entry when backward returns a single array)."""
+    [("dx", 0), ("dw", 1), ("db", 2)] (one entry when backward returns a single array). `reference`
+    says what the layer must do at `args` (usually `ReferenceLayer(reference.layers.f, ...)`)."""
     forward_name, backward_name = forward._display_name(), backward._display_name()
-    # The cache stays in the worker: it may hold what cannot cross (an autograd graph, an object).
-    kept = forward._call(args, {}, hold_items=[1], return_args=True)
+    # Everything drawn from rng before the submission answers, so the reference is asked the same
+    # questions whatever the submission does (public mode answers them from recordings).
+    expected = reference.expect(args, forward_name)
+    dout = rng.standard_normal(expected.out_shape)
+    step = draw_step(rng, tolerance)
+    inputs = [as_array(args[i], grad_name).astype(np.float64) for grad_name, i in gradients]
+    first = [Probes.along(x, choose_mode(x.size), step, rng) for x in inputs]
+
+    def probe(arg_index: int) -> Callable[[np.ndarray], Group]:
+        return lambda p: [("call", forward, _replaced(args, arg_index, like(args[arg_index], p)), {"select": [0]})]
+
+    # The call whose cache the backward pass gets travels among the probes; the cache stays in the
+    # worker, since it may hold what cannot cross (an autograd graph, an object).
+    base: Group = [("call", forward, list(args), {"hold_items": [1], "return_args": True})]
+    groups = [base] + [probe(i)(p) for (_, i), probes in zip(gradients, first) for p in probes.points()]
+    answers = _run_shuffled(forward._session, rng, groups)
+    kept = answers[0][0]
     out, cache = expect_tuple(kept.result, 2, forward_name)
+    _forward_agrees(lambda: expected.check_output(out), forward_name, backward_name)
     findings = [f"{forward_name} modified its argument {i} in place, so the cache may hold changed values"
                 for i, (before, after) in enumerate(zip(args, kept.args)) if _changed(before, after)]
-    dout = rng.standard_normal(as_array(out, f"out of {forward_name}").shape)
-    dout_sent = like(out, dout)
-    called = backward._call((dout_sent, cache), {}, return_args=True)
-    if _changed(dout_sent, called.args[0]):
+    returned = _backward_gradients(backward, like(out, dout), cache, len(gradients), findings)
+    wanted = expected.gradients(dout, out)
+    probe_answers = iter(group[0] for group in answers[1:])
+    ordinary: Group = [("call", forward, list(args), {"select": [0]})]
+    for (grad_name, arg_index), analytic, x, probes, expected_gradient in zip(gradients, returned, inputs, first, wanted):
+        values = [_dot(next(probe_answers), dout, f"out of {forward_name}") for _ in probes.points()]
+
+        def evaluate(points: list[np.ndarray], arg_index: int = arg_index) -> list[float]:
+            return _probe_values(forward._session, rng, ordinary, probe(arg_index), points, 0,
+                                 lambda o: _dot(o, dout, f"out of {forward_name}"))
+
+        name = f"{grad_name} of {backward_name}"
+        compare_gradient(analytic, x, evaluate, name=name, rng=rng, tolerance=tolerance, sizes=_batch_size(args[0]),
+                         findings=findings, input_name=grad_name.removeprefix("d") or "x",
+                         first=Measured(probes, values))
+        _agrees_with_reference(analytic, expected_gradient, name=name, forward_name=forward_name, tolerance=tolerance)
+
+
+def _backward_gradients(backward: RemoteObject, dout: Any, cache: Any, count: int, findings: list[str]) -> tuple:
+    """`backward(dout, cache)` as a tuple of `count` gradients; a dout modified in place is noted and
+    becomes a finding for the message of a wrong gradient."""
+    backward_name = backward._display_name()
+    called = backward._call((dout, cache), {}, return_args=True)
+    if _changed(dout, called.args[0]):
         text = f"{backward_name} modified dout in place"
         findings.append(text)
         note(f"{text}: harmless here, but wrong for a caller that uses dout again")
     returned = called.result
-    if len(gradients) == 1 and not isinstance(returned, (tuple, list)):
+    if count == 1 and not isinstance(returned, (tuple, list)):
         returned = (returned,)
-    returned = expect_tuple(returned, len(gradients), backward_name)
-    sizes = _batch_size(args[0])
-    for (grad_name, arg_index), analytic in zip(gradients, returned):
-        def evaluate(points: list[np.ndarray], arg_index: int = arg_index) -> list[float]:
-            original = args[arg_index]
-            calls = [([*args[:arg_index], like(original, p), *args[arg_index + 1:]], {}) for p in points]
-            outs = forward.many(calls, select=[0])
-            return [_dot(o, dout, f"out of {forward_name}") for o in outs]
-
-        compare_gradient(analytic, as_array(args[arg_index], "input").astype(np.float64), evaluate,
-                         name=f"{grad_name} of {backward_name}", rng=rng, tolerance=tolerance, sizes=sizes,
-                         findings=findings, input_name=grad_name.removeprefix("d") or "x")
+    return expect_tuple(returned, count, backward_name)
 
 
-def check_loss_gradient(loss_function: RemoteObject, x: Any, y: Any, *, name: str,
-                        rng: np.random.Generator, tolerance: Tolerance = DEFAULT_TOLERANCE) -> None:
-    """`loss_function(x, y) -> (loss, dx)`: dx against the numeric gradient of loss."""
-    loss, dx = expect_tuple(loss_function(x, y), 2, name)
+def check_loss_gradient(loss_function: RemoteObject, x: Any, y: Any, *, name: str, rng: np.random.Generator,
+                        reference: Any, tolerance: Tolerance = DEFAULT_TOLERANCE) -> None:
+    """`loss_function(x, y) -> (loss, dx)`: the loss equal to `reference`'s (the reference's loss
+    function), then dx against the numeric gradient of the loss and against the reference's dx."""
+    expected_loss, expected_dx = expect_tuple(reference(x, y), 2, f"the reference's {name}")
+    x64 = as_array(x, "x").astype(np.float64)
+    probes = Probes.along(x64, choose_mode(x64.size), draw_step(rng, tolerance), rng)
+
+    def probe(p: np.ndarray) -> Group:
+        return [("call", loss_function, [like(x, p), y], {"select": [0]})]
+
+    def loss_value(v: Any) -> float:
+        return float(as_array(v, f"loss of {name}"))
+
+    answers = _run_shuffled(loss_function._session, rng,
+                            [[("call", loss_function, [x, y], {})], *(probe(p) for p in probes.points())])
+    loss, dx = expect_tuple(answers[0][0], 2, name)
+    _forward_agrees(lambda: assert_close(loss, expected_loss, name=f"loss of {name}"), f"the loss of {name}",
+                    f"dx of {name}")
 
     def evaluate(points: list[np.ndarray]) -> list[float]:
-        losses = loss_function.many([((like(x, p), y), {}) for p in points], select=[0])
-        return [float(as_array(v, f"loss of {name}")) for v in losses]
+        return _probe_values(loss_function._session, rng, [("call", loss_function, [x, y], {"select": [0]})], probe,
+                             points, 0, loss_value)
 
-    compare_gradient(dx, as_array(x, "x").astype(np.float64), evaluate, name=f"dx of {name}", rng=rng,
-                     tolerance=tolerance, sizes=_batch_size(x))
+    compare_gradient(dx, x64, evaluate, name=f"dx of {name}", rng=rng, tolerance=tolerance, sizes=_batch_size(x),
+                     first=Measured(probes, [loss_value(group[0]) for group in answers[1:]]))
+    _agrees_with_reference(dx, expected_dx, name=f"dx of {name}", forward_name=name, tolerance=tolerance)
 
 
-def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, model_name: str,
-                          rng: np.random.Generator, tolerance: Tolerance = DEFAULT_TOLERANCE) -> None:
-    """`model.loss(X, y) -> (loss, grads)` with one gradient per entry of `model.params`, each
-    against the numeric gradient of the loss with respect to that parameter."""
-    params = model.params.fetch()
-    if not isinstance(params, dict):
-        raise CheckFailed(f"{model_name}.params: expected a dict of arrays, got {type(params).__name__}")
-    loss, grads = expect_tuple(model.loss(X, y), 2, f"{model_name}.loss(X, y)")
+def _expect_parameters(model: RemoteObject, names: Sequence[str], model_name: str) -> None:
+    """Every documented parameter is in model.params under its name: the names compared are the
+    contract's, so a model cannot keep a parameter out of the comparison by not showing it."""
+    shown = model.params.fetch()
+    if isinstance(shown, dict):
+        missing = [n for n in names if n not in shown]
+        has = f"; it has {', '.join(map(str, shown)) or 'none'}"
+    else:  # not a plain dict (a subclass stays in the worker): each name must still be readable
+        missing = [n for n in names if not _readable(model.params[n])]
+        has = ""
+    if missing:
+        raise CheckFailed(f"{model_name}.params has no {', '.join(map(repr, missing))} (the documented parameters "
+                          f"are {', '.join(names)}){has}")
+
+
+def _readable(path: RemoteObject) -> bool:
+    try:
+        path.fetch()
+    except StudentException:
+        return False
+    return True
+
+
+def _reference_answer(reference_model: Any, params: dict[str, Any], X: Any, y: Any, model_name: str) -> tuple:
+    for name, value in params.items():
+        reference_model.params[name] = value
+    return expect_tuple(reference_model.loss(X, y), 2, f"the reference's {model_name}.loss(X, y)")
+
+
+def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[str, Any], reference_model: Any,
+                          model_name: str, rng: np.random.Generator, tolerance: Tolerance = DEFAULT_TOLERANCE) -> None:
+    """`model.loss(X, y) -> (loss, grads)`: with `params` (every documented parameter, by name) set on
+    the model, the loss equal to `reference_model`'s with the same parameters, and each gradient
+    against the numeric gradient of the loss and the reference's gradient. `reference_model` is None
+    only where a check ties the model to the reference otherwise (a dropout mask of the submission's
+    own drawing, with the same network without dropout compared with the reference)."""
+    names = list(params)
+    _expect_parameters(model, names, model_name)
+    expected = _reference_answer(reference_model, params, X, y, model_name) if reference_model is not None else None
+    _run_shuffled(model._session, rng, [[("setitem", model.params, name, value)] for name, value in params.items()])
+    # (one round trip; the order of the assignments does not matter)
+    step = draw_step(rng, tolerance)
+    inputs = {name: as_array(value, f"params[{name!r}]").astype(np.float64) for name, value in params.items()}
+    first = {name: Probes.along(x, choose_mode(x.size), step, rng) for name, x in inputs.items()}
+
+    def probe(name: str) -> Callable[[np.ndarray], Group]:
+        # Set one parameter, evaluate, set it back: every other call sees the parameters as they are.
+        return lambda p: [("setitem", model.params, name, like(params[name], p)),
+                          ("call", model.loss, [X, y], {"select": [0]}),
+                          ("setitem", model.params, name, params[name])]
+
+    def loss_value(v: Any) -> float:
+        return float(as_array(v, f"loss of {model_name}"))
+
+    groups = [[("call", model.loss, [X, y], {})]] + [probe(n)(p) for n in names for p in first[n].points()]
+    answers = _run_shuffled(model._session, rng, groups)
+    loss, grads = expect_tuple(answers[0][0], 2, f"{model_name}.loss(X, y)")
+    if expected is not None:
+        _forward_agrees(lambda: assert_close(loss, expected[0], name=f"loss of {model_name}.loss(X, y)"),
+                        f"the loss of {model_name}", f"grads of {model_name}")
     if not isinstance(grads, dict):
         raise CheckFailed(f"{model_name}.loss(X, y): expected grads as a dict, got {type(grads).__name__}")
-    missing = sorted(set(params) - set(grads))
+    missing = [n for n in names if n not in grads]
     if missing:
-        raise CheckFailed(f"{model_name}.loss(X, y): grads has no entry for {', '.join(map(str, missing))}")
-    session = model._session
-    for name in sorted(params, key=str):
-        original = params[name]
+        raise CheckFailed(f"{model_name}.loss(X, y): grads has no entry for {', '.join(map(repr, missing))} (every "
+                          f"parameter needs its gradient: {', '.join(names)})")
+    probe_answers = iter(group[1] for group in answers[1:])
+    ordinary: Group = [("call", model.loss, [X, y], {"select": [0]})]
+    for name in names:
+        values = [loss_value(next(probe_answers)) for _ in first[name].points()]
 
-        def evaluate(points: list[np.ndarray], name: Any = name, original: Any = original) -> list[float]:
-            steps: list[tuple[str, RemoteObject, tuple]] = []
-            for p in points:
-                steps.append(("setitem", model.params, (name, like(original, p))))
-                steps.append(("call", model.loss, ((X, y), {}, [0])))
-            steps.append(("setitem", model.params, (name, original)))
-            results = run_batch(session, steps)
-            return [float(as_array(v, f"loss of {model_name}")) for v in results[1:-1:2]]
+        def evaluate(points: list[np.ndarray], name: str = name) -> list[float]:
+            return _probe_values(model._session, rng, ordinary, probe(name), points, 1, loss_value)
 
-        compare_gradient(grads[name], as_array(original, f"{model_name}.params[{name!r}]").astype(np.float64), evaluate,
-                         name=f"grads[{name!r}] of {model_name}.loss", rng=rng, tolerance=tolerance,
-                         sizes=_batch_size(X), input_name=f"params[{name!r}]")
+        label = f"grads[{name!r}] of {model_name}.loss"
+        compare_gradient(grads[name], inputs[name], evaluate, name=label, rng=rng, tolerance=tolerance,
+                         sizes=_batch_size(X), input_name=f"params[{name!r}]", first=Measured(first[name], values))
+        if expected is not None:
+            _agrees_with_reference(grads[name], expected[1][name], name=label, forward_name=f"{model_name}.loss",
+                                   tolerance=tolerance)

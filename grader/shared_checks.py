@@ -1,14 +1,16 @@
-"""Checks that several assignments share: a forward pass against the reference, and optimizer
-updates over several steps. The assignments' check files call these with their own functions."""
+"""Checks that several assignments share: a forward pass against the reference, optimizer updates
+over several steps, and what dropout must do where its mask is the submission's to draw. The
+assignments' check files call these with their own functions."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from grader.compare import CheckFailed, as_array, assert_close, assert_unchanged, expect_tuple
-from grader.gradcheck import like
+from grader.gradcheck import LayerExpectation, check_model_gradients, like
 
 
 def is_array(value: Any) -> bool:
@@ -57,3 +59,68 @@ def compare_optimizer_steps(student_rule: Any, reference_rule: Any, rng: np.rand
         student_w, student_config = next_w, returned_config
         reference_w, reference_config = expected_w, expected_config
         dw = like(dw, rng.standard_normal(as_array(dw, "dw").shape))
+
+
+@dataclass(frozen=True)
+class InvertedDropout:
+    """Dropout in training mode, for `check_layer_backward`: the mask is the submission's to draw, so
+    the reference's behaviour is stated for the mask its forward pass drew: each unit of the output
+    is 0 (dropped) or x / keep (kept), some unit is kept, and the gradient is dout * out / x (dout
+    where a unit was kept, scaled by 1 / keep). `x` must have no zeros."""
+
+    keep: float  # the probability of keeping a unit
+
+    def expect(self, args: Sequence[Any], forward_name: str) -> LayerExpectation:
+        x = as_array(args[0], "x").astype(np.float64)
+
+        def check_output(out: Any) -> None:
+            values = as_array(out, f"out of {forward_name}").astype(np.float64)
+            if values.shape != x.shape:
+                raise CheckFailed(f"out of {forward_name}: expected shape {x.shape} (the input's), got {values.shape}")
+            kept = ~np.isclose(values, 0.0, rtol=0, atol=1e-12)
+            assert_close(values, np.where(kept, x / self.keep, 0.0),
+                         name=f"out of {forward_name} (each unit 0, or x / {self.keep:g} where it is kept)")
+            if not kept.any():
+                raise CheckFailed(f"out of {forward_name}: no unit of {x.size} is kept (each is kept with "
+                                  f"probability {self.keep:g})")
+
+        def gradients(dout: np.ndarray, out: Any) -> Sequence[Any]:
+            return (like(args[0], dout * as_array(out, "out").astype(np.float64) / x),)
+
+        return LayerExpectation(x.shape, check_output, gradients)
+
+
+def draws_reference_masks(student_forward: Any, reference_forward: Any, shapes: Sequence[tuple[int, ...]],
+                          dropout_param: dict, keep: float, template: Any, name: str) -> bool:
+    """Whether a dropout forward pass, seeded by `dropout_param` as a model seeds it, keeps the units the
+    reference's keeps for each shape (a model built on it then computes the reference's loss); fails
+    where it is no inverted dropout at all (a kept unit not scaled by 1 / keep). `template` gives the
+    array type of the inputs (an ndarray or a tensor)."""
+    same = True
+    for shape in shapes:
+        ones = like(template, np.ones(shape))
+        out, _ = expect_tuple(student_forward(ones, dict(dropout_param)), 2, name)
+        expected, _ = expect_tuple(reference_forward(ones, dict(dropout_param)), 2, f"the reference's {name}")
+        try:
+            InvertedDropout(keep).expect((ones,), name).check_output(out)
+        except CheckFailed as failure:
+            raise CheckFailed(f"{failure.message}; the model's dropout layers use {name}, so fix it first",
+                              failure.detail) from None
+        same = same and np.array_equal(as_array(out, name) != 0, as_array(expected, name) != 0)
+    return same
+
+
+def check_dropout_network_gradients(network: Callable[[Any, bool], Any], student: Any, reference: Any,
+                                    params: dict[str, Any], X: Any, y: Any, *, dropout: tuple[Any, Any],
+                                    dropout_param: dict, keep: float, hidden_shapes: Sequence[tuple[int, ...]],
+                                    name: str, rng: np.random.Generator) -> None:
+    """A network with dropout layers, `network(source, with_dropout)`, whose masks are the submission's
+    to draw. Where its dropout forward pass (`dropout`: the submission's and the reference's) keeps the
+    units the reference's keeps, the network is compared with the reference's; where it draws other
+    masks, the same network without dropout is, and the one with dropout with its own loss only."""
+    layer_name = dropout[0]._display_name()
+    same_masks = draws_reference_masks(*dropout, hidden_shapes, dropout_param, keep, X, layer_name)
+    check_model_gradients(network(student, False), X, y, params=params, reference_model=network(reference, False),
+                          model_name=f"{name} without dropout", rng=rng)
+    check_model_gradients(network(student, True), X, y, params=params,
+                          reference_model=network(reference, True) if same_masks else None, model_name=name, rng=rng)

@@ -28,8 +28,11 @@ EXPECTED_LOSSES = {
     "softmax_loss_gradient_misses_minus_one": {"softmax_loss.gradient"} | MODEL_GRADIENTS,
     "svm_loss_counts_correct_class": {"svm_loss.loss", "svm_loss.gradient"},
     "svm_loss_gradient_misses_correct_class": {"svm_loss.gradient"},
-    # An unscaled mask is consistent between forward and backward: only the forward contract breaks.
-    "dropout_forward_not_scaled": {"dropout.forward"},
+    # An unscaled mask is consistent between forward and backward, but a backward pass is graded only
+    # where its forward pass agrees with the reference: the networks with dropout use the layer too.
+    "dropout_forward_not_scaled": {"dropout.forward", "dropout.backward", "fc_net.dropout"},
+    # Kept units scaled by 1 / p, as the reference does, only p of them dropped instead of kept: each
+    # output is one an inverted dropout can give, so gradients tied to the submission's mask hold.
     "dropout_forward_p_is_drop_probability": {"dropout.forward"},
     "dropout_forward_scales_in_test_mode": {"dropout.forward", "dropout.backward", "fc_net.dropout"},
     "dropout_backward_ignores_mask": {"dropout.backward", "fc_net.dropout"},
@@ -45,8 +48,9 @@ EXPECTED_LOSSES = {
     "layernorm_forward_normalizes_over_batch": {"layernorm.forward", "layernorm.backward", "fc_net.layernorm"},
     "layernorm_backward_mean_over_batch": {"layernorm.backward", "fc_net.layernorm"},
     "conv_forward_ignores_stride": {"conv.forward", "conv.backward"},
-    # A wrong output width is consistent with a backward pass that loops over dout's shape.
-    "conv_forward_assumes_square": {"conv.forward"},
+    # A wrong output width is consistent with a backward pass that loops over dout's shape, but the
+    # backward pass is graded only where the forward pass agrees with the reference.
+    "conv_forward_assumes_square": {"conv.forward", "conv.backward"},
     "conv_forward_flips_filter": {"conv.forward", "conv.backward"},
     "conv_backward_ignores_stride": {"conv.backward"},
     "conv_backward_dw_overwritten": {"conv.backward"},
@@ -76,13 +80,15 @@ EXPECTED_LOSSES = {
     "two_layer_net_reg_gradient_squared": {"two_layer_net.gradients"},
     "two_layer_net_missing_reg_gradient": {"two_layer_net.gradients"},
     "fc_net_ignores_weight_scale": {"fc_net.init"},
-    "fc_net_normalizes_output_layer": {"fc_net.init", "fc_net.batchnorm", "fc_net.layernorm"},
+    # Unused extra parameters: gradients are compared for the documented parameters only.
+    "fc_net_normalizes_output_layer": {"fc_net.init"},
     # Layer norm keeps no running statistics, so sharing the parameter dicts only breaks batch norm.
     "fc_net_shares_norm_params": {"fc_net.batchnorm"},
     "fc_net_skips_dropout_backward": {"fc_net.dropout"},
     "fc_net_missing_reg_gradient": FC_GRADIENTS,
-    # Consistent with its own gradient: only the comparison with the reference sees it.
-    "fc_net_regularizes_last_layer_only": {"fc_net.loss"},
+    # Consistent with its own gradient, but gradients are graded only where the loss agrees with the
+    # reference's: every regularized network check sees it.
+    "fc_net_regularizes_last_layer_only": {"fc_net.loss"} | FC_GRADIENTS,
 }
 
 TRAINING_MUTANTS = {

@@ -46,7 +46,9 @@ EXPECTED_LOSSES = {
     "svm_loss_counts_correct_class": {"svm_loss.loss", "svm_loss.gradient"},
     "svm_loss_gradient_misses_correct_class": {"svm_loss.gradient"},
     "dropout_forward_p_is_keep_probability": {"dropout.forward"},
-    "dropout_forward_not_scaled": {"dropout.forward"},
+    # An unscaled mask is consistent between forward and backward, but a backward pass is graded only
+    # where its forward pass agrees with the reference: the network with dropout uses the layer too.
+    "dropout_forward_not_scaled": {"dropout.forward", "dropout.backward", "fc_net.dropout"},
     "dropout_forward_scales_in_test_mode": {"dropout.forward", "dropout.backward", "fc_net.dropout"},
     "dropout_backward_ignores_mask": {"dropout.backward", "fc_net.dropout"},
     "batchnorm_forward_unbiased_variance": ({"batchnorm.forward", "batchnorm.backward", "batchnorm.backward_alt",
@@ -60,8 +62,9 @@ EXPECTED_LOSSES = {
     "spatial_batchnorm_forward_reshape_without_permute": {"spatial_batchnorm.forward"} | SPATIAL_BN_BACKWARD_USERS,
     "spatial_batchnorm_backward_reshape_without_permute": SPATIAL_BN_BACKWARD_USERS,
     "conv_forward_ignores_stride": {"conv.forward", "conv.backward"},
-    # A wrong output width is consistent with a backward pass that loops over dout's shape.
-    "conv_forward_assumes_square": {"conv.forward"},
+    # A wrong output width is consistent with a backward pass that loops over dout's shape, but the
+    # backward pass is graded only where the forward pass agrees with the reference.
+    "conv_forward_assumes_square": {"conv.forward", "conv.backward"},
     "conv_forward_flips_filter": {"conv.forward", "conv.backward"},
     "conv_forward_output_default_dtype": {"conv.forward", "conv.backward"},
     "conv_backward_ignores_stride": {"conv.backward"},
@@ -96,8 +99,9 @@ EXPECTED_LOSSES = {
     "fc_net_dropout_keep_drop_confused": {"fc_net.dropout"},
     "fc_net_skips_dropout_backward": {"fc_net.dropout"},
     "fc_net_half_reg_loss": {"fc_net.loss", "fc_net.gradients", "fc_net.dropout"},
-    # Consistent with its own gradient: only the comparison with the reference sees it.
-    "fc_net_regularizes_hidden_layers_only": {"fc_net.loss"},
+    # Consistent with its own gradient, but gradients are graded only where the loss agrees with the
+    # reference's: every regularized network check sees it.
+    "fc_net_regularizes_hidden_layers_only": {"fc_net.loss", "fc_net.gradients", "fc_net.dropout"},
     "three_layer_conv_net_half_reg_loss": {"three_layer_convnet.loss", "three_layer_convnet.gradients"},
     "three_layer_conv_net_missing_conv_reg_gradient": {"three_layer_convnet.gradients"},
     "three_layer_conv_net_hidden_size_ignores_filter_size": {"three_layer_convnet.init"},

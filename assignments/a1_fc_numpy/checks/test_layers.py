@@ -1,13 +1,24 @@
-"""Checks of layers.py: reference outputs for every forward pass and loss, numeric gradients of the
-submission's own forward pass for every backward pass, and the behaviour the docstrings promise."""
+"""Checks of layers.py: reference outputs for every forward pass and loss; for every backward pass,
+the forward pass's output at the same inputs equal to the reference's, then gradients equal to the
+numeric gradients of the submission's own forward pass and to the reference's; and the behaviour the
+docstrings promise."""
 
 import numpy as np
 import pytest
 
 from grader.compare import assert_close, assert_true, assert_unchanged, expect_tuple
-from grader.gradcheck import check_layer_backward, check_loss_gradient
+from grader.gradcheck import ReferenceLayer, check_layer_backward, check_loss_gradient
 from grader.inputs import away_from_zero, distinct, hinge_safe_scores
-from grader.shared_checks import forward_matches
+from grader.shared_checks import InvertedDropout, forward_matches
+
+
+def check_backward(student, reference, rng, forward, backward, args, gradients, behaviour=None):
+    """The submission's `backward` of `forward` at `args`, tied to the reference's pair of functions
+    (or to `behaviour`, where the contract leaves the output to the submission, as a dropout mask)."""
+    check_layer_backward(getattr(student.layers, forward), getattr(student.layers, backward), args,
+                         gradients=gradients, rng=rng,
+                         reference=behaviour or ReferenceLayer(getattr(reference.layers, forward),
+                                                               getattr(reference.layers, backward)))
 
 
 # -- affine -----------------------------------------------------------------------------------------
@@ -25,11 +36,11 @@ def test_affine_forward(student, reference, rng, x_shape, M):
 
 @pytest.mark.task("affine.backward")
 @pytest.mark.parametrize("x_shape,M", AFFINE_SHAPES)
-def test_affine_backward(student, rng, x_shape, M):
+def test_affine_backward(student, reference, rng, x_shape, M):
     D = int(np.prod(x_shape[1:]))
     args = [rng.standard_normal(x_shape), rng.standard_normal((D, M)), rng.standard_normal(M)]
-    check_layer_backward(student.layers.affine_forward, student.layers.affine_backward, args,
-                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+    check_backward(student, reference, rng, "affine_forward", "affine_backward", args,
+                   [("dx", 0), ("dw", 1), ("db", 2)])
 
 
 # -- relu, sigmoid ------------------------------------------------------------------------------------
@@ -43,9 +54,8 @@ def test_relu_forward(student, reference, rng, shape):
 
 @pytest.mark.task("relu.backward")
 @pytest.mark.parametrize("shape", [(10, 10), (2, 3, 8, 8)])
-def test_relu_backward(student, rng, shape):
-    check_layer_backward(student.layers.relu_forward, student.layers.relu_backward, [away_from_zero(rng, shape)],
-                         gradients=[("dx", 0)], rng=rng)
+def test_relu_backward(student, reference, rng, shape):
+    check_backward(student, reference, rng, "relu_forward", "relu_backward", [away_from_zero(rng, shape)], [("dx", 0)])
 
 
 @pytest.mark.task("sigmoid.forward")
@@ -65,9 +75,9 @@ def test_sigmoid_forward_is_stable_for_large_inputs(student, rng):
 
 @pytest.mark.task("sigmoid.backward")
 @pytest.mark.parametrize("shape", [(10, 10), (2, 3, 8, 8)])
-def test_sigmoid_backward(student, rng, shape):
-    check_layer_backward(student.layers.sigmoid_forward, student.layers.sigmoid_backward,
-                         [2 * rng.standard_normal(shape)], gradients=[("dx", 0)], rng=rng)
+def test_sigmoid_backward(student, reference, rng, shape):
+    check_backward(student, reference, rng, "sigmoid_forward", "sigmoid_backward", [2 * rng.standard_normal(shape)],
+                   [("dx", 0)])
 
 
 # -- losses ---------------------------------------------------------------------------------------
@@ -100,18 +110,20 @@ def test_softmax_loss_is_log_c_for_tiny_scores_and_stable_for_huge(student, rng)
 
 @pytest.mark.task("softmax_loss.gradient")
 @pytest.mark.parametrize("N,C", LOSS_SHAPES)
-def test_softmax_loss_gradient(student, rng, N, C):
+def test_softmax_loss_gradient(student, reference, rng, N, C):
     x, y = rng.standard_normal((N, C)), rng.integers(C, size=N)
-    check_loss_gradient(student.layers.softmax_loss, x, y, name="softmax_loss", rng=rng)
+    check_loss_gradient(student.layers.softmax_loss, x, y, name="softmax_loss", rng=rng,
+                        reference=reference.layers.softmax_loss)
 
 
 @pytest.mark.task("svm_loss.gradient")
 @pytest.mark.parametrize("N,C", LOSS_SHAPES)
-def test_svm_loss_gradient(student, rng, N, C):
+def test_svm_loss_gradient(student, reference, rng, N, C):
     # Scores spread out so that no margin sits at the hinge's kink.
     y = rng.integers(C, size=N)
     x = hinge_safe_scores(rng, y, C)
-    check_loss_gradient(student.layers.svm_loss, x, y, name="svm_loss", rng=rng)
+    check_loss_gradient(student.layers.svm_loss, x, y, name="svm_loss", rng=rng,
+                        reference=reference.layers.svm_loss)
 
 
 # -- dropout ----------------------------------------------------------------------------------------
@@ -138,10 +150,13 @@ def test_dropout_forward_test_mode_is_identity(student, rng):
 
 @pytest.mark.task("dropout.backward")
 @pytest.mark.parametrize("mode", ["train", "test"])
-def test_dropout_backward(student, rng, mode):
+def test_dropout_backward(student, reference, rng, mode):
     x = rng.standard_normal((10, 10)) + 10
-    check_layer_backward(student.layers.dropout_forward, student.layers.dropout_backward,
-                         [x, {"mode": mode, "p": 0.2, "seed": 123}], gradients=[("dx", 0)], rng=rng)
+    # The mask is the submission's to draw: in train mode its gradient is tied to the mask it drew.
+    keep = 0.2
+    check_backward(student, reference, rng, "dropout_forward", "dropout_backward",
+                   [x, {"mode": mode, "p": keep, "seed": 123}], [("dx", 0)],
+                   behaviour=InvertedDropout(keep) if mode == "train" else None)
 
 
 # -- batch normalization ---------------------------------------------------------------------------
@@ -191,16 +206,16 @@ def _batchnorm_args(rng, N=4, D=5):
 
 @pytest.mark.task("batchnorm.backward")
 @pytest.mark.parametrize("N,D", [(4, 5), (30, 10)])
-def test_batchnorm_backward(student, rng, N, D):
-    check_layer_backward(student.layers.batchnorm_forward, student.layers.batchnorm_backward,
-                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+def test_batchnorm_backward(student, reference, rng, N, D):
+    check_backward(student, reference, rng, "batchnorm_forward", "batchnorm_backward", _batchnorm_args(rng, N, D),
+                   [("dx", 0), ("dgamma", 1), ("dbeta", 2)])
 
 
 @pytest.mark.task("batchnorm.backward_alt")
 @pytest.mark.parametrize("N,D", [(4, 5), (30, 10)])
-def test_batchnorm_backward_alt(student, rng, N, D):
-    check_layer_backward(student.layers.batchnorm_forward, student.layers.batchnorm_backward_alt,
-                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+def test_batchnorm_backward_alt(student, reference, rng, N, D):
+    check_backward(student, reference, rng, "batchnorm_forward", "batchnorm_backward_alt", _batchnorm_args(rng, N, D),
+                   [("dx", 0), ("dgamma", 1), ("dbeta", 2)])
 
 
 # -- layer normalization ---------------------------------------------------------------------------
@@ -214,10 +229,10 @@ def test_layernorm_forward(student, reference, rng, N, D):
 
 @pytest.mark.task("layernorm.backward")
 @pytest.mark.parametrize("N,D", [(4, 5), (20, 12)])
-def test_layernorm_backward(student, rng, N, D):
+def test_layernorm_backward(student, reference, rng, N, D):
     args = [3 * rng.standard_normal((N, D)) + 2, rng.standard_normal(D), rng.standard_normal(D), {}]
-    check_layer_backward(student.layers.layernorm_forward, student.layers.layernorm_backward, args,
-                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+    check_backward(student, reference, rng, "layernorm_forward", "layernorm_backward", args,
+                   [("dx", 0), ("dgamma", 1), ("dbeta", 2)])
 
 
 # -- convolution -----------------------------------------------------------------------------------
@@ -240,11 +255,11 @@ def test_conv_forward(student, reference, rng, x_shape, w_shape, stride, pad):
 
 @pytest.mark.task("conv.backward")
 @pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
-def test_conv_backward(student, rng, x_shape, w_shape, stride, pad):
+def test_conv_backward(student, reference, rng, x_shape, w_shape, stride, pad):
     args = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0]),
             {"stride": stride, "pad": pad}]
-    check_layer_backward(student.layers.conv_forward_naive, student.layers.conv_backward_naive, args,
-                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+    check_backward(student, reference, rng, "conv_forward_naive", "conv_backward_naive", args,
+                   [("dx", 0), ("dw", 1), ("db", 2)])
 
 
 # -- max pooling -----------------------------------------------------------------------------------
@@ -266,10 +281,9 @@ def test_max_pool_forward(student, reference, rng, x_shape, height, width, strid
 
 @pytest.mark.task("max_pool.backward")
 @pytest.mark.parametrize("x_shape,height,width,stride", POOL_CASES)
-def test_max_pool_backward(student, rng, x_shape, height, width, stride):
+def test_max_pool_backward(student, reference, rng, x_shape, height, width, stride):
     args = [distinct(rng, x_shape), {"pool_height": height, "pool_width": width, "stride": stride}]
-    check_layer_backward(student.layers.max_pool_forward_naive, student.layers.max_pool_backward_naive, args,
-                         gradients=[("dx", 0)], rng=rng)
+    check_backward(student, reference, rng, "max_pool_forward_naive", "max_pool_backward_naive", args, [("dx", 0)])
 
 
 @pytest.mark.task("max_pool.backward")
@@ -303,11 +317,11 @@ def test_spatial_batchnorm_forward(student, reference, rng, mode):
 
 @pytest.mark.task("spatial_batchnorm.backward")
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 2, 3, 3)])
-def test_spatial_batchnorm_backward(student, rng, shape):
+def test_spatial_batchnorm_backward(student, reference, rng, shape):
     C = shape[1]
     args = [4 * rng.standard_normal(shape) + 10, rng.standard_normal(C), rng.standard_normal(C), {"mode": "train"}]
-    check_layer_backward(student.layers.spatial_batchnorm_forward, student.layers.spatial_batchnorm_backward, args,
-                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+    check_backward(student, reference, rng, "spatial_batchnorm_forward", "spatial_batchnorm_backward", args,
+                   [("dx", 0), ("dgamma", 1), ("dbeta", 2)])
 
 
 @pytest.mark.task("spatial_groupnorm.forward")
@@ -322,12 +336,12 @@ def test_spatial_groupnorm_forward(student, reference, rng, shape, G):
 
 @pytest.mark.task("spatial_groupnorm.backward")
 @pytest.mark.parametrize("shape,G", [((2, 6, 4, 5), 2), ((1, 4, 3, 3), 4)])
-def test_spatial_groupnorm_backward(student, rng, shape, G):
+def test_spatial_groupnorm_backward(student, reference, rng, shape, G):
     C = shape[1]
     args = [4 * rng.standard_normal(shape) + 10, rng.standard_normal((1, C, 1, 1)), rng.standard_normal((1, C, 1, 1)),
             G, {}]
-    check_layer_backward(student.layers.spatial_groupnorm_forward, student.layers.spatial_groupnorm_backward, args,
-                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+    check_backward(student, reference, rng, "spatial_groupnorm_forward", "spatial_groupnorm_backward", args,
+                   [("dx", 0), ("dgamma", 1), ("dbeta", 2)])
 
 
 # -- float32 ----------------------------------------------------------------------------------------

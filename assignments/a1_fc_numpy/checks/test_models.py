@@ -1,11 +1,13 @@
 """Checks of models.py: parameter shapes and initial loss, scores and loss against the reference
-with the same parameters, and numeric gradients of the submission's own loss."""
+with the same parameters, and for the documented parameters gradients equal to the numeric gradients
+of the submission's own loss and to the reference's."""
 
 import numpy as np
 import pytest
 
 from grader.compare import CheckFailed, assert_close, assert_true, expect_tuple
 from grader.gradcheck import check_model_gradients
+from grader.shared_checks import check_dropout_network_gradients
 
 N, D, H, C = 3, 5, 50, 7
 FC_HIDDEN = [20, 30]
@@ -114,11 +116,13 @@ def test_two_layer_net_scores_and_loss(student, reference, rng, reg, inputs):
 
 @pytest.mark.task("two_layer_net.gradients")
 @pytest.mark.parametrize("reg", [0.0, 0.7])
-def test_two_layer_net_gradients(student, rng, reg):
-    model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2, reg=reg)
-    set_params(model, random_params(rng, TWO_LAYER_SHAPES))
+def test_two_layer_net_gradients(student, reference, rng, reg):
+    model, reference_model = (source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2,
+                                                        reg=reg) for source in (student, reference))
+    params = random_params(rng, TWO_LAYER_SHAPES)
     X, y = rng.standard_normal((N, D)), rng.integers(C, size=N)
-    check_model_gradients(model, X, y, model_name=f"TwoLayerNet(reg={reg})", rng=rng)
+    check_model_gradients(model, X, y, params=params, reference_model=reference_model,
+                          model_name=f"TwoLayerNet(reg={reg})", rng=rng)
 
 
 # -- FullyConnectedNet -----------------------------------------------------------------------------
@@ -188,31 +192,45 @@ def random_params(rng, shapes):
     return params
 
 
-def _fc_gradient_check(student, rng, *, reg=0.0, hidden=(20, 30), name="FullyConnectedNet", **kwargs):
-    model = student.models.FullyConnectedNet(list(hidden), input_dim=15, num_classes=10, reg=reg,
-                                             weight_scale=5e-2, dtype=np.float64, **kwargs)
-    set_params(model, random_params(rng, fc_shapes(list(hidden), 15, 10, kwargs.get("normalization"))))
+def _fc_network(source, hidden, reg, **kwargs):
+    return source.models.FullyConnectedNet(list(hidden), input_dim=15, num_classes=10, reg=reg, weight_scale=5e-2,
+                                           dtype=np.float64, **kwargs)
+
+
+def _fc_gradient_check(student, reference, rng, *, reg=0.0, hidden=(20, 30), name="FullyConnectedNet", **kwargs):
+    model, reference_model = (_fc_network(source, hidden, reg, **kwargs) for source in (student, reference))
+    params = random_params(rng, fc_shapes(list(hidden), 15, 10, kwargs.get("normalization")))
     X, y = rng.standard_normal((4, 15)), rng.integers(10, size=4)
-    check_model_gradients(model, X, y, model_name=name, rng=rng)
-    return model
+    check_model_gradients(model, X, y, params=params, reference_model=reference_model, model_name=name, rng=rng)
 
 
 @pytest.mark.task("fc_net.gradients")
 @pytest.mark.parametrize("reg", [0.0, 3.14])
-def test_fc_net_gradients(student, rng, reg):
-    _fc_gradient_check(student, rng, reg=reg, name=f"FullyConnectedNet(reg={reg})")
+def test_fc_net_gradients(student, reference, rng, reg):
+    _fc_gradient_check(student, reference, rng, reg=reg, name=f"FullyConnectedNet(reg={reg})")
 
 
 @pytest.mark.task("fc_net.gradients")
-def test_fc_net_gradients_deeper(student, rng):
-    _fc_gradient_check(student, rng, hidden=(10, 12, 8, 9), reg=0.5, name="FullyConnectedNet with 4 hidden layers")
+def test_fc_net_gradients_deeper(student, reference, rng):
+    _fc_gradient_check(student, reference, rng, hidden=(10, 12, 8, 9), reg=0.5,
+                       name="FullyConnectedNet with 4 hidden layers")
 
 
 @pytest.mark.task("fc_net.dropout")
 @pytest.mark.parametrize("keep", [0.25, 0.5])
-def test_fc_net_dropout_gradients(student, rng, keep):
-    _fc_gradient_check(student, rng, reg=0.1, dropout_keep_ratio=keep, seed=123,
-                       name=f"FullyConnectedNet(dropout_keep_ratio={keep})")
+def test_fc_net_dropout_gradients(student, reference, rng, keep):
+    hidden, seed = (20, 30), 123
+
+    def network(source, with_dropout):
+        return _fc_network(source, hidden, 0.1, **({"dropout_keep_ratio": keep, "seed": seed} if with_dropout else {}))
+
+    params = random_params(rng, fc_shapes(list(hidden), 15, 10))
+    X, y = rng.standard_normal((4, 15)), rng.integers(10, size=4)
+    check_dropout_network_gradients(network, student, reference, params, X, y,
+                                    dropout=(student.layers.dropout_forward, reference.layers.dropout_forward),
+                                    dropout_param={"mode": "train", "p": keep, "seed": seed}, keep=keep,
+                                    hidden_shapes=[(4, h) for h in hidden],
+                                    name=f"FullyConnectedNet(dropout_keep_ratio={keep})", rng=rng)
 
 
 @pytest.mark.task("fc_net.dropout")
@@ -230,13 +248,13 @@ def test_fc_net_dropout_is_identity_at_test_time(student, rng):
 
 @pytest.mark.task("fc_net.batchnorm")
 @pytest.mark.parametrize("reg", [0.0, 0.9])
-def test_fc_net_batchnorm_gradients(student, rng, reg):
-    _fc_gradient_check(student, rng, reg=reg, normalization="batchnorm",
+def test_fc_net_batchnorm_gradients(student, reference, rng, reg):
+    _fc_gradient_check(student, reference, rng, reg=reg, normalization="batchnorm",
                        name=f"FullyConnectedNet(normalization='batchnorm', reg={reg})")
 
 
 @pytest.mark.task("fc_net.layernorm")
 @pytest.mark.parametrize("reg", [0.0, 0.9])
-def test_fc_net_layernorm_gradients(student, rng, reg):
-    _fc_gradient_check(student, rng, reg=reg, normalization="layernorm",
+def test_fc_net_layernorm_gradients(student, reference, rng, reg):
+    _fc_gradient_check(student, reference, rng, reg=reg, normalization="layernorm",
                        name=f"FullyConnectedNet(normalization='layernorm', reg={reg})")

@@ -1,15 +1,16 @@
-"""Checks of layers.py on tensors: reference outputs for every forward pass and loss, numeric
-gradients of the submission's own forward pass for every backward pass, on CPU and (where there is
-one) CUDA, in float64 and float32, with inputs left unchanged."""
+"""Checks of layers.py on tensors: reference outputs for every forward pass and loss, on CPU and
+(where there is one) CUDA, in float64 and float32, with inputs left unchanged; for every backward
+pass, the forward pass's output at the same inputs equal to the reference's, then gradients equal to
+the numeric gradients of the submission's own forward pass and to the reference's."""
 
 import numpy as np
 import pytest
 import torch
 
 from grader.compare import assert_close, assert_true, expect_tuple
-from grader.gradcheck import check_layer_backward, check_loss_gradient
+from grader.gradcheck import ReferenceLayer, check_layer_backward, check_loss_gradient
 from grader.inputs import away_from_zero, distinct, hinge_safe_scores
-from grader.shared_checks import forward_matches
+from grader.shared_checks import InvertedDropout, forward_matches
 from grader.wire import NonContiguous
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
@@ -18,6 +19,14 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.i
 def t(array, dtype=torch.float64, device="cpu"):
     """A tensor built by the grader from a NumPy array the check drew."""
     return torch.from_numpy(np.ascontiguousarray(array)).to(dtype=dtype, device=device)
+
+
+def check_backward(student, reference, rng, layer, args, gradients, backward="backward", behaviour=None):
+    """The submission's `layer.backward` at `args`, tied to the reference's layer (or to `behaviour`,
+    where the contract leaves the output to the submission, as a dropout mask)."""
+    ours, theirs = getattr(student.layers, layer), getattr(reference.layers, layer)
+    check_layer_backward(ours.forward, getattr(ours, backward), args, gradients=gradients, rng=rng,
+                         reference=behaviour or ReferenceLayer(theirs.forward, getattr(theirs, backward)))
 
 
 def layer_cases():
@@ -85,18 +94,16 @@ def test_linear_forward(student, reference, rng, x_shape, M):
 
 @pytest.mark.task("linear.backward")
 @pytest.mark.parametrize("x_shape,M", LINEAR_SHAPES)
-def test_linear_backward(student, rng, x_shape, M):
+def test_linear_backward(student, reference, rng, x_shape, M):
     D = int(np.prod(x_shape[1:]))
     args = [t(rng.standard_normal(x_shape)), t(rng.standard_normal((D, M))), t(rng.standard_normal(M))]
-    check_layer_backward(student.layers.Linear.forward, student.layers.Linear.backward, args,
-                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+    check_backward(student, reference, rng, "Linear", args, [("dx", 0), ("dw", 1), ("db", 2)])
 
 
 @pytest.mark.task("relu.backward")
 @pytest.mark.parametrize("shape", [(10, 10), (2, 3, 8, 8)])
-def test_relu_backward(student, rng, shape):
-    check_layer_backward(student.layers.ReLU.forward, student.layers.ReLU.backward, [t(away_from_zero(rng, shape))],
-                         gradients=[("dx", 0)], rng=rng)
+def test_relu_backward(student, reference, rng, shape):
+    check_backward(student, reference, rng, "ReLU", [t(away_from_zero(rng, shape))], [("dx", 0)])
 
 
 @pytest.mark.task("linear_relu.forward")
@@ -107,10 +114,9 @@ def test_linear_relu_forward(student, reference, rng):
 
 
 @pytest.mark.task("linear_relu.backward")
-def test_linear_relu_backward(student, rng):
+def test_linear_relu_backward(student, reference, rng):
     args = [t(rng.standard_normal((4, 6))), t(rng.standard_normal((6, 5))), t(0.5 + rng.random(5))]
-    check_layer_backward(student.layers.Linear_ReLU.forward, student.layers.Linear_ReLU.backward, args,
-                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+    check_backward(student, reference, rng, "Linear_ReLU", args, [("dx", 0), ("dw", 1), ("db", 2)])
 
 
 # -- losses ---------------------------------------------------------------------------------------
@@ -141,17 +147,18 @@ def test_softmax_loss_is_log_c_for_tiny_scores_and_stable_for_huge(student, rng)
 
 @pytest.mark.task("softmax_loss.gradient")
 @pytest.mark.parametrize("N,C", LOSS_SHAPES)
-def test_softmax_loss_gradient(student, rng, N, C):
+def test_softmax_loss_gradient(student, reference, rng, N, C):
     x, y = t(rng.standard_normal((N, C))), torch.from_numpy(rng.integers(C, size=N))
-    check_loss_gradient(student.layers.softmax_loss, x, y, name="softmax_loss", rng=rng)
+    check_loss_gradient(student.layers.softmax_loss, x, y, name="softmax_loss", rng=rng,
+                        reference=reference.layers.softmax_loss)
 
 
 @pytest.mark.task("svm_loss.gradient")
 @pytest.mark.parametrize("N,C", LOSS_SHAPES)
-def test_svm_loss_gradient(student, rng, N, C):
+def test_svm_loss_gradient(student, reference, rng, N, C):
     y = rng.integers(C, size=N)
     check_loss_gradient(student.layers.svm_loss, t(hinge_safe_scores(rng, y, C)), torch.from_numpy(y),
-                        name="svm_loss", rng=rng)
+                        name="svm_loss", rng=rng, reference=reference.layers.svm_loss)
 
 
 # -- dropout (p is the probability of DROPPING a unit) ----------------------------------------------
@@ -179,10 +186,12 @@ def test_dropout_forward_test_mode_is_identity(student, rng):
 
 @pytest.mark.task("dropout.backward")
 @pytest.mark.parametrize("mode", ["train", "test"])
-def test_dropout_backward(student, rng, mode):
+def test_dropout_backward(student, reference, rng, mode):
     x = t(rng.standard_normal((10, 10)) + 10)
-    check_layer_backward(student.layers.Dropout.forward, student.layers.Dropout.backward,
-                         [x, {"mode": mode, "p": 0.2, "seed": 123}], gradients=[("dx", 0)], rng=rng)
+    # The mask is the submission's to draw: in train mode its gradient is tied to the mask it drew.
+    drop = 0.2
+    check_backward(student, reference, rng, "Dropout", [x, {"mode": mode, "p": drop, "seed": 123}], [("dx", 0)],
+                   behaviour=InvertedDropout(1 - drop) if mode == "train" else None)
 
 
 # -- batch normalization ---------------------------------------------------------------------------
@@ -222,9 +231,9 @@ def _batchnorm_args(rng, N, D):
 @pytest.mark.parametrize("backward", [pytest.param("backward", marks=pytest.mark.task("batchnorm.backward")),
                                       pytest.param("backward_alt", marks=pytest.mark.task("batchnorm.backward_alt"))])
 @pytest.mark.parametrize("N,D", [(4, 5), (30, 10)])
-def test_batchnorm_backward(student, rng, backward, N, D):
-    check_layer_backward(student.layers.BatchNorm.forward, getattr(student.layers.BatchNorm, backward),
-                         _batchnorm_args(rng, N, D), gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+def test_batchnorm_backward(student, reference, rng, backward, N, D):
+    check_backward(student, reference, rng, "BatchNorm", _batchnorm_args(rng, N, D),
+                   [("dx", 0), ("dgamma", 1), ("dbeta", 2)], backward=backward)
 
 
 @pytest.mark.task("spatial_batchnorm.forward")
@@ -244,12 +253,11 @@ def test_spatial_batchnorm_forward(student, reference, rng, mode):
 
 @pytest.mark.task("spatial_batchnorm.backward")
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 2, 3, 3)])
-def test_spatial_batchnorm_backward(student, rng, shape):
+def test_spatial_batchnorm_backward(student, reference, rng, shape):
     C = shape[1]
     args = [t(4 * rng.standard_normal(shape) + 10), t(rng.standard_normal(C)), t(rng.standard_normal(C)),
             {"mode": "train"}]
-    check_layer_backward(student.layers.SpatialBatchNorm.forward, student.layers.SpatialBatchNorm.backward, args,
-                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+    check_backward(student, reference, rng, "SpatialBatchNorm", args, [("dx", 0), ("dgamma", 1), ("dbeta", 2)])
 
 
 # -- convolution and pooling -----------------------------------------------------------------------
@@ -279,11 +287,10 @@ def test_conv_forward_matches_torch(student, rng):
 
 @pytest.mark.task("conv.backward")
 @pytest.mark.parametrize("x_shape,w_shape,stride,pad", CONV_CASES)
-def test_conv_backward(student, rng, x_shape, w_shape, stride, pad):
+def test_conv_backward(student, reference, rng, x_shape, w_shape, stride, pad):
     args = [t(rng.standard_normal(x_shape)), t(rng.standard_normal(w_shape)), t(rng.standard_normal(w_shape[0])),
             {"stride": stride, "pad": pad}]
-    check_layer_backward(student.layers.Conv.forward, student.layers.Conv.backward, args,
-                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+    check_backward(student, reference, rng, "Conv", args, [("dx", 0), ("dw", 1), ("db", 2)])
 
 
 POOL_CASES = [((2, 3, 4, 4), 2, 2, 2), ((2, 2, 5, 7), 3, 2, 1), ((1, 1, 6, 6), 2, 2, 1)]
@@ -298,10 +305,9 @@ def test_max_pool_forward(student, reference, rng, x_shape, height, width, strid
 
 @pytest.mark.task("max_pool.backward")
 @pytest.mark.parametrize("x_shape,height,width,stride", POOL_CASES)
-def test_max_pool_backward(student, rng, x_shape, height, width, stride):
+def test_max_pool_backward(student, reference, rng, x_shape, height, width, stride):
     args = [t(distinct(rng, x_shape)), {"pool_height": height, "pool_width": width, "stride": stride}]
-    check_layer_backward(student.layers.MaxPool.forward, student.layers.MaxPool.backward, args,
-                         gradients=[("dx", 0)], rng=rng)
+    check_backward(student, reference, rng, "MaxPool", args, [("dx", 0)])
 
 
 @pytest.mark.task("max_pool.backward")
@@ -318,17 +324,16 @@ def test_max_pool_backward_routes_a_tie_to_the_first_maximum(student):
 # -- the provided sandwiches, built on the student's ReLU and SpatialBatchNorm ---------------------
 
 @pytest.mark.task("sandwich.backward")
-def test_conv_relu_pool_backward(student, rng):
+def test_conv_relu_pool_backward(student, reference, rng):
     args = [t(rng.standard_normal((2, 3, 8, 8))), t(rng.standard_normal((3, 3, 3, 3))), t(rng.standard_normal(3)),
             {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}]
-    check_layer_backward(student.layers.Conv_ReLU_Pool.forward, student.layers.Conv_ReLU_Pool.backward, args,
-                         gradients=[("dx", 0), ("dw", 1), ("db", 2)], rng=rng)
+    check_backward(student, reference, rng, "Conv_ReLU_Pool", args, [("dx", 0), ("dw", 1), ("db", 2)])
 
 
 @pytest.mark.task("sandwich.backward")
-def test_conv_batchnorm_relu_pool_backward(student, rng):
+def test_conv_batchnorm_relu_pool_backward(student, reference, rng):
     args = [t(rng.standard_normal((2, 3, 8, 8))), t(rng.standard_normal((3, 3, 3, 3))), t(rng.standard_normal(3)),
             t(1 + 0.1 * rng.standard_normal(3)), t(0.1 * rng.standard_normal(3)), {"stride": 1, "pad": 1},
             {"mode": "train"}, {"pool_height": 2, "pool_width": 2, "stride": 2}]
-    check_layer_backward(student.layers.Conv_BatchNorm_ReLU_Pool.forward, student.layers.Conv_BatchNorm_ReLU_Pool.backward,
-                         args, gradients=[("dx", 0), ("dw", 1), ("db", 2), ("dgamma", 3), ("dbeta", 4)], rng=rng)
+    check_backward(student, reference, rng, "Conv_BatchNorm_ReLU_Pool", args,
+                   [("dx", 0), ("dw", 1), ("db", 2), ("dgamma", 3), ("dbeta", 4)])

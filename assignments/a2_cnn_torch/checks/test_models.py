@@ -1,6 +1,7 @@
 """Checks of models.py on tensors: kaiming_initializer's statistics, parameter shapes and initial
-losses, scores and losses against the reference with the same parameters, and numeric gradients of
-the submission's own loss for every model, DeepConvNet with several filter and pooling layouts."""
+losses, scores and losses against the reference with the same parameters, and for every model's
+documented parameters gradients equal to the numeric gradients of the submission's own loss and to
+the reference's, DeepConvNet with several filter and pooling layouts."""
 
 import math
 
@@ -10,6 +11,7 @@ import torch
 
 from grader.compare import CheckFailed, assert_close, assert_true, expect_tuple
 from grader.gradcheck import check_model_gradients
+from grader.shared_checks import check_dropout_network_gradients
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64
@@ -78,6 +80,15 @@ def random_params(rng, shapes):
 
 def labels(rng, n, classes=10):
     return torch.from_numpy(rng.integers(classes, size=n))
+
+
+def gradients_match(student, reference, rng, build, shapes, X_shape, name, classes=10):
+    """`build(source)` makes the model on each side; its documented parameters (`shapes`) get random
+    values, and its gradients on a random batch must match the numeric and the reference's ones."""
+    model, reference_model = build(student), build(reference)
+    params = random_params(rng, shapes)
+    X, y = t(rng.standard_normal(X_shape)), labels(rng, X_shape[0], classes)
+    check_model_gradients(model, X, y, params=params, reference_model=reference_model, model_name=name, rng=rng)
 
 
 # -- kaiming_initializer ---------------------------------------------------------------------------
@@ -154,11 +165,11 @@ def test_two_layer_net_scores_and_loss(student, reference, rng, reg):
 
 @pytest.mark.task("two_layer_net.gradients")
 @pytest.mark.parametrize("reg", [0.0, 0.7])
-def test_two_layer_net_gradients(student, rng, reg):
-    model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg, dtype=F64)
-    set_params(model, random_params(rng, TWO_LAYER_SHAPES))
-    check_model_gradients(model, t(rng.standard_normal((3, D))), labels(rng, 3, C),
-                          model_name=f"TwoLayerNet(reg={reg})", rng=rng)
+def test_two_layer_net_gradients(student, reference, rng, reg):
+    gradients_match(student, reference, rng,
+                    lambda source: source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg,
+                                                             dtype=F64),
+                    TWO_LAYER_SHAPES, (3, D), f"TwoLayerNet(reg={reg})", classes=C)
 
 
 FC_HIDDEN = [20, 30]
@@ -188,27 +199,42 @@ def test_fc_net_scores_and_loss(student, reference, rng, reg):
                  name=f"loss of FullyConnectedNet.loss(X, y) with reg={reg}")
 
 
-def _fc_gradient_check(student, rng, *, name, hidden=(20, 30), **kwargs):
-    model = student.models.FullyConnectedNet(list(hidden), input_dim=15, num_classes=10, dtype=F64, **kwargs)
-    set_params(model, random_params(rng, fc_shapes(list(hidden), 15, 10)))
-    check_model_gradients(model, t(rng.standard_normal((4, 15))), labels(rng, 4), model_name=name, rng=rng)
+def _fc_network(source, hidden, **kwargs):
+    return source.models.FullyConnectedNet(list(hidden), input_dim=15, num_classes=10, dtype=F64, **kwargs)
+
+
+def _fc_gradient_check(student, reference, rng, *, name, hidden=(20, 30), **kwargs):
+    gradients_match(student, reference, rng, lambda source: _fc_network(source, hidden, **kwargs),
+                    fc_shapes(list(hidden), 15, 10), (4, 15), name)
 
 
 @pytest.mark.task("fc_net.gradients")
 @pytest.mark.parametrize("reg", [0.0, 3.14])
-def test_fc_net_gradients(student, rng, reg):
-    _fc_gradient_check(student, rng, reg=reg, name=f"FullyConnectedNet(reg={reg})")
+def test_fc_net_gradients(student, reference, rng, reg):
+    _fc_gradient_check(student, reference, rng, reg=reg, name=f"FullyConnectedNet(reg={reg})")
 
 
 @pytest.mark.task("fc_net.gradients")
-def test_fc_net_gradients_deeper(student, rng):
-    _fc_gradient_check(student, rng, hidden=(10, 12, 8, 9), reg=0.5, name="FullyConnectedNet with 4 hidden layers")
+def test_fc_net_gradients_deeper(student, reference, rng):
+    _fc_gradient_check(student, reference, rng, hidden=(10, 12, 8, 9), reg=0.5,
+                       name="FullyConnectedNet with 4 hidden layers")
 
 
 @pytest.mark.task("fc_net.dropout")
 @pytest.mark.parametrize("dropout", [0.25, 0.5])
-def test_fc_net_dropout_gradients(student, rng, dropout):
-    _fc_gradient_check(student, rng, reg=0.1, dropout=dropout, seed=123, name=f"FullyConnectedNet(dropout={dropout})")
+def test_fc_net_dropout_gradients(student, reference, rng, dropout):
+    hidden, seed = (20, 30), 123
+
+    def network(source, with_dropout):
+        return _fc_network(source, hidden, reg=0.1, **({"dropout": dropout, "seed": seed} if with_dropout else {}))
+
+    params = random_params(rng, fc_shapes(list(hidden), 15, 10))
+    X, y = t(rng.standard_normal((4, 15))), labels(rng, 4)
+    check_dropout_network_gradients(network, student, reference, params, X, y,
+                                    dropout=(student.layers.Dropout.forward, reference.layers.Dropout.forward),
+                                    dropout_param={"mode": "train", "p": dropout, "seed": seed}, keep=1 - dropout,
+                                    hidden_shapes=[(4, h) for h in hidden], name=f"FullyConnectedNet(dropout={dropout})",
+                                    rng=rng)
 
 
 @pytest.mark.task("fc_net.dropout")
@@ -285,11 +311,9 @@ def test_three_layer_convnet_scores_and_loss(student, reference, rng, reg):
 
 @pytest.mark.task("three_layer_convnet.gradients")
 @pytest.mark.parametrize("reg", [0.0, 0.5])
-def test_three_layer_convnet_gradients(student, rng, reg):
-    model = three_layer(student, reg=reg)
-    set_params(model, random_params(rng, three_layer_shapes()))
-    check_model_gradients(model, t(rng.standard_normal((2, *CONV_INPUT))), labels(rng, 2),
-                          model_name=f"ThreeLayerConvNet(reg={reg})", rng=rng)
+def test_three_layer_convnet_gradients(student, reference, rng, reg):
+    gradients_match(student, reference, rng, lambda source: three_layer(source, reg=reg), three_layer_shapes(),
+                    (2, *CONV_INPUT), f"ThreeLayerConvNet(reg={reg})")
 
 
 # -- DeepConvNet -----------------------------------------------------------------------------------
@@ -355,18 +379,17 @@ def test_deep_convnet_scores_and_loss(student, reference, rng, num_filters, max_
 
 @pytest.mark.task("deep_convnet.gradients")
 @pytest.mark.parametrize("num_filters,max_pools", LAYOUTS)
-def test_deep_convnet_gradients(student, rng, num_filters, max_pools):
+def test_deep_convnet_gradients(student, reference, rng, num_filters, max_pools):
     reg = 0.0 if len(num_filters) % 2 else 0.4
-    model = deep(student, num_filters, max_pools, reg=reg)
-    set_params(model, random_params(rng, deep_shapes(num_filters, max_pools, False)))
-    check_model_gradients(model, t(rng.standard_normal((2, *CONV_INPUT))), labels(rng, 2),
-                          model_name=f"DeepConvNet(num_filters={num_filters}, max_pools={max_pools}, reg={reg})", rng=rng)
+    gradients_match(student, reference, rng, lambda source: deep(source, num_filters, max_pools, reg=reg),
+                    deep_shapes(num_filters, max_pools, False), (2, *CONV_INPUT),
+                    f"DeepConvNet(num_filters={num_filters}, max_pools={max_pools}, reg={reg})")
 
 
 @pytest.mark.task("deep_convnet.batchnorm")
 @pytest.mark.parametrize("num_filters,max_pools", LAYOUTS[:2])
-def test_deep_convnet_batchnorm_gradients(student, rng, num_filters, max_pools):
-    model = deep(student, num_filters, max_pools, batchnorm=True, reg=0.1)
-    set_params(model, random_params(rng, deep_shapes(num_filters, max_pools, True)))
-    check_model_gradients(model, t(rng.standard_normal((3, *CONV_INPUT))), labels(rng, 3),
-                          model_name=f"DeepConvNet(num_filters={num_filters}, batchnorm=True)", rng=rng)
+def test_deep_convnet_batchnorm_gradients(student, reference, rng, num_filters, max_pools):
+    gradients_match(student, reference, rng,
+                    lambda source: deep(source, num_filters, max_pools, batchnorm=True, reg=0.1),
+                    deep_shapes(num_filters, max_pools, True), (3, *CONV_INPUT),
+                    f"DeepConvNet(num_filters={num_filters}, batchnorm=True)")

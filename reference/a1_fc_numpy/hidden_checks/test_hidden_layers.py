@@ -4,7 +4,7 @@ show, so a submission tuned to the public inputs earns nothing extra."""
 import pytest
 
 from grader.compare import assert_close, expect_tuple
-from grader.gradcheck import check_layer_backward
+from grader.gradcheck import ReferenceLayer, check_layer_backward
 
 
 @pytest.mark.task("conv.forward")
@@ -18,12 +18,14 @@ def test_conv_forward_more_shapes(student, reference, rng, x_shape, w_shape, str
 
 
 @pytest.mark.task("spatial_groupnorm.backward")
-def test_spatial_groupnorm_backward_one_channel_per_group(student, rng):
+def test_spatial_groupnorm_backward_one_channel_per_group(student, reference, rng):
     shape = (2, 3, 3, 2)
     args = [rng.standard_normal(shape) * 3 + 1, rng.standard_normal((1, 3, 1, 1)), rng.standard_normal((1, 3, 1, 1)),
             3, {}]
     check_layer_backward(student.layers.spatial_groupnorm_forward, student.layers.spatial_groupnorm_backward, args,
-                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng)
+                         gradients=[("dx", 0), ("dgamma", 1), ("dbeta", 2)], rng=rng,
+                         reference=ReferenceLayer(reference.layers.spatial_groupnorm_forward,
+                                                  reference.layers.spatial_groupnorm_backward))
 
 
 @pytest.mark.task("batchnorm.forward")
