@@ -3,6 +3,8 @@
 Every model keeps its learnable parameters in the dictionary self.params and has a method
 loss(X, y=None): without y it returns class scores of shape (N, C); with y it returns
 (loss, grads), where grads maps every key of self.params to the gradient of the loss.
+Gradients are graded for the parameters documented below, set by their names, and only where the
+loss agrees with the reference's for the same parameters.
 The sandwich layers of layer_utils.py (affine_relu_forward, affine_norm_relu_forward and their
 backward passes) are imported here for you.
 """

@@ -9,6 +9,10 @@ order. Autograd is not used, except by the provided FastConv and FastMaxPool.
 Every layer works on CPU and CUDA tensors alike and keeps the dtype and device it is given:
 create new tensors with `dtype=x.dtype, device=x.device` (or `torch.zeros_like(x)`, ...).
 No layer modifies its input tensors in place.
+
+A backward pass is graded only where its forward pass is right: at the inputs of a backward check
+the forward pass's output must equal the reference's, and the gradients must equal both the numeric
+gradients of your forward pass and the reference's gradients. Fix a forward pass first.
 """
 
 import torch

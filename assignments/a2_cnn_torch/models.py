@@ -4,7 +4,9 @@ entries that train them.
 Every model keeps its learnable parameters in the dictionary self.params (tensors of the
 model's dtype and device) and has a method loss(X, y=None): without y it returns class scores
 of shape (N, C); with y it returns (loss, grads), where loss is a 0-dimensional tensor and
-grads maps every key of self.params to the gradient of the loss.
+grads maps every key of self.params to the gradient of the loss. Gradients are graded for the
+parameters each model documents, set by their names, and only where the loss agrees with the
+reference's for the same parameters.
 
 The L2 regularization of every model is reg * sum(W**2) over its weight tensors (no factor
 1/2; biases, gammas and betas are not regularized), so its gradient is 2 * reg * W.

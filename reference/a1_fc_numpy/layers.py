@@ -4,6 +4,10 @@ Every layer is a pair of functions. `*_forward` takes the inputs (and the layer'
 and returns a tuple `(out, cache)`; `*_backward` takes the upstream gradient `dout` and that
 `cache` and returns the gradients with respect to the forward pass's inputs, in the same order.
 No function modifies its input arrays in place.
+
+A backward pass is graded only where its forward pass is right: at the inputs of a backward check
+the forward pass's output must equal the reference's, and the gradients must equal both the numeric
+gradients of your forward pass and the reference's gradients. Fix a forward pass first.
 """
 
 import numpy as np
