@@ -29,7 +29,7 @@ from grader.worker_process import (
     Limits, StudentException, WorkerFailure, make_scratch_dir, process_tree, remove_scratch_dir, scrubbed_environment,
 )
 
-_CONFINED = ("restricted", "bwrap")
+_CONFINED = tuple(reversed(CONFINED_LEVELS))
 _ALL = ("process", "restricted", "bwrap")
 
 

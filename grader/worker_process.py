@@ -23,6 +23,7 @@ from pathlib import Path
 
 from grader import untrusted_text, wire
 from grader.sandbox import WorkerJail, bwrap_jail, restricted_jail, running_as_root, worker_code_directory
+from grader.worker.loop import CONFINEMENT_FAILED_EXIT  # the worker's status when it could not confine itself
 from grader.worker_memory import worker_memory_bytes
 from grader.worker_uid import WorkerUidLease, lease_worker_uid
 
@@ -31,9 +32,6 @@ _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); import grader.worker.loop as loop; "
     "del sys.path[0]; loop.main()"
 )
-# The worker's exit status when it could not apply the confinement it was asked for (before any
-# student code ran).
-CONFINEMENT_FAILED_EXIT = 71
 
 
 class WorkerFailure(Exception):
