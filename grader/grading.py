@@ -165,8 +165,11 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     preload = ("torch",) if spec.framework == "torch" else ()
 
     def new_session(package: Path, scratch: Path, extra_env: Optional[dict[str, str]] = None) -> WorkerSession:
-        return WorkerSession(package, scratch, limits, budget_s=spec.submission_timeout_s, preload=preload,
-                             extra_env=extra_env)
+        created = WorkerSession(package, scratch, limits, budget_s=spec.submission_timeout_s, preload=preload,
+                                extra_env=extra_env)
+        if package == submission.package:
+            created.renew_scratch = submission.renew
+        return created
 
     isolation = isolated_tasks(assignment, check_tasks, options.mode)
     session = new_session(submission.package, submission.scratch)

@@ -157,6 +157,8 @@ class WorkerSession:
         self.preload = preload
         # Sees every answer (or the student's exception) as the grader receives it, if set.
         self.observer: Callable[[Any, BaseException | None], None] | None = None
+        # Makes the scratch directory as it was before any code ran in it, if set (`fresh_worker`).
+        self.renew_scratch: Callable[[], None] | None = None
 
     def start(self) -> None:
         """Starts the worker now, so that its start-up (and preloads) overlap the grader's own."""
@@ -188,8 +190,12 @@ class WorkerSession:
         self._retire()
 
     def fresh_worker(self) -> None:
-        """The next request starts a new worker, in which none of the submission's code has run yet."""
+        """The next request starts a new worker, in which none of the submission's code has run yet,
+        and (where the session can renew it) none of the files it wrote are left: a training task's
+        provided Solver is the assignment's, whatever code run at check time wrote."""
         self._retire()
+        if self.renew_scratch is not None:
+            self.renew_scratch()
 
     def output(self) -> str:
         """Everything the submission printed so far (capped per worker)."""

@@ -58,6 +58,20 @@ class PreparedSubmission:
     source: str          # where it came from, for the report
     missing: tuple[str, ...]
     warnings: tuple[str, ...] = ()   # what was ignored or not taken, one line each
+    # What the package is made of, to make it again: (the provided files' folder, their names) and
+    # the student files' bytes as taken.
+    provided: tuple[Path, tuple[str, ...]] | None = None
+    student_files: tuple[tuple[str, bytes], ...] = ()
+
+    def renew(self) -> None:
+        """The scratch directory as it was before any code ran in it: everything a worker wrote there
+        removed and the package written afresh, so that a file the submission's code rewrote (the
+        provided `solver.py`, a cached `.pyc`) reaches no later worker. Call it with no worker alive."""
+        if self.provided is None:
+            return
+        for entry in self.scratch.iterdir():
+            _remove(entry)
+        _write_package(self.package, *self.provided, dict(self.student_files))
 
     def cleanup(self) -> None:
         remove_scratch_dir(self.scratch)
@@ -109,20 +123,43 @@ def prepare_submission(assignment: Assignment, source: Path | None,
     files, missing, warnings = read.files, read.missing, list(read.warnings)
     scratch = make_scratch_dir()
     package = scratch / "submission"
+    provided = list(assignment.spec.provided_files)
+    if (assignment.directory / "__init__.py").is_file() and "__init__.py" not in provided:
+        provided.append("__init__.py")
+    # Names from the assignment only, never the submission's.
+    taken = tuple((name, files[name]) for name in assignment.spec.student_files if name in files)
     try:
-        package.mkdir()
-        for name in assignment.spec.provided_files:
-            shutil.copyfile(assignment.directory / name, package / name)
-        init = assignment.directory / "__init__.py"
-        if init.is_file() and "__init__.py" not in assignment.spec.provided_files:
-            shutil.copyfile(init, package / "__init__.py")
-        for name in assignment.spec.student_files:  # names from the assignment only, never the submission's
-            if name in files:
-                (package / name).write_bytes(files[name])
+        _write_package(package, assignment.directory, tuple(provided), dict(taken))
     except BaseException:
         remove_scratch_dir(scratch)
         raise
-    return PreparedSubmission(scratch, package, str(source), missing, tuple(warnings))
+    return PreparedSubmission(scratch, package, str(source), missing, tuple(warnings),
+                              (assignment.directory, tuple(provided)), taken)
+
+
+def _remove(entry: Path) -> None:
+    """Removes a file or a folder the submission's code may have left unwritable to its owner."""
+    if not entry.is_dir() or entry.is_symlink():
+        entry.unlink()
+        return
+
+    def writable_then_again(function, path, _error) -> None:
+        os.chmod(os.path.dirname(path), stat.S_IRWXU)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, stat.S_IRWXU)
+        function(path)
+
+    os.chmod(entry, stat.S_IRWXU)
+    shutil.rmtree(entry, onerror=writable_then_again)
+
+
+def _write_package(package: Path, provided_directory: Path, provided: tuple[str, ...],
+                   student_files: dict[str, bytes]) -> None:
+    package.mkdir()
+    for name in provided:
+        shutil.copyfile(provided_directory / name, package / name)
+    for name, data in student_files.items():
+        (package / name).write_bytes(data)
 
 
 def _is_empty(data: bytes) -> bool:

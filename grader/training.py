@@ -11,7 +11,9 @@ after training; their labels never leave the grader.
   assignment provides a Trainer) over the model it built. The worker keeps that class as the provided
   module defined it, before the student's modules are imported, and the grader asks whether the
   returned object's type is exactly it: a subclass, a class of the same name or any other object is
-  trained and measured as asked, and scores nothing.
+  trained and measured as asked, and scores nothing. The fresh worker starts in a scratch directory
+  written afresh (`PreparedSubmission.renew`), so a provided file that code run at check time
+  rewrote (or a `.pyc` it planted) is not the one the worker pins.
 - Held-out tasks are scored on the dataset's test split with every pixel moved by up to
   HELD_OUT_NOISE steps per run. In official mode the synthetic test split is drawn from a secret seed
   per run (`secrets.randbits`: neither recorded nor sent to the worker) and the noise from another;

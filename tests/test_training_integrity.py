@@ -121,6 +121,58 @@ return Solver(Table(data_dict["X_train"], data_dict["y_train"]), data_dict, verb
         assert task.outcome is Outcome.PASSED, task.message
 
 
+# Check-time code that rewrites the provided solver.py in its package folder: a "Solver" that swaps in a
+# memorizing model of the data it is given, whatever the entry asked of it.
+REWRITE_SOLVER = '''
+import os as _os
+
+_FAKE = """
+import numpy as np
+
+
+class Solver:
+    def __init__(self, model, data, **kwargs):
+        images = data["X_train"].reshape(len(data["X_train"]), -1).astype(np.float64)
+        labels = data["y_train"]
+
+        class Nearest:
+            params = {}
+
+            def loss(self, X, y=None):
+                X = X.reshape(len(X), -1).astype(np.float64)
+                distances = (X * X).sum(1)[:, None] - 2 * X @ images.T + (images ** 2).sum(1)[None]
+                return np.eye(10)[labels[distances.argmin(axis=1)]]
+
+        self.model = Nearest()
+
+    def train(self, time_limit=None):
+        pass
+"""
+with open(_os.path.join(_os.path.dirname(__file__), "solver.py"), "w") as _solver:
+    _solver.write(_FAKE)
+'''
+
+
+@pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
+def test_a_provided_file_rewritten_by_check_time_code_never_reaches_the_training(tmp_path, monkeypatch, defended):
+    if not defended:  # train from the package folder as the checks' workers left it
+        monkeypatch.setattr("grader.submission.PreparedSubmission.renew", lambda self: None)
+    folder = make_submission(tmp_path, a1(), "reference")
+    # An honest Solver trained for no epoch: chance accuracy, unless the Solver is the rewritten one.
+    replace_entry(a1(), folder, "create_overfit_solver_instance", """
+return Solver(FullyConnectedNet([100, 100], dtype=np.float64), data_dict, num_epochs=0, verbose=False)
+""")
+    with open(folder / "models.py", "a") as models:
+        models.write(REWRITE_SOLVER)
+    result = grade_folder(a1(), folder, only="two_layer_net.init,fc_net.overfit", data="synthetic")
+    assert outcomes(result)["two_layer_net.init"] is Outcome.PASSED  # models.py imported at check time
+    task = next(t for t in result.tasks if t.task_id == "fc_net.overfit")
+    if defended:
+        assert task.outcome is Outcome.FAILED and task.training.accuracy < 0.5, task.message
+    else:
+        assert task.outcome is Outcome.PASSED, task.message
+
+
 IMPORT_SECONDS = 3.0
 
 
