@@ -31,7 +31,12 @@ class MistakeSpec(BaseModel):
     old: str = Field(min_length=1)  # an exact snippet of the reference file, occurring once
     new: str                     # what the student wrote instead
     student: str                 # the mistake in a student's words (what they did)
-    hint: str = Field(min_length=1)  # what to look at, for a student whose code behaves like this
+    # What to look at, for a student whose code behaves like this; a variant takes its mistake's.
+    hint: str | None = Field(default=None, min_length=1)
+    # The id of the mistake this one is a variant of: the same mistake written another way (another
+    # expression, another order of operations), whose answers differ, so the explainer must run it too
+    # to recognise real students' code. It carries that mistake's hint.
+    same_as: str | None = None
 
 
 class CatalogueSpec(BaseModel):
@@ -44,6 +49,7 @@ class CatalogueSpec(BaseModel):
 class Mistake:
     spec: MistakeSpec
     source_text: str  # the whole mutated file
+    resolved_hint: str = ""  # its own hint, or the hint of the mistake it is a variant of
 
     @property
     def id(self) -> str:
@@ -59,7 +65,11 @@ class Mistake:
 
     @property
     def hint(self) -> str:
-        return self.spec.hint
+        return self.resolved_hint or self.spec.hint or ""
+
+    @property
+    def variant_of(self) -> str | None:
+        return self.spec.same_as
 
 
 def apply(spec: MistakeSpec, reference_text: str, catalogue: str = CATALOGUE_FILE) -> str:
@@ -95,12 +105,23 @@ def parse_catalogue(path: Path, assignment: Assignment) -> list[Mistake]:
     spec = assignment.spec
     task_ids = {t.id for t in spec.tasks}
     seen: set[str] = set()
+    hints = {m.id: m.hint for m in catalogue.mistakes}
     mistakes = []
     for m in catalogue.mistakes:
         where = f"{path}: mistake {m.id}"
         if m.id in seen:
             raise ConfigError(f"{where}: the id is used twice")
         seen.add(m.id)
+        if m.same_as is None and m.hint is None:
+            raise ConfigError(f"{where}: hint: a mistake needs a hint (or `same_as`, the mistake it is a variant of)")
+        if m.same_as is not None:
+            original = next((o for o in catalogue.mistakes if o.id == m.same_as), None)
+            if original is None or original.same_as is not None:
+                raise ConfigError(f"{where}: same_as {m.same_as!r} is not a mistake of this catalogue with a "
+                                  "hint of its own")
+            if m.hint is not None:
+                raise ConfigError(f"{where}: a variant (same_as {m.same_as!r}) carries that mistake's hint; "
+                                  "drop its own")
         if m.task not in task_ids:
             raise ConfigError(f"{where}: task {m.task!r} is not in assignment.yaml")
         if spec.task(m.task).training is not None:
@@ -108,5 +129,6 @@ def parse_catalogue(path: Path, assignment: Assignment) -> list[Mistake]:
         if m.file not in spec.student_files:
             raise ConfigError(f"{where}: file {m.file!r} is not one of the student files {spec.student_files}")
         reference_file = assignment.reference_directory / m.file
-        mistakes.append(Mistake(m, apply(m, reference_file.read_text(), str(path))))
+        hint = hints[m.same_as] if m.same_as is not None else m.hint
+        mistakes.append(Mistake(m, apply(m, reference_file.read_text(), str(path)), hint or ""))
     return mistakes

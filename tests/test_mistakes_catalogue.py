@@ -39,7 +39,7 @@ def test_catalogue_agrees_with_the_expected_losses(assignment_id):
 
 @pytest.mark.parametrize("assignment_id", sorted(EXPECTED_LOSSES))
 def test_catalogue_hints_are_distinct_and_do_not_paste_the_solution(assignment_id):
-    mistakes = load_catalogue(assignment(assignment_id))
+    mistakes = [m for m in load_catalogue(assignment(assignment_id)) if m.variant_of is None]
     hints = [m.hint.strip() for m in mistakes]
     assert all(hints)
     duplicated = sorted({m.id for m in mistakes if hints.count(m.hint.strip()) > 1})
@@ -110,3 +110,31 @@ def test_a_catalogue_without_a_hint_is_rejected(tmp_path):
     entry = GOOD.replace("    hint: Your ReLU lets negative inputs through.\n", "")
     with pytest.raises(ConfigError, match="hint"):
         parse_catalogue(write_catalogue(tmp_path, entry), assignment("a1_fc_numpy"))
+
+
+VARIANT = """\
+  - id: relu_forward_leaky_written_otherwise
+    same_as: relu_forward_leaky
+    task: relu.forward
+    file: layers.py
+    old: "out = np.maximum(x, 0)"
+    new: "out = np.where(x > 0, x, 0.01 * x)"
+    student: "I wrote the leaky ReLU with np.where."
+"""
+
+
+def test_a_variant_carries_the_hint_of_the_mistake_it_is_written_like(tmp_path):
+    mistakes = parse_catalogue(write_catalogue(tmp_path, GOOD, VARIANT), assignment("a1_fc_numpy"))
+    original, variant = mistakes
+    assert variant.variant_of == "relu_forward_leaky" and variant.hint == original.hint
+    assert variant.source_text != original.source_text
+
+
+@pytest.mark.parametrize("entry, words", [
+    (VARIANT.replace("same_as: relu_forward_leaky", "same_as: no_such_mistake"), "same_as 'no_such_mistake'"),
+    (VARIANT + "    hint: Another hint.\n", "drop its own"),
+], ids=["unknown_original", "own_hint"])
+def test_a_bad_variant_is_rejected_naming_it(tmp_path, entry, words):
+    with pytest.raises(ConfigError) as error:
+        parse_catalogue(write_catalogue(tmp_path, GOOD, entry), assignment("a1_fc_numpy"))
+    assert words in str(error.value) and "mistake relu_forward_leaky_written_otherwise" in str(error.value)
