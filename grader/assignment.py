@@ -73,8 +73,11 @@ class TaskSpec(_Strict):
     # isolate_prerequisites, official grading runs the task's checks with the reference's copies
     # of these files in place of the student's.
     prerequisites: list[str] = Field(default_factory=list)
+    # Tasks of the functions this task's code is built on (the layers a model is made of): where this
+    # task fails while one of them fails its own, the message points there first.
+    uses: list[str] = Field(default_factory=list)
 
-    @field_validator("prerequisites")
+    @field_validator("prerequisites", "uses")
     @classmethod
     def _listed_once(cls, files: list[str]) -> list[str]:
         for name in files:
@@ -119,6 +122,11 @@ class AssignmentSpec(_Strict):
             if task.id in seen:
                 raise ValueError(f"task id {task.id!r} appears twice")
             seen.add(task.id)
+            for used in task.uses:
+                if used not in seen or used == task.id:
+                    raise ValueError(f"task {task.id}: uses: {used!r} is not a task listed before it")
+                if self.task(used).training is not None:
+                    raise ValueError(f"task {task.id}: uses: {used} is a training task")
             for name in task.prerequisites:
                 if name not in self.student_files:
                     raise ValueError(f"task {task.id}: prerequisites: {name} is not one of the student_files "

@@ -22,6 +22,7 @@ from grader.remote import WorkerSession
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
 from grader.selfcheck import SandboxRefused, choose_level, describe_level
 from grader.submission import PreparedSubmission
+from grader.task_uses import point_to_failing_uses
 from grader.training import run_training_tasks
 from grader.worker_process import Limits, make_scratch_dir, remove_scratch_dir
 
@@ -221,6 +222,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             tasks += run_training_tasks(session, training_tasks, options, seed, spec.framework)
         order = {t.id: i for i, t in enumerate(spec.tasks)}
         tasks.sort(key=lambda t: order[t.task_id])
+        tasks = point_to_failing_uses(spec, tasks, set(isolation))
         session.close()  # a worker's last output reaches its log when it exits
         return GradingResult(
             assignment=assignment.id, mode=options.mode, seed=seed, tasks=tuple(tasks),

@@ -1,0 +1,39 @@
+"""Pointing a failed task at the failing tasks it is built on: a model whose ReLU backward pass is
+wrong fails its gradient checks too, and its message should send the student to the layer first
+("this model uses relu.backward, which fails its own task: fix it first"). Which tasks a task builds
+on is stated in assignment.yaml (`uses`); nothing here runs code, so no reference runs beside the
+student's."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from grader.assignment import AssignmentSpec
+from grader.results import Outcome, TaskResult
+
+# Outcomes after which a task's own code is known not to work.
+_FAILING = {Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT, Outcome.NOT_IMPLEMENTED}
+
+
+def point_to_failing_uses(spec: AssignmentSpec, tasks: list[TaskResult],
+                          graded_with_reference: set[str] = frozenset()) -> list[TaskResult]:
+    """`tasks` with each failed task's message naming the failing tasks it uses. A task graded with the
+    reference's copies of its prerequisites (`graded_with_reference`) did not run the student's layers."""
+    by_id = {t.task_id: t for t in tasks}
+    pointed = []
+    for task in tasks:
+        if task.outcome in _FAILING and task.task_id not in graded_with_reference:
+            failing = [used for used in spec.task(task.task_id).uses
+                       if used in by_id and by_id[used].outcome in _FAILING]
+            if failing:
+                # First: the terminal's table may cut a long message short.
+                task = dataclasses.replace(task, message=f"{pointer(spec, failing)}; {task.message}")
+        pointed.append(task)
+    return pointed
+
+
+def pointer(spec: AssignmentSpec, failing: list[str]) -> str:
+    named = [f"{used} ({spec.task(used).title})" for used in failing]
+    if len(named) == 1:
+        return f"this uses {named[0]}, which fails its own task: fix it first"
+    return f"this uses {', '.join(named[:-1])} and {named[-1]}, which fail their own tasks: fix them first"
