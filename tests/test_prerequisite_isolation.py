@@ -91,8 +91,10 @@ def test_public_mode_ignores_the_option_and_says_so_once(project, tmp_path):
     ("[layers.py, layers.py]", "layers.py is listed twice"),
 ])
 def test_a_wrong_prerequisite_names_file_task_and_key(project, prerequisites, expected):
-    path = edit_file(config_path(project), "points: 3, prerequisites: [layers.py]}\n  - {id: fc_net.init",
-                     f"points: 3, prerequisites: {prerequisites}}}\n  - {{id: fc_net.init")
+    path = edit_file(config_path(project), "id: two_layer_net.gradients, title: \"TwoLayerNet: gradients with and "
+                     "without regularization\", points: 3, prerequisites: [layers.py]",
+                     "id: two_layer_net.gradients, title: \"TwoLayerNet: gradients with and without "
+                     f"regularization\", points: 3, prerequisites: {prerequisites}")
     with pytest.raises(ConfigError) as error:
         load_assignment(A1, project)
     message = str(error.value)
