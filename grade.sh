@@ -46,7 +46,16 @@ set_up() {
 set_up
 if [ "${1:-}" = "--selftest" ]; then
     shift
-    exec "$VENV/bin/python" -m pytest tests "$@"
+    # Every core unless told otherwise (-n N, or -p no:xdist for one process).
+    parallel=(-n auto)
+    for arg in "$@"; do
+        case "$arg" in -n|-n*|--numprocesses*|no:xdist) parallel=() ;; esac
+    done
+    exec "$VENV/bin/python" -m pytest tests ${parallel[@]+"${parallel[@]}"} "$@"
+fi
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    exec "$VENV/bin/grader" grade --help
 fi
 # --ci may come anywhere, even before the assignment: it is passed on after it.
 options=()

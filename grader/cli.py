@@ -1,5 +1,5 @@
 """The `grader` command line. Exit status: 0 grading ran, 1 under --fail-under, 2 usage or
-configuration error, 3 unusable submission."""
+configuration error, 3 unusable submission, 130 interrupted (Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
 SANDBOX_CHOICES = ["auto", "bwrap", "restricted", "process", "none"]
 
 
@@ -103,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        # The workers and scratch folders were closed on the way out (their `finally` blocks); a
+        # traceback of where the grader happened to be would only hide this line.
+        print("\ngrader: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
     args = build_parser().parse_args(argv)
     from grader.assignment import ConfigError
 
@@ -148,6 +159,9 @@ def _grade(args: argparse.Namespace) -> int:
 
     ci = github.ci_mode(args.ci, os.environ)
     assignment = load_assignment(args.assignment)
+    if (unmatched := _only_matches_nothing(assignment.spec, args.only)) is not None:
+        print(unmatched, file=sys.stderr)
+        return EXIT_USAGE
     mode = choose_mode(assignment, args.mode)
     if ci:  # logs: plain text, whatever FORCE_COLOR or the terminal say
         from rich.console import Console
@@ -211,6 +225,18 @@ def _grade(args: argparse.Namespace) -> int:
     return status
 
 
+def _only_matches_nothing(spec, only: Optional[str]) -> Optional[str]:  # noqa: ANN001 - AssignmentSpec
+    """The usage error for an `--only` that selects no task (else None): grading nothing would print
+    "Score: 0 / 0" as if it had worked."""
+    if only is None or spec.select(only):
+        return None
+    import textwrap
+
+    listed = textwrap.fill(", ".join(t.id for t in spec.tasks), width=100, initial_indent="  ",
+                           subsequent_indent="  ", break_on_hyphens=False)
+    return f"grader: error: --only {only!r} matches no task of {spec.id}; its tasks are:\n{listed}"
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -225,7 +251,12 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
     from grader.batch.run import BatchBusy, BatchOptions, run_batch
     from grader.report.terminal import plain
 
+    from grader.assignment import load_assignment
+
     console, errors = _console(), _console(stderr=True)
+    if (unmatched := _only_matches_nothing(load_assignment(args.assignment).spec, args.only)) is not None:
+        print(unmatched, file=sys.stderr)
+        return EXIT_USAGE
     options = BatchOptions(
         assignment=args.assignment, submissions=args.submissions, out=args.out, jobs=args.jobs,
         executor=args.executor, mode=args.mode, seed=args.seed, regrade=args.regrade, device=args.device,

@@ -77,6 +77,7 @@ class GradingPlugin:
     _notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Checks whose `student` fixture lost a worker while seeding it, by check id: the signal's name.
     _lost_in_setup: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False  # by Ctrl-C: pytest swallows the KeyboardInterrupt, `run_checks` raises it again
 
     # -- fixtures -------------------------------------------------------------------------------
 
@@ -111,6 +112,9 @@ class GradingPlugin:
         return np.random.default_rng(check_seed(self.base_seed, seed_name(request.node)))
 
     # -- collection -----------------------------------------------------------------------------
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+        self.interrupted = True
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "task(task_id): links a check to a task of assignment.yaml")
@@ -324,6 +328,8 @@ def run_checks(plugin: GradingPlugin, check_paths: list[str], root_dir: str) -> 
         status = pytest.main(args, plugins=[plugin])
     finally:
         forget_check_modules(check_paths)
+    if plugin.interrupted:
+        raise KeyboardInterrupt
     if status in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
         plugin.collection_errors.append(f"pytest stopped with {status.name} while running {', '.join(check_paths)}")
     return time.perf_counter() - start

@@ -102,3 +102,50 @@ def test_selfcheck_prints_the_promises_and_exits_0_when_they_hold(capsys):
     assert main(["selfcheck", "--sandbox", "process"]) == 0
     out = capsys.readouterr().out
     assert "a fork bomb is stopped" in out and "every promise of the process level holds" in out
+
+
+def test_only_that_matches_no_task_is_a_usage_error_listing_the_tasks(tmp_path):
+    for command in (["grade", "a1_fc_numpy", "--no-zip"], ["batch", "a1_fc_numpy", str(tmp_path), "--out",
+                                                           str(tmp_path / "out")]):
+        done = run_cli(*command, "--only", "nosuchtask")
+        assert done.returncode == 2, done.stderr
+        assert "--only 'nosuchtask' matches no task of a1_fc_numpy" in done.stderr
+        assert "affine.forward" in done.stderr and "fc_net.overfit" in done.stderr
+        assert "Score" not in done.stdout
+    assert run_cli("grade", "a1_fc_numpy", "--no-zip", "--only", "relu.forward", "--mode", "public").returncode == 0
+
+
+def test_grade_sh_help_prints_the_usage_once():
+    done = subprocess.run([str(PROJECT_ROOT / "grade.sh"), "--help"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("usage: grader grade") == 1
+    assert "./grade.sh --selftest" in done.stdout
+
+
+def test_ctrl_c_prints_one_line_exits_130_and_leaves_nothing_behind(tmp_path):
+    import os
+    import signal
+    import time
+
+    scratch_parent = tmp_path / "tmp"
+    scratch_parent.mkdir()
+    folder = make_submission(tmp_path / "sub", a1(), "reference")
+    # A model whose forward pass sleeps keeps the grading busy until the interrupt arrives.
+    with open(folder / "layers.py", "a") as layers:
+        layers.write("\n_affine = affine_forward\n\n\ndef affine_forward(x, w, b):\n"
+                     "    import time\n    time.sleep(30)\n    return _affine(x, w, b)\n")
+    grading = subprocess.Popen(
+        [sys.executable, "-m", "grader", "grade", "a1_fc_numpy", "--submission", str(folder), "--mode", "public",
+         "--no-zip", "--only", "affine.forward"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "TMPDIR": str(scratch_parent)})
+    deadline = time.monotonic() + 60
+    while not list(scratch_parent.glob("grader-scratch-*/submission/layers.py")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the worker is inside the sleeping forward pass
+    grading.send_signal(signal.SIGINT)
+    out, err = grading.communicate(timeout=60)
+    assert grading.returncode == 130, err
+    assert err.strip() == "grader: interrupted", err
+    assert "Traceback" not in out + err
+    assert not list(scratch_parent.glob("grader-scratch-*")), list(scratch_parent.iterdir())
