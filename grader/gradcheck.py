@@ -559,8 +559,15 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
     kept = answers[0][0]
     out, cache = expect_tuple(kept.result, 2, forward_name)
     _forward_agrees(lambda: expected.check_output(out), forward_name, backward_name)
-    findings = [f"{forward_name} modified its argument {i} in place, so the cache may hold changed values"
-                for i, (before, after) in enumerate(zip(args, kept.args)) if _changed(before, after)]
+    # Changing an input in place is no error in itself; it matters only where the cache then holds the
+    # changed values and the gradients come out wrong, which is what the message of a wrong gradient says.
+    argument_names = {i: grad_name.removeprefix("d") or f"argument {i + 1}" for grad_name, i in gradients}
+    findings = []
+    for i, (before, after) in enumerate(zip(args, kept.args)):
+        if _changed(before, after):
+            changed = argument_names.get(i, f"argument {i + 1}")
+            findings.append(f"{forward_name} changed {changed} in place, so a cache that keeps {changed} hands "
+                            f"{backward_name} the changed values")
     returned = _backward_gradients(backward, like(out, dout), cache, len(gradients), findings)
     wanted = expected.gradients(dout, out)
     probe_answers = iter(group[0] for group in answers[1:])
@@ -580,14 +587,14 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
 
 
 def _backward_gradients(backward: RemoteObject, dout: Any, cache: Any, count: int, findings: list[str]) -> tuple:
-    """`backward(dout, cache)` as a tuple of `count` gradients; a dout modified in place is noted and
-    becomes a finding for the message of a wrong gradient."""
+    """`backward(dout, cache)` as a tuple of `count` gradients. Changing dout in place breaks no caller
+    (none uses dout again), so it only becomes a finding for the message of a wrong gradient, where it
+    may be why: a gradient computed from dout after dout was changed."""
     backward_name = backward._display_name()
     called = backward._call((dout, cache), {}, return_args=True)
     if _changed(dout, called.args[0]):
-        text = f"{backward_name} modified dout in place"
-        findings.append(text)
-        note(f"{text}: harmless here, but wrong for a caller that uses dout again")
+        findings.append(f"{backward_name} changed dout in place (harmless, unless a gradient was computed from the "
+                        "changed dout)")
     returned = called.result
     if count == 1 and not isinstance(returned, (tuple, list)):
         returned = (returned,)

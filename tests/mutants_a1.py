@@ -10,6 +10,7 @@ a training task notices, are written here.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +62,17 @@ TRAINING_ENTRY_MUTANTS: list[Mutant] = [
 ]
 
 MUTANTS: list[Mutant] = load_mutants("a1_fc_numpy") + TRAINING_ENTRY_MUTANTS
+
+
+def student_version(source_text: str, function: str, body: str, fence: int = 0) -> str:
+    """The reference source with the code between one function's `# BEGIN YOUR CODE` and `# END YOUR
+    CODE` (its `fence`-th such block) replaced by `body`, a student's own code written flush left: how
+    a real student's solution reads, rather than a one-snippet mutation of the reference."""
+    start = source_text.index(f"def {function}(")
+    for _ in range(fence + 1):
+        begin = source_text.index("# BEGIN YOUR CODE\n", start) + len("# BEGIN YOUR CODE\n")
+        start = begin
+    end = source_text.index("# END YOUR CODE", begin)
+    indent = source_text[source_text.rindex("\n", 0, end) + 1:end]
+    lines = textwrap.dedent(body).strip("\n").splitlines()
+    return source_text[:begin] + "".join(f"{indent}{line}\n" if line else "\n" for line in lines) + source_text[end - len(indent):]

@@ -3,7 +3,10 @@
 Every layer is a pair of functions. `*_forward` takes the inputs (and the layer's parameters)
 and returns a tuple `(out, cache)`; `*_backward` takes the upstream gradient `dout` and that
 `cache` and returns the gradients with respect to the forward pass's inputs, in the same order.
-No function modifies its input arrays in place.
+Changing an input array in place is allowed where it breaks nothing: the parameters (w, b,
+gamma, beta) belong to the caller, a model that keeps them, and must come back unchanged; x may
+be changed so long as the backward pass still gets what it needs from the cache; dout may be
+changed (no caller uses it again).
 
 A backward pass is graded only where its forward pass is right: at the inputs of a backward check
 the forward pass's output must equal the reference's, and the gradients must equal both the numeric
@@ -351,7 +354,7 @@ def conv_forward_naive(x, w, b, conv_param):
     - b: Biases, of shape (F,)
     - conv_param: A dictionary with the keys:
       - stride: Distance in pixels between neighbouring receptive fields, both directions
-      - pad: Number of pixels of zeros added on every side of the input (x is not modified)
+      - pad: Number of pixels of zeros added on every side of the input
 
     Returns a tuple of:
     - out: Output, of shape (N, F, H', W') where

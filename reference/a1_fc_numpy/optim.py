@@ -11,7 +11,9 @@ Every rule has the same interface:
   defaults with config.setdefault, updates its state in this same dictionary, and returns it.
   Passing None starts from an empty dictionary.
 
-The rule returns the updated weights as next_w and does not modify w in place.
+The rule returns the updated weights as next_w: a new array, or w itself updated in place (as
+torch.optim does); the caller uses only next_w and config afterwards, so changing w or dw in
+place breaks nothing.
 """
 
 import numpy as np
