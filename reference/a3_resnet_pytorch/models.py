@@ -5,7 +5,9 @@ pre-activation residual networks, the networks built from them, and the entry th
 Modules are built the way PyTorch builds them (float32, on the CPU); `.double()` and `.to(...)`
 move them afterwards. The names of submodules are part of each class's contract: the grader loads
 the reference's weights into your modules by these names (`model.load_state_dict(...)`) before
-comparing outputs, so build them exactly as the docstrings say.
+comparing outputs, so build them exactly as the docstrings say. Create every layer in __init__, none
+in forward. Outputs are compared in training mode and in evaluation mode, and the running averages
+of batch normalization after a forward pass in training mode.
 """
 
 import math
@@ -36,6 +38,8 @@ def three_layer_convnet(x, params):
 
     Returns:
     - scores: Tensor of shape (N, num_classes)
+
+    x and the parameters are only read: the caller uses them again, so none is changed in place.
     """
     conv_w1, conv_b1, conv_w2, conv_b2, fc_w, fc_b = params
     scores = None
@@ -126,11 +130,13 @@ class ThreeLayerConvNet(nn.Module):
     Submodules (their names are part of the contract):
     - conv1: nn.Conv2d(in_channel, channel_1, kernel_size=5, padding=2)
     - conv2: nn.Conv2d(channel_1, channel_2, kernel_size=3, padding=1)
-    - fc: nn.Linear(channel_2 * H * W, num_classes), where (H, W) is image_size
+    - fc: nn.Linear(channel_2 * H * W, num_classes), where (H, W) is image_size; the nn.Linear
+      itself, not inside an nn.Sequential, so that its keys are fc.weight and fc.bias
 
     Every layer is created in __init__, none in forward. Every weight is Kaiming-initialized
-    (nn.init.kaiming_normal_: a Gaussian with standard deviation sqrt(2 / fan_in)) and every bias
-    is zero (nn.init.zeros_).
+    (nn.init.kaiming_normal_ with its defaults, mode="fan_in": a Gaussian with standard deviation
+    sqrt(2 / fan_in)) and every bias is zero (nn.init.zeros_). PyTorch's default initialization,
+    which nn.Conv2d and nn.Linear start with, is not this.
     """
 
     def __init__(self, in_channel, channel_1, channel_2, num_classes, image_size=(32, 32)):
@@ -167,7 +173,9 @@ def three_layer_convnet_sequential(in_channel, channel_1, channel_2, num_classes
     4: nn.Flatten()
     5: nn.Linear(channel_2 * H * W, num_classes), where (H, W) is image_size
 
-    Weights are Kaiming-initialized and biases zero, as in ThreeLayerConvNet.
+    Initialize the layers yourself, as in ThreeLayerConvNet: nn.init.kaiming_normal_ on every
+    weight (the two convolutions' and the linear layer's) and nn.init.zeros_ on every bias. Do not
+    leave PyTorch's default initialization (what the layers start with): it is graded as wrong here.
 
     Returns:
     - model: The nn.Sequential
@@ -244,6 +252,9 @@ class ResidualBlock(nn.Module):
     Submodules (their names are part of the contract):
     - block: PlainBlock(Cin, Cout, downsample)
     - shortcut: the shortcut above
+
+    A block that downsamples needs the 1x1 convolution with stride 2 even when Cin == Cout: the
+    identity would add x at its full height and width to block(x), which has half of them.
     """
 
     def __init__(self, Cin, Cout, downsample=False):
@@ -378,7 +389,10 @@ class ResNet(nn.Module):
     Submodules (their names are part of the contract):
     - cnn: nn.Sequential of ResNetStem(Cin, stage_args[0][0]) and then one ResNetStage per
       tuple of stage_args (so "cnn.0" is the stem and "cnn.1", "cnn.2", ... the stages)
-    - fc: nn.Linear(stage_args[-1][1], num_classes)
+    - fc: nn.Linear(stage_args[-1][1], num_classes). It may sit inside an nn.Sequential with
+      layers that hold no parameters, e.g. nn.Sequential(nn.Flatten(), nn.Linear(...)), whose
+      keys are then fc.1.weight and fc.1.bias: the grader loads its weights under either name and
+      grades what the network computes
 
     Inputs:
     - stage_args: The stages, as above

@@ -5,6 +5,7 @@ output shapes and parameter counts of the named residual networks; gradients tha
 parameter; and no parameter created in forward."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -62,8 +63,10 @@ def listed(names, most=6):
     return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
 
 
-def expect_state_shapes(actual, expected, label):
-    """The student's state_dict has exactly the reference's names, with the same shapes."""
+def expect_state_shapes(actual, expected, label, *, block_case=None, may_wrap=()):
+    """The student's state_dict has exactly the reference's names, with the same shapes, or differs
+    only by the layers of `may_wrap` sitting in an nn.Sequential (`fc.1.weight` for `fc.weight`).
+    Returns {reference name: the student's name} for every entry."""
     if not isinstance(actual, dict):
         raise CheckFailed(f"{label}: its state_dict could not be read")
     missing = [name for name in expected if name not in actual]
@@ -72,32 +75,108 @@ def expect_state_shapes(actual, expected, label):
         if name in actual and tuple(actual[name]) != tuple(expected[name]):
             raise CheckFailed(f"{label}.state_dict()[{name!r}] has shape {tuple(actual[name])}, expected "
                               f"{tuple(expected[name])}")
+    names = {name: name for name in expected if name in actual}
+    wrapped = sequential_wrappings(missing, unexpected, actual, expected)
+    if wrapped and set(wrapped) == set(missing) and set(wrapped.values()) == set(unexpected) \
+            and all(layer_of(name) in may_wrap for name in wrapped):
+        return {**names, **wrapped}
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"has no {listed(missing)}")
-        if unexpected:
-            parts.append(f"has unexpected entries {listed(unexpected)}")
-        raise CheckFailed(f"{label}.state_dict() {' and '.join(parts)}; the grader loads weights by the names the "
-                          f"docstring gives to the submodules (expected: {listed(list(expected), 8)})")
+        raise CheckFailed(f"{label}.state_dict() " + explain_state_difference(missing, unexpected, actual, expected,
+                                                                              block_case))
+    return names
+
+
+def layer_of(name):
+    """The submodule an entry belongs to: "fc" for "fc.weight", "block.net.2" for "block.net.2.bias"."""
+    return name.rsplit(".", 1)[0] if "." in name else ""
+
+
+def sequential_wrappings(missing, unexpected, actual, expected):
+    """{reference name: the student's name} for entries of a layer the student put inside an
+    nn.Sequential: the reference's "fc.weight" is the student's "fc.1.weight", with the same shape."""
+    renamed = {}
+    for name in missing:
+        layer, leaf = layer_of(name), name.rsplit(".", 1)[-1]
+        inside = re.compile(re.escape(layer) + r"\.\d+\." + re.escape(leaf))
+        candidates = [u for u in unexpected if inside.fullmatch(u) and tuple(actual[u]) == tuple(expected[name])]
+        if len(candidates) == 1:
+            renamed[name] = candidates[0]
+    return renamed
+
+
+SHORTCUT_ENTRIES = ("shortcut.weight", "shortcut.bias")
+
+
+def explain_state_difference(missing, unexpected, actual, expected, block_case):
+    """Why the names differ, in the words of the docstrings where the difference is a known one;
+    else the names themselves."""
+    wrapped_layers = sorted({layer_of(name) for name in sequential_wrappings(missing, unexpected, actual, expected)})
+    if wrapped_layers:
+        layer = wrapped_layers[0]
+        theirs = [name for name in unexpected if name.startswith(layer + ".")]
+        ours = [name for name in missing if layer_of(name) == layer]
+        return (f"has {listed(theirs)} where the docstring's {layer} has {', '.join(ours)}: your {layer} is "
+                f"wrapped in an nn.Sequential; keep the given {layer} as is (one layer, not in an nn.Sequential) "
+                f"so that its keys stay {', '.join(ours)}")
+    if missing and not unexpected and all(name.endswith(SHORTCUT_ENTRIES) for name in missing):
+        if block_case is not None:
+            Cin, Cout, downsample = block_case
+            if downsample and Cin == Cout:
+                return ("has no shortcut.weight, shortcut.bias: downsampling (stride 2) needs a 1x1 shortcut with "
+                        "stride 2 even when the channels stay the same; your block has none (an identity shortcut "
+                        "adds x at its full height and width to the halved block(x))")
+            return (f"has no shortcut.weight, shortcut.bias: the channels change ({Cin} to {Cout}), so the "
+                    f"shortcut is a 1x1 convolution{' with stride 2' if downsample else ''}; your block has none")
+        return (f"has no {listed(missing)}: a block that downsamples (stride 2) needs a 1x1 shortcut with stride 2 "
+                "even when its channels stay the same, and a block that changes its channels a 1x1 shortcut; "
+                "the identity fits only a block that does neither")
+    if unexpected and not missing and all(name.endswith(SHORTCUT_ENTRIES) for name in unexpected):
+        return (f"has unexpected entries {listed(unexpected)}: a block that keeps its channels and does not "
+                "downsample has the identity (nn.Identity(), no parameters) as its shortcut")
+    if missing and not unexpected and all(name.endswith(".bias") and len(expected[layer_of(name) + ".weight"]) == 4
+                                          for name in missing):
+        return (f"has no {listed(missing)}: your convolutions have no bias (bias=False); the docstring's "
+                "convolutions keep theirs (nn.Conv2d's default bias=True), and the grader loads a value into each")
+    parts = []
+    if missing:
+        parts.append(f"has no {listed(missing)}")
+    if unexpected:
+        parts.append(f"has unexpected entries {listed(unexpected)}")
+    return (f"{' and '.join(parts)}; the grader loads weights by the names the docstring gives to the submodules "
+            f"(expected: {listed(list(expected), 8)})")
+
+
+# The ResNet's classifier may sit in an nn.Sequential with layers that hold no parameters (its
+# docstring says so): the arithmetic, not the wrapping, is graded.
+MAY_WRAP = {"ResNet": ("fc",), "get_resnet": ("fc",)}
+
+
+def block_case(factory, args, kwargs):
+    """(Cin, Cout, downsample) of a residual block, which decides its shortcut; None for other modules."""
+    if factory not in ("ResidualBlock", "ResidualBottleneckBlock"):
+        return None
+    return args[0], args[1], kwargs.get("downsample", args[2] if len(args) > 2 else False)
 
 
 def paired(student, reference, rng, factory, *args, **kwargs):
     """The student's and the reference's module, built with the same arguments, in float64 and
-    holding the same random weights (loaded by name into both)."""
+    holding the same random weights (loaded by name into both). Returns them with a label and the
+    names of the student's state_dict entries, {reference name: student name}."""
     label = call_text(factory, args, kwargs)
     ours = getattr(student.models, factory)(*args, **with_blocks(student, kwargs))
     theirs = getattr(reference.models, factory)(*args, **with_blocks(reference, kwargs))
     expected = reference.utils.state_shapes(theirs)
-    expect_state_shapes(student.utils.state_shapes(ours), expected, label)
+    names = expect_state_shapes(student.utils.state_shapes(ours), expected, label,
+                                block_case=block_case(factory, args, kwargs), may_wrap=MAY_WRAP.get(factory, ()))
     weights = random_state(rng, expected)
-    for model in (ours, theirs):
-        model.double()
-        model.load_state_dict(weights)
-    return ours, theirs, label, expected
+    theirs.double()
+    theirs.load_state_dict(weights)
+    ours.double()
+    ours.load_state_dict({names[name]: value for name, value in weights.items()})
+    return ours, theirs, label, names
 
 
-def outputs_match(student, reference, ours, theirs, x, label, expected_shapes, *, check_running_averages=True):
+def outputs_match(student, reference, ours, theirs, x, label, names, *, check_running_averages=True):
     """Training mode, then evaluation mode (with the running averages the training-mode pass left):
     the same outputs as the reference; the same running averages; no new parameters."""
     for mode in ("train", "eval"):
@@ -108,27 +187,48 @@ def outputs_match(student, reference, ours, theirs, x, label, expected_shapes, *
             state, wanted = student.utils.buffer_tensors(ours), reference.utils.buffer_tensors(theirs)
             for name in wanted:
                 if name.endswith(("running_mean", "running_var")):
-                    assert_close(state[name], wanted[name],
+                    assert_close(state[names[name]], wanted[name],
                                  name=f"{label}.state_dict()[{name!r}] after a forward pass in training mode")
     after = student.utils.state_shapes(ours)
-    created = [name for name in after if name not in expected_shapes]
+    created = [name for name in after if name not in names.values()]
     assert_true(not created, f"{label} has new state_dict entries after forward ({', '.join(created[:6])}); create "
                              "every layer in __init__, so that the optimizer and state_dict see it from the start")
 
 
+def near(value, target):
+    return abs(value / target - 1) < 0.1
+
+
 def kaiming_statistics(state, label):
-    """Weights with mean 0 and std sqrt(2 / fan_in), biases zero."""
+    """Weights with mean 0 and std sqrt(2 / fan_in), biases zero; where they are not, what they look
+    like instead (PyTorch's default initialization, Kaiming with fan_out)."""
     for name, value in state.items():
         values = value.double()
         if name.endswith("bias"):
-            assert_true(bool((values == 0).all()), f"{label}.state_dict()[{name!r}] should start at zero")
-            continue
+            if bool((values == 0).all()):
+                continue
+            weight = state.get(layer_of(name) + ".weight")
+            bound = 1 / math.sqrt(math.prod(weight.shape[1:])) if weight is not None else 0.0
+            looks_default = bool((values.abs() <= bound).all())
+            raise CheckFailed(f"{label}.state_dict()[{name!r}] should start at zero (nn.init.zeros_)"
+                              + ("; yours look like PyTorch's default init, a uniform draw in "
+                                 f"[-1/sqrt(fan_in), 1/sqrt(fan_in)] = [-{bound:.3g}, {bound:.3g}]" if looks_default else ""))
         fan_in = math.prod(values.shape[1:])
+        fan_out = values.shape[0] * math.prod(values.shape[2:])
         expected_std, std, mean = math.sqrt(2.0 / fan_in), float(values.std()), float(values.mean())
-        assert_true(abs(std / expected_std - 1) < 0.1 and abs(mean) < 0.1 * expected_std,
-                    f"{label}.state_dict()[{name!r}] has mean {mean:.3g} and std {std:.4g}; Kaiming initialization "
-                    f"(nn.init.kaiming_normal_) gives mean 0 and std sqrt(2 / fan_in) = {expected_std:.4g} with "
-                    f"fan_in = {fan_in}")
+        if near(std, expected_std) and abs(mean) < 0.1 * expected_std:
+            continue
+        statistics = f"{label}.state_dict()[{name!r}] has mean {mean:.3g} and std {std:.4g}"
+        kaiming = (f"Kaiming normal initialization (nn.init.kaiming_normal_): mean 0 and std sqrt(2 / fan_in) = "
+                   f"{expected_std:.4g} with fan_in = {fan_in}")
+        if near(std, 1 / math.sqrt(3 * fan_in)):
+            raise CheckFailed(f"{statistics}: your weights look like PyTorch's default init (uniform, std "
+                              f"1/sqrt(3 * fan_in)), which nn.Conv2d and nn.Linear start with; this task asks for "
+                              f"{kaiming}: call nn.init.kaiming_normal_ on every weight and nn.init.zeros_ on every bias")
+        if fan_out != fan_in and near(std, math.sqrt(2.0 / fan_out)):
+            raise CheckFailed(f"{statistics}, Kaiming initialization with mode='fan_out' (fan_out = {fan_out}); this "
+                              f"task asks for {kaiming}, nn.init.kaiming_normal_'s default mode='fan_in'")
+        raise CheckFailed(f"{statistics}; this task asks for {kaiming}")
 
 
 # -- the three-layer convnet as an nn.Module and as an nn.Sequential --------------------------------
@@ -156,8 +256,8 @@ def test_convnet_layers_and_kaiming_initialization(student, reference, factory):
 @pytest.mark.parametrize("factory", CONVNET_FORWARDS)
 @pytest.mark.parametrize("N,C,H,W", [(2, 3, 6, 10), (1, 2, 5, 5)])
 def test_convnet_output_matches_the_reference(student, reference, rng, factory, N, C, H, W):
-    ours, theirs, label, shapes = paired(student, reference, rng, factory, C, 4, 3, 7, image_size=(H, W))
-    outputs_match(student, reference, ours, theirs, t(rng.standard_normal((N, C, H, W))), label, shapes,
+    ours, theirs, label, names = paired(student, reference, rng, factory, C, 4, 3, 7, image_size=(H, W))
+    outputs_match(student, reference, ours, theirs, t(rng.standard_normal((N, C, H, W))), label, names,
                   check_running_averages=False)
 
 
@@ -175,8 +275,8 @@ SHORTCUTS = {  # (Cin, Cout, downsample): what the shortcut should be
 @pytest.mark.parametrize("Cin,Cout,downsample,x_shape", [
     (4, 4, False, (2, 4, 6, 7)), (3, 5, False, (1, 3, 5, 6)), (4, 8, True, (2, 4, 7, 6)), (3, 3, True, (3, 3, 4, 5))])
 def test_plain_block_matches_the_reference(student, reference, rng, Cin, Cout, downsample, x_shape):
-    ours, theirs, label, shapes = paired(student, reference, rng, "PlainBlock", Cin, Cout, downsample=downsample)
-    outputs_match(student, reference, ours, theirs, t(rng.standard_normal(x_shape)), label, shapes)
+    ours, theirs, label, names = paired(student, reference, rng, "PlainBlock", Cin, Cout, downsample=downsample)
+    outputs_match(student, reference, ours, theirs, t(rng.standard_normal(x_shape)), label, names)
 
 
 def residual_cases(task_of_block):
@@ -202,8 +302,8 @@ def test_shortcut_in_each_case(student, reference, rng, block, Cin, Cout, downsa
 @pytest.mark.parametrize("block,Cin,Cout,downsample,shortcut", residual_cases(
     [("ResidualBlock", "residual_block.forward", 1), ("ResidualBottleneckBlock", "bottleneck_block.forward", 4)]))
 def test_residual_block_matches_the_reference(student, reference, rng, block, Cin, Cout, downsample, shortcut):
-    ours, theirs, label, shapes = paired(student, reference, rng, block, Cin, Cout, downsample=downsample)
-    outputs_match(student, reference, ours, theirs, t(rng.standard_normal((2, Cin, 5, 4))), label, shapes)
+    ours, theirs, label, names = paired(student, reference, rng, block, Cin, Cout, downsample=downsample)
+    outputs_match(student, reference, ours, theirs, t(rng.standard_normal((2, Cin, 5, 4))), label, names)
 
 
 # -- stem, stages and whole networks ---------------------------------------------------------------
@@ -217,8 +317,8 @@ def test_residual_block_matches_the_reference(student, reference, rng, block, Ci
     ("ResNetStage", (8, 16, 2), {"downsample": True, "block": "ResidualBottleneckBlock"}, (2, 8, 6, 6)),
 ], ids=["stem", "stem_gray", "stage", "plain_stage", "bottleneck_stage"])
 def test_stem_and_stage_match_the_reference(student, reference, rng, factory, args, kwargs, x_shape):
-    ours, theirs, label, shapes = paired(student, reference, rng, factory, *args, **kwargs)
-    outputs_match(student, reference, ours, theirs, t(rng.standard_normal(x_shape)), label, shapes)
+    ours, theirs, label, names = paired(student, reference, rng, factory, *args, **kwargs)
+    outputs_match(student, reference, ours, theirs, t(rng.standard_normal(x_shape)), label, names)
 
 
 def downsampled(size, times):
@@ -268,18 +368,22 @@ def test_named_network_parameters(student, reference, name):
     count = sum(math.prod(shape) for shape in actual.values()) if isinstance(actual, dict) else None
     wanted = sum(math.prod(shape) for shape in expected.values())
     if count != wanted:
-        first = next((n for n in expected if n not in actual or tuple(actual[n]) != tuple(expected[n])), None) \
-            if isinstance(actual, dict) else None
+        first = None
+        if isinstance(actual, dict):
+            renamed = sequential_wrappings([n for n in expected if n not in actual],
+                                           [n for n in actual if n not in expected], actual, expected)
+            first = next((n for n in expected if renamed.get(n, n) not in actual
+                          or tuple(actual[renamed.get(n, n)]) != tuple(expected[n])), None)
         where = f"; the first difference is {first!r}" if first else ""
         raise CheckFailed(f"{label} has {count} learnable parameters, expected {wanted:,}{where}")
-    expect_state_shapes(actual, expected, f"{label} (parameters)")
+    expect_state_shapes(actual, expected, f"{label} (parameters)", may_wrap=MAY_WRAP["ResNet"])
 
 
 @pytest.mark.task("resnet.forward")
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", SMALL_NETWORKS)
 def test_small_network_matches_the_reference(student, reference, rng, name, device):
-    ours, theirs, label, shapes = paired(student, reference, rng, "get_resnet", name)
+    ours, theirs, label, names = paired(student, reference, rng, "get_resnet", name)
     x = t(rng.standard_normal((2, 3, 10, 9)))
     if device == "cuda":
         ours.to(device)
@@ -288,8 +392,8 @@ def test_small_network_matches_the_reference(student, reference, rng, name, devi
         getattr(theirs, mode)()
         assert_close(ours(x.to(device)), theirs(x), name=f"scores of {label} on {device} in {mode} mode")
     after = student.utils.state_shapes(ours)
-    assert_true(list(after) == list(shapes), f"{label} has different state_dict entries after forward; create every "
-                                             "layer in __init__")
+    assert_true(list(after) == list(names.values()), f"{label} has different state_dict entries after forward; "
+                                                     "create every layer in __init__")
 
 
 GRADIENT_NETWORKS = {  # small enough that every gradient can be compared with the reference's
@@ -302,13 +406,13 @@ GRADIENT_NETWORKS = {  # small enough that every gradient can be compared with t
 @pytest.mark.task("resnet.gradients")
 @pytest.mark.parametrize("block", BLOCKS)
 def test_gradients_reach_every_parameter(student, reference, rng, block):
-    ours, theirs, label, _ = paired(student, reference, rng, "ResNet", GRADIENT_NETWORKS[block], block=block,
-                                    num_classes=5)
+    ours, theirs, label, names = paired(student, reference, rng, "ResNet", GRADIENT_NETWORKS[block], block=block,
+                                        num_classes=5)
     x, dout = t(rng.standard_normal((2, 3, 7, 6))), t(rng.standard_normal((2, 5)))
     grads = student.utils.parameter_gradients(ours, x, dout)
     expected = reference.utils.parameter_gradients(theirs, x, dout)
     for parameter, wanted in expected.items():
-        grad = grads.get(parameter)
+        grad = grads.get(names[parameter])
         if grad is None:
             raise CheckFailed(f"no gradient reaches {parameter} of {label}: forward does not use it (or detaches it)")
         assert_close(grad, wanted, name=f"gradient of sum(scores * dout) for {parameter} of {label}", rtol=1e-5,
