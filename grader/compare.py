@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -76,6 +77,32 @@ def assert_close(actual: Any, expected: Any, *, name: str, rtol: float = 1e-6, a
         f"tolerance rtol={rtol:g}, atol={atol:g})",
         detail=f"rel_error over the whole output: {rel_error(a, e):.3e}",
     )
+
+
+@dataclass(frozen=True)
+class OtherConvention:
+    """A reading of a contract that other course materials use (another factor, another meaning of a
+    parameter): what the reference computes under it, and the message for a submission that follows
+    it, naming both conventions."""
+
+    expected: Any
+    message: str  # "your loss uses reg * sum(W**2); this assignment uses 0.5 * reg * sum(W**2)"
+
+
+def assert_close_naming_conventions(actual: Any, expected: Any, *, name: str, others: Sequence[OtherConvention],
+                                    rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    """`assert_close`, where a value that equals what another convention gives fails naming that
+    convention rather than only the numbers."""
+    try:
+        assert_close(actual, expected, name=name, rtol=rtol, atol=atol)
+    except CheckFailed as failure:
+        for other in others:
+            try:
+                assert_close(actual, other.expected, name=name, rtol=rtol, atol=atol)
+            except CheckFailed:
+                continue
+            raise CheckFailed(f"{name}: {other.message}", failure.message) from None
+        raise
 
 
 def assert_true(condition: bool, message: str) -> None:

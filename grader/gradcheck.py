@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
-from grader.compare import CheckFailed, as_array, assert_close, expect_tuple
+from grader.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
+                            expect_tuple)
 from grader.gradient_diagnosis import Sizes, constant_factor, describe_factor, patterns, worst_elements
 from grader.notes import note
 from grader.remote import RemoteObject, WorkerSession
@@ -636,13 +638,39 @@ def _expect_parameters(model: RemoteObject, names: Sequence[str], model_name: st
     shown = model.params.fetch()
     if isinstance(shown, dict):
         missing = [n for n in names if n not in shown]
-        has = f"; it has {', '.join(map(str, shown)) or 'none'}"
     else:  # not a plain dict (a subclass stays in the worker): each name must still be readable
         missing = [n for n in names if not _readable(model.params[n])]
-        has = ""
+    if missing and isinstance(shown, dict):
+        raise CheckFailed(parameter_names_differ(names, list(shown), model_name))
     if missing:
         raise CheckFailed(f"{model_name}.params has no {', '.join(map(repr, missing))} (the documented parameters "
-                          f"are {', '.join(names)}){has}")
+                          f"are {', '.join(names)})")
+
+
+def parameter_names_differ(expected: Sequence[str], found: Sequence[Any], model_name: str) -> str:
+    """The message for a model whose params lack documented names: both lists of names, and the
+    renaming where it is a common one (another spelling, layers numbered from 0)."""
+    message = (f"{model_name}: expected params {', '.join(expected)} (as the docstring names them); your model has "
+               f"{', '.join(map(str, found)) or 'none'}")
+    renaming = _common_renaming(expected, [str(name) for name in found])
+    return f"{message} ({renaming})" if renaming else message
+
+
+def _spelling(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _numbered_from_one(name: str) -> str:
+    return re.sub(r"(\d+)$", lambda number: str(int(number.group(1)) + 1), _spelling(name))
+
+
+def _common_renaming(expected: Sequence[str], found: Sequence[str]) -> str:
+    wanted = {_spelling(name) for name in expected}
+    if wanted <= {_spelling(name) for name in found}:
+        return "the same names spelled otherwise: use the docstring's spelling exactly, keys are case-sensitive"
+    if wanted <= {_numbered_from_one(name) for name in found}:
+        return "your layers are numbered from 0; the docstring numbers them from 1"
+    return ""
 
 
 def _readable(path: RemoteObject) -> bool:
@@ -660,12 +688,15 @@ def _reference_answer(reference_model: Any, params: dict[str, Any], X: Any, y: A
 
 
 def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[str, Any], reference_model: Any,
-                          model_name: str, rng: np.random.Generator, tolerance: Tolerance = DEFAULT_TOLERANCE) -> None:
+                          model_name: str, rng: np.random.Generator, tolerance: Tolerance = DEFAULT_TOLERANCE,
+                          other_conventions: Sequence[OtherConvention] = ()) -> None:
     """`model.loss(X, y) -> (loss, grads)`: with `params` (every documented parameter, by name) set on
     the model, the loss equal to `reference_model`'s with the same parameters, and each gradient
     against the numeric gradient of the loss and the reference's gradient. `reference_model` is None
     only where a check ties the model to the reference otherwise (a dropout mask of the submission's
-    own drawing, with the same network without dropout compared with the reference)."""
+    own drawing, with the same network without dropout compared with the reference). A loss that
+    equals the one of `other_conventions` (the reference's loss under another course's convention, at
+    the same parameters) is reported as following that convention."""
     names = list(params)
     _expect_parameters(model, names, model_name)
     expected = _reference_answer(reference_model, params, X, y, model_name) if reference_model is not None else None
@@ -688,7 +719,9 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
     answers = _run_shuffled(model._session, rng, groups)
     loss, grads = expect_tuple(answers[0][0], 2, f"{model_name}.loss(X, y)")
     if expected is not None:
-        _forward_agrees(lambda: assert_close(loss, expected[0], name=f"loss of {model_name}.loss(X, y)"),
+        loss_name = f"loss of {model_name}.loss(X, y)"
+        _forward_agrees(lambda: assert_close_naming_conventions(loss, expected[0], name=loss_name,
+                                                                others=other_conventions),
                         f"the loss of {model_name}", f"grads of {model_name}")
     if not isinstance(grads, dict):
         raise CheckFailed(f"{model_name}.loss(X, y): expected grads as a dict, got {type(grads).__name__}")

@@ -9,7 +9,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from grader.compare import CheckFailed, as_array, assert_close, assert_unchanged, expect_tuple
+from grader.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
+                            assert_unchanged, expect_tuple)
 from grader.gradcheck import LayerExpectation, check_model_gradients, like
 
 
@@ -94,6 +95,9 @@ class InvertedDropout:
     where a unit was kept, scaled by 1 / keep). `x` must have no zeros."""
 
     keep: float  # the probability of keeping a unit
+    # What to tell a submission that reads the probability the other way round (kept units scaled by
+    # 1 / (1 - keep)), naming both readings; "" where no message is given.
+    other_reading: str = ""
 
     def expect(self, args: Sequence[Any], forward_name: str) -> LayerExpectation:
         x = as_array(args[0], "x").astype(np.float64)
@@ -103,8 +107,11 @@ class InvertedDropout:
             if values.shape != x.shape:
                 raise CheckFailed(f"out of {forward_name}: expected shape {x.shape} (the input's), got {values.shape}")
             kept = ~np.isclose(values, 0.0, rtol=0, atol=1e-12)
-            assert_close(values, np.where(kept, x / self.keep, 0.0),
-                         name=f"out of {forward_name} (each unit 0, or x / {self.keep:g} where it is kept)")
+            others = ([OtherConvention(np.where(kept, x / (1 - self.keep), 0.0), self.other_reading)]
+                      if self.other_reading and self.keep != 0.5 else [])
+            assert_close_naming_conventions(
+                values, np.where(kept, x / self.keep, 0.0), others=others,
+                name=f"out of {forward_name} (each unit 0, or x / {self.keep:g} where it is kept)")
             if not kept.any():
                 raise CheckFailed(f"out of {forward_name}: no unit of {x.size} is kept (each is kept with "
                                   f"probability {self.keep:g})")

@@ -75,4 +75,5 @@ def student_version(source_text: str, function: str, body: str, fence: int = 0) 
     end = source_text.index("# END YOUR CODE", begin)
     indent = source_text[source_text.rindex("\n", 0, end) + 1:end]
     lines = textwrap.dedent(body).strip("\n").splitlines()
-    return source_text[:begin] + "".join(f"{indent}{line}\n" if line else "\n" for line in lines) + source_text[end - len(indent):]
+    written = "".join(f"{indent}{line}\n" if line else "\n" for line in lines)
+    return source_text[:begin] + written + source_text[end - len(indent):]

@@ -145,6 +145,10 @@ def test_svm_loss_gradient(student, reference, rng, N, C):
 
 # -- dropout ----------------------------------------------------------------------------------------
 
+DROPOUT_OTHER_READING = ("your dropout drops units with probability p (kept units scaled by 1 / (1 - p)); here p is "
+                         "the probability of keeping a unit, and kept units are scaled by 1 / p")
+
+
 @pytest.mark.task("dropout.forward")
 @pytest.mark.parametrize("p", [0.25, 0.4, 0.7])
 def test_dropout_forward_keeps_p_and_scales(student, rng, p):
@@ -153,6 +157,10 @@ def test_dropout_forward_keeps_p_and_scales(student, rng, p):
                           "dropout_forward")
     kept = out != 0
     fraction = float(kept.mean())
+    # The other reading of p (EECS 498's, torch's): the probability of dropping a unit.
+    assert_true(abs(fraction - (1 - p)) >= 0.01,
+                f"dropout_forward: your dropout drops units with probability p (it kept {fraction:.3f} of the units "
+                f"with p={p}); here p is the probability of keeping a unit")
     assert_true(abs(fraction - p) < 0.01, f"dropout_forward in train mode kept {fraction:.3f} of the units "
                                           f"with p={p}; p is the probability of KEEPING a unit")
     assert_close(out[kept], x[kept] / p, name="kept units of dropout_forward (should be x / p)")
@@ -173,7 +181,7 @@ def test_dropout_backward(student, reference, rng, mode):
     keep = 0.2
     check_backward(student, reference, rng, "dropout_forward", "dropout_backward",
                    [x, {"mode": mode, "p": keep, "seed": 123}], [("dx", 0)],
-                   behaviour=InvertedDropout(keep) if mode == "train" else None)
+                   behaviour=InvertedDropout(keep, DROPOUT_OTHER_READING) if mode == "train" else None)
 
 
 # -- batch normalization ---------------------------------------------------------------------------

@@ -2,11 +2,14 @@
 with the same parameters, and for the documented parameters gradients equal to the numeric gradients
 of the submission's own loss and to the reference's."""
 
+import re
+
 import numpy as np
 import pytest
 
-from grader.compare import CheckFailed, assert_close, assert_true, expect_tuple
-from grader.gradcheck import check_model_gradients
+from grader.compare import (CheckFailed, OtherConvention, assert_close, assert_close_naming_conventions, assert_true,
+                            expect_tuple)
+from grader.gradcheck import check_model_gradients, parameter_names_differ
 from grader.shared_checks import check_dropout_network_gradients
 
 N, D, H, C = 3, 5, 50, 7
@@ -25,10 +28,20 @@ def fetch_params(model, model_name):
     return params
 
 
+def expect_names(params, expected, model_name):
+    """The documented parameter names are the keys of params: the checks set parameters by them."""
+    if not set(expected) <= set(params):
+        raise CheckFailed(parameter_names_differ(sorted(expected, key=documented_order), list(params), model_name))
+
+
+def documented_order(name):
+    """W1, b1, gamma1, beta1, W2, ...: the order the docstrings list parameters in."""
+    kind, layer = re.fullmatch(r"(\D+)(\d+)", name).groups()
+    return int(layer), ["W", "b", "gamma", "beta"].index(kind)
+
+
 def expect_shapes(params, expected, model_name):
-    missing = sorted(set(expected) - set(params))
-    if missing:
-        raise CheckFailed(f"{model_name}.params has no {', '.join(missing)}")
+    expect_names(params, expected, model_name)
     extra = sorted(set(params) - set(expected), key=str)
     if extra:
         raise CheckFailed(f"{model_name}.params has unexpected entries {', '.join(map(str, extra))}")
@@ -50,6 +63,18 @@ def expect_gaussian_weights(params, std, model_name):
             assert_true(abs(measured / std - 1) < std_bound and abs(mean) < mean_bound * std,
                         f"{model_name}.params[{name!r}] has mean {mean:.2e} and std {measured:.2e}; expected a "
                         f"zero-mean Gaussian with std weight_scale={std:g}")
+
+
+def l2_conventions(source, build, params, X, y, reg, model_name):
+    """The other L2 convention of the course materials, reg * sum(W**2) where this assignment has 0.5 *
+    reg * sum(W**2): the reference's loss with reg doubled is the loss under it."""
+    if reg == 0:
+        return []
+    other = build(source, 2 * reg)
+    set_params(other, params)
+    loss, _ = other.loss(X, y)
+    return [OtherConvention(loss, f"your loss uses reg * sum(W**2) for the L2 term; this assignment uses 0.5 * reg * "
+                                  f"sum(W**2) (the {model_name} docstring states it), whose gradient is reg * W")]
 
 
 def linspace_params(shapes):
@@ -104,25 +129,32 @@ def test_two_layer_net_scores_and_loss(student, reference, rng, reg, inputs):
     else:  # half the hidden units inactive: the ReLU matters
         params = {name: rng.standard_normal(shape) for name, shape in TWO_LAYER_SHAPES.items()}
         X, y = rng.standard_normal((N, D)), rng.integers(C, size=N)
-    student_model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg)
-    reference_model = reference.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg)
+    def build(source, reg):
+        return source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg)
+
+    student_model, reference_model = build(student, reg), build(reference, reg)
+    expect_names(fetch_params(student_model, "TwoLayerNet"), params, "TwoLayerNet")
     set_params(student_model, params)
     set_params(reference_model, params)
     assert_close(student_model.loss(X), reference_model.loss(X), name="scores of TwoLayerNet.loss(X)")
     loss, _ = expect_tuple(student_model.loss(X, y), 2, "TwoLayerNet.loss(X, y)")
     expected, _ = reference_model.loss(X, y)
-    assert_close(loss, expected, name=f"loss of TwoLayerNet.loss(X, y) with reg={reg}")
+    assert_close_naming_conventions(loss, expected, name=f"loss of TwoLayerNet.loss(X, y) with reg={reg}",
+                                    others=l2_conventions(reference, build, params, X, y, reg, "TwoLayerNet"))
 
 
 @pytest.mark.task("two_layer_net.gradients")
 @pytest.mark.parametrize("reg", [0.0, 0.7])
 def test_two_layer_net_gradients(student, reference, rng, reg):
-    model, reference_model = (source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2,
-                                                        reg=reg) for source in (student, reference))
+    def build(source, reg):
+        return source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2, reg=reg)
+
+    model, reference_model = build(student, reg), build(reference, reg)
     params = random_params(rng, TWO_LAYER_SHAPES)
     X, y = rng.standard_normal((N, D)), rng.integers(C, size=N)
     check_model_gradients(model, X, y, params=params, reference_model=reference_model,
-                          model_name=f"TwoLayerNet(reg={reg})", rng=rng)
+                          model_name=f"TwoLayerNet(reg={reg})", rng=rng,
+                          other_conventions=l2_conventions(reference, build, params, X, y, reg, "TwoLayerNet"))
 
 
 # -- FullyConnectedNet -----------------------------------------------------------------------------
@@ -167,15 +199,18 @@ def test_fc_net_scores_and_loss(student, reference, rng, reg):
     params = linspace_params(fc_shapes(FC_HIDDEN, 15, 10))
     X = np.linspace(-3, 3, num=4 * 15).reshape(4, 15)
     y = np.array([1, 9, 0, 4])
-    kwargs = dict(input_dim=15, num_classes=10, reg=reg, dtype=np.float64)
-    student_model = student.models.FullyConnectedNet(FC_HIDDEN, **kwargs)
-    reference_model = reference.models.FullyConnectedNet(FC_HIDDEN, **kwargs)
+    def build(source, reg):
+        return source.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, reg=reg, dtype=np.float64)
+
+    student_model, reference_model = build(student, reg), build(reference, reg)
+    expect_names(fetch_params(student_model, "FullyConnectedNet"), params, "FullyConnectedNet")
     set_params(student_model, params)
     set_params(reference_model, params)
     assert_close(student_model.loss(X), reference_model.loss(X), name="scores of FullyConnectedNet.loss(X)")
     loss, _ = expect_tuple(student_model.loss(X, y), 2, "FullyConnectedNet.loss(X, y)")
     expected, _ = reference_model.loss(X, y)
-    assert_close(loss, expected, name=f"loss of FullyConnectedNet.loss(X, y) with reg={reg}")
+    assert_close_naming_conventions(loss, expected, name=f"loss of FullyConnectedNet.loss(X, y) with reg={reg}",
+                                    others=l2_conventions(reference, build, params, X, y, reg, "FullyConnectedNet"))
 
 
 def random_params(rng, shapes):
@@ -198,10 +233,14 @@ def _fc_network(source, hidden, reg, **kwargs):
 
 
 def _fc_gradient_check(student, reference, rng, *, reg=0.0, hidden=(20, 30), name="FullyConnectedNet", **kwargs):
-    model, reference_model = (_fc_network(source, hidden, reg, **kwargs) for source in (student, reference))
+    def build(source, reg):
+        return _fc_network(source, hidden, reg, **kwargs)
+
+    model, reference_model = build(student, reg), build(reference, reg)
     params = random_params(rng, fc_shapes(list(hidden), 15, 10, kwargs.get("normalization")))
     X, y = rng.standard_normal((4, 15)), rng.integers(10, size=4)
-    check_model_gradients(model, X, y, params=params, reference_model=reference_model, model_name=name, rng=rng)
+    check_model_gradients(model, X, y, params=params, reference_model=reference_model, model_name=name, rng=rng,
+                          other_conventions=l2_conventions(reference, build, params, X, y, reg, "FullyConnectedNet"))
 
 
 @pytest.mark.task("fc_net.gradients")

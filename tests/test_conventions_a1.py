@@ -1,0 +1,105 @@
+"""Students who follow another course's convention (parameter names, the 0.5 of the L2 term, the
+meaning of dropout's p, which tied maximum gets a pooling window's gradient) get a message naming
+both conventions, or full marks where the docstring leaves the choice to them: students' own code,
+written as students write it."""
+
+import pytest
+
+from mutants_a1 import student_version
+from support import a1, grade_checks, lost, make_submission
+
+
+def two_layer_net(names=("W1", "b1", "W2", "b2"), l2_factor="0.5 * self.reg", l2_gradient="self.reg"):
+    """A student's TwoLayerNet, with their own parameter names and L2 convention."""
+    W1, b1, W2, b2 = names
+    text = (a1().reference_directory / "models.py").read_text()
+    text = student_version(text, "__init__", f"""
+        self.params['{W1}'] = weight_scale * np.random.randn(input_dim, hidden_dim)
+        self.params['{b1}'] = np.zeros(hidden_dim)
+        self.params['{W2}'] = weight_scale * np.random.randn(hidden_dim, num_classes)
+        self.params['{b2}'] = np.zeros(num_classes)
+    """)
+    text = student_version(text, "loss", f"""
+        h = np.maximum(0, X.reshape(X.shape[0], -1) @ self.params['{W1}'] + self.params['{b1}'])
+        scores = h @ self.params['{W2}'] + self.params['{b2}']
+    """)
+    return student_version(text, "loss", f"""
+        N = X.shape[0]
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        loss = -np.log(probs[np.arange(N), y]).mean()
+        loss += {l2_factor} * (np.sum(self.params['{W1}'] ** 2) + np.sum(self.params['{W2}'] ** 2))
+        dscores = probs.copy()
+        dscores[np.arange(N), y] -= 1
+        dscores /= N
+        grads['{W2}'] = h.T @ dscores + {l2_gradient} * self.params['{W2}']
+        grads['{b2}'] = dscores.sum(axis=0)
+        dh = dscores @ self.params['{W2}'].T
+        dh[h <= 0] = 0
+        grads['{W1}'] = X.reshape(N, -1).T @ dh + {l2_gradient} * self.params['{W1}']
+        grads['{b1}'] = dh.sum(axis=0)
+    """, fence=1)
+
+
+def grade_models(tmp_path, models_text):
+    shipped = a1()
+    folder = make_submission(tmp_path, shipped, "reference", {"models.py": models_text})
+    return {task.task_id: task for task in grade_checks(shipped, folder, seed=None).tasks
+            if task.task_id.startswith("two_layer_net.")}
+
+
+def test_a_two_layer_net_written_from_scratch_gets_full_marks(tmp_path):
+    """Teeth for the tests below: the student's code is right where it follows this assignment."""
+    tasks = grade_models(tmp_path, two_layer_net())
+    assert all(task.points == task.max_points for task in tasks.values()), {t: x.message for t, x in tasks.items()}
+
+
+@pytest.mark.parametrize("names,renaming", [
+    (("W_1", "b_1", "W_2", "b_2"), "the same names spelled otherwise"),
+    (("w1", "b1", "w2", "b2"), "the same names spelled otherwise"),
+    (("W0", "b0", "W1", "b1"), "your layers are numbered from 0; the docstring numbers them from 1"),
+])
+def test_a_model_with_other_parameter_names_fails_naming_both(tmp_path, names, renaming):
+    tasks = grade_models(tmp_path, two_layer_net(names=names))
+    expected = (f"expected params W1, b1, W2, b2 (as the docstring names them); your model has "
+                f"{', '.join(names)} ({renaming}")
+    for task_id in ("two_layer_net.init", "two_layer_net.loss", "two_layer_net.gradients"):
+        assert tasks[task_id].points == 0, task_id
+        assert expected in tasks[task_id].message, (task_id, tasks[task_id].message)
+
+
+def test_a_loss_with_the_other_l2_factor_fails_naming_both_conventions(tmp_path):
+    tasks = grade_models(tmp_path, two_layer_net(l2_factor="self.reg", l2_gradient="2 * self.reg"))
+    expected = "your loss uses reg * sum(W**2) for the L2 term; this assignment uses 0.5 * reg * sum(W**2)"
+    for task_id in ("two_layer_net.loss", "two_layer_net.gradients"):
+        assert tasks[task_id].points < tasks[task_id].max_points, task_id
+        assert expected in tasks[task_id].message, (task_id, tasks[task_id].message)
+    assert tasks["two_layer_net.init"].points == tasks["two_layer_net.init"].max_points
+
+
+def test_a_wrong_regularization_that_is_no_convention_is_not_called_one(tmp_path):
+    tasks = grade_models(tmp_path, two_layer_net(l2_factor="0.25 * self.reg", l2_gradient="0.5 * self.reg"))
+    assert tasks["two_layer_net.loss"].points < tasks["two_layer_net.loss"].max_points
+    assert "this assignment uses" not in tasks["two_layer_net.loss"].message
+
+
+DROPOUT_AS_DROP_PROBABILITY = """
+    if mode == "train":
+        mask = (np.random.rand(*x.shape) >= p) / (1 - p)
+        out = x * mask
+    else:
+        out = x
+"""
+
+
+def test_dropout_with_p_as_the_drop_probability_fails_naming_both_readings(tmp_path):
+    shipped = a1()
+    text = student_version((shipped.reference_directory / "layers.py").read_text(), "dropout_forward",
+                           DROPOUT_AS_DROP_PROBABILITY)
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": text})
+    tasks = {t.task_id: t for t in grade_checks(shipped, folder, seed=None).tasks}
+    expected = "your dropout drops units with probability p"
+    for task_id in ("dropout.forward", "dropout.backward"):
+        assert tasks[task_id].points < tasks[task_id].max_points, task_id
+        assert expected in tasks[task_id].message and "here p is the probability of keeping a unit" in \
+            tasks[task_id].message, (task_id, tasks[task_id].message)
