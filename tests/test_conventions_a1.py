@@ -103,3 +103,66 @@ def test_dropout_with_p_as_the_drop_probability_fails_naming_both_readings(tmp_p
         assert tasks[task_id].points < tasks[task_id].max_points, task_id
         assert expected in tasks[task_id].message and "here p is the probability of keeping a unit" in \
             tasks[task_id].message, (task_id, tasks[task_id].message)
+
+
+MAX_POOL_BACKWARD = """
+    x, pool_param = cache
+    N, C, H, W = x.shape
+    ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for c in range(C):
+            for i in range(dout.shape[2]):
+                for j in range(dout.shape[3]):
+                    window = x[n, c, i * s:i * s + ph, j * s:j * s + pw]
+                    {route}
+"""
+TIE_ROUTINGS = {
+    "the last maximum": """
+                    flat = window.ravel()
+                    k = len(flat) - 1 - np.argmax(flat[::-1])
+                    dx[n, c, i * s + k // pw, j * s + k % pw] += dout[n, c, i, j]""",
+    "shares among the maxima": """
+                    maxima = window == window.max()
+                    dx[n, c, i * s:i * s + ph, j * s:j * s + pw] += maxima * dout[n, c, i, j] / maxima.sum()""",
+    "all the maxima, each the whole gradient": """
+                    maxima = window == window.max()
+                    dx[n, c, i * s:i * s + ph, j * s:j * s + pw] += maxima * dout[n, c, i, j]""",
+}
+
+
+@pytest.mark.parametrize("routing", sorted(TIE_ROUTINGS))
+def test_max_pool_ties_may_go_to_any_maximum_but_not_to_all(tmp_path, routing):
+    shipped = a1()
+    body = MAX_POOL_BACKWARD.replace("{route}", TIE_ROUTINGS[routing].strip())
+    text = student_version((shipped.reference_directory / "layers.py").read_text(), "max_pool_backward_naive", body)
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": text})
+    task = grade_checks(shipped, folder, only="max_pool.backward", seed=None).tasks[0]
+    if routing == "all the maxima, each the whole gradient":
+        assert task.points == 0 and "tie for the maximum" in task.message, task.message
+    else:
+        assert task.points == task.max_points, task.message
+
+
+SOFTMAX_LOG_OF_PROBABILITIES = """
+    N = x.shape[0]
+    shifted = x - np.max(x, axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.sum(np.exp(shifted), axis=1, keepdims=True)
+    loss = -np.sum(np.log(probs[np.arange(N), y])) / N
+    dx = probs.copy()
+    dx[np.arange(N), y] -= 1
+    dx /= N
+"""
+
+
+def test_softmax_that_takes_the_log_of_underflowing_probabilities_is_told_so(tmp_path):
+    """The docstring states that huge scores keep the loss finite; a student who subtracts the row's
+    maximum and then takes the log of a probability that underflowed is told that, not to subtract."""
+    shipped = a1()
+    text = student_version((shipped.reference_directory / "layers.py").read_text(), "softmax_loss",
+                           SOFTMAX_LOG_OF_PROBABILITIES)
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": text})
+    tasks = {t.task_id: t for t in grade_checks(shipped, folder, seed=None).tasks}
+    assert "log of probabilities that underflow to 0" in tasks["softmax_loss.loss"].message
+    assert "subtract each row's maximum" not in tasks["softmax_loss.loss"].message
+    assert tasks["softmax_loss.gradient"].points == tasks["softmax_loss.gradient"].max_points

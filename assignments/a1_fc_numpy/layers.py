@@ -100,6 +100,8 @@ def sigmoid_forward(x):
     Returns a tuple of:
     - out: Output, of the same shape as x, with values in [0, 1]
     - cache: Whatever sigmoid_backward needs
+
+    Inputs may be large (|x| up to about 1000): out must stay finite there.
     """
     out, cache = None, None
     # BEGIN YOUR CODE
@@ -135,6 +137,8 @@ def softmax_loss(x, y):
     Returns a tuple of:
     - loss: Scalar, the mean over the N examples of -log(softmax(x[i])[y[i]])
     - dx: Gradient of the loss with respect to x, of shape (N, C)
+
+    Scores may be large (|x| up to about 1000): loss and dx must stay finite there.
     """
     loss, dx = None, None
     # BEGIN YOUR CODE
@@ -422,9 +426,10 @@ def max_pool_forward_naive(x, pool_param):
 def max_pool_backward_naive(dout, cache):
     """Backward pass of a max-pooling layer.
 
-    Each window's upstream gradient goes to ONE element of the window: its maximum, and where
-    several elements tie for the maximum, the first of them in row-major order (as np.argmax
-    picks it). Where windows overlap, the gradients they route to the same element add up.
+    Each window's upstream gradient goes to the window's maximum. Where several elements tie for
+    the maximum, any one of them may get it (the first, as np.argmax picks it, or the last), or
+    they may share it, the shares adding up to the window's gradient; not each the whole of it.
+    Where windows overlap, the gradients they route to the same element add up.
 
     Inputs:
     - dout: Upstream gradient, of shape (N, C, H', W')

@@ -6,7 +6,7 @@ docstrings promise."""
 import numpy as np
 import pytest
 
-from grader.compare import assert_close, assert_true, expect_tuple
+from grader.compare import as_array, assert_close, assert_true, expect_tuple
 from grader.gradcheck import ReferenceLayer, check_layer_backward, check_loss_gradient
 from grader.inputs import away_from_zero, distinct, hinge_safe_scores
 from grader.shared_checks import InvertedDropout, changed_in_place, forward_matches
@@ -119,10 +119,16 @@ def test_softmax_loss_is_log_c_for_tiny_scores_and_stable_for_huge(student, rng)
     loss, _ = expect_tuple(student.layers.softmax_loss(0.001 * rng.standard_normal((N, C)), y), 2, "softmax_loss")
     assert_close(loss, np.log(C), name="loss of softmax_loss for near-zero scores (should be about log C)",
                  rtol=1e-2)
+    # The docstring states that scores up to about 1000 keep loss and dx finite.
     huge = rng.standard_normal((N, C)) * 1000
     loss, dx = expect_tuple(student.layers.softmax_loss(huge, y), 2, "softmax_loss")
-    assert_true(np.isfinite(float(loss)) and np.all(np.isfinite(dx)),
-                "softmax_loss: scores of size 1000 give NaN or inf; subtract each row's maximum first")
+    finite_dx = np.all(np.isfinite(as_array(dx, "dx of softmax_loss")))
+    assert_true(finite_dx, "softmax_loss: scores of size 1000 give a NaN or infinite dx: exp of such scores "
+                           "overflows; subtract each row's maximum before taking exp")
+    assert_true(np.isfinite(float(loss)),
+                f"softmax_loss: scores of size 1000 give the loss {float(loss)}, though dx is finite: the loss takes "
+                "the log of probabilities that underflow to 0; compute the log-probabilities directly, as "
+                "shifted - log(sum(exp(shifted))) with shifted = x - max of the row (log-sum-exp)")
 
 
 @pytest.mark.task("softmax_loss.gradient")
@@ -318,14 +324,28 @@ def test_max_pool_backward(student, reference, rng, x_shape, height, width, stri
 
 
 @pytest.mark.task("max_pool.backward")
-def test_max_pool_backward_routes_a_tie_to_the_first_maximum(student):
-    x = np.array([[[[1.0, 3.0, 3.0], [3.0, 0.0, 3.0]]]])  # (1, 1, 2, 3): both windows tie at 3
+def test_max_pool_backward_routes_each_tie_to_the_maxima(student):
+    """Where elements tie for a window's maximum, the docstring lets the gradient go to any one of them
+    or be shared among them: every routing that is a subgradient of max passes."""
+    x = np.array([[[[3.0, 1.0, 2.0, 2.0, 5.0, 1.0],
+                    [3.0, 0.0, 2.0, 2.0, 0.0, 2.0]]]])  # (1, 1, 2, 6): ties of 2, of 4, and none
+    dout = np.array([[[[1.0, -10.0, 4.0]]]])
     out, cache = expect_tuple(student.layers.max_pool_forward_naive(x, {"pool_height": 2, "pool_width": 2,
-                                                                        "stride": 1}), 2, "max_pool_forward_naive")
-    dx = student.layers.max_pool_backward_naive(np.array([[[[1.0, 10.0]]]]), cache)
-    expected = np.array([[[[0.0, 11.0, 0.0], [0.0, 0.0, 0.0]]]])
-    assert_close(dx, expected, name="dx of max_pool_backward_naive where elements tie for the maximum (the "
-                                    "docstring: one element per window, the first in row-major order)", atol=0)
+                                                                        "stride": 2}), 2, "max_pool_forward_naive")
+    dx = as_array(student.layers.max_pool_backward_naive(dout, cache), "dx of max_pool_backward_naive")
+    assert_true(dx.shape == x.shape, f"dx of max_pool_backward_naive: expected shape {x.shape}, got {dx.shape}")
+    for j in range(3):
+        cols = slice(2 * j, 2 * j + 2)
+        window, routed, upstream = x[0, 0, :, cols], dx[0, 0, :, cols], dout[0, 0, 0, j]
+        maxima = window == window.max()
+        where = f"dx of max_pool_backward_naive in the window x[0, 0, 0:2, {cols.start}:{cols.stop}]"
+        assert_true(np.allclose(routed[~maxima], 0, atol=1e-12),
+                    f"{where}: an element that is not the window's maximum got gradient {routed[~maxima]}")
+        shares = routed[maxima] / upstream
+        assert_true(np.all(shares >= -1e-9) and abs(shares.sum() - 1) < 1e-9,
+                    f"{where}, where {int(maxima.sum())} elements tie for the maximum: they got {routed[maxima]}, "
+                    f"which add up to {routed[maxima].sum():g}, but the window's upstream gradient is {upstream:g}; "
+                    "route it to one of them (any one) or share it among them")
 
 
 # -- spatial normalization -------------------------------------------------------------------------
