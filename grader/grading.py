@@ -269,11 +269,26 @@ def mistake_explainer(assignment: Assignment, mode: str, limits: Limits,
 def _task_from_checks(task: TaskSpec, checks: list[CheckResult], submission: PreparedSubmission) -> TaskResult:
     mine = [c for c in checks if c.task_id == task.id]
     result = TaskResult.from_checks(task.id, task.title, task.points, task.visibility, mine)
-    if submission.missing and result.outcome is Outcome.ERROR and "No module named" in result.message:
+    absent = _absent_files_named(result.message, submission.missing) if result.outcome is Outcome.ERROR else []
+    if absent:
         return TaskResult(task.id, task.title, task.points, 0.0, Outcome.ERROR,
-                          f"{', '.join(submission.missing)} missing from the submission",
+                          f"{', '.join(absent)} missing from the submission; this task needs "
+                          f"{'it' if len(absent) == 1 else 'them'}",
                           visibility=task.visibility, checks=result.checks, detail=result.detail)
     return result
+
+
+def _absent_files_named(message: str, missing: tuple[str, ...]) -> list[str]:
+    """The missing student files an import error is about, however it was imported: `import
+    submission.optim` ("No module named 'submission.optim'") or `from . import optim` in a provided
+    file ("cannot import name 'optim' from 'submission'")."""
+    named = []
+    for name in missing:
+        module = name.removesuffix(".py")
+        if f"No module named 'submission.{module}'" in message or f"cannot import name '{module}' from " \
+                                                                   f"'submission'" in message:
+            named.append(name)
+    return named
 
 
 def _notes(submission: PreparedSubmission, assignment: Assignment, check_tasks: list[TaskSpec],

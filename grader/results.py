@@ -79,7 +79,7 @@ class TaskResult:
         # while the task's other checks ran.
         worst = min(ran or checks, key=lambda c: _TASK_OUTCOME_ORDER.index(c.outcome))
         passed = worst.outcome is Outcome.PASSED
-        detail = "\n\n".join(_check_story(c) for c in checks if c.outcome is not Outcome.PASSED or c.notes)
+        detail = "\n\n".join(_check_stories([c for c in checks if c.outcome is not Outcome.PASSED or c.notes]))
         message = worst.message if not passed else f"{len(checks)} check{'s' * (len(checks) > 1)} passed"
         return cls(task_id, title, max_points, max_points if passed else 0.0, worst.outcome,
                    message, visibility=visibility, checks=tuple(checks), detail=detail)
@@ -96,13 +96,33 @@ def _keep_valid_unicode(result: object, *fields: str) -> None:
             object.__setattr__(result, name, valid)
 
 
-def _check_story(check: CheckResult) -> str:
-    lines = [f"{check.name}: {check.outcome.value}: {check.message}".rstrip(": ")]
+def _check_stories(checks: list[CheckResult]) -> list[str]:
+    """One story per distinct failure: checks that failed alike (one syntax error fails them all)
+    are named together, and the traceback is told once."""
+    groups: dict[tuple, list[CheckResult]] = {}
+    for check in checks:
+        groups.setdefault(alike_key(check), []).append(check)
+    return [_check_story(alike[0], [c.name for c in alike]) for alike in groups.values()]
+
+
+def alike_key(check: CheckResult) -> tuple:
+    """What makes two checks' failures the same story. An exception with the same type and message
+    is one error, whichever path led to it (a syntax error reached directly or through another
+    module's import); a failed comparison is the same only with the same details."""
+    if check.outcome is Outcome.ERROR:  # notes say how inputs were drawn: nothing the error depends on
+        return check.outcome, check.message, check.hint
+    return check.outcome, check.message, check.hint, check.detail, check.notes
+
+
+def _check_story(check: CheckResult, names: list[str]) -> str:
+    named = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more alike"
+    lines = [f"{named}: {check.outcome.value}: {check.message}".rstrip(": ")]
     if check.hint:
         lines.append(f"hint: {check.hint}")
     if check.detail:
         lines.append(check.detail)
-    lines += [f"note: {n}" for n in check.notes]
+    if check.outcome is not Outcome.ERROR:
+        lines += [f"note: {n}" for n in check.notes]
     return "\n".join(lines)
 
 

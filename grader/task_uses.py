@@ -25,15 +25,16 @@ def point_to_failing_uses(spec: AssignmentSpec, tasks: list[TaskResult],
         if task.outcome in _FAILING and task.task_id not in graded_with_reference:
             failing = [used for used in spec.task(task.task_id).uses
                        if used in by_id and by_id[used].outcome in _FAILING]
-            if failing:
+            # A failure the used task shares word for word (one syntax error, a missing file) is
+            # explained where it is; pointing at it would only repeat it.
+            if failing and all(by_id[used].message != task.message for used in failing):
                 # First: the terminal's table may cut a long message short.
-                task = dataclasses.replace(task, message=f"{pointer(spec, failing)}; {task.message}")
+                task = dataclasses.replace(task, message=f"{pointer(failing)}; {task.message}")
         pointed.append(task)
     return pointed
 
 
-def pointer(spec: AssignmentSpec, failing: list[str]) -> str:
-    named = [f"{used} ({spec.task(used).title})" for used in failing]
-    if len(named) == 1:
-        return f"this uses {named[0]}, which fails its own task: fix it first"
-    return f"this uses {', '.join(named[:-1])} and {named[-1]}, which fail their own tasks: fix them first"
+def pointer(failing: list[str]) -> str:
+    if len(failing) == 1:
+        return f"this uses {failing[0]}, which fails its own task: fix it first"
+    return f"this uses {', '.join(failing[:-1])} and {failing[-1]}, which fail their own tasks: fix them first"

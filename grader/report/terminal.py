@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from grader.results import CheckResult, GradingResult, Outcome
+from grader.results import CheckResult, GradingResult, Outcome, TaskResult, alike_key
 from grader.untrusted_text import log_safe
 
 _STYLE = {
@@ -30,21 +30,45 @@ def render_table(result: GradingResult, console: Console, *, details: bool = Tru
     table.add_column("points", justify="right")
     table.add_column("outcome")
     table.add_column("reason", overflow="fold")
+    above = None
     for task in result.tasks:
         style = _STYLE[task.outcome]
         reason = log_safe(task.message).splitlines()
+        first = reason[0] if reason else ""
+        # One error fails many tasks alike (a syntax error, a missing file): said once, the table
+        # stays a line per task even in a narrow terminal.
+        shown = "the same as above" if (task.outcome, first) == above and task.outcome is not Outcome.PASSED \
+            else first
+        above = (task.outcome, first)
         table.add_row(Text(task.task_id), f"{task.points:g}/{task.max_points:g}",
-                      Text(task.outcome.value, style=style), Text(reason[0] if reason else ""))
+                      Text(task.outcome.value, style=style), Text(shown))
     console.print(table)
     if details:
-        for task in result.tasks:
-            if task.outcome in (Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT) and task.detail:
-                console.rule(Text(task.task_id))
-                console.print(plain(task.detail[:3000]))
+        for first, alike in _failing_alike(result.tasks):
+            console.rule(Text(first.task_id))
+            console.print(plain(first.detail[:3000]))
+            if alike:
+                console.print(plain("The same failure in " + ", ".join(t.task_id for t in alike) + "."))
     if result.output:
         console.print(plain(result.output))
     console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]  "
                   f"({result.execution_time_s:.1f} s, seed {result.seed})")
+
+
+def _failing_alike(tasks: tuple[TaskResult, ...]) -> list[tuple[TaskResult, list[TaskResult]]]:
+    """The failed tasks with a story to tell, those that failed alike (same message, same failing
+    checks' messages and tracebacks: one syntax error fails every task) told once, under the first."""
+    groups: dict[tuple, tuple[TaskResult, list[TaskResult]]] = {}
+    for task in tasks:
+        if task.outcome not in (Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT) or not task.detail:
+            continue
+        failing = tuple(sorted({repr(alike_key(c)) for c in task.checks if c.outcome is not Outcome.PASSED}))
+        key = (task.outcome, task.message, failing) if failing else (task.task_id,)
+        if key in groups:
+            groups[key][1].append(task)
+        else:
+            groups[key] = (task, [])
+    return list(groups.values())
 
 
 def plain(text: str) -> Text:

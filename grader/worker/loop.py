@@ -31,6 +31,7 @@ CONFINEMENT_FAILED_EXIT = 71  # the grader's worker_process knows this status
 PACKAGE = "submission"
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024 * 1024
 _GRADER_DIR = str(Path(wire.__file__).resolve().parent)
+_IMPORTLIB_DIR = os.path.dirname(importlib.__file__) + os.sep
 
 
 def seed_global_generators(seed: int) -> None:
@@ -254,8 +255,13 @@ def to_device(value: Any, device: str) -> Any:
 
 def describe_exception(exc: BaseException) -> dict:
     """The exception as plain data, with the grader's own frames removed from the traceback."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_GRADER_DIR)]
+    # Neither the grader's frames nor the import machinery's (a syntax error would show ten frames of
+    # importlib and not the line at fault) are the student's story.
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith((_GRADER_DIR, _IMPORTLIB_DIR, "<frozen importlib"))]
     location = [frames[-1].filename, frames[-1].lineno] if frames else None
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        location = [exc.filename, exc.lineno]
     try:
         message = str(exc)
     except BaseException:  # noqa: BLE001 - a student's exception whose __str__ raises
@@ -264,7 +270,12 @@ def describe_exception(exc: BaseException) -> dict:
         message = f"the code called sys.exit({exc.code!r})"
     lines = traceback.format_list(frames)
     text = "Traceback (most recent call last):\n" + "".join(lines) if lines else ""
-    text += f"{type(exc).__name__}: {message}"
+    if isinstance(exc, SyntaxError):  # the file, the line and a caret under the fault
+        text += "".join(traceback.format_exception_only(exc)).rstrip("\n")
+    else:
+        text += f"{type(exc).__name__}: {message}"
+    # The student's files by their own names ("layers.py"), not by the scratch folder they sit in.
+    text = text.replace(f'"{os.path.join(os.getcwd(), PACKAGE)}{os.sep}', '"')
     return {
         "type": type(exc).__name__,
         "is_not_implemented": isinstance(exc, NotImplementedError),

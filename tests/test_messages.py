@@ -1,0 +1,46 @@
+"""What a student reads after one slip: a syntax error is told once (one traceback, not one per check
+and task), a missing file is named as missing on every task that needs it, and the table comes
+before the details."""
+
+import io
+
+from rich.console import Console
+
+from grader.report.terminal import render_table
+from grader.results import Outcome
+from support import a1, grade_checks, make_submission
+
+
+def rendered(result, width=80) -> str:
+    out = io.StringIO()
+    render_table(result, Console(file=out, width=width, no_color=True, highlight=False, soft_wrap=False))
+    return out.getvalue()
+
+
+def test_a_syntax_error_is_told_once_in_few_lines(tmp_path):
+    layers = (a1().reference_directory / "layers.py").read_text() + "\ndef broken(:\n"
+    folder = make_submission(tmp_path, a1(), "reference", {"layers.py": layers})
+    result = grade_checks(a1(), folder, mode="public")
+    text = rendered(result)
+    lines = text.splitlines()
+    assert len(lines) <= 80, text
+    assert text.count("SyntaxError: invalid syntax\n") == 1, text  # the traceback's last line, once
+    assert "importlib" not in text and "grader-scratch" not in text
+    assert 'File "layers.py", line' in text
+    assert text.index("Score:") > text.index("affine.forward") and text.index("┏") < text.index("────")
+    failed = [t for t in result.tasks if t.outcome is Outcome.ERROR]
+    assert len(failed) > 30 and all("SyntaxError" in t.message for t in failed)
+    # No task points at another for the very same error.
+    assert not any("fix it first" in t.message or "fix them first" in t.message for t in result.tasks)
+
+
+def test_a_missing_file_is_named_on_every_task_that_needs_it(tmp_path):
+    folder = make_submission(tmp_path, a1(), "reference")
+    (folder / "optim.py").unlink()
+    result = grade_checks(a1(), folder, mode="public")
+    needing = [t for t in result.tasks if t.outcome is not Outcome.PASSED]
+    # The optimizers, and the models, whose provided Solver imports optim.py.
+    assert {t.task_id for t in needing} >= {"optim.sgd", "optim.adam", "two_layer_net.init", "fc_net.gradients"}
+    for task in needing:
+        assert task.message == "optim.py missing from the submission; this task needs it", task.message
+    assert all(t.outcome is Outcome.PASSED for t in result.tasks if t.task_id.startswith(("affine.", "conv.")))
