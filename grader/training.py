@@ -370,16 +370,18 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
                        framework: str) -> list[TaskResult]:
     from grader.data import DatasetError, DatasetUnavailable
 
-    def skipped(task: TaskSpec, why: str) -> TaskResult:
+    def skipped(task: TaskSpec, why: str, detail: str = "") -> TaskResult:
         return TaskResult(task.id, task.title, task.points, 0.0, Outcome.SKIPPED, why, kind="training",
-                          visibility=task.visibility)
+                          visibility=task.visibility, detail=detail)
 
     try:
         dataset = load_training_dataset(options)
     except DatasetUnavailable as exc:
         if options.data == "cifar10":
             raise
-        return [skipped(t, f"skipped: CIFAR-10 is not available. {exc}") for t in tasks]
+        # The table's line says it short; the detail says the rest, without saying it twice.
+        rest = str(exc).removeprefix("CIFAR-10 is not available: ")
+        return [skipped(t, exc.summary, detail=rest[:1].upper() + rest[1:]) for t in tasks]
     except DatasetError:
         raise
     dataset = secret_held_out(dataset, options.mode)
@@ -388,11 +390,11 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
         assert task.training is not None
         device = task.training.device if options.device == "auto" else options.device
         if device == "cuda" and not cuda_available():
-            results.append(skipped(task, "skipped: this task trains on a GPU and CUDA is not available here "
+            results.append(skipped(task, "this task trains on a GPU and CUDA is not available here "
                                          "(grade with --device cpu to run it on the CPU anyway)"))
             continue
         if dataset.source not in task.training.target:
-            results.append(skipped(task, f"skipped: the task states no target for {dataset.source} data"))
+            results.append(skipped(task, f"the task states no target for {dataset.source} data"))
             continue
         options.on_task_start(task.id)
         data = prepare_training_data(dataset, noise_generator(options.mode, seed, len(results)),

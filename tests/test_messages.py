@@ -37,10 +37,38 @@ def test_a_syntax_error_is_told_once_in_few_lines(tmp_path):
 def test_a_missing_file_is_named_on_every_task_that_needs_it(tmp_path):
     folder = make_submission(tmp_path, a1(), "reference")
     (folder / "optim.py").unlink()
-    result = grade_checks(a1(), folder, mode="public")
+    result = grade_checks(a1(), folder, mode="official")
     needing = [t for t in result.tasks if t.outcome is not Outcome.PASSED]
     # The optimizers, and the models, whose provided Solver imports optim.py.
     assert {t.task_id for t in needing} >= {"optim.sgd", "optim.adam", "two_layer_net.init", "fc_net.gradients"}
     for task in needing:
         assert task.message == "optim.py missing from the submission; this task needs it", task.message
     assert all(t.outcome is Outcome.PASSED for t in result.tasks if t.task_id.startswith(("affine.", "conv.")))
+
+
+def test_a_skipped_training_task_says_where_the_archive_goes_in_the_table_and_once(tmp_path, monkeypatch):
+    import urllib.error
+
+    from grader.data import cifar10
+    from grader.report.gradescope import task_output
+
+    monkeypatch.delenv("CIFAR10_DIR", raising=False)
+    monkeypatch.setattr(cifar10, "default_data_dir", lambda: tmp_path / "cache")
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network here")
+
+    monkeypatch.setattr(cifar10.urllib.request, "urlopen", offline)
+    folder = make_submission(tmp_path / "sub", a1(), "reference")
+    from support import grade_folder
+
+    result = grade_folder(a1(), folder, mode="public", only="two_layer_net.cifar10,fc_net.overfit", data="auto")
+    assert all(t.outcome is Outcome.SKIPPED for t in result.tasks)
+    text = rendered(result)
+    table = text[:text.index("└")]
+    assert "cifar-10-python.tar.gz" in table and str(tmp_path / "cache") in table.replace("│", "").replace(
+        "\n", "").replace(" ", ""), table
+    assert text.count("md5 c58f30108f718f92721af3b95e74349a") == 1  # the whole story, under the table, once
+    task = result.tasks[0]
+    assert task_output(task).count("not available") == 1, task_output(task)
+    assert "skipped: skipped" not in task_output(task)

@@ -33,7 +33,12 @@ _CHUNK = 1 << 20
 
 
 class DatasetUnavailable(DatasetError):
-    """The dataset is not on this machine and could not be downloaded."""
+    """The dataset is not on this machine and could not be downloaded. `summary` says it in one line
+    that still names where the archive goes (a report's table shows one line); str() says it all."""
+
+    def __init__(self, message: str, summary: str = ""):
+        super().__init__(message)
+        self.summary = summary or message.splitlines()[0]
 
 
 def default_data_dir() -> Path:
@@ -258,7 +263,9 @@ def _unavailable(dirs: list[tuple[Path, str]], reason: str, md5: str | None) -> 
         f"CIFAR-10 is not available: there is no {ARCHIVE_NAME} in\n{places}\n"
         f"and {reason}.\n"
         f"Put the official {ARCHIVE_NAME}{checksum} from {CIFAR10_URL} into one of these "
-        f"directories, or into any directory you then name with --data-dir or $CIFAR10_DIR."
+        f"directories, or into any directory you then name with --data-dir or $CIFAR10_DIR.",
+        summary=f"CIFAR-10 is not available: put {ARCHIVE_NAME} into {dirs[0][0]} or a folder named by "
+                "--data-dir (details below)" if dirs else "",
     )
 
 

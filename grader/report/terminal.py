@@ -48,7 +48,7 @@ def render_table(result: GradingResult, console: Console, *, details: bool = Tru
             console.rule(Text(first.task_id))
             console.print(plain(first.detail[:3000]))
             if alike:
-                console.print(plain("The same failure in " + ", ".join(t.task_id for t in alike) + "."))
+                console.print(plain("The same for " + ", ".join(t.task_id for t in alike) + "."))
     if result.output:
         console.print(plain(result.output))
     console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]  "
@@ -60,10 +60,10 @@ def _failing_alike(tasks: tuple[TaskResult, ...]) -> list[tuple[TaskResult, list
     checks' messages and tracebacks: one syntax error fails every task) told once, under the first."""
     groups: dict[tuple, tuple[TaskResult, list[TaskResult]]] = {}
     for task in tasks:
-        if task.outcome not in (Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT) or not task.detail:
+        if task.outcome not in (Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT, Outcome.SKIPPED) or not task.detail:
             continue
         failing = tuple(sorted({repr(alike_key(c)) for c in task.checks if c.outcome is not Outcome.PASSED}))
-        key = (task.outcome, task.message, failing) if failing else (task.task_id,)
+        key = (task.outcome, task.message, failing or task.detail)
         if key in groups:
             groups[key][1].append(task)
         else:
