@@ -88,6 +88,27 @@ EXPECTED_LOSSES = {
     # Consistent with its own gradient, but gradients are graded only where the loss agrees with the
     # reference's: every regularized network check sees it.
     "fc_net_regularizes_last_layer_only": {"fc_net.loss"} | FC_GRADIENTS,
+    # Variants: the same mistakes written another way.
+    "spatial_batchnorm_forward_reshape_back_without_transpose": {"spatial_batchnorm.forward",
+                                                                 "spatial_batchnorm.backward"},
+    "spatial_batchnorm_backward_reshape_back_without_transpose": {"spatial_batchnorm.backward"},
+    "adam_no_bias_correction_in_place": {"optim.adam"},
+    "spatial_groupnorm_forward_per_channel_over_pixels": {"spatial_groupnorm.forward", "spatial_groupnorm.backward"},
+    "batchnorm_backward_misses_mean_term": {"batchnorm.backward", "fc_net.batchnorm"},
+    "adam_bias_correction_without_step": {"optim.adam"},
+    "adam_bias_correction_with_old_step": {"optim.adam"},
+    "sgd_momentum_torch_convention": {"optim.sgd_momentum"},
+    "rmsprop_forgets_cache": {"optim.rmsprop"},
+    # Only scores near 1000, which the docstring names, overflow.
+    "softmax_loss_without_max_shift": {"softmax_loss.loss"},
+    # The models' checks feed (N, D) inputs, where no flattening is needed.
+    "affine_forward_without_flattening": {"affine.forward", "affine.backward"},
+    "affine_backward_dx_not_reshaped": {"affine.backward"},
+    "conv_forward_without_bias": {"conv.forward", "conv.backward"},
+    "conv_backward_dx_keeps_padding": {"conv.backward"},
+    "max_pool_forward_output_size_off_by_one": {"max_pool.forward", "max_pool.backward"},
+    "svm_loss_without_margin": {"svm_loss.loss", "svm_loss.gradient"},
+    "two_layer_net_regularizes_biases": {"two_layer_net.loss", "two_layer_net.gradients"},
 }
 
 TRAINING_MUTANTS = {
