@@ -39,7 +39,8 @@ def three_layer_convnet(x, params):
     Returns:
     - scores: Tensor of shape (N, num_classes)
 
-    x and the parameters are only read: the caller uses them again, so none is changed in place.
+    The parameters are only read: they are the network's weights, so changing one in place would
+    change the network the caller holds.
     """
     conv_w1, conv_b1, conv_w2, conv_b2, fc_w, fc_b = params
     scores = None

@@ -116,8 +116,8 @@ def explain_state_difference(missing, unexpected, actual, expected, block_case):
         theirs = [name for name in unexpected if name.startswith(layer + ".")]
         ours = [name for name in missing if layer_of(name) == layer]
         return (f"has {listed(theirs)} where the docstring's {layer} has {', '.join(ours)}: your {layer} is "
-                f"wrapped in an nn.Sequential; keep the given {layer} as is (one layer, not in an nn.Sequential) "
-                f"so that its keys stay {', '.join(ours)}")
+                f"wrapped in an nn.Sequential; keep {layer} the single layer the docstring gives, not inside an "
+                f"nn.Sequential, so that its keys stay {', '.join(ours)}")
     if missing and not unexpected and all(name.endswith(SHORTCUT_ENTRIES) for name in missing):
         if block_case is not None:
             Cin, Cout, downsample = block_case

@@ -38,8 +38,11 @@ def same_weights(student, reference, rng, ours, theirs, label, *, may_wrap_class
     if not isinstance(actual, dict):
         raise CheckFailed(f"{label}.state_dict() could not be read")
     names = wrapped_classifier_names(actual, expected) if may_wrap_classifier else {n: n for n in expected}
-    if {names[k]: tuple(v) for k, v in expected.items()} != {k: tuple(v) for k, v in actual.items()}:
-        raise CheckFailed(f"{label}.state_dict() does not have the documented names and shapes")
+    wanted, found = {names[k]: tuple(v) for k, v in expected.items()}, {k: tuple(v) for k, v in actual.items()}
+    if wanted != found:
+        differing = [k for k in wanted if found.get(k) != wanted[k]] + [k for k in found if k not in wanted]
+        raise CheckFailed(f"{label}.state_dict() does not have the documented names and shapes; the first "
+                          f"differences: {', '.join(differing[:4])}")
     weights = {}
     for name, shape in expected.items():
         kind = name.rsplit(".", 1)[-1]
