@@ -1,0 +1,281 @@
+"""The residual-networks assignment graded as real students write it: correct code in the students'
+own styles keeps every point; a classifier wrapped in an nn.Sequential is graded by its arithmetic, as
+the ResNet docstring allows; and the mistakes students make get messages that say why: an identity
+shortcut on a downsampling block that keeps its channels, a wrapped layer where the docstring forbids
+it, PyTorch's default initialization where Kaiming normal is asked.
+
+Each submission is the reference with some fenced bodies rewritten the way a student writes them."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+
+from support import assignment, grade_checks, lost, make_submission
+
+A3 = "a3_resnet_pytorch"
+
+
+def with_student_code(text: str, where: str, body: str) -> str:
+    """The models.py text with the fenced body of `where` ("name" or "Class.method") replaced."""
+    owner, _, method = where.partition(".")
+    start = re.search(rf"^(class|def) {re.escape(owner)}\b", text, re.MULTILINE).start()
+    if method:
+        start = text.index(f"def {method}(", start)
+    begin = text.index("# BEGIN YOUR CODE\n", start) + len("# BEGIN YOUR CODE\n")
+    end = text.index("# END YOUR CODE", begin)
+    indent = text[text.rindex("\n", 0, end) + 1:end]
+    return text[:begin] + textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", indent) + text[end:]
+
+
+def graded(tmp_path, bodies: dict[str, str], only: str | None = None, mode: str = "official"):
+    shipped = assignment(A3)
+    text = (shipped.reference_directory / "models.py").read_text()
+    for where, body in bodies.items():
+        text = with_student_code(text, where, body)
+    folder = make_submission(tmp_path / "submission", shipped, "reference", {"models.py": text})
+    return grade_checks(shipped, folder, only=only, mode=mode, seed=None)
+
+
+def task(result, task_id):
+    return next(t for t in result.tasks if t.task_id == task_id)
+
+
+# -- correct code in the students' own styles ----------------------------------------------------
+
+STUDENT_STYLES = {
+    "three_layer_convnet": """
+        x = F.relu(F.conv2d(x, conv_w1, bias=conv_b1, padding=2))
+        x = F.relu(F.conv2d(x, conv_w2, bias=conv_b2, padding=1))
+        scores = x.reshape(x.shape[0], -1).mm(fc_w) + fc_b
+    """,
+    "initialize_three_layer_convnet": """
+        def kaiming(*shape):
+            fan_in = shape[0] if len(shape) == 2 else math.prod(shape[1:])
+            w = torch.randn(*shape, dtype=dtype, device=device) * (2.0 / fan_in) ** 0.5
+            return w.requires_grad_(True)
+
+        params = [kaiming(channel_1, in_channels, 5, 5),
+                  torch.zeros(channel_1, dtype=dtype, device=device, requires_grad=True),
+                  kaiming(channel_2, channel_1, 3, 3),
+                  torch.zeros(channel_2, dtype=dtype, device=device, requires_grad=True),
+                  kaiming(channel_2 * height * width, num_classes),
+                  torch.zeros(num_classes, dtype=dtype, device=device, requires_grad=True)]
+    """,
+    "three_layer_convnet_train_step": """
+        loss_tensor = F.cross_entropy(three_layer_convnet(x, params), y)
+        loss_tensor.backward()
+        with torch.no_grad():
+            for w in params:
+                w.sub_(learning_rate * w.grad)
+                w.grad = None
+        loss = float(loss_tensor)
+    """,
+    "ThreeLayerConvNet.__init__": """
+        self.conv1 = nn.Conv2d(in_channel, channel_1, 5, padding=2)
+        nn.init.kaiming_normal_(self.conv1.weight, nonlinearity="relu")
+        nn.init.constant_(self.conv1.bias, 0.0)
+        self.conv2 = nn.Conv2d(channel_1, channel_2, 3, padding=1)
+        nn.init.kaiming_normal_(self.conv2.weight, nonlinearity="relu")
+        nn.init.constant_(self.conv2.bias, 0.0)
+        self.fc = nn.Linear(channel_2 * height * width, num_classes)
+        nn.init.kaiming_normal_(self.fc.weight)
+        self.fc.bias.data.zero_()
+    """,
+    "ResidualBlock.__init__": """
+        self.block = PlainBlock(Cin, Cout, downsample)
+        if downsample:
+            self.shortcut = nn.Conv2d(Cin, Cout, kernel_size=1, stride=2)
+        elif Cin != Cout:
+            self.shortcut = nn.Conv2d(Cin, Cout, kernel_size=1)
+        else:
+            self.shortcut = nn.Identity()
+    """,
+    "ResidualBlock.forward": """
+        out = self.shortcut(x) + self.block(x)
+    """,
+    "ResNet.__init__": """
+        stages = [ResNetStage(cin, cout, n, down, block) for cin, cout, n, down in stage_args]
+        self.cnn = nn.Sequential(ResNetStem(Cin, stage_args[0][0]), *stages)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(stage_args[-1][1], num_classes))
+    """,
+    "ResNet.forward": """
+        scores = self.fc(F.adaptive_avg_pool2d(self.cnn(x), 1))
+    """,
+}
+
+
+def test_correct_code_in_the_students_own_styles_keeps_every_point(tmp_path):
+    result = grade_checks(assignment(A3), make_submission(tmp_path / "reference", assignment(A3)), seed=None)
+    assert lost(result) == set(), "the reference itself loses points"
+    result = graded(tmp_path, STUDENT_STYLES)
+    assert lost(result) == set(), {t.task_id: t.message for t in result.tasks if t.points < t.max_points}
+
+
+# -- the ResNet's classifier in an nn.Sequential ---------------------------------------------------
+
+RESNET_TASKS = ("resnet.shapes", "resnet.parameters", "resnet.forward", "resnet.gradients")
+
+
+@pytest.mark.parametrize("classifier, forward", [
+    ("nn.Sequential(nn.Flatten(), nn.Linear(stage_args[-1][1], num_classes))",
+     "scores = self.fc(self.cnn(x).mean(dim=(2, 3)))"),
+    ("nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(stage_args[-1][1], num_classes))",
+     "scores = self.fc(self.cnn(x))"),
+], ids=["flatten_linear", "pool_flatten_linear"])
+@pytest.mark.parametrize("mode", ["official", "public"])
+def test_a_classifier_wrapped_in_a_sequential_keeps_every_point(tmp_path, classifier, forward, mode):
+    result = graded(tmp_path, {
+        "ResNet.__init__": f"""
+            self.cnn = nn.Sequential(ResNetStem(Cin, stage_args[0][0]),
+                                     *[ResNetStage(*args, block=block) for args in stage_args])
+            self.fc = {classifier}
+        """,
+        "ResNet.forward": forward,
+    }, mode=mode)
+    assert lost(result) & set(RESNET_TASKS) == set(), [task(result, t).message for t in RESNET_TASKS]
+
+
+@pytest.mark.parametrize("classifier", [
+    "nn.Sequential(nn.Dropout(0.5), nn.Linear(stage_args[-1][1], num_classes))",
+    "nn.Sequential(nn.Linear(stage_args[-1][1], num_classes), nn.ReLU())",
+], ids=["dropout_before", "relu_after"])
+def test_a_wrapped_classifier_that_computes_something_else_loses_its_points(tmp_path, classifier):
+    """Teeth: the wrapping is accepted, the arithmetic still graded."""
+    result = graded(tmp_path, {"ResNet.__init__": f"""
+        self.cnn = nn.Sequential(ResNetStem(Cin, stage_args[0][0]),
+                                 *[ResNetStage(*args, block=block) for args in stage_args])
+        self.fc = {classifier}
+    """}, only="resnet.forward")
+    assert lost(result) == {"resnet.forward"}
+    assert "scores of get_resnet" in task(result, "resnet.forward").message
+
+
+def test_a_wrapped_fc_where_the_docstring_forbids_it_is_named(tmp_path):
+    result = graded(tmp_path, {"ThreeLayerConvNet.__init__": """
+        self.conv1 = nn.Conv2d(in_channel, channel_1, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(channel_1, channel_2, kernel_size=3, padding=1)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(channel_2 * height * width, num_classes))
+        for layer in (self.conv1, self.conv2, self.fc[1]):
+            nn.init.kaiming_normal_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    """}, only="module_convnet.*")
+    assert lost(result) == {"module_convnet.init", "module_convnet.forward"}
+    for task_id in ("module_convnet.init", "module_convnet.forward"):
+        message = task(result, task_id).message
+        assert "fc.1.weight, fc.1.bias" in message and "your fc is wrapped in an nn.Sequential" in message, message
+        assert "keys stay fc.weight, fc.bias" in message, message
+
+
+# -- shortcuts ---------------------------------------------------------------------------------------
+
+DOWNSAMPLING_KEEPS_CHANNELS = ("downsampling (stride 2) needs a 1x1 shortcut with stride 2 even when the channels "
+                               "stay the same")
+
+
+def test_an_identity_shortcut_on_a_downsampling_block_that_keeps_its_channels_is_explained(tmp_path):
+    result = graded(tmp_path, {"ResidualBlock.__init__": """
+        self.block = PlainBlock(Cin, Cout, downsample)
+        self.shortcut = nn.Identity() if Cin == Cout else nn.Conv2d(Cin, Cout, 1, stride=2 if downsample else 1)
+    """}, only="residual_block.*")
+    assert lost(result) == {"residual_block.shortcut", "residual_block.forward"}
+    for task_id in ("residual_block.shortcut", "residual_block.forward"):
+        message = task(result, task_id).message
+        assert "ResidualBlock(4, 4, downsample=True)" in message and DOWNSAMPLING_KEEPS_CHANNELS in message, message
+        assert "has no shortcut.weight" in message and "expected:" not in message, message
+
+
+def test_the_same_shortcut_in_a_bottleneck_block_is_explained(tmp_path):
+    result = graded(tmp_path, {"ResidualBottleneckBlock.__init__": """
+        width = Cout // 4
+        self.block = nn.Sequential(
+            nn.BatchNorm2d(Cin), nn.ReLU(), nn.Conv2d(Cin, width, 1, stride=2 if downsample else 1),
+            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, Cout, 1))
+        self.shortcut = nn.Identity() if Cin == Cout else nn.Conv2d(Cin, Cout, 1, stride=2 if downsample else 1)
+    """}, only="bottleneck_block.forward")
+    assert DOWNSAMPLING_KEEPS_CHANNELS in task(result, "bottleneck_block.forward").message
+
+
+def test_a_convolution_where_the_identity_belongs_is_explained(tmp_path):
+    result = graded(tmp_path, {"ResidualBlock.__init__": """
+        self.block = PlainBlock(Cin, Cout, downsample)
+        self.shortcut = nn.Conv2d(Cin, Cout, kernel_size=1, stride=2 if downsample else 1)
+    """}, only="residual_block.shortcut")
+    message = task(result, "residual_block.shortcut").message
+    assert "ResidualBlock(4, 4, downsample=False)" in message and "unexpected entries shortcut.weight" in message
+    assert "the identity (nn.Identity(), no parameters)" in message, message
+
+
+def test_convolutions_without_a_bias_are_explained(tmp_path):
+    result = graded(tmp_path, {"PlainBlock.__init__": """
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(Cin), nn.ReLU(),
+            nn.Conv2d(Cin, Cout, 3, stride=2 if downsample else 1, padding=1, bias=False),
+            nn.BatchNorm2d(Cout), nn.ReLU(),
+            nn.Conv2d(Cout, Cout, 3, padding=1, bias=False))
+    """}, only="plain_block.forward")
+    message = task(result, "plain_block.forward").message
+    assert "has no net.2.bias, net.5.bias" in message and "no bias (bias=False)" in message, message
+
+
+# -- initialization --------------------------------------------------------------------------------
+
+def test_a_sequential_left_at_the_default_initialization_is_told_to_use_kaiming(tmp_path):
+    """The course's own notebook leaves this network at PyTorch's default initialization; ours asks
+    for Kaiming normal, and the message says so."""
+    result = graded(tmp_path, {"three_layer_convnet_sequential": """
+        model = nn.Sequential(
+            nn.Conv2d(in_channel, channel_1, kernel_size=5, padding=2), nn.ReLU(),
+            nn.Conv2d(channel_1, channel_2, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(channel_2 * height * width, num_classes))
+    """}, only="sequential_convnet.*")
+    assert lost(result) == {"sequential_convnet.init"}
+    message = task(result, "sequential_convnet.init").message
+    assert "your weights look like PyTorch's default init" in message, message
+    assert "this task asks for Kaiming normal initialization (nn.init.kaiming_normal_)" in message, message
+
+
+def test_default_biases_under_kaiming_weights_are_named(tmp_path):
+    result = graded(tmp_path, {"ThreeLayerConvNet.__init__": """
+        self.conv1 = nn.Conv2d(in_channel, channel_1, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(channel_1, channel_2, kernel_size=3, padding=1)
+        self.fc = nn.Linear(channel_2 * height * width, num_classes)
+        for layer in (self.conv1, self.conv2, self.fc):
+            nn.init.kaiming_normal_(layer.weight)
+    """}, only="module_convnet.init")
+    message = task(result, "module_convnet.init").message
+    assert "'conv1.bias'] should start at zero (nn.init.zeros_)" in message, message
+    assert "PyTorch's default init" in message, message
+
+
+def test_kaiming_with_fan_out_is_named(tmp_path):
+    result = graded(tmp_path, {"ThreeLayerConvNet.__init__": """
+        self.conv1 = nn.Conv2d(in_channel, channel_1, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(channel_1, channel_2, kernel_size=3, padding=1)
+        self.fc = nn.Linear(channel_2 * height * width, num_classes)
+        for layer in (self.conv1, self.conv2, self.fc):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+    """}, only="module_convnet.init")
+    message = task(result, "module_convnet.init").message
+    assert "mode='fan_out' (fan_out = 800)" in message and "default mode='fan_in'" in message, message
+
+
+def test_a_barebones_fan_in_counted_from_the_classes_is_named(tmp_path):
+    result = graded(tmp_path, {"initialize_three_layer_convnet": """
+        def weight(*shape):
+            fan_in = shape[-1] if len(shape) == 2 else math.prod(shape[1:])
+            return (torch.randn(*shape, dtype=dtype, device=device) * math.sqrt(2 / fan_in)).requires_grad_()
+
+        def zeros(n):
+            return torch.zeros(n, dtype=dtype, device=device, requires_grad=True)
+
+        params = [weight(channel_1, in_channels, 5, 5), zeros(channel_1), weight(channel_2, channel_1, 3, 3),
+                  zeros(channel_2), weight(channel_2 * height * width, num_classes), zeros(num_classes)]
+    """}, only="barebones.init")
+    message = task(result, "barebones.init").message
+    assert "fc_w has mean" in message and "your fan_in is fc_w.shape[1] = 10, the number of classes" in message
+
