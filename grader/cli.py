@@ -199,6 +199,10 @@ def _grade(args: argparse.Namespace) -> int:
         submission.cleanup()
     junit = args.junit or (Path("grader-junit.xml") if ci else None)
     writers = [("the report", lambda: render_table(result, console, details=not args.quiet))]
+    plots = [t for t in result.tasks if t.training is not None and t.training.history is not None]
+    if plots:
+        folder = (args.json.parent if args.json else Path(".")) / f"{assignment.id}_training"
+        writers.append((f"the training curves in {folder}", lambda: _write_training_plots(plots, folder, console)))
     if args.json:
         writers.append((f"the JSON result {args.json}", lambda: write_results_json(result, args.json)))
     if junit:
@@ -223,6 +227,14 @@ def _grade(args: argparse.Namespace) -> int:
         console.print(f"Score {result.score:g} is under --fail-under {args.fail_under:g}")
         return EXIT_FAIL_UNDER
     return status
+
+
+def _write_training_plots(tasks, folder: Path, console) -> None:  # noqa: ANN001 - TaskResults, a rich Console
+    from grader.training_history import write_plot
+
+    for task in tasks:
+        path = write_plot(task.training.history, folder / f"{task.task_id}.png", f"{task.task_id}: {task.message[:80]}")
+        console.print(f"Training curves: {path}", markup=False)
 
 
 def _only_matches_nothing(spec, only: Optional[str]) -> Optional[str]:  # noqa: ANN001 - AssignmentSpec

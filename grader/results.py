@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Optional
 
+from grader.training_history import TrainingHistory
 from grader.untrusted_text import valid_unicode
 
 
@@ -49,6 +50,8 @@ class TrainingMeasurement:
     data_source: str
     target: float
     partial_credit_from: Optional[float]
+    history: Optional["TrainingHistory"] = None  # the curves the solver recorded (explains, never scores)
+    time_limit_s: Optional[float] = None
 
 
 @dataclass(frozen=True)

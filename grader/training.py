@@ -49,8 +49,11 @@ from grader.assignment import TaskSpec
 from grader.compare import CheckFailed
 from grader.remote import BudgetSpent, EarlierTimeout, RemoteObject, StudentProxy, WorkerSession
 from grader.results import Outcome, TaskResult, TrainingMeasurement
+from grader.training_history import TrainingHistory, diagnosis, history_from
 from grader.worker_process import StudentException, WorkerFailure, WorkerLost, WorkerTimeout
 
+# What the provided Solver and Trainer record as they train (see their docstrings).
+HISTORY_ATTRIBUTES = ("loss_history", "train_acc_history", "val_acc_history")
 # Training may run over its limit by this much (the Solver stops *before* an iteration that would
 # cross it, but the last iteration and the process's start-up noise need a margin).
 OVERRUN_FRACTION = 0.10
@@ -174,6 +177,7 @@ class TrainingRun:
     predictions: np.ndarray
     seconds: float          # from the clock's start to the last prediction
     provided: bool          # whether the entry returned the provided class
+    history: Optional[TrainingHistory] = None  # as the solver recorded it, read after the clock stopped
 
 
 def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData, device: str,
@@ -185,11 +189,13 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     lost: list[str] = []  # the signal a first worker was lost to, when the task had to be trained again
 
     def result(outcome: Outcome, message: str, points: float = 0.0, accuracy: Optional[float] = None,
-               seconds: Optional[float] = None, detail: str = "") -> TaskResult:
+               seconds: Optional[float] = None, detail: str = "",
+               history: Optional[TrainingHistory] = None) -> TaskResult:
         if lost:
             note = notes.ran_again_after_loss(lost[0], "the training was run again from the start in a fresh worker")
             detail = f"note: {note}" + (f"\n{detail}" if detail else "")
-        measurement = TrainingMeasurement(accuracy, seconds, device, data.source, target, floor)
+        measurement = TrainingMeasurement(accuracy, seconds, device, data.source, target, floor, history=history,
+                                          time_limit_s=limit)
         return TaskResult(task.id, task.title, task.points, points, outcome, message, kind="training",
                           visibility=task.visibility, detail=detail, training=measurement)
 
@@ -227,7 +233,8 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         # wait for, or training that goes on in a thread, has to finish (or is cut off) inside it.
         stage = "predicting"
         predictions = _predict(solver.model, data.evaluation_images, hold, clock.left, data.num_classes)
-        return TrainingRun(predictions, clock.elapsed(), provided)
+        seconds = clock.elapsed()
+        return TrainingRun(predictions, seconds, provided, _read_history(solver))
 
     def not_provided() -> str:
         return (f"{function} returned {_article(returned)} {returned}, not the provided {trainer_class} of "
@@ -274,8 +281,22 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
                       accuracy=accuracy, seconds=run.seconds)
     points = score_for(accuracy, target, floor, task.points)
     message = (f"{measured}; target {target:.0%}" + (f", partial credit from {floor:.0%}" if floor is not None else ""))
+    if run.seconds > limit:  # within the margin, or it would have failed above: say why it counts
+        message += (f"; {run.seconds - limit:.1f} s over the {limit:g} s limit, inside the margin of "
+                    f"{hard_limit - limit:.1f} s for the last iteration and the predictions")
     outcome = Outcome.PASSED if points >= task.points else Outcome.FAILED
-    return result(outcome, message, points=points, accuracy=accuracy, seconds=run.seconds)
+    if outcome is Outcome.FAILED and (why := diagnosis(run.history)):
+        message += f"; {why}"
+    return result(outcome, message, points=points, accuracy=accuracy, seconds=run.seconds, history=run.history)
+
+
+def _read_history(solver: RemoteObject) -> Optional[TrainingHistory]:
+    """The curves the solver recorded, or None where they cannot be read (they explain a result and
+    never decide one, so nothing is lost without them)."""
+    try:
+        return history_from(*(getattr(solver, name).fetch() for name in HISTORY_ATTRIBUTES))
+    except (StudentException, WorkerFailure, wire.WireError, CheckFailed, BudgetSpent, EarlierTimeout):
+        return None
 
 
 def _article(noun: str) -> str:

@@ -19,6 +19,10 @@ def task_entry(number: int, task: TaskResult) -> dict[str, Any]:
     if task.training is not None:
         extra.update(accuracy=task.training.accuracy, train_seconds=task.training.train_seconds,
                      device=task.training.device, data=task.training.data_source)
+        if task.training.time_limit_s is not None:
+            extra.update(time_limit_s=task.training.time_limit_s)
+        if task.training.history is not None:
+            extra.update(history=task.training.history.as_dict())
     return {
         "name": f"{task.task_id}: {task.title}",
         "number": str(number),

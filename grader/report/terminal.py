@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult, alike_key
+from grader.training_history import sparkline
 from grader.untrusted_text import log_safe
 
 _STYLE = {
@@ -49,6 +50,12 @@ def render_table(result: GradingResult, console: Console, *, details: bool = Tru
             console.print(plain(first.detail[:3000]))
             if alike:
                 console.print(plain("The same for " + ", ".join(t.task_id for t in alike) + "."))
+    for task in result.tasks:
+        history = task.training.history if task.training is not None else None
+        if history is not None and history.loss:
+            console.print(plain(f"{task.task_id} loss: {sparkline(history.loss)} "
+                                f"({history.loss[0]:.3g} -> {history.loss[-1]:.3g} over {history.iterations} "
+                                "iterations)"))
     if result.output:
         console.print(plain(result.output))
     console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]  "
