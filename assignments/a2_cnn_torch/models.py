@@ -219,9 +219,9 @@ class ThreeLayerConvNet:
 
         conv - relu - 2x2 max pool - linear - relu - linear - softmax
 
-    The convolution keeps the spatial size for odd filter sizes (stride 1, zero padding
-    (filter_size - 1) // 2); the pooling halves it. Use the fast layers (Conv_ReLU_Pool,
-    FastConv, FastMaxPool) and Linear_ReLU, Linear. Trained with the softmax loss plus L2
+    The filter size is odd, and the convolution keeps the spatial size (stride 1, zero
+    padding (filter_size - 1) // 2); the pooling halves it (rounding down). Use the fast
+    layers (Conv_ReLU_Pool, FastConv, FastMaxPool) and Linear_ReLU, Linear. Trained with the softmax loss plus L2
     regularization reg * (sum(W1**2) + sum(W2**2) + sum(W3**2)).
 
     Parameters in self.params:
@@ -251,7 +251,7 @@ class ThreeLayerConvNet:
         Inputs:
         - input_dims: Tuple (C, H, W), the size of each input image
         - num_filters: Number F of filters of the convolution
-        - filter_size: Width and height of the filters
+        - filter_size: Width and height of the filters, an odd number
         - hidden_dim: Number of units of the hidden linear layer
         - num_classes: Number of classes
         - weight_scale: Standard deviation of the initial weights

@@ -11,8 +11,9 @@ Every rule has the same interface:
   defaults with config.setdefault, updates its state in this same dictionary, and returns it.
   Passing None starts from an empty dictionary.
 
-The rule returns the updated weights as next_w, a new tensor of w's dtype and device; it does
-not modify w, dw or the tensors already stored in config in place.
+The rule returns the updated weights as next_w, of w's dtype and device: a new tensor, or w
+itself, which it may update in place and return (the caller uses next_w, never w or dw again).
+The state tensors in config may likewise be new tensors or the old ones updated in place.
 """
 
 import torch

@@ -8,7 +8,13 @@ order. Autograd is not used, except by the provided FastConv and FastMaxPool.
 
 Every layer works on CPU and CUDA tensors alike and keeps the dtype and device it is given:
 create new tensors with `dtype=x.dtype, device=x.device` (or `torch.zeros_like(x)`, ...).
-No layer modifies its input tensors in place.
+A layer may change an input tensor in place only where nothing needs it afterwards: not its
+own backward pass (through the cache), and never the parameters (w, b, gamma, beta), which
+the model that passes them keeps and trains.
+
+The input x of ReLU, BatchNorm, SpatialBatchNorm, Conv and MaxPool may be a non-contiguous
+view (a permuted or transposed tensor), where x.view() fails and x.reshape() works. The x
+that Linear and Linear_ReLU get is contiguous.
 
 A backward pass is graded only where its forward pass is right: at the inputs of a backward check
 the forward pass's output must equal the reference's, and the gradients must equal both the numeric
@@ -27,7 +33,7 @@ class Linear:
         dimension D = d_1 * ... * d_k and mapped to an output vector of dimension M.
 
         Inputs:
-        - x: Input data, of shape (N, d_1, ..., d_k)
+        - x: Input data, of shape (N, d_1, ..., d_k), contiguous (view and reshape both work)
         - w: Weights, of shape (D, M)
         - b: Biases, of shape (M,)
 
@@ -285,8 +291,8 @@ class BatchNorm:
           - momentum: Constant of the running averages (default 0.9)
           - running_mean: Tensor of shape (D,), the running mean (zeros when absent)
           - running_var: Tensor of shape (D,), the running variance (zeros when absent)
-          The updated running averages are written back into bn_param (as new tensors;
-          the old ones are not modified).
+          The updated running averages are written back into bn_param (new tensors, or
+          the old ones updated in place).
 
         Returns a tuple of:
         - out: Output, of shape (N, D)
@@ -439,8 +445,8 @@ class Conv:
         - b: Biases, of shape (F,)
         - conv_param: A dictionary with the keys:
           - stride: Distance in pixels between neighbouring receptive fields, both directions
-          - pad: Number of pixels of zeros added on every side of the input (x itself is not
-            modified)
+          - pad: Number of pixels of zeros added on every side of the input, 0 for none
+            (pad the input as a new tensor)
 
         Returns a tuple of:
         - out: Output, of shape (N, F, H', W') where
@@ -548,10 +554,10 @@ class MaxPool:
     def backward(dout, cache):
         """Backward pass of a max-pooling layer.
 
-        Each window's upstream gradient goes to ONE element of the window: its maximum, and
-        where several elements tie for the maximum, the first of them in row-major order (as
-        torch.argmax picks it on the flattened window). Where windows overlap, the gradients
-        they route to the same element add up.
+        Each window's upstream gradient goes to ONE element of the window: its maximum. Where
+        several elements tie for the maximum, any one of them may take it (the first or the
+        last, say), never all of them. Where windows overlap (stride smaller than the window),
+        the gradients they route to the same element add up.
 
         Inputs:
         - dout: Upstream gradient, of shape (N, C, H', W')
@@ -620,7 +626,7 @@ class FastConv:
 class FastMaxPool:
     """Provided: a fast max pooling (torch.nn.MaxPool2d) with the interface of MaxPool.
 
-    Routes each window's gradient to the first maximum in row-major order, as MaxPool does.
+    Routes each window's gradient to one maximum of the window, as MaxPool does.
     """
 
     @staticmethod
@@ -688,10 +694,12 @@ class Conv_BatchNorm_ReLU:
 
     @staticmethod
     def forward(x, w, b, gamma, beta, conv_param, bn_param):
-        """Inputs as Conv.forward and SpatialBatchNorm.forward; returns (out, cache)."""
+        """Inputs as Conv.forward and SpatialBatchNorm.forward; returns (out, cache), out
+        contiguous (a permuted batch norm output is copied) so that Linear can take it."""
         a, conv_cache = FastConv.forward(x, w, b, conv_param)
         an, bn_cache = SpatialBatchNorm.forward(a, gamma, beta, bn_param)
         out, relu_cache = ReLU.forward(an)
+        out = out.contiguous()
         cache = (conv_cache, bn_cache, relu_cache)
         return out, cache
 

@@ -1,16 +1,19 @@
 """Checks of layers.py on tensors: reference outputs for every forward pass and loss, on CPU and
-(where there is one) CUDA, in float64 and float32, with inputs left unchanged; for every backward
-pass, the forward pass's output at the same inputs equal to the reference's, then gradients equal to
-the numeric gradients of the submission's own forward pass and to the reference's."""
+(where there is one) CUDA, in float64 and float32, with the parameters left unchanged; for every
+backward pass, the forward pass's output at the same inputs equal to the reference's, then gradients
+equal to the numeric gradients of the submission's own forward pass and to the reference's. An input x
+changed in place fails only where it breaks the backward pass that reads it from the cache."""
+
+import itertools
 
 import numpy as np
 import pytest
 import torch
 
-from grader.compare import assert_close, assert_true, expect_tuple
+from grader.compare import CheckFailed, as_array, assert_close, assert_true, expect_tuple
 from grader.gradcheck import ReferenceLayer, check_layer_backward, check_loss_gradient
 from grader.inputs import away_from_zero, distinct, hinge_safe_scores
-from grader.shared_checks import InvertedDropout, forward_matches
+from grader.shared_checks import InvertedDropout, forward_matches as shared_forward_matches
 from grader.wire import NonContiguous
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
@@ -19,6 +22,20 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.i
 def t(array, dtype=torch.float64, device="cpu"):
     """A tensor built by the grader from a NumPy array the check drew."""
     return torch.from_numpy(np.ascontiguousarray(array)).to(dtype=dtype, device=device)
+
+
+# The arguments of each forward pass that are a model's parameters (by index), which the model keeps
+# using: a forward pass may change x in place (the backward checks see whether its cache still holds
+# what the backward pass needs), never these.
+PARAMETERS = {"Linear": {1: "w", 2: "b"}, "Linear_ReLU": {1: "w", 2: "b"}, "BatchNorm": {1: "gamma", 2: "beta"},
+              "Conv": {1: "w", 2: "b"}}
+
+
+def forward_matches(student, reference, layer, args, *, name=None, **tolerances):
+    """`layer.forward(*args) -> (out, cache)`: out equal to the reference's, the parameters unchanged."""
+    return shared_forward_matches(getattr(student.layers, layer).forward, getattr(reference.layers, layer).forward,
+                                  args, name or f"{layer}.forward", kept_by_caller=PARAMETERS.get(layer, {}),
+                                  **tolerances)
 
 
 def check_backward(student, reference, rng, layer, args, gradients, backward="backward", behaviour=None):
@@ -60,8 +77,8 @@ def layer_cases():
 def test_forward_keeps_dtype_and_device(student, reference, rng, layer, make_args, dtype, device):
     args = make_args(rng, dtype, device)
     loose = dtype == torch.float32
-    out = forward_matches(getattr(student.layers, layer).forward, getattr(reference.layers, layer).forward, args,
-                          f"{layer}.forward on {device} {str(dtype).removeprefix('torch.')}",
+    out = forward_matches(student, reference, layer, args,
+                          name=f"{layer}.forward on {device} {str(dtype).removeprefix('torch.')}",
                           rtol=1e-4 if loose else 1e-6, atol=1e-5 if loose else 1e-8, check_dtype=True)
     assert_true(str(out.device).split(":")[0] == device,
                 f"{layer}.forward returned a tensor on {out.device} for inputs on {device}; create new tensors "
@@ -69,9 +86,11 @@ def test_forward_keeps_dtype_and_device(student, reference, rng, layer, make_arg
 
 
 @pytest.mark.parametrize("layer,make_args", [pytest.param(layer, make, marks=pytest.mark.task(f"{task}.forward"),
-                                                           id=layer) for layer, task, make in layer_cases()])
+                                                           id=layer) for layer, task, make in layer_cases()
+                                              if layer != "Linear"])
 def test_forward_takes_non_contiguous_input(student, reference, rng, layer, make_args):
-    """Inputs may be views (a transpose, a permute): x.view() fails on them where x.reshape() works."""
+    """The stubs say x may be a view (a transpose, a permute) for these layers, where x.view() fails and
+    x.reshape() works; Linear's x is contiguous."""
     x, *rest = make_args(rng, torch.float64, "cpu")
     student_out, _ = expect_tuple(getattr(student.layers, layer).forward(NonContiguous(x), *rest), 2,
                                   f"{layer}.forward")
@@ -89,7 +108,7 @@ LINEAR_SHAPES = [((2, 4, 5, 6), 3), ((1, 7), 4), ((3, 2, 5), 1)]
 def test_linear_forward(student, reference, rng, x_shape, M):
     D = int(np.prod(x_shape[1:]))
     args = (t(rng.standard_normal(x_shape)), t(rng.standard_normal((D, M))), t(rng.standard_normal(M)))
-    forward_matches(student.layers.Linear.forward, reference.layers.Linear.forward, args, "Linear.forward")
+    forward_matches(student, reference, "Linear", args)
 
 
 @pytest.mark.task("linear.backward")
@@ -109,8 +128,7 @@ def test_relu_backward(student, reference, rng, shape):
 @pytest.mark.task("linear_relu.forward")
 def test_linear_relu_forward(student, reference, rng):
     args = (t(rng.standard_normal((4, 3, 2))), t(rng.standard_normal((6, 5))), t(rng.standard_normal(5)))
-    forward_matches(student.layers.Linear_ReLU.forward, reference.layers.Linear_ReLU.forward, args,
-                    "Linear_ReLU.forward")
+    forward_matches(student, reference, "Linear_ReLU", args)
 
 
 @pytest.mark.task("linear_relu.backward")
@@ -274,7 +292,7 @@ CONV_CASES = [
 def test_conv_forward(student, reference, rng, x_shape, w_shape, stride, pad):
     args = (t(rng.standard_normal(x_shape)), t(rng.standard_normal(w_shape)), t(rng.standard_normal(w_shape[0])),
             {"stride": stride, "pad": pad})
-    forward_matches(student.layers.Conv.forward, reference.layers.Conv.forward, args, "Conv.forward")
+    forward_matches(student, reference, "Conv", args)
 
 
 @pytest.mark.task("conv.forward")
@@ -300,7 +318,7 @@ POOL_CASES = [((2, 3, 4, 4), 2, 2, 2), ((2, 2, 5, 7), 3, 2, 1), ((1, 1, 6, 6), 2
 @pytest.mark.parametrize("x_shape,height,width,stride", POOL_CASES)
 def test_max_pool_forward(student, reference, rng, x_shape, height, width, stride):
     args = (t(distinct(rng, x_shape)), {"pool_height": height, "pool_width": width, "stride": stride})
-    forward_matches(student.layers.MaxPool.forward, reference.layers.MaxPool.forward, args, "MaxPool.forward")
+    forward_matches(student, reference, "MaxPool", args)
 
 
 @pytest.mark.task("max_pool.backward")
@@ -310,15 +328,32 @@ def test_max_pool_backward(student, reference, rng, x_shape, height, width, stri
     check_backward(student, reference, rng, "MaxPool", args, [("dx", 0)])
 
 
+def tie_routings(x, dout, height, width, stride):
+    """Every dx a max pooling may return where elements tie: each window's gradient on one of its
+    maxima (a subgradient), overlapping windows adding up. x of shape (H, W), one channel."""
+    windows = []
+    for i, j in np.ndindex(*dout.shape):
+        window = x[i * stride:i * stride + height, j * stride:j * stride + width]
+        maxima = zip(*np.nonzero(window == window.max()))
+        windows.append([(i * stride + a, j * stride + b, dout[i, j]) for a, b in maxima])
+    for choice in itertools.product(*windows):
+        dx = np.zeros_like(x)
+        for row, col, gradient in choice:
+            dx[row, col] += gradient
+        yield dx
+
+
 @pytest.mark.task("max_pool.backward")
-def test_max_pool_backward_routes_a_tie_to_the_first_maximum(student):
-    x = t(np.array([[[[1.0, 3.0, 3.0], [3.0, 0.0, 3.0]]]]))
-    out, cache = expect_tuple(student.layers.MaxPool.forward(x, {"pool_height": 2, "pool_width": 2, "stride": 1}), 2,
-                              "MaxPool.forward")
-    dx = student.layers.MaxPool.backward(t(np.array([[[[1.0, 10.0]]]])), cache)
-    assert_close(dx, np.array([[[[0.0, 11.0, 0.0], [0.0, 0.0, 0.0]]]]), atol=0,
-                 name="dx of MaxPool.backward where elements tie for the maximum (one element per window, the "
-                      "first in row-major order)")
+def test_max_pool_backward_routes_a_tie_to_one_maximum(student):
+    x, dout = np.array([[1.0, 3.0, 3.0], [3.0, 0.0, 3.0]]), np.array([[1.0, 10.0]])
+    out, cache = expect_tuple(student.layers.MaxPool.forward(t(x[None, None]), {"pool_height": 2, "pool_width": 2,
+                                                                                "stride": 1}), 2, "MaxPool.forward")
+    dx = as_array(student.layers.MaxPool.backward(t(dout[None, None]), cache), "dx of MaxPool.backward")
+    valid = list(tie_routings(x, dout, 2, 2, 1))
+    if dx.shape != (1, 1, *x.shape) or not any(np.array_equal(dx[0, 0], v) for v in valid):
+        raise CheckFailed("dx of MaxPool.backward where elements tie for the maximum: each window's gradient must go "
+                          "to exactly one of its maxima (any one), overlapping windows adding up",
+                          f"x:\n{x}\ndout: {dout}\ngot dx:\n{np.squeeze(dx)}\nfor instance (first maxima):\n{valid[0]}")
 
 
 # -- the provided sandwiches, built on the student's ReLU and SpatialBatchNorm ---------------------

@@ -1,7 +1,11 @@
 """Checks of models.py on tensors: kaiming_initializer's statistics, parameter shapes and initial
 losses, scores and losses against the reference with the same parameters, and for every model's
 documented parameters gradients equal to the numeric gradients of the submission's own loss and to
-the reference's, DeepConvNet with several filter and pooling layouts."""
+the reference's, DeepConvNet with several filter and pooling layouts.
+
+Where a model's parameters carry other names than the documented ones, every check of it says so,
+listing both, before anything else; where its loss follows another course's L2 convention (0.5 *
+reg * sum(W**2)), the loss and gradient checks name that convention."""
 
 import math
 
@@ -9,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import CheckFailed, assert_close, assert_true, expect_tuple
+from grader.compare import CheckFailed, as_array, assert_close, assert_true, expect_tuple
 from grader.gradcheck import check_model_gradients
 from grader.shared_checks import check_dropout_network_gradients
 
@@ -28,13 +32,38 @@ def fetch_params(model, model_name):
     return params
 
 
+def expect_names(params, expected, model_name, *, others_allowed=False):
+    """The documented parameter names (and, unless `others_allowed`, no others): a model whose names
+    differ (W_1, Conv1.w, a 0-based W0) is told both lists, so that no comparison later blames its
+    scores or its layout."""
+    names = sorted(map(str, params), key=_layer_order)
+    documented = sorted(expected, key=_layer_order)
+    missing = [n for n in documented if n not in params]
+    extra = [n for n in names if n not in expected]
+    if missing or (extra and not others_allowed):
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"not documented {', '.join(extra)}"] if extra else [])
+        raise CheckFailed(f"{model_name}.params: expected the parameter names {', '.join(documented)}; the model has "
+                          f"{', '.join(names) or 'none'} ({'; '.join(problems)}); the grader sets and compares "
+                          "parameters by these names")
+
+
+KINDS = ["W", "b", "gamma", "beta"]
+
+
+def _layer_order(name):
+    """W1, b1, gamma1, beta1, W2, ...: by layer number, then by kind as the stubs list them."""
+    kind = name.rstrip("0123456789")
+    number = name[len(kind):]
+    return int(number) if number else -1, KINDS.index(kind) if kind in KINDS else len(KINDS), name
+
+
+def expect_documented_names(model, expected, model_name):
+    expect_names(fetch_params(model, model_name), expected, model_name, others_allowed=True)
+
+
 def expect_shapes(params, expected, model_name):
-    missing = sorted(set(expected) - set(params))
-    if missing:
-        raise CheckFailed(f"{model_name}.params has no {', '.join(missing)}")
-    extra = sorted(set(params) - set(expected), key=str)
-    if extra:
-        raise CheckFailed(f"{model_name}.params has unexpected entries {', '.join(map(str, extra))}")
+    expect_names(params, expected, model_name)
     for name, shape in expected.items():
         actual = tuple(params[name].shape) if hasattr(params[name], "shape") else None
         if actual != shape:
@@ -78,17 +107,73 @@ def random_params(rng, shapes):
     return params
 
 
+def half_l2_loss(reference_loss, params, reg):
+    """The loss of the same model under CS231n's convention, 0.5 * reg * sum(W**2), from the
+    reference's loss under this assignment's, reg * sum(W**2): computed by the grader."""
+    squares = sum(float((value.double() ** 2).sum()) for name, value in params.items() if name.startswith("W"))
+    return float(as_array(reference_loss, "loss")) - 0.5 * reg * squares
+
+
+def fail_if_half_l2(loss, reference_loss, params, reg, model_name):
+    """Fails naming the convention where the loss is this model's under 0.5 * reg * sum(W**2)."""
+    if reg == 0:
+        return
+    loss, expected = float(as_array(loss, "loss")), float(as_array(reference_loss, "loss"))
+    alternative = half_l2_loss(reference_loss, params, reg)
+    if np.isclose(loss, alternative, rtol=1e-6, atol=1e-8):
+        raise CheckFailed(f"loss of {model_name}.loss(X, y) with reg={reg}: your loss uses 0.5 * reg * sum(W**2); "
+                          "this assignment uses reg * sum(W**2) (no 1/2, so the gradient is 2 * reg * W)",
+                          f"your loss {loss:.8g}, expected {expected:.8g}, with 0.5 * reg * sum(W**2) "
+                          f"{alternative:.8g}")
+
+
+def losses_match(models, params, X, y, reg, model_name):
+    """Scores and loss of the student's model (models[0]) equal to the reference's (models[1]) with
+    the same parameters, after the names: the L2 convention named where it is the difference."""
+    expect_documented_names(models[0], params, model_name)
+    for model in models:
+        set_params(model, params)
+    assert_close(models[0].loss(X), models[1].loss(X), name=f"scores of {model_name}.loss(X)")
+    loss = expect_tuple(models[0].loss(X, y), 2, f"{model_name}.loss(X, y)")[0]
+    expected = models[1].loss(X, y)[0]
+    fail_if_half_l2(loss, expected, params, reg, model_name)
+    assert_close(loss, expected, name=f"loss of {model_name}.loss(X, y) with reg={reg} (L2 term: reg * sum(W**2))")
+
+
 def labels(rng, n, classes=10):
     return torch.from_numpy(rng.integers(classes, size=n))
 
 
-def gradients_match(student, reference, rng, build, shapes, X_shape, name, classes=10):
+def reference_loss(reference_model, params, X, y):
+    set_params(reference_model, params)
+    return reference_model.loss(X, y)[0]
+
+
+def explaining_half_l2(check, model, X, y, params, reg, expected_loss, name):
+    """Runs `check`; where it fails and the model's loss is its loss under 0.5 * reg * sum(W**2), the
+    failure names that convention instead (the gradients are not graded where the loss differs)."""
+    try:
+        check()
+    except CheckFailed:
+        if reg:
+            set_params(model, params)
+            loss = expect_tuple(model.loss(X, y), 2, f"{name}.loss(X, y)")[0]
+            fail_if_half_l2(loss, expected_loss, params, reg, name)
+        raise
+
+
+def gradients_match(student, reference, rng, build, shapes, X_shape, name, classes=10, reg=0.0):
     """`build(source)` makes the model on each side; its documented parameters (`shapes`) get random
     values, and its gradients on a random batch must match the numeric and the reference's ones."""
     model, reference_model = build(student), build(reference)
     params = random_params(rng, shapes)
     X, y = t(rng.standard_normal(X_shape)), labels(rng, X_shape[0], classes)
-    check_model_gradients(model, X, y, params=params, reference_model=reference_model, model_name=name, rng=rng)
+    expect_documented_names(model, shapes, name)
+    expected_loss = reference_loss(build(reference), params, X, y)
+    explaining_half_l2(
+        lambda: check_model_gradients(model, X, y, params=params, reference_model=reference_model, model_name=name,
+                                      rng=rng),
+        model, X, y, params, reg, expected_loss, name)
 
 
 # -- kaiming_initializer ---------------------------------------------------------------------------
@@ -156,11 +241,7 @@ def test_two_layer_net_scores_and_loss(student, reference, rng, reg):
     X, y = t(rng.standard_normal((3, D))), labels(rng, 3, C)
     models = [source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg, dtype=F64)
               for source in (student, reference)]
-    for model in models:
-        set_params(model, params)
-    assert_close(models[0].loss(X), models[1].loss(X), name="scores of TwoLayerNet.loss(X)")
-    assert_close(expect_tuple(models[0].loss(X, y), 2, "TwoLayerNet.loss(X, y)")[0], models[1].loss(X, y)[0],
-                 name=f"loss of TwoLayerNet.loss(X, y) with reg={reg} (L2 term: reg * sum(W**2))")
+    losses_match(models, params, X, y, reg, "TwoLayerNet")
 
 
 @pytest.mark.task("two_layer_net.gradients")
@@ -169,7 +250,7 @@ def test_two_layer_net_gradients(student, reference, rng, reg):
     gradients_match(student, reference, rng,
                     lambda source: source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, reg=reg,
                                                              dtype=F64),
-                    TWO_LAYER_SHAPES, (3, D), f"TwoLayerNet(reg={reg})", classes=C)
+                    TWO_LAYER_SHAPES, (3, D), f"TwoLayerNet(reg={reg})", classes=C, reg=reg)
 
 
 FC_HIDDEN = [20, 30]
@@ -192,11 +273,7 @@ def test_fc_net_scores_and_loss(student, reference, rng, reg):
     X, y = t(rng.standard_normal((4, 15))), labels(rng, 4)
     models = [source.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, reg=reg, dtype=F64)
               for source in (student, reference)]
-    for model in models:
-        set_params(model, params)
-    assert_close(models[0].loss(X), models[1].loss(X), name="scores of FullyConnectedNet.loss(X)")
-    assert_close(expect_tuple(models[0].loss(X, y), 2, "FullyConnectedNet.loss(X, y)")[0], models[1].loss(X, y)[0],
-                 name=f"loss of FullyConnectedNet.loss(X, y) with reg={reg}")
+    losses_match(models, params, X, y, reg, "FullyConnectedNet")
 
 
 def _fc_network(source, hidden, **kwargs):
@@ -205,7 +282,7 @@ def _fc_network(source, hidden, **kwargs):
 
 def _fc_gradient_check(student, reference, rng, *, name, hidden=(20, 30), **kwargs):
     gradients_match(student, reference, rng, lambda source: _fc_network(source, hidden, **kwargs),
-                    fc_shapes(list(hidden), 15, 10), (4, 15), name)
+                    fc_shapes(list(hidden), 15, 10), (4, 15), name, reg=kwargs.get("reg", 0.0))
 
 
 @pytest.mark.task("fc_net.gradients")
@@ -228,13 +305,20 @@ def test_fc_net_dropout_gradients(student, reference, rng, dropout):
     def network(source, with_dropout):
         return _fc_network(source, hidden, reg=0.1, **({"dropout": dropout, "seed": seed} if with_dropout else {}))
 
-    params = random_params(rng, fc_shapes(list(hidden), 15, 10))
+    shapes = fc_shapes(list(hidden), 15, 10)
+    params = random_params(rng, shapes)
     X, y = t(rng.standard_normal((4, 15))), labels(rng, 4)
-    check_dropout_network_gradients(network, student, reference, params, X, y,
-                                    dropout=(student.layers.Dropout.forward, reference.layers.Dropout.forward),
-                                    dropout_param={"mode": "train", "p": dropout, "seed": seed}, keep=1 - dropout,
-                                    hidden_shapes=[(4, h) for h in hidden], name=f"FullyConnectedNet(dropout={dropout})",
-                                    rng=rng)
+    name = f"FullyConnectedNet(dropout={dropout})"
+    without_dropout = network(student, False)
+    expect_documented_names(without_dropout, shapes, name)
+    explaining_half_l2(
+        lambda: check_dropout_network_gradients(
+            network, student, reference, params, X, y,
+            dropout=(student.layers.Dropout.forward, reference.layers.Dropout.forward),
+            dropout_param={"mode": "train", "p": dropout, "seed": seed}, keep=1 - dropout,
+            hidden_shapes=[(4, h) for h in hidden], name=name, rng=rng),
+        without_dropout, X, y, params, 0.1, reference_loss(network(reference, False), params, X, y),
+        f"{name} without dropout")
 
 
 @pytest.mark.task("fc_net.dropout")
@@ -286,7 +370,7 @@ def test_three_layer_convnet_init(student, rng):
 
 
 @pytest.mark.task("three_layer_convnet.init")
-@pytest.mark.parametrize("filter_size", [4, 5])
+@pytest.mark.parametrize("filter_size", [5, 7])
 def test_three_layer_convnet_parameters(student, filter_size):
     model = student.models.ThreeLayerConvNet(input_dims=(3, 10, 12), num_filters=20, filter_size=filter_size,
                                              hidden_dim=30, weight_scale=2e-2, dtype=F64)
@@ -302,18 +386,14 @@ def test_three_layer_convnet_scores_and_loss(student, reference, rng, reg):
     params = random_params(rng, three_layer_shapes())
     X, y = t(rng.standard_normal((2, *CONV_INPUT))), labels(rng, 2)
     models = [three_layer(source, reg=reg) for source in (student, reference)]
-    for model in models:
-        set_params(model, params)
-    assert_close(models[0].loss(X), models[1].loss(X), name="scores of ThreeLayerConvNet.loss(X)")
-    assert_close(expect_tuple(models[0].loss(X, y), 2, "ThreeLayerConvNet.loss(X, y)")[0], models[1].loss(X, y)[0],
-                 name=f"loss of ThreeLayerConvNet.loss(X, y) with reg={reg}")
+    losses_match(models, params, X, y, reg, "ThreeLayerConvNet")
 
 
 @pytest.mark.task("three_layer_convnet.gradients")
 @pytest.mark.parametrize("reg", [0.0, 0.5])
 def test_three_layer_convnet_gradients(student, reference, rng, reg):
     gradients_match(student, reference, rng, lambda source: three_layer(source, reg=reg), three_layer_shapes(),
-                    (2, *CONV_INPUT), f"ThreeLayerConvNet(reg={reg})")
+                    (2, *CONV_INPUT), f"ThreeLayerConvNet(reg={reg})", reg=reg)
 
 
 # -- DeepConvNet -----------------------------------------------------------------------------------
@@ -355,6 +435,7 @@ def test_deep_convnet_parameters(student, num_filters, max_pools, batchnorm):
 def test_deep_convnet_kaiming_weights(student):
     model = deep(student, [64, 64], [], weight_scale="kaiming")
     params = fetch_params(model, "DeepConvNet")
+    expect_names(params, deep_shapes([64, 64], [], False), "DeepConvNet")
     # A convolution followed by a ReLU has gain 2; the output layer, followed by none, gain 1.
     for name, fan_in, gain in (("W2", 64 * 9, 2.0), ("W3", 64 * 8 * 8, 1.0)):
         measured, expected = float(params[name].double().std()), math.sqrt(gain / fan_in)
@@ -370,11 +451,7 @@ def test_deep_convnet_scores_and_loss(student, reference, rng, num_filters, max_
     params = random_params(rng, deep_shapes(num_filters, max_pools, False))
     X, y = t(rng.standard_normal((2, *CONV_INPUT))), labels(rng, 2)
     models = [deep(source, num_filters, max_pools, reg=reg) for source in (student, reference)]
-    for model in models:
-        set_params(model, params)
-    assert_close(models[0].loss(X), models[1].loss(X), name="scores of DeepConvNet.loss(X)")
-    assert_close(expect_tuple(models[0].loss(X, y), 2, "DeepConvNet.loss(X, y)")[0], models[1].loss(X, y)[0],
-                 name=f"loss of DeepConvNet.loss(X, y) with reg={reg}")
+    losses_match(models, params, X, y, reg, f"DeepConvNet(num_filters={num_filters}, max_pools={max_pools})")
 
 
 @pytest.mark.task("deep_convnet.gradients")
@@ -383,7 +460,7 @@ def test_deep_convnet_gradients(student, reference, rng, num_filters, max_pools)
     reg = 0.0 if len(num_filters) % 2 else 0.4
     gradients_match(student, reference, rng, lambda source: deep(source, num_filters, max_pools, reg=reg),
                     deep_shapes(num_filters, max_pools, False), (2, *CONV_INPUT),
-                    f"DeepConvNet(num_filters={num_filters}, max_pools={max_pools}, reg={reg})")
+                    f"DeepConvNet(num_filters={num_filters}, max_pools={max_pools}, reg={reg})", reg=reg)
 
 
 @pytest.mark.task("deep_convnet.batchnorm")
@@ -392,4 +469,4 @@ def test_deep_convnet_batchnorm_gradients(student, reference, rng, num_filters, 
     gradients_match(student, reference, rng,
                     lambda source: deep(source, num_filters, max_pools, batchnorm=True, reg=0.1),
                     deep_shapes(num_filters, max_pools, True), (3, *CONV_INPUT),
-                    f"DeepConvNet(num_filters={num_filters}, batchnorm=True)")
+                    f"DeepConvNet(num_filters={num_filters}, batchnorm=True)", reg=0.1)
