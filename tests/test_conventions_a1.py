@@ -166,3 +166,16 @@ def test_softmax_that_takes_the_log_of_underflowing_probabilities_is_told_so(tmp
     assert "log of probabilities that underflow to 0" in tasks["softmax_loss.loss"].message
     assert "subtract each row's maximum" not in tasks["softmax_loss.loss"].message
     assert tasks["softmax_loss.gradient"].points == tasks["softmax_loss.gradient"].max_points
+
+
+def test_momentum_in_torch_convention_fails_naming_both(tmp_path):
+    shipped = a1()
+    text = student_version((shipped.reference_directory / "optim.py").read_text(), "sgd_momentum", """
+        v = config["momentum"] * config["velocity"] + dw
+        next_w = w - config["learning_rate"] * v
+        config["velocity"] = v
+    """)
+    folder = make_submission(tmp_path, shipped, "reference", {"optim.py": text})
+    task = grade_checks(shipped, folder, only="optim.sgd_momentum", seed=None).tasks[0]
+    assert task.points < task.max_points
+    assert "your momentum follows torch.optim.SGD's convention" in task.message, task.message

@@ -135,7 +135,9 @@ def test_softmax_loss_is_log_c_for_tiny_scores_and_stable_for_huge(student, refe
                 "the log of probabilities that underflow to 0; compute the log-probabilities directly, as "
                 "shifted - log(sum(exp(shifted))) with shifted = x - max of the row (log-sum-exp)")
     assert_close(loss, expected_loss, name="loss of softmax_loss for scores of size 1000")
-    assert_close(dx, expected_dx, name="dx of softmax_loss for scores of size 1000")
+    # dx itself is the gradient task's to judge; here it only has to stay finite, as the docstring says.
+    assert_true(np.all(np.isfinite(dx)), "softmax_loss: scores of size 1000 give a NaN or infinite dx: exp of such "
+                                         "scores overflows; subtract each row's maximum before taking exp")
 
 
 @pytest.mark.task("softmax_loss.gradient")

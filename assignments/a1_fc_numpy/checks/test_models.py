@@ -44,7 +44,8 @@ def expect_shapes(params, expected, model_name):
     expect_names(params, expected, model_name)
     extra = sorted(set(params) - set(expected), key=str)
     if extra:
-        raise CheckFailed(f"{model_name}.params has unexpected entries {', '.join(map(str, extra))}")
+        raise CheckFailed(f"{model_name}.params has unexpected entries {', '.join(map(str, extra))}: the docstring "
+                          "lists every parameter, and the Solver updates each entry of params with its gradient")
     for name, shape in expected.items():
         actual = np.shape(params[name])
         if actual != shape:
