@@ -650,8 +650,9 @@ def _expect_parameters(model: RemoteObject, names: Sequence[str], model_name: st
 def parameter_names_differ(expected: Sequence[str], found: Sequence[Any], model_name: str) -> str:
     """The message for a model whose params lack documented names: both lists of names, and the
     renaming where it is a common one (another spelling, layers numbered from 0)."""
+    missing = [name for name in expected if name not in found]
     message = (f"{model_name}: expected params {', '.join(expected)} (as the docstring names them); your model has "
-               f"{', '.join(map(str, found)) or 'none'}")
+               f"{', '.join(map(str, found)) or 'none'}, without {', '.join(map(repr, missing))}")
     renaming = _common_renaming(expected, [str(name) for name in found])
     return f"{message} ({renaming})" if renaming else message
 
