@@ -279,3 +279,16 @@ def test_a_barebones_fan_in_counted_from_the_classes_is_named(tmp_path):
     message = task(result, "barebones.init").message
     assert "fc_w has mean" in message and "your fan_in is fc_w.shape[1] = 10, the number of classes" in message
 
+
+
+def test_a_shortcut_that_does_not_downsample_is_named_before_the_sum_fails(tmp_path):
+    """Without the shape check first, the student reads PyTorch's "The size of tensor a (3) must
+    match the size of tensor b (5)" from inside their forward."""
+    result = graded(tmp_path, {"ResidualBlock.__init__": """
+        self.block = PlainBlock(Cin, Cout, downsample)
+        self.shortcut = nn.Identity() if Cin == Cout and not downsample else nn.Conv2d(Cin, Cout, 1)
+    """}, only="residual_block.forward")
+    forward = task(result, "residual_block.forward")
+    assert forward.outcome.value == "failed", forward.message
+    assert ".shortcut(x) has shape (2, 8, 5, 4) for x of shape (2, 4, 5, 4), expected (2, 8, 3, 2)" in forward.message
+    assert "the shortcut should be a 1x1 convolution with stride 2" in forward.message

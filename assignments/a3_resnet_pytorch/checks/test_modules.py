@@ -303,7 +303,23 @@ def test_shortcut_in_each_case(student, reference, rng, block, Cin, Cout, downsa
     [("ResidualBlock", "residual_block.forward", 1), ("ResidualBottleneckBlock", "bottleneck_block.forward", 4)]))
 def test_residual_block_matches_the_reference(student, reference, rng, block, Cin, Cout, downsample, shortcut):
     ours, theirs, label, names = paired(student, reference, rng, block, Cin, Cout, downsample=downsample)
-    outputs_match(student, reference, ours, theirs, t(rng.standard_normal((2, Cin, 5, 4))), label, names)
+    x = t(rng.standard_normal((2, Cin, 5, 4)))
+    terms_can_be_added(ours, x, label, Cout, downsample, shortcut)
+    outputs_match(student, reference, ours, theirs, x, label, names)
+
+
+def terms_can_be_added(ours, x, label, Cout, downsample, shortcut):
+    """block(x) and shortcut(x) have the shape of the output, so that their sum is defined: where they
+    do not, the message says which term is off, before the sum fails in forward."""
+    N, _, H, W = x.shape
+    expected = (N, Cout, (H + 1) // 2, (W + 1) // 2) if downsample else (N, Cout, H, W)
+    ours.eval()  # evaluation mode: looking must not move batch normalization's running averages
+    for term, why in (("block", "check the padding and strides of its convolutions"),
+                      ("shortcut", f"the shortcut should be {shortcut}")):
+        shape = tuple(getattr(ours, term)(x).shape)
+        if shape != expected:
+            raise CheckFailed(f"{label}.{term}(x) has shape {shape} for x of shape {tuple(x.shape)}, expected "
+                              f"{expected}, so out = block(x) + shortcut(x) cannot be formed: {why}")
 
 
 # -- stem, stages and whole networks ---------------------------------------------------------------

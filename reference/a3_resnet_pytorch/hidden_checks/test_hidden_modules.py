@@ -62,6 +62,18 @@ def same_weights(student, reference, rng, ours, theirs, label, *, may_wrap_class
     ours.load_state_dict({names[name]: value for name, value in weights.items()})
 
 
+def terms_can_be_added(ours, x, label, Cout, downsample):
+    """block(x) and shortcut(x) have the shape of the output; where one does not, say which."""
+    N, _, H, W = x.shape
+    expected = (N, Cout, (H + 1) // 2, (W + 1) // 2) if downsample else (N, Cout, H, W)
+    ours.eval()  # looking must not move batch normalization's running averages
+    for term in ("block", "shortcut"):
+        shape = tuple(getattr(ours, term)(x).shape)
+        if shape != expected:
+            raise CheckFailed(f"{label}.{term}(x) has shape {shape} for x of shape {tuple(x.shape)}, expected "
+                              f"{expected}, so out = block(x) + shortcut(x) cannot be formed")
+
+
 def outputs_match(ours, theirs, x, label):
     for mode in ("train", "eval"):
         getattr(ours, mode)()
@@ -101,7 +113,9 @@ def test_residual_block_batch_of_one(student, reference, rng):
     ours = student.models.ResidualBlock(6, 12, downsample=True)
     theirs = reference.models.ResidualBlock(6, 12, downsample=True)
     same_weights(student, reference, rng, ours, theirs, label)
-    outputs_match(ours, theirs, t(rng.standard_normal((1, 6, 9, 5))), label)
+    x = t(rng.standard_normal((1, 6, 9, 5)))
+    terms_can_be_added(ours, x, label, 12, True)
+    outputs_match(ours, theirs, x, label)
 
 
 @pytest.mark.task("bottleneck_block.forward")
@@ -110,7 +124,9 @@ def test_bottleneck_block_fewer_output_channels(student, reference, rng):
     ours = student.models.ResidualBottleneckBlock(12, 8, downsample=True)
     theirs = reference.models.ResidualBottleneckBlock(12, 8, downsample=True)
     same_weights(student, reference, rng, ours, theirs, label)
-    outputs_match(ours, theirs, t(rng.standard_normal((2, 12, 3, 7))), label)
+    x = t(rng.standard_normal((2, 12, 3, 7)))
+    terms_can_be_added(ours, x, label, 8, True)
+    outputs_match(ours, theirs, x, label)
 
 
 @pytest.mark.task("resnet.forward")
