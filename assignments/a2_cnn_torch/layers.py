@@ -574,11 +574,11 @@ class Conv_BatchNorm_ReLU:
     @staticmethod
     def forward(x, w, b, gamma, beta, conv_param, bn_param):
         """Inputs as Conv.forward and SpatialBatchNorm.forward; returns (out, cache), out
-        contiguous (a permuted batch norm output is copied) so that Linear can take it."""
+        contiguous (so that Linear can take it)."""
         a, conv_cache = FastConv.forward(x, w, b, conv_param)
         an, bn_cache = SpatialBatchNorm.forward(a, gamma, beta, bn_param)
+        an = an.contiguous()  # SpatialBatchNorm may return a permuted view
         out, relu_cache = ReLU.forward(an)
-        out = out.contiguous()
         cache = (conv_cache, bn_cache, relu_cache)
         return out, cache
 
@@ -597,9 +597,11 @@ class Conv_BatchNorm_ReLU_Pool:
 
     @staticmethod
     def forward(x, w, b, gamma, beta, conv_param, bn_param, pool_param):
-        """Inputs as Conv_BatchNorm_ReLU.forward plus pool_param; returns (out, cache)."""
+        """Inputs as Conv_BatchNorm_ReLU.forward plus pool_param; returns (out, cache), out
+        contiguous."""
         a, conv_cache = FastConv.forward(x, w, b, conv_param)
         an, bn_cache = SpatialBatchNorm.forward(a, gamma, beta, bn_param)
+        an = an.contiguous()  # pooling keeps a permuted layout, which Linear.view cannot flatten
         s, relu_cache = ReLU.forward(an)
         out, pool_cache = FastMaxPool.forward(s, pool_param)
         cache = (conv_cache, bn_cache, relu_cache, pool_cache)
