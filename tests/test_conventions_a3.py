@@ -292,3 +292,14 @@ def test_a_shortcut_that_does_not_downsample_is_named_before_the_sum_fails(tmp_p
     assert forward.outcome.value == "failed", forward.message
     assert ".shortcut(x) has shape (2, 8, 5, 4) for x of shape (2, 4, 5, 4), expected (2, 8, 3, 2)" in forward.message
     assert "the shortcut should be a 1x1 convolution with stride 2" in forward.message
+
+
+def test_batch_normalization_after_the_relu_is_named_as_layers_out_of_order(tmp_path):
+    result = graded(tmp_path, {"PlainBlock.__init__": """
+        self.net = nn.Sequential(
+            nn.ReLU(), nn.BatchNorm2d(Cin), nn.Conv2d(Cin, Cout, 3, stride=2 if downsample else 1, padding=1),
+            nn.ReLU(), nn.BatchNorm2d(Cout), nn.Conv2d(Cout, Cout, 3, padding=1))
+    """}, only="plain_block.forward")
+    message = task(result, "plain_block.forward").message
+    assert "net.1 where the docstring has net.0, net.4 where the docstring has net.3" in message, message
+    assert "not in the docstring's order" in message, message

@@ -104,6 +104,30 @@ def sequential_wrappings(missing, unexpected, actual, expected):
     return renamed
 
 
+def moved_layers(missing, unexpected, actual, expected):
+    """{reference layer: the student's layer} where every missing entry is explained by a layer of the same
+    nn.Sequential at another position with the same entries and shapes ("net.1" for "net.0"); else {}."""
+    def entries(names, shapes):
+        layers = {}
+        for name in names:
+            layers.setdefault(layer_of(name), {})[name.rsplit(".", 1)[-1]] = tuple(shapes[name])
+        return layers
+
+    wanted, found = entries(missing, expected), entries(unexpected, actual)
+    moved, taken = {}, set()
+    for layer, content in wanted.items():
+        parent, _, position = layer.rpartition(".")
+        if not position.isdigit():
+            return {}
+        match = next((other for other, its in found.items() if other not in taken and its == content
+                      and other.rpartition(".")[0] == parent and other.rpartition(".")[2].isdigit()), None)
+        if match is None:
+            return {}
+        moved[layer] = match
+        taken.add(match)
+    return moved
+
+
 SHORTCUT_ENTRIES = ("shortcut.weight", "shortcut.bias")
 
 
@@ -118,6 +142,11 @@ def explain_state_difference(missing, unexpected, actual, expected, block_case):
         return (f"has {listed(theirs)} where the docstring's {layer} has {', '.join(ours)}: your {layer} is "
                 f"wrapped in an nn.Sequential; keep {layer} the single layer the docstring gives, not inside an "
                 f"nn.Sequential, so that its keys stay {', '.join(ours)}")
+    moved = moved_layers(missing, unexpected, actual, expected)
+    if moved:
+        pairs = ", ".join(f"{theirs} where the docstring has {ours}" for ours, theirs in list(moved.items())[:3])
+        return (f"has the entries of {pairs}: the layers of your nn.Sequential are not in the docstring's order "
+                "(or one is missing or added), and in an nn.Sequential a layer's position is its name")
     if missing and not unexpected and all(name.endswith(SHORTCUT_ENTRIES) for name in missing):
         if block_case is not None:
             Cin, Cout, downsample = block_case
