@@ -348,3 +348,30 @@ def test_deep_convnet_counting_layers_from_zero_is_told_the_names_not_the_poolin
         assert "expected the parameter names W1, b1" in task.message and "W0" in task.message, task.message
         assert hints_shown(result, task.task_id) == set()
 
+
+
+# -- dropout: p is the probability of dropping a unit here, of keeping one in CS231n ------------------
+
+def test_dropout_with_cs231n_keep_probability_fails_naming_the_convention(tmp_path):
+    layers = student_method(reference_text("layers.py"), "Dropout", "forward", """
+        if mode == "train":
+            mask = (torch.rand(*x.shape, dtype=x.dtype, device=x.device) < p) / p
+            out = x * mask
+        else:
+            out = x
+    """)
+    result = grade_files(tmp_path, {"layers.py": layers}, only="dropout.forward")
+    assert lost(result) == {"dropout.forward"}, f"seed {result.seed}"
+    assert "treats p as the probability of keeping a unit (CS231n's convention)" in result.tasks[0].message
+
+
+def test_dropout_dropping_with_probability_p_written_with_bernoulli_scores_full(tmp_path):
+    layers = student_method(reference_text("layers.py"), "Dropout", "forward", """
+        if mode == "train":
+            mask = torch.bernoulli(torch.full_like(x, 1 - p)) / (1 - p)
+            out = x * mask
+        else:
+            out = x
+    """)
+    result = grade_files(tmp_path, {"layers.py": layers}, only="dropout.*")
+    assert lost(result) == set(), f"seed {result.seed}: {messages(result)}"

@@ -112,6 +112,9 @@ EXPECTED_LOSSES = {
                                      | INITIAL_LOSS),
     "dropout_forward_scales_by_keep_probability": {"dropout.forward", "dropout.backward", "fc_net.dropout"},
     "dropout_forward_unscaled_mask_from_rand_like": {"dropout.forward", "dropout.backward", "fc_net.dropout"},
+    # Kept units divided by p, not 1 - p: no inverted dropout of this assignment, so nothing built on it
+    # is compared with the reference (the keep/drop confusion alone costs only the layer's own task).
+    "dropout_forward_cs231n_keep_probability": {"dropout.forward", "dropout.backward", "fc_net.dropout"},
     "batchnorm_forward_unbiased_variance_written_out": ({"batchnorm.forward", "batchnorm.backward",
                                                          "batchnorm.backward_alt", "spatial_batchnorm.forward"}
                                                         | SPATIAL_BN_BACKWARD_USERS),

@@ -189,9 +189,14 @@ def test_dropout_forward_drops_p_and_scales(student, rng, p):
                           "Dropout.forward")
     out, x = out.numpy(), x.numpy()
     dropped = float((out == 0).mean())
+    kept = out != 0
+    # CS231n's reading: p the probability of KEEPING a unit, kept units divided by p.
+    keeps_p = abs(dropped - (1 - p)) < 0.01 or (kept.any() and np.allclose(out[kept], x[kept] / p))
+    assert_true(not keeps_p, f"Dropout.forward in train mode with p={p} dropped {dropped:.3f} of the units: your layer "
+                             "treats p as the probability of keeping a unit (CS231n's convention); in this assignment "
+                             "p is the probability of DROPPING a unit, and kept units are divided by 1 - p")
     assert_true(abs(dropped - p) < 0.01, f"Dropout.forward in train mode dropped {dropped:.3f} of the units with "
                                          f"p={p}; p is the probability of DROPPING a unit")
-    kept = out != 0
     assert_close(out[kept], x[kept] / (1 - p), name="kept units of Dropout.forward (should be x / (1 - p))")
 
 
