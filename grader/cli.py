@@ -182,11 +182,12 @@ def _grade(args: argparse.Namespace) -> int:
         names=tuple(assignment.spec.student_files))
     show_progress = console.is_terminal and not args.quiet and not ci
     try:
-        with grading_progress(console, show_progress) as progress:
+        with grading_progress(console, show_progress, lines=None if args.quiet else console) as progress:
             options = GradeOptions(mode=mode, device=args.device, data=args.data, data_dir=args.data_dir,
                                    only=args.only, seed=args.seed, training=not args.skip_training,
                                    on_collected=progress.on_collected, on_check_done=progress.on_check_done,
-                                   on_task_start=progress.on_task_start, sandbox=args.sandbox)
+                                   on_task_start=progress.on_task_start,
+                                   on_training_progress=progress.on_training_progress, sandbox=args.sandbox)
             result = grade(assignment, submission, options)
     except Exception as exc:  # a dataset problem: named file, what to do
         from grader.data import DatasetError

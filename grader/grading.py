@@ -48,6 +48,10 @@ class GradeOptions:
     on_collected: Callable[[int], None] = field(default=lambda count: None)
     on_check_done: Callable[[CheckResult], None] = field(default=lambda result: None)
     on_task_start: Callable[[str], None] = field(default=lambda task_id: None)
+    # A training task's progress as its Solver prints it (task id, TrainingProgress, whether an epoch
+    # just ended): display only.
+    on_training_progress: Callable[[str, object, bool], None] = field(
+        default=lambda task_id, progress, epoch_ended: None)
     # Where training on a GPU gets its GPU: entered around the training tasks that need one, it
     # gives the environment of the worker they train in (CUDA_VISIBLE_DEVICES). Batch grading lends
     # each submission one GPU of its own this way; None trains in the checks' worker on what it sees.

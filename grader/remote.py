@@ -159,6 +159,8 @@ class WorkerSession:
         self.observer: Callable[[Any, BaseException | None], None] | None = None
         # Makes the scratch directory as it was before any code ran in it, if set (`fresh_worker`).
         self.renew_scratch: Callable[[], None] | None = None
+        # Sees each line the live worker prints, as it arrives, if set (a training's progress).
+        self.on_output_line: Callable[[str], None] | None = None
 
     def start(self) -> None:
         """Starts the worker now, so that its start-up (and preloads) overlap the grader's own."""
@@ -176,7 +178,12 @@ class WorkerSession:
             self._handle_types.clear()
             self._worker = WorkerProcess(self.submission_dir, self.scratch_dir, self.limits,
                                          scrubbed_environment(self.scratch_dir, self.extra_env), self.preload)
+            self._worker.output.on_line = self._tell_output_line
         return self._worker
+
+    def _tell_output_line(self, line: str) -> None:
+        if self.on_output_line is not None:
+            self.on_output_line(line)
 
     def _retire(self) -> None:
         if self._worker is not None:

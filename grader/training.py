@@ -49,7 +49,7 @@ from grader.assignment import TaskSpec
 from grader.compare import CheckFailed
 from grader.remote import BudgetSpent, EarlierTimeout, RemoteObject, StudentProxy, WorkerSession
 from grader.results import Outcome, TaskResult, TrainingMeasurement
-from grader.training_history import TrainingHistory, diagnosis, history_from
+from grader.training_history import TrainingHistory, TrainingProgress, diagnosis, history_from
 from grader.worker_process import StudentException, WorkerFailure, WorkerLost, WorkerTimeout
 
 # What the provided Solver and Trainer record as they train (see their docstrings).
@@ -228,6 +228,8 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         provided = session.is_pinned_class(solver, trainer_module, trainer_class, clock.left())
         if not provided:
             returned = solver._type_name or "object"
+        if provided:  # its progress lines feed the live display (printing costs the run microseconds)
+            solver.verbose = True
         solver.train._call((), {"time_limit": max(limit - clock.elapsed(), 0.0)}, timeout_s=clock.left())
         # The clock runs until the last prediction is back: GPU work the training queued and did not
         # wait for, or training that goes on in a thread, has to finish (or is cut off) inside it.
@@ -422,5 +424,16 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
                                      num_val=min(options.validation_images, len(dataset.train_images) // 5),
                                      train_subset=task.training.train_subset,
                                      evaluate_on=task.training.evaluate_on)
-        results.append(run_training_task(session, task, data, device, framework))
+        progress = TrainingProgress(limit_s=task.training.time_limit_s)
+
+        def show_progress(line: str, task_id: str = task.id, progress: TrainingProgress = progress) -> None:
+            epoch_ended = progress.read(line)
+            if epoch_ended or progress.iteration is not None:
+                options.on_training_progress(task_id, progress, epoch_ended)
+
+        session.on_output_line = show_progress
+        try:
+            results.append(run_training_task(session, task, data, device, framework))
+        finally:
+            session.on_output_line = None
     return results

@@ -10,6 +10,7 @@ PNG beside the results.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -39,6 +40,53 @@ class TrainingHistory:
                 "train_accuracy": [_json_number(v) for v in self.train_accuracy],
                 "val_accuracy": [_json_number(v) for v in self.val_accuracy],
                 "first_non_finite": self.first_non_finite}
+
+
+# The lines the provided Solver and Trainer print when verbose.
+_EPOCH_LINE = re.compile(r"\(Epoch (\d+) / (\d+)\) train acc: ([-+.\deE]+); val_acc: ([-+.\deE]+)")
+_ITERATION_LINE = re.compile(r"Iteration (\d+) / (\d+)\) loss: (\S+)")
+
+
+@dataclass
+class TrainingProgress:
+    """What a run has printed so far, for the live display only (it is the submission's output)."""
+
+    limit_s: Optional[float] = None
+    epoch: Optional[tuple[int, int]] = None
+    iteration: Optional[tuple[int, int]] = None
+    loss: Optional[float] = None
+    val_accuracy: Optional[float] = None
+
+    def read(self, line: str) -> bool:
+        """Takes in one printed line; whether it was progress (an epoch's end: True)."""
+        if (match := _ITERATION_LINE.search(line)) is not None:
+            self.iteration = (int(match[1]), int(match[2]))
+            self.loss = _float(match[3])
+            return False
+        if (match := _EPOCH_LINE.search(line)) is not None:
+            self.epoch = (int(match[1]), int(match[2]))
+            self.val_accuracy = _float(match[4])
+            return True
+        return False
+
+    def describe(self) -> str:
+        parts = []
+        if self.epoch:
+            parts.append(f"epoch {self.epoch[0]}/{self.epoch[1]}")
+        if self.iteration:
+            parts.append(f"iteration {self.iteration[0]}/{self.iteration[1]}")
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.3g}")
+        if self.val_accuracy is not None:
+            parts.append(f"val {self.val_accuracy:.1%}")
+        return ", ".join(parts)
+
+
+def _float(text: str) -> Optional[float]:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def history_from(loss: Any, train_accuracy: Any, val_accuracy: Any) -> Optional[TrainingHistory]:

@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 from grader import untrusted_text, wire
 from grader.sandbox import WorkerJail, bwrap_jail, restricted_jail, running_as_root, worker_code_directory
@@ -97,8 +98,13 @@ class OutputLog:
     head: bytearray = field(default_factory=bytearray)
     tail: bytearray = field(default_factory=bytearray)
     dropped: int = 0
+    # Sees each complete line as it arrives (a training's progress), if set; what it raises is ignored.
+    on_line: Optional[Callable[[str], None]] = None
+    _partial: bytearray = field(default_factory=bytearray)
 
     def add(self, data: bytes) -> None:
+        if self.on_line is not None:
+            self._tell_lines(data)
         room = self.limit // 2 - len(self.head)
         if room > 0:
             self.head += data[:room]
@@ -108,6 +114,16 @@ class OutputLog:
         if excess > 0:
             del self.tail[:excess]
             self.dropped += excess
+
+    def _tell_lines(self, data: bytes) -> None:
+        self._partial += data
+        *lines, rest = self._partial.split(b"\n")
+        self._partial = bytearray(rest[-4096:])  # a line without end is not kept whole
+        for line in lines:
+            try:
+                self.on_line(untrusted_text.decode(bytes(line[:4096])))
+            except Exception:  # noqa: BLE001 - progress display must never stop the drain
+                pass
 
     def text(self) -> str:
         middle = f"\n[... {self.dropped} bytes of output dropped ...]\n" if self.dropped else ""
@@ -161,7 +177,10 @@ class WorkerProcess:
 
         def argv(confine: dict) -> list[str]:
             settings = json.dumps({"submission_dir": str(submission_dir), "preload": list(preload), "confine": confine})
-            return [sys.executable, "-I", "-c", _BOOTSTRAP, code, str(request_read), str(response_write), settings]
+            # -u: -I ignores PYTHONUNBUFFERED, and what the student prints must arrive as it is printed
+            # (a training's live progress; the log of a worker that is killed).
+            return [sys.executable, "-I", "-u", "-c", _BOOTSTRAP, code, str(request_read), str(response_write),
+                    settings]
 
         if level == "bwrap":
             jail = bwrap_jail([], scratch_dir, self.limits.memory_bytes)

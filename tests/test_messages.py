@@ -72,3 +72,13 @@ def test_a_skipped_training_task_says_where_the_archive_goes_in_the_table_and_on
     task = result.tasks[0]
     assert task_output(task).count("not available") == 1, task_output(task)
     assert "skipped: skipped" not in task_output(task)
+
+
+def test_what_the_code_printed_before_it_hung_reaches_the_log(tmp_path):
+    layers = (a1().reference_directory / "layers.py").read_text() + (
+        "\n_relu = relu_forward\n\n\ndef relu_forward(x):\n"
+        "    print('about to loop forever', flush=False)\n    while True:\n        pass\n")
+    folder = make_submission(tmp_path, a1(), "reference", {"layers.py": layers})
+    result = grade_checks(a1(), folder, mode="official", only="relu.forward", call_timeout_s=2)
+    assert result.tasks[0].outcome is Outcome.TIMEOUT
+    assert "about to loop forever" in result.submission_log

@@ -85,3 +85,21 @@ def test_the_history_reaches_results_json_and_a_png_beside_it(tmp_path, monkeypa
     assert history["val_accuracy"] and test["extra_data"]["time_limit_s"] == 120
     png = out.parent / "a1_fc_numpy_training" / "two_layer_net.cifar10.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_progress_arrives_while_the_run_trains_not_at_its_end(tmp_path):
+    import time
+
+    folder = make_submission(tmp_path, a1(), "reference")  # its entry asks for verbose=False
+    seen = []
+    (task,) = grade_folder(a1(), folder, mode="public", only="two_layer_net.cifar10", data="synthetic",
+                           on_training_progress=lambda task_id, progress, ended: seen.append(
+                               (time.monotonic(), task_id, progress.describe(), ended)),
+                           **SMALL_SYNTHETIC).tasks
+    finished = time.monotonic()
+    epochs = [s for s in seen if s[3]]
+    assert len(epochs) >= 10 and all(s[1] == "two_layer_net.cifar10" for s in seen)
+    assert epochs[-1][2].startswith("epoch 10/10, iteration") and "loss" in epochs[-1][2] and "val" in epochs[-1][2]
+    # Live: the first epoch was told well before the task's result came back.
+    assert finished - epochs[1][0] > 0.2, (finished, epochs[:2])
+    assert task.outcome in (Outcome.PASSED, Outcome.FAILED)

@@ -7,6 +7,7 @@ since under CI this report is the job's log (grader.untrusted_text).
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -16,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult, alike_key
-from grader.training_history import sparkline
+from grader.training_history import TrainingProgress, sparkline
 from grader.untrusted_text import log_safe
 
 _STYLE = {
@@ -84,11 +85,15 @@ def plain(text: str) -> Text:
 
 
 class GradingProgress:
-    """Callbacks the grading calls as it goes; they move a progress bar when there is one."""
+    """Callbacks the grading calls as it goes; they move a progress bar when there is one, and
+    print a line at each training epoch's end where there is none (`lines`: logs, CI)."""
 
-    def __init__(self, progress: Progress | None = None):
+    def __init__(self, progress: Progress | None = None, lines: Console | None = None):
         self._progress = progress
+        self._lines = lines
         self._bar = progress.add_task("checks", total=None) if progress is not None else None
+        self._training: dict[str, object] = {}  # task id -> its own bar, whose clock starts with it
+        self._started: dict[str, float] = {}
 
     def on_collected(self, count: int) -> None:
         if self._progress is not None:
@@ -99,14 +104,27 @@ class GradingProgress:
             self._progress.update(self._bar, advance=1, description=f"checks ({result.task_id})")
 
     def on_task_start(self, task_id: str) -> None:
+        self._started[task_id] = time.monotonic()
         if self._progress is not None:
-            self._progress.update(self._bar, description=f"training {task_id}")
+            self._progress.update(self._bar, visible=False)
+            self._training[task_id] = self._progress.add_task(f"training {task_id}", total=None)
+
+    def on_training_progress(self, task_id: str, progress: TrainingProgress, epoch_ended: bool) -> None:
+        limit = f" of {progress.limit_s:g} s" if progress.limit_s else ""
+        if self._progress is not None and task_id in self._training:
+            self._progress.update(self._training[task_id], description=(
+                f"training {task_id}{f' (limit {progress.limit_s:g} s)' if progress.limit_s else ''}: "
+                f"{progress.describe()}"))
+        elif self._lines is not None and epoch_ended:
+            elapsed = time.monotonic() - self._started.get(task_id, time.monotonic())
+            self._lines.print(plain(f"{task_id}: {progress.describe()} ({elapsed:.0f} s{limit})"))
 
 
 @contextmanager
-def grading_progress(console: Console, enabled: bool) -> Iterator[GradingProgress]:
+def grading_progress(console: Console, enabled: bool, lines: Console | None = None) -> Iterator[GradingProgress]:
+    """A live bar when `enabled`; otherwise a line per training epoch on `lines`, if given."""
     if not enabled:
-        yield GradingProgress()
+        yield GradingProgress(lines=lines)
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
