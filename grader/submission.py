@@ -13,6 +13,7 @@ case included). Other entries are ignored, with a warning in the result."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -268,6 +269,7 @@ def _from_zip(assignment: Assignment, source: Path, warnings: list[str]) -> dict
                     warnings.append(f"{entry.name} is empty: graded as missing")
                 else:
                     files[name] = data
+            warnings.extend(_manifest_disagreements(source, archive, entries, taken, files))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as exc:
         raise UnusableSubmission(f"{source} is not a readable zip archive ({exc})") from exc
     warnings.extend(f"ignored {name}: {reason}" for name, reason in ignored[:MAX_LISTED_WARNINGS])
@@ -275,6 +277,31 @@ def _from_zip(assignment: Assignment, source: Path, warnings: list[str]) -> dict
         warnings.append(f"ignored {len(ignored) - MAX_LISTED_WARNINGS:,} more entries of the archive "
                         f"that are not files to submit")
     return files
+
+
+def _manifest_disagreements(source: Path, archive: zipfile.ZipFile, entries: list[_Entry],
+                            taken: dict[str, _Entry], files: dict[str, bytes]) -> list[str]:
+    """Where the MANIFEST.json beside the student files (written with the zip by `grade.sh`) records
+    another checksum for a file than the file now has: the zip was edited after it was made. The
+    files are graded as they are; the student and the instructor are told."""
+    folders = {entry.parts[:-1] for entry in taken.values()}
+    manifests = [e for e in entries if not e.is_dir and e.parts[-1] == "MANIFEST.json" and e.parts[:-1] in folders]
+    if len(manifests) != 1 or manifests[0].info.file_size > 256 * 1024:
+        return []
+    try:
+        recorded = json.loads(_read_entry(source, archive, manifests[0]))
+    except (ValueError, UnicodeDecodeError, UnusableSubmission):
+        return ["MANIFEST.json is not readable JSON: the files' checksums could not be compared"]
+    checksums = recorded.get("files") if isinstance(recorded, dict) else None
+    if not isinstance(checksums, dict):
+        return []
+    changed = sorted(name for name, data in files.items()
+                     if name in checksums and checksums[name] != hashlib.sha256(data).hexdigest())
+    if not changed:
+        return []
+    return [f"{', '.join(changed)} {'differs' if len(changed) == 1 else 'differ'} from the checksum MANIFEST.json "
+            "recorded when the zip was made (changed afterwards?); graded as the zip holds "
+            f"{'it' if len(changed) == 1 else 'them'} now"]
 
 
 def _declared_entry_count(source: Path) -> int | None:

@@ -380,3 +380,20 @@ def test_a_students_repository_is_graded_with_the_graders_own_checks(tmp_path):
     assert result.score == 0 and result.max_score > 0
     (folder / "layers.py").write_text((shipped.reference_directory / "layers.py").read_text())
     assert grade_checks(shipped, clone, only="affine.*").score == result.max_score
+
+
+@pytest.mark.parametrize("edited", [(), ("layers.py",), ("layers.py", "optim.py")], ids=["as_made", "one", "two"])
+def test_a_file_changed_after_the_zip_was_made_is_reported(sandbox, edited):
+    import hashlib
+    import json
+
+    recorded = {"files": {name: hashlib.sha256(stub(name)).hexdigest() for name in STUDENT_FILES}}
+    entries = [(name, stub(name) + (b"\n# changed later\n" if name in edited else b"")) for name in STUDENT_FILES]
+    result, taken = prepared(build(sandbox / "s.zip", entries + [("MANIFEST.json", json.dumps(recorded).encode())]))
+    result.cleanup()
+    told = [w for w in result.warnings if "MANIFEST.json" in w]
+    if not edited:
+        assert told == []
+        return
+    assert len(told) == 1 and told[0].startswith(", ".join(edited) + " differ"), told
+    assert all(taken[name].endswith(b"# changed later\n") for name in edited)  # graded as it is
