@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     release = commands.add_parser("release", help="write the student bundle (no reference, no hidden checks)")
     release.add_argument("assignment")
     release.add_argument("--out", type=Path, required=True, help="an empty folder, or a previous bundle")
+    release.add_argument("--overwrite-student-files", action="store_true",
+                         help="replace student files changed since the previous bundle (a student's code) with the stubs")
 
     export = commands.add_parser("export", help="package the grader for another grading service")
     targets = export.add_subparsers(dest="target", required=True, parser_class=_Parser)
@@ -300,7 +302,8 @@ def _release(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
     from grader.release import build_bundle
 
-    written = build_bundle(load_assignment(args.assignment), args.out)
+    written = build_bundle(load_assignment(args.assignment), args.out,
+                           overwrite_student_files=args.overwrite_student_files)
     print(f"wrote the student bundle of {args.assignment} to {args.out} ({len(written)} files)")
     return EXIT_OK
 

@@ -16,6 +16,7 @@ writes are removed; everything else (`.git`, `.venv`, ...) is left alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -34,12 +35,13 @@ _LICENSES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "COPYING")
 _DATA_NAMES = {"cifar10": "CIFAR-10", "synthetic": "synthetic"}
 
 
-def build_bundle(assignment: Assignment, out: Path) -> list[Path]:
+def build_bundle(assignment: Assignment, out: Path, *, overwrite_student_files: bool = False) -> list[Path]:
     """Writes the student bundle of `assignment` into `out` and returns the files written, sorted.
 
     Refuses with ConfigError, before writing anything: an `out` inside the project or the grader's
     source (or holding them); an `out` that is a file, or a folder holding anything but `.git` that is
-    not a previous bundle; a student file whose fences hold anything but the stub's
+    not a previous bundle; a previous bundle whose student files changed since it was written (a
+    student's code: replaced only with `overwrite_student_files`); a student file whose fences hold anything but the stub's
     `raise NotImplementedError`; any file that would be a copy of the reference's student files, of a
     hidden check or of the catalogue of mistakes. Prints nothing.
     """
@@ -71,7 +73,11 @@ def build_bundle(assignment: Assignment, out: Path) -> list[Path]:
     files[".gitlab-ci.yml"] = (gitlab_ci().encode(), False)
 
     _refuse_leaks(assignment, files)
-    files[MANIFEST] = (_manifest(assignment, sorted(files)).encode(), False)
+    student_paths = [str(prefix / name) for name in assignment.spec.student_files]
+    if not overwrite_student_files:
+        _refuse_to_replace_changed(out, {p: files[p][0] for p in student_paths if p in files})
+    files[MANIFEST] = (_manifest(assignment, sorted(files), {p: files[p][0] for p in student_paths if p in files})
+                       .encode(), False)
 
     _remove_stale(out, previous - set(files))
     written = []
@@ -227,9 +233,34 @@ def _refuse_leaks(assignment: Assignment, files: dict[str, tuple[bytes, bool]]) 
             raise ConfigError(f"release: the bundle's {name} is a copy of {secret[data]}")
 
 
-def _manifest(assignment: Assignment, names: list[str]) -> str:
+def _manifest(assignment: Assignment, names: list[str], student_files: dict[str, bytes]) -> str:
     return json.dumps({"assignment": assignment.id, "grader_version": grader.__version__,
-                       "files": names + [MANIFEST]}, indent=1) + "\n"
+                       "files": names + [MANIFEST],
+                       # What each student file was when written: a later release can tell a student's
+                       # work in it from its own stub.
+                       "student_files": {name: hashlib.sha256(data).hexdigest()
+                                         for name, data in sorted(student_files.items())}}, indent=1) + "\n"
+
+
+def _refuse_to_replace_changed(out: Path, stubs: dict[str, bytes]) -> None:
+    """ConfigError, before anything is written, where a student file in `out` is neither the stub
+    about to be written nor what the previous release wrote there: someone's code."""
+    try:
+        recorded = json.loads((out / MANIFEST).read_text()).get("student_files", {})
+    except (OSError, ValueError, AttributeError):
+        recorded = {}
+    changed = []
+    for name, stub in stubs.items():
+        path = out / name
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        if data != stub and recorded.get(name) != hashlib.sha256(data).hexdigest():
+            changed.append(name)
+    if changed:
+        raise ConfigError(f"release --out {out}: {', '.join(changed)} changed since the bundle was written there "
+                          "(a student's code?); nothing was written. Move them away, or pass "
+                          "--overwrite-student-files to replace them with the stubs")
 
 
 def _title(task: TaskSpec) -> str:

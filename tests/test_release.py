@@ -313,7 +313,7 @@ def test_builds_again_over_a_previous_bundle(tmp_path):
     build_bundle(assignment(A1), out)
     (out / ".venv").mkdir()
     (out / ".venv" / "kept").write_text("")
-    (out / "assignments" / A1 / "layers.py").write_text("changed")
+    (out / "assignments" / A1 / "solver.py").write_text("changed")  # a provided file: the bundle's own
     (out / "old" / "dir").mkdir(parents=True)
     (out / "old" / "dir" / "gone.txt").write_text("")
     manifest = json.loads((out / MANIFEST).read_text())
@@ -322,8 +322,8 @@ def test_builds_again_over_a_previous_bundle(tmp_path):
     build_bundle(assignment(A1), out)
     assert (out / ".venv" / "kept").exists()
     assert not (out / "old").exists()
-    assert (out / "assignments" / A1 / "layers.py").read_bytes() == \
-        (PROJECT_ROOT / "assignments" / A1 / "layers.py").read_bytes()
+    assert (out / "assignments" / A1 / "solver.py").read_bytes() == \
+        (PROJECT_ROOT / "assignments" / A1 / "solver.py").read_bytes()
 
 
 def test_refuses_a_solved_stub_or_a_hidden_check_in_the_assignment(project, tmp_path):
@@ -405,3 +405,19 @@ def test_bundle_sets_itself_up_and_grades_outside_the_project(tmp_path_factory):
     score, max_score, results = grade_bundle(bundle, env, base / "reference.json")
     assert score == max_score == check_points
     assert {t["extra_data"]["outcome"] for t in results["tests"]} == {"passed"}
+
+
+def test_a_student_file_changed_since_the_last_release_is_not_replaced_silently(tmp_path):
+    out = tmp_path / "bundle"
+    build_bundle(assignment(A1), out)
+    build_bundle(assignment(A1), out)  # released again over itself: nothing of anyone's to keep
+    layers = out / "assignments" / A1 / "layers.py"
+    stub = layers.read_bytes()
+    layers.write_bytes(stub + b"\n# the student's work\n")
+    with pytest.raises(ConfigError) as refused:
+        build_bundle(assignment(A1), out)
+    assert f"assignments/{A1}/layers.py changed since the bundle was written" in str(refused.value)
+    assert "--overwrite-student-files" in str(refused.value)
+    assert layers.read_bytes().endswith(b"# the student's work\n")  # nothing was written
+    build_bundle(assignment(A1), out, overwrite_student_files=True)
+    assert layers.read_bytes() == stub
