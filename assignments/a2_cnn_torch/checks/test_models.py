@@ -337,6 +337,7 @@ def test_fc_net_dropout_is_identity_at_test_time(student, rng):
     with_dropout = student.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, dropout=0.7, seed=1,
                                                     dtype=F64)
     without = student.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, dtype=F64)
+    expect_documented_names(with_dropout, params, "FullyConnectedNet(dropout=0.7)")
     set_params(with_dropout, params)
     set_params(without, params)
     assert_close(with_dropout.loss(X), without.loss(X),
