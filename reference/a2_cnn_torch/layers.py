@@ -155,6 +155,8 @@ class Linear_ReLU:
 def softmax_loss(x, y):
     """Softmax (cross-entropy) loss, averaged over the minibatch.
 
+    Scores may be huge (1000 and more): the loss and dx stay finite.
+
     Inputs:
     - x: Class scores, of shape (N, C); x[i, j] is the score of class j for example i
     - y: Labels, an integer tensor of shape (N,); y[i] is the label of x[i], 0 <= y[i] < C
