@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="for CI (on by itself where CI=true): no colour, no progress bar, JUnit XML "
                             "(default grader-junit.xml); under GitHub Actions also the job summary, "
                             "error annotations and the GitHub Classroom result")
+    grade.add_argument("--memory", type=_positive_int, metavar="MB",
+                       help="the memory the submission's worker may use (default 4096)")
+    grade.add_argument("--without-gpu", choices=["advise", "skip", "leave-out"], default="advise",
+                       help="a GPU training task where there is no GPU: skipped with advice, skipped, or left out")
     grade.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
                        help="isolation of the submission (auto: the strongest level proven here for official "
                             "grading, which refuses to grade without one; process for public grading)")
@@ -102,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     gradescope.add_argument("--data", choices=["synthetic", "auto"], default="synthetic",
                             help="training data: the synthetic stand-in, or CIFAR-10")
     gradescope.add_argument("--cifar10-archive", type=Path, help="with --data auto: ship this archive in the zip")
+    gradescope.add_argument("--time-limit", type=float, metavar="SECONDS",
+                            help="stop grading a submission after this long and report it; set it under the "
+                                 "assignment's Gradescope timeout (Gradescope's default: 600 s)")
+    gradescope.add_argument("--memory", type=_positive_int, metavar="MB",
+                            help="the memory the submission's worker may use; leave room for the grader in the "
+                                 "container's memory (Gradescope's default container: 768 MB)")
+    gradescope.add_argument("--gpu-tasks", choices=["skip", "leave-out"], default="skip",
+                            help="GPU training tasks on Gradescope's CPU machines (with --device auto): a 0 with "
+                                 "the reason, or left out of the results")
     return parser
 
 
@@ -189,7 +202,9 @@ def _grade(args: argparse.Namespace) -> int:
                                    only=args.only, seed=args.seed, training=not args.skip_training,
                                    on_collected=progress.on_collected, on_check_done=progress.on_check_done,
                                    on_task_start=progress.on_task_start,
-                                   on_training_progress=progress.on_training_progress, sandbox=args.sandbox)
+                                   on_training_progress=progress.on_training_progress, sandbox=args.sandbox,
+                                   memory_bytes=args.memory * 1024 * 1024 if args.memory else None,
+                                   without_gpu=args.without_gpu.replace("-", "_"))
             result = grade(assignment, submission, options)
     except Exception as exc:  # a dataset problem: named file, what to do
         from grader.data import DatasetError
@@ -313,7 +328,8 @@ def _export(args: argparse.Namespace) -> int:
     from grader.export_gradescope import build_autograder
 
     path = build_autograder(load_assignment(args.assignment), args.out, device=args.device, data=args.data,
-                            cifar10_archive=args.cifar10_archive)
+                            cifar10_archive=args.cifar10_archive, time_limit_s=args.time_limit,
+                            memory_mb=args.memory, gpu_tasks=args.gpu_tasks)
     print(f"wrote the Gradescope autograder of {args.assignment} to {path}")
     return EXIT_OK
 

@@ -28,6 +28,11 @@ Options written into run_autograder:
   in the zip (`cifar10_archive`), else downloaded by setup.sh when the image is built (Gradescope's
   builds can reach the network), else downloaded when grading; where none of that works, the
   training tasks are skipped with a message saying where to put the archive.
+- `gpu_tasks`: with `device` auto, a `device: cuda` task on Gradescope's CPU machines is `skip`ped (a 0
+  with the reason and no advice a student there cannot follow) or `leave-out` of the results.
+- `memory_mb`: the memory the submission's worker may use. Gradescope's default container has 768 MB
+  and 0.5 CPU; the grader itself needs about 300 MB of it, so raise the container's memory in the
+  assignment's settings before raising this.
 - `time_limit_s`: stop grading a submission after this many seconds and report it (score 0, with a
   message), instead of being stopped by Gradescope's own timeout with no result at all. Set it a
   little under the autograder timeout of the assignment's Gradescope settings.
@@ -50,6 +55,7 @@ from grader.assignment import Assignment, ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 DATA_CHOICES = ("synthetic", "auto")
+GPU_TASKS = ("skip", "leave-out")
 VENV = "/opt/grader-venv"
 TORCH_REQUIREMENT = "torch==2.13.*"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -152,7 +158,8 @@ exit 0
 
 def build_autograder(assignment: Assignment, destination: Path, *, device: str = "auto",
                      data: str = "synthetic", time_limit_s: Optional[float] = None,
-                     cifar10_archive: Optional[Path] = None) -> Path:
+                     cifar10_archive: Optional[Path] = None, memory_mb: Optional[int] = None,
+                     gpu_tasks: str = "skip") -> Path:
     """Writes the Gradescope autograder zip of `assignment` to `destination` and returns its path.
     Raises ConfigError for options it cannot honour or when the reference solution is missing."""
     if assignment.reference_directory is None:
@@ -162,6 +169,10 @@ def build_autograder(assignment: Assignment, destination: Path, *, device: str =
         raise ConfigError(f"device: expected one of {', '.join(DEVICES)}, got {device!r}")
     if data not in DATA_CHOICES:
         raise ConfigError(f"data: expected one of {', '.join(DATA_CHOICES)}, got {data!r}")
+    if memory_mb is not None and not memory_mb > 0:
+        raise ConfigError(f"memory_mb: expected a positive number of megabytes, got {memory_mb!r}")
+    if gpu_tasks not in GPU_TASKS:
+        raise ConfigError(f"gpu_tasks: expected one of {', '.join(GPU_TASKS)}, got {gpu_tasks!r}")
     if time_limit_s is not None and not time_limit_s > 0:
         raise ConfigError(f"time_limit_s: expected a positive number of seconds, got {time_limit_s!r}")
     if cifar10_archive is not None:
@@ -171,7 +182,7 @@ def build_autograder(assignment: Assignment, destination: Path, *, device: str =
 
     package = Path(grader.__file__).resolve().parent
     pyproject = _find_pyproject(package, assignment)
-    arguments = _runner_arguments(assignment.id, device, data, time_limit_s)
+    arguments = _runner_arguments(assignment.id, device, data, time_limit_s, memory_mb, gpu_tasks)
     files: list[tuple[str, Path | str, bool]] = [   # (name in the zip, file or text, executable)
         ("setup.sh", SETUP_SH.format(venv=VENV, torch=shlex.quote(TORCH_REQUIREMENT),
                                      torch_index=TORCH_CPU_INDEX, arguments=arguments), True),
@@ -199,10 +210,13 @@ def build_autograder(assignment: Assignment, destination: Path, *, device: str =
     return destination
 
 
-def _runner_arguments(assignment_id: str, device: str, data: str, time_limit_s: Optional[float]) -> str:
-    arguments = ["--assignment", assignment_id, "--device", device, "--data", data]
+def _runner_arguments(assignment_id: str, device: str, data: str, time_limit_s: Optional[float],
+                      memory_mb: Optional[int] = None, gpu_tasks: str = "skip") -> str:
+    arguments = ["--assignment", assignment_id, "--device", device, "--data", data, "--gpu-tasks", gpu_tasks]
     if time_limit_s is not None:
         arguments += ["--time-limit", f"{time_limit_s:g}"]
+    if memory_mb is not None:
+        arguments += ["--memory", str(memory_mb)]
     return " ".join(shlex.quote(a) for a in arguments)
 
 

@@ -42,6 +42,10 @@ class GradeOptions:
     sandbox: str = "auto"                  # auto | none | process | restricted | bwrap (grader.sandbox)
     call_timeout_s: Optional[float] = None  # overrides the assignment's per-request limit
     memory_bytes: Optional[int] = None     # the worker's memory limit (default: Limits' 4 GiB)
+    # A training task on a GPU where there is none: "advise" skips it saying how to train it on the
+    # CPU, "skip" skips it without advice (a student on a grading service cannot follow it),
+    # "leave_out" reports nothing for it (the task is graded elsewhere).
+    without_gpu: str = "advise"
     synthetic_train: int = 10_000
     synthetic_test: int = 2_000
     validation_images: int = 1000

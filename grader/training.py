@@ -413,8 +413,11 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
         assert task.training is not None
         device = task.training.device if options.device == "auto" else options.device
         if device == "cuda" and not cuda_available():
-            results.append(skipped(task, "this task trains on a GPU and CUDA is not available here "
-                                         "(grade with --device cpu to run it on the CPU anyway)"))
+            if options.without_gpu == "leave_out":
+                continue
+            advice = " (grade with --device cpu to run it on the CPU anyway)" if options.without_gpu == "advise" else ""
+            results.append(skipped(task, f"this task trains on a GPU and this machine has none: it is not graded "
+                                         f"here{advice}"))
             continue
         if dataset.source not in task.training.target:
             results.append(skipped(task, f"the task states no target for {dataset.source} data"))

@@ -377,3 +377,17 @@ def test_a_report_that_cannot_be_written_is_noted_and_the_others_are_written(tmp
     assert assert_valid_json(tmp_path / "results.json")["tests"][0]["extra_data"]["outcome"] == "error"
     assert run.summary.startswith(f"## {A1}: 0 / 1 points") and run.classroom()["status"] == "error"
     assert len(run.commands("error")) == 1 and "Score: 0 / 1" in run.stdout
+
+
+def test_a_skipped_task_is_no_failure_in_the_classroom_result():
+    from grader.report.github import classroom_result
+
+    passed = TaskResult("relu.forward", "ReLU", 2, 2, Outcome.PASSED, "2 checks passed")
+    skipped = TaskResult("net.cifar10", "GPU net", 5, 0, Outcome.SKIPPED,
+                         "this task trains on a GPU and this machine has none: it is not graded here", kind="training")
+    result = GradingResult(A1, "public", 0, (passed, skipped), 1.0, "test")
+    shown = classroom_result(result, Path("."))
+    assert shown["status"] == "pass" and shown["max_score"] == 2
+    assert [t["name"].split(":")[0] for t in shown["tests"]] == ["relu.forward"]
+    failed = replace(passed, points=0, outcome=Outcome.FAILED)  # teeth: a real failure still fails
+    assert classroom_result(replace(result, tasks=(failed, skipped)), Path("."))["status"] == "fail"

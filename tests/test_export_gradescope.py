@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from grader.cli import main
+
 from conftest import edit_file
 from no_landlock import landlock_abi
 from support import A1, PROJECT_ROOT, a1
@@ -196,7 +198,13 @@ def test_options_are_written_into_run_autograder(tmp_path):
     with zipfile.ZipFile(archive) as opened:
         runner = opened.read("run_autograder").decode()
         setup = opened.read("setup.sh").decode()
-    assert "--device cpu --data auto --time-limit 600" in runner
+    assert "--device cpu --data auto --gpu-tasks skip --time-limit 600" in runner
+    assert main(["export", "gradescope", A1, "--out", str(tmp_path / "cli.zip"), "--time-limit", "500",
+                 "--memory", "450", "--gpu-tasks", "leave-out"]) == 0
+    with zipfile.ZipFile(tmp_path / "cli.zip") as opened:
+        assert "--gpu-tasks leave-out --time-limit 500 --memory 450" in opened.read("run_autograder").decode()
+    with pytest.raises(ConfigError, match="gpu_tasks"):
+        build_autograder(a1(), tmp_path / "x.zip", gpu_tasks="cpu")
     assert "--data auto" in setup and "--prepare-data" in setup
     with pytest.raises(ConfigError, match="data"):
         build_autograder(a1(), tmp_path / "x.zip", data="cifar10")

@@ -4,6 +4,8 @@ before the details."""
 
 import io
 
+import pytest
+
 from rich.console import Console
 
 from grader.report.terminal import render_table
@@ -82,3 +84,23 @@ def test_what_the_code_printed_before_it_hung_reaches_the_log(tmp_path):
     result = grade_checks(a1(), folder, mode="official", only="relu.forward", call_timeout_s=2)
     assert result.tasks[0].outcome is Outcome.TIMEOUT
     assert "about to loop forever" in result.submission_log
+
+
+@pytest.mark.parametrize("without_gpu", ["advise", "skip", "leave_out"])
+def test_a_gpu_task_where_there_is_no_gpu_is_skipped_with_advice_only_where_it_can_be_followed(
+        tmp_path, monkeypatch, without_gpu):
+    import grader.training
+    from support import assignment, grade_folder
+
+    monkeypatch.setattr(grader.training, "cuda_available", lambda: False)
+    a2 = assignment("a2_cnn_torch")
+    folder = make_submission(tmp_path, a2, "reference")
+    result = grade_folder(a2, folder, mode="public", only="deep_convnet.cifar10", data="synthetic",
+                          without_gpu=without_gpu, synthetic_train=600, validation_images=100, synthetic_test=100)
+    tasks = {t.task_id: t for t in result.tasks}
+    if without_gpu == "leave_out":
+        assert "deep_convnet.cifar10" not in tasks
+        return
+    task = tasks["deep_convnet.cifar10"]
+    assert task.outcome is Outcome.SKIPPED and task.points == 0 and "has none" in task.message
+    assert ("--device cpu" in task.message) == (without_gpu == "advise")

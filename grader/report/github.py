@@ -76,7 +76,7 @@ _MESSAGE_CHARS = 4000
 # Failures that are the student's code doing something wrong come before the ones not written yet.
 _WORST = (Outcome.ERROR, Outcome.TIMEOUT, Outcome.FAILED)
 _CLASSROOM_STATUS = {
-    Outcome.PASSED: "pass", Outcome.FAILED: "fail", Outcome.NOT_IMPLEMENTED: "fail", Outcome.SKIPPED: "fail",
+    Outcome.PASSED: "pass", Outcome.FAILED: "fail", Outcome.NOT_IMPLEMENTED: "fail",
     Outcome.ERROR: "error", Outcome.TIMEOUT: "error",
 }
 
@@ -282,9 +282,13 @@ def _task_milliseconds(task: TaskResult) -> int:
 
 
 def classroom_result(result: GradingResult, workspace: Path, files: Optional[StudentFiles] = None) -> dict[str, Any]:
-    """The JSON a grading step of GitHub Classroom's reporter hands over: one test per task."""
+    """The JSON a grading step of GitHub Classroom's reporter hands over: one test per task graded.
+    A task skipped here (a GPU task on a CPU runner, training data this runner cannot have) is no
+    failure: the reporter knows only pass, fail and error, so it is left out, its points too, and the
+    job summary says why."""
     tests = []
-    for task in result.tasks:
+    graded = [t for t in result.tasks if t.outcome is not Outcome.SKIPPED]
+    for task in graded:
         status = _CLASSROOM_STATUS[task.outcome]
         where = task_location(task, files) if status != "pass" else None
         filename = relative_to_workspace(where[0], workspace) if where is not None else None
@@ -306,7 +310,7 @@ def classroom_result(result: GradingResult, workspace: Path, files: Optional[Stu
         })
     statuses = {t["status"] for t in tests}
     status = "error" if "error" in statuses else "fail" if "fail" in statuses or not tests else "pass"
-    return {"version": 1, "status": status, "max_score": _number(result.max_score), "tests": tests}
+    return {"version": 1, "status": status, "max_score": _number(sum(t.max_points for t in graded)), "tests": tests}
 
 
 def encode_classroom_result(result: dict[str, Any]) -> str:

@@ -41,6 +41,9 @@ def to_results_json(result: GradingResult) -> dict[str, Any]:
         "score": result.score,
         "execution_time": int(math.ceil(result.execution_time_s)),
         "output": output,
+        # Plain text everywhere: what a submission wrote is escaped, never rendered as HTML or Markdown.
+        "output_format": "text",
+        "test_output_format": "text",
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": [task_entry(i, task) for i, task in enumerate(result.tasks, start=1)],
