@@ -104,3 +104,19 @@ def test_a_gpu_task_where_there_is_no_gpu_is_skipped_with_advice_only_where_it_c
     task = tasks["deep_convnet.cifar10"]
     assert task.outcome is Outcome.SKIPPED and task.points == 0 and "has none" in task.message
     assert ("--device cpu" in task.message) == (without_gpu == "advise")
+
+
+@pytest.mark.parametrize("assignment_id", ["a1_fc_numpy", "a2_cnn_torch", "a3_resnet_pytorch"])
+def test_a_training_task_title_states_no_target_that_depends_on_the_data(assignment_id):
+    """Test names (Gradescope, JUnit) must not say "reaches 50 %" where the synthetic target is 42 %:
+    a number in a title is one every data source shares; the message states the one that applied."""
+    import re
+
+    from support import assignment
+
+    for task in assignment(assignment_id).spec.tasks:
+        if task.training is None:
+            continue
+        stated = {float(n) / 100 for n in re.findall(r"(\d+(?:\.\d+)?) ?%", task.title)}
+        targets = set(task.training.target.values())
+        assert stated <= targets if len(targets) == 1 else not stated, (task.id, task.title, targets)
