@@ -76,10 +76,11 @@ def expect_state_shapes(actual, expected, label, *, block_case=None, may_wrap=()
             raise CheckFailed(f"{label}.state_dict()[{name!r}] has shape {tuple(actual[name])}, expected "
                               f"{tuple(expected[name])}")
     names = {name: name for name in expected if name in actual}
-    wrapped = sequential_wrappings(missing, unexpected, actual, expected)
-    if wrapped and set(wrapped) == set(missing) and set(wrapped.values()) == set(unexpected) \
-            and all(layer_of(name) in may_wrap for name in wrapped):
-        return {**names, **wrapped}
+    allowed = {ours: theirs for ours, theirs in sequential_wrappings(missing, unexpected, actual, expected).items()
+               if layer_of(ours) in may_wrap}
+    names.update(allowed)
+    missing = [name for name in missing if name not in allowed]
+    unexpected = [name for name in unexpected if name not in allowed.values()]
     if missing or unexpected:
         raise CheckFailed(f"{label}.state_dict() " + explain_state_difference(missing, unexpected, actual, expected,
                                                                               block_case))
