@@ -2,7 +2,9 @@
 # The one command a student or instructor runs.
 #   ./grade.sh [A] [options]   grade assignment A (default: every assignment you have started)
 #   ./grade.sh --selftest      run the grader's own tests
-# The first run creates a virtual environment in .venv and installs the grader into it.
+# The first run creates a virtual environment in .venv and installs the grader into it. Where
+# Python has no venv (a Colab or Jupyter kernel's, often), or GRADER_NO_VENV=1, it installs the
+# grader's dependencies into that Python and runs the grader from this folder.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,7 +24,28 @@ has_extras() {
     done
 }
 
+# What runs the grader: the virtual environment's, or this Python with this folder on its path.
+GRADER_PYTHON="$VENV/bin/python"
+
+use_this_python() {
+    echo "Using $PYTHON as it is (no virtual environment): installing the grader's dependencies into it..." >&2
+    local deps
+    deps=$("$PYTHON" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
+    mapfile -t deps <<< "$deps"
+    # A torch the kernel already has (Colab's, with its GPU build) is kept as it is.
+    if "$PYTHON" -c "import torch" >/dev/null 2>&1; then
+        mapfile -t deps < <(printf '%s\n' "${deps[@]}" | grep -v '^torch')
+    fi
+    "$PYTHON" -m pip install --quiet "${deps[@]}" "pytest-xdist>=3"
+    GRADER_PYTHON="$PYTHON"
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+}
+
 set_up() {
+    if [ "${GRADER_NO_VENV:-}" = "1" ] || { [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -c "import venv, ensurepip" >/dev/null 2>&1; }; then
+        use_this_python
+        return
+    fi
     if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && has_extras; then
         return
     fi
@@ -51,11 +74,11 @@ if [ "${1:-}" = "--selftest" ]; then
     for arg in "$@"; do
         case "$arg" in -n|-n*|--numprocesses*|no:xdist) parallel=() ;; esac
     done
-    exec "$VENV/bin/python" -m pytest tests ${parallel[@]+"${parallel[@]}"} "$@"
+    exec "$GRADER_PYTHON" -m pytest tests ${parallel[@]+"${parallel[@]}"} "$@"
 fi
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
     sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
-    exec "$VENV/bin/grader" grade --help
+    exec "$GRADER_PYTHON" -m grader grade --help
 fi
 # --ci may come anywhere, even before the assignment: it is passed on after it.
 options=()
@@ -66,11 +89,11 @@ ci=()
 [ ${#options[@]} -eq $# ] || ci=(--ci)
 set -- ${options[@]+"${options[@]}"}
 if [ $# -eq 0 ] || [[ "$1" == -* ]]; then
-    mapfile -t assignments < <("$VENV/bin/python" -m grader.touched)
+    mapfile -t assignments < <("$GRADER_PYTHON" -m grader.touched)
     status=0
     for assignment in "${assignments[@]}"; do
-        "$VENV/bin/grader" grade "$assignment" "$@" ${ci[@]+"${ci[@]}"} || status=$?
+        "$GRADER_PYTHON" -m grader grade "$assignment" "$@" ${ci[@]+"${ci[@]}"} || status=$?
     done
     exit $status
 fi
-exec "$VENV/bin/grader" grade "$@" ${ci[@]+"${ci[@]}"}
+exec "$GRADER_PYTHON" -m grader grade "$@" ${ci[@]+"${ci[@]}"}

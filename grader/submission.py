@@ -105,10 +105,12 @@ def read_submission(assignment: Assignment, source: Path) -> SubmissionFiles:
     warnings: list[str] = []
     if source.is_dir():
         files = _from_directory(assignment, _student_folder(assignment, source), warnings)
+    elif source.suffix.lower() == ".ipynb" and source.is_file():
+        files = _from_notebook(assignment, source, warnings)
     elif zipfile.is_zipfile(source):
         files = _from_zip(assignment, source, warnings)
     else:
-        raise UnusableSubmission(f"{source} is neither a folder nor a zip archive")
+        raise UnusableSubmission(f"{source} is neither a folder, a zip archive nor a Jupyter notebook (.ipynb)")
     missing = tuple(n for n in assignment.spec.student_files if n not in files)
     if len(missing) == len(assignment.spec.student_files):
         detail = "".join(f"; {w}" for w in warnings)
@@ -247,6 +249,36 @@ class _Entry:
     @property
     def name(self) -> str:
         return self.info.filename
+
+
+def _from_notebook(assignment: Assignment, source: Path, warnings: list[str]) -> dict[str, bytes]:
+    """The student files a notebook's cells hold (grader.notebook); none of its code runs here."""
+    from grader.notebook import NotebookError, student_files_from_notebook
+
+    if source.stat().st_size > MAX_TOTAL_BYTES:
+        raise UnusableSubmission(f"{source} is larger than {_mib(MAX_TOTAL_BYTES)}")
+    data = _read_regular_file_up_to(source, MAX_TOTAL_BYTES)
+    stubs = {name: (assignment.directory / name).read_text(encoding="utf-8") for name in assignment.spec.student_files}
+    try:
+        found = student_files_from_notebook(data.decode("utf-8", "replace"), stubs)
+    except NotebookError as exc:
+        raise UnusableSubmission(f"{source}: {exc}") from None
+    warnings.extend(found.warnings)
+    files = {}
+    for name, text in found.files.items():
+        encoded = text.encode("utf-8")
+        if len(encoded) > MAX_FILE_BYTES:
+            raise UnusableSubmission(f"{source}: {name} as the notebook holds it is larger than {_mib(MAX_FILE_BYTES)}")
+        if _is_empty(encoded):
+            warnings.append(f"{name} is empty in the notebook: graded as missing")
+        else:
+            files[name] = encoded
+    return files
+
+
+def _read_regular_file_up_to(path: Path, limit: int) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(limit + 1)[:limit]
 
 
 def _from_zip(assignment: Assignment, source: Path, warnings: list[str]) -> dict[str, bytes]:
