@@ -149,3 +149,12 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_nothing_behind(tmp_path):
     assert err.strip() == "grader: interrupted", err
     assert "Traceback" not in out + err
     assert not list(scratch_parent.glob("grader-scratch-*")), list(scratch_parent.iterdir())
+
+
+def test_plain_pytest_on_the_checks_says_to_use_the_grader():
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(PROJECT_ROOT / "assignments" / "a1_fc_numpy" / "checks")],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 4, done.stdout + done.stderr  # pytest's usage error
+    assert "use ./grade.sh a1_fc_numpy" in done.stdout + done.stderr
+    assert "fixture 'student' not found" not in done.stdout + done.stderr

@@ -1,0 +1,10 @@
+"""These checks talk to your code through the grader (its worker process, its reference answers):
+plain `pytest` cannot run them. Run `./grade.sh a2_cnn_torch` instead."""
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not any(type(plugin).__name__ == "GradingPlugin" for plugin in config.pluginmanager.get_plugins()):
+        raise pytest.UsageError("these checks run through the grader: use ./grade.sh a2_cnn_torch "
+                                "(or: grader grade a2_cnn_torch) instead of pytest")
