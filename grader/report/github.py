@@ -25,7 +25,10 @@ job has) writes these when `GITHUB_ACTIONS=true`:
 Wiring the result to the reporter: give the grading step an `id`, pass its output to the reporter in
 an environment variable named after that id in capitals followed by `_RESULTS`, and list the id in
 the reporter's input `runners` (comma-separated, one per grading step). GitHub Classroom reads the
-points only from a workflow named `Autograding Tests` whose single job is `run-autograding-tests`:
+points only from a workflow named `Autograding Tests` whose single job is `run-autograding-tests`.
+`checks: write` is the one write permission, and the reporter's: it writes the points into the
+job's check run, which is where Classroom reads them; the grading step itself needs none (the
+student's own workflow, `.github/workflows/grade.yml` of the bundle, asks for no permission):
 
     name: Autograding Tests
     on: [push, workflow_dispatch]
