@@ -13,6 +13,7 @@ from grader.results import Outcome, TaskResult
 
 # Outcomes after which a task's own code is known not to work.
 _FAILING = {Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT, Outcome.NOT_IMPLEMENTED}
+_RAN_AND_FAILED = {Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT}
 
 
 def point_to_failing_uses(spec: AssignmentSpec, tasks: list[TaskResult],
@@ -22,7 +23,8 @@ def point_to_failing_uses(spec: AssignmentSpec, tasks: list[TaskResult],
     by_id = {t.task_id: t for t in tasks}
     pointed = []
     for task in tasks:
-        if task.outcome in _FAILING and task.task_id not in graded_with_reference:
+        # A task not implemented yet has nothing to fix in the layers first.
+        if task.outcome in _RAN_AND_FAILED and task.task_id not in graded_with_reference:
             failing = [used for used in spec.task(task.task_id).uses
                        if used in by_id and by_id[used].outcome in _FAILING]
             # A failure the used task shares word for word (one syntax error, a missing file) is

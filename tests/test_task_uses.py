@@ -55,3 +55,11 @@ def test_uses_names_earlier_tasks_only(project, uses, words):
     with pytest.raises(ConfigError) as error:
         load_assignment("a1_fc_numpy", project)
     assert words in str(error.value)
+
+
+def test_a_model_not_implemented_yet_points_at_nothing(tmp_path):
+    folder = make_submission(tmp_path, a1(), "stubs")
+    tasks = {t.task_id: t for t in grade_checks(a1(), folder, only="affine.forward,two_layer_net.init",
+                                                seed=None).tasks}
+    assert tasks["two_layer_net.init"].outcome is Outcome.NOT_IMPLEMENTED
+    assert "fix it first" not in tasks["two_layer_net.init"].message
