@@ -57,6 +57,7 @@ def check_module_name(nodeid: str) -> str:
 
 @dataclass(eq=False)  # pytest keeps plugins in sets
 class GradingPlugin:
+    runs_assignment_checks = True  # the checks' conftest.py lets pytest go on only under the grader
     session: WorkerSession
     oracle: Optional[ReferenceOracle]
     base_seed: int
