@@ -110,11 +110,15 @@ def entries_match(a: Any, b: Any) -> bool:
         x, y = np.asarray(a[3], dtype=np.float64), np.asarray(b[3], dtype=np.float64)
         if not np.array_equal(np.isnan(x), np.isnan(y)):
             return False
-        ok = ~np.isnan(x)
+        # Infinities match only themselves (inf - inf is NaN, which matches nothing); the finite
+        # entries within the tolerance of the first entry's size (the array's norm), where finite.
+        infinite = np.isinf(x) | np.isinf(y)
+        if not np.all((x == y)[infinite]):
+            return False
+        ok = ~np.isnan(x) & ~infinite
         scale = max(abs(x[0]), abs(y[0])) if ok[0] else 0.0
         with np.errstate(all="ignore"):
-            return bool(np.all(np.abs(x[ok] - y[ok]) <= _tolerance(a[2]) * scale + 1e-12)) and bool(
-                np.all((x == y)[np.isinf(x) | np.isinf(y)]))
+            return bool(np.all(np.abs(x[ok] - y[ok]) <= _tolerance(a[2]) * scale + 1e-12))
     if tag == "l":
         return len(a[1]) == len(b[1]) and all(entries_match(x, y) for x, y in zip(a[1], b[1]))
     if tag == "d":

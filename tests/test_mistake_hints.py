@@ -77,3 +77,17 @@ def test_a_correct_submission_failing_for_another_reason_gets_no_catalogue_hint(
     task = result.tasks[0]
     assert task.points == 0 and hints_shown(result, "affine.backward") == set()
     assert "3 times the numeric gradient" in task.message
+
+
+def test_a_sketch_with_infinities_matches_itself_and_only_itself():
+    import numpy as np
+
+    from grader.fingerprint import entries_match, sketch_value
+
+    overflowed = np.array([[np.inf, 1.0, 2.0], [0.5, -np.inf, 3.0]])
+    assert entries_match(sketch_value(overflowed), sketch_value(overflowed.copy()))
+    other = overflowed.copy()
+    other[0, 0] = -np.inf
+    assert not entries_match(sketch_value(overflowed), sketch_value(other))
+    finite = np.nan_to_num(overflowed)
+    assert not entries_match(sketch_value(overflowed), sketch_value(finite))
