@@ -91,3 +91,16 @@ def test_a_sketch_with_infinities_matches_itself_and_only_itself():
     assert not entries_match(sketch_value(overflowed), sketch_value(other))
     finite = np.nan_to_num(overflowed)
     assert not entries_match(sketch_value(overflowed), sketch_value(finite))
+
+
+def test_two_errors_of_one_type_but_other_causes_sketch_differently():
+    from grader.fingerprint import entries_match, sketch_failure
+    from grader.worker_process import StudentException
+
+    def raised(message):
+        return sketch_failure(StudentException(type_name="RuntimeError", message=message, traceback="",
+                                               is_not_implemented=False, location=None))
+
+    shapes = raised("mat1 and mat2 shapes cannot be multiplied (4x10 and 20x5)")
+    assert entries_match(shapes, raised("mat1 and mat2 shapes cannot be multiplied (8x3 and 7x2)"))
+    assert not entries_match(shapes, raised("view size is not compatible with input tensor's size and stride"))
