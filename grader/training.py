@@ -416,7 +416,7 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
             if options.without_gpu == "leave_out":
                 continue
             advice = " (grade with --device cpu to run it on the CPU anyway)" if options.without_gpu == "advise" else ""
-            results.append(skipped(task, f"this task trains on a GPU and this machine has none: it is not graded "
+            results.append(skipped(task, f"this task trains on a GPU and this machine has none (no CUDA): it is not graded "
                                          f"here{advice}"))
             continue
         if dataset.source not in task.training.target:
