@@ -35,6 +35,7 @@ again, once, from the hand-off in a fresh worker.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sys
 import time
@@ -292,6 +293,18 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     return result(outcome, message, points=points, accuracy=accuracy, seconds=run.seconds, history=run.history)
 
 
+def with_check_times(result: TaskResult, progress: TrainingProgress) -> TaskResult:
+    """`result` with the grader's time of each accuracy check in its history, where the run printed
+    as many checks as the history holds (a run trained again after a lost worker printed more)."""
+    measured = result.training
+    history = measured.history if measured is not None else None
+    if history is None or len(progress.epoch_seconds) < len(history.val_accuracy) or not history.val_accuracy:
+        return result
+    times = tuple(progress.epoch_seconds[-len(history.val_accuracy):])
+    return dataclasses.replace(result, training=dataclasses.replace(
+        measured, history=dataclasses.replace(history, check_seconds=times)))
+
+
 def _read_history(solver: RemoteObject) -> Optional[TrainingHistory]:
     """The curves the solver recorded, or None where they cannot be read (they explain a result and
     never decide one, so nothing is lost without them)."""
@@ -436,7 +449,8 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
 
         session.on_output_line = show_progress
         try:
-            results.append(run_training_task(session, task, data, device, framework))
+            result = run_training_task(session, task, data, device, framework)
         finally:
             session.on_output_line = None
+        results.append(with_check_times(result, progress))
     return results

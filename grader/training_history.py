@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -33,13 +34,17 @@ class TrainingHistory:
     train_accuracy: tuple[float, ...]    # at each check: the start, each epoch's end, the end
     val_accuracy: tuple[float, ...]
     first_non_finite: Optional[int] = None  # the iteration whose loss was first NaN or infinite
+    # When each accuracy check (start, epochs, end) was printed, by the grader's clock: seconds since
+    # the task started (the data's hand-off included). Empty where the run printed none.
+    check_seconds: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"iterations": self.iterations, "loss": [_json_number(v) for v in self.loss],
                 "loss_iterations": list(self.loss_iterations),
                 "train_accuracy": [_json_number(v) for v in self.train_accuracy],
                 "val_accuracy": [_json_number(v) for v in self.val_accuracy],
-                "first_non_finite": self.first_non_finite}
+                "first_non_finite": self.first_non_finite,
+                "check_seconds": [round(s, 3) for s in self.check_seconds]}
 
 
 # The lines the provided Solver and Trainer print when verbose.
@@ -52,6 +57,8 @@ class TrainingProgress:
     """What a run has printed so far, for the live display only (it is the submission's output)."""
 
     limit_s: Optional[float] = None
+    started: float = field(default_factory=time.monotonic)
+    epoch_seconds: list[float] = field(default_factory=list)  # the grader's time of each epoch line
     epoch: Optional[tuple[int, int]] = None
     iteration: Optional[tuple[int, int]] = None
     loss: Optional[float] = None
@@ -66,6 +73,7 @@ class TrainingProgress:
         if (match := _EPOCH_LINE.search(line)) is not None:
             self.epoch = (int(match[1]), int(match[2]))
             self.val_accuracy = _float(match[4])
+            self.epoch_seconds.append(time.monotonic() - self.started)
             return True
         return False
 
