@@ -56,7 +56,7 @@ def with_learning_rate(tmp_path, rate):
 
 @pytest.mark.parametrize("rate,words", [
     (1e-9, "the loss did not decrease in the first 60 iterations"),  # all the small run has
-    (1e4, "the loss jumped from 2.3 to"),
+    (1e4, "the loss jumped from 2."),  # the first loss is ln(10) give or take the seed
 ], ids=["too_small", "too_large"])
 def test_a_run_that_misses_its_target_says_what_its_curve_shows(tmp_path, rate, words):
     folder = with_learning_rate(tmp_path, rate)
