@@ -149,6 +149,7 @@ class WorkerProcess:
         self._private_root = limits.sandbox == "bwrap"
         self._private_root_pid: int | None = None
         _become_subreaper()
+        reap_adopted_orphans()
         with _workers_lock:  # a worker is never taken for an orphan between its start and its registration
             self.process = subprocess.Popen(
                 jail.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -430,6 +431,12 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def reap_adopted_orphans() -> None:
+    """What a long-lived grader (a batch, a test run) adopted as subreaper since it last killed a worker
+    of its own: the descendants of a grading process killed below it. Left alone they stay <defunct>."""
+    kill_escaped_orphans()
 
 
 def kill_escaped_orphans() -> None:

@@ -14,6 +14,8 @@ of each descendant's `NSpid` and its start time.
 import functools
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import textwrap
 import threading
@@ -26,7 +28,7 @@ import grader.submission
 from grader.remote import WorkerSession
 from grader.results import Outcome
 from grader.worker_process import Limits, WorkerLost, process_tree, start_time
-from support import a1, grade_checks, grade_folder, make_submission
+from support import PROJECT_ROOT, a1, grade_checks, grade_folder, make_submission
 
 # Appended to a student file: `_announce(...)` logs each call to calls.txt and, on the first `kills`
 # calls, tells the test which process to kill and waits for it.
@@ -273,3 +275,50 @@ def test_the_graders_own_kills_are_not_retried(assignment, tmp_path, scratch_roo
         [(c.message, c.notes) for c in task.checks]
     # A function that timed out is not called again by the later checks; the watches' kills are per call.
     assert calls_logged(scratch_root) == (1 if outcome is Outcome.TIMEOUT else len(task.checks))
+
+
+ADOPTER = r"""
+import os, subprocess, sys, time
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[1])
+import grader.worker_process as wp
+from grader.worker_process import Limits
+from grader.remote import WorkerSession
+
+if sys.argv[2] == "off":
+    wp.reap_adopted_orphans = lambda: None
+wp._become_subreaper()
+# A grading process killed below this one leaves its descendants to it: here, a detached child of a
+# shell that exits at once; the child dies soon after, a zombie of this process.
+subprocess.run(["sh", "-c", "setsid sleep 0.2 >/dev/null 2>&1 & exit 0"], check=True)
+time.sleep(1.0)
+
+
+def zombies():
+    out = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "stat="], capture_output=True, text=True).stdout
+    return sum(1 for line in out.split() if line.startswith("Z"))
+
+
+before = zombies()
+scratch = Path(sys.argv[3])
+(scratch / "submission").mkdir()
+session = WorkerSession(scratch / "submission", scratch, Limits(sandbox="process"))
+session.start()  # a new worker: the grader reaps what it adopted
+after = zombies()
+session.close()
+print(before, after)
+"""
+
+
+@pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
+def test_a_long_lived_grader_reaps_the_orphans_it_adopts(tmp_path, defended):
+    script = tmp_path / "adopter.py"
+    script.write_text(ADOPTER)
+    (tmp_path / "scratch").mkdir()
+    done = subprocess.run([sys.executable, str(script), str(PROJECT_ROOT), "on" if defended else "off",
+                           str(tmp_path / "scratch")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split()[-2:])
+    assert before >= 1  # the orphan was adopted and died
+    assert after == (0 if defended else before), done.stdout

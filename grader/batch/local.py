@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from grader.batch.executor import BatchAborted, JobSink
 from grader.batch.job import SubmissionJob
+from grader.worker_process import reap_adopted_orphans
 
 POLL_S = 0.1
 # Imported once by the fork server, so that no grading process spends its time importing them.
@@ -155,6 +156,7 @@ class LocalExecutor:
         if entry.process.is_alive():
             entry.process.kill()
             entry.process.join()
+        reap_adopted_orphans()  # the workers of a grading process killed here come to this one
         entry.connection.close()
         kind, payload = entry.result
         if kind == "done":
