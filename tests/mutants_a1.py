@@ -64,11 +64,13 @@ TRAINING_ENTRY_MUTANTS: list[Mutant] = [
 MUTANTS: list[Mutant] = load_mutants("a1_fc_numpy") + TRAINING_ENTRY_MUTANTS
 
 
-def student_version(source_text: str, function: str, body: str, fence: int = 0) -> str:
+def student_version(source_text: str, function: str, body: str, fence: int = 0, *, owner: str = "") -> str:
     """The reference source with the code between one function's `# BEGIN YOUR CODE` and `# END YOUR
     CODE` (its `fence`-th such block) replaced by `body`, a student's own code written flush left: how
-    a real student's solution reads, rather than a one-snippet mutation of the reference."""
-    start = source_text.index(f"def {function}(")
+    a real student's solution reads, rather than a one-snippet mutation of the reference. `owner`: the
+    class the function is a method of ("" for a function at module level)."""
+    start = source_text.index(f"class {owner}:") if owner else 0
+    start = source_text.index(f"def {function}(", start)
     for _ in range(fence + 1):
         begin = source_text.index("# BEGIN YOUR CODE\n", start) + len("# BEGIN YOUR CODE\n")
         start = begin

@@ -4,10 +4,10 @@ students write it (loops, in-place updates, other names), each beside a wrong ve
 check fails, so that every defence can be seen to bite."""
 
 import re
-import textwrap
 
 import pytest
 
+from mutants_a1 import student_version
 from support import assignment, grade_checks, hints_shown, lost, make_submission
 
 A2 = "a2_cnn_torch"
@@ -17,16 +17,7 @@ def student_method(source_text: str, owner: str, method: str, body: str, fence: 
     """The reference source with the code between `owner.method`'s `fence`-th `# BEGIN YOUR CODE` and
     `# END YOUR CODE` replaced by `body`, written flush left. `owner` is a class, or "" for a function
     at module level."""
-    start = source_text.index(f"class {owner}:") if owner else 0
-    start = source_text.index(f"def {method}(", start)
-    for _ in range(fence + 1):
-        begin = source_text.index("# BEGIN YOUR CODE\n", start) + len("# BEGIN YOUR CODE\n")
-        start = begin
-    end = source_text.index("# END YOUR CODE", begin)
-    indent = source_text[source_text.rindex("\n", 0, end) + 1:end]
-    lines = textwrap.dedent(body).strip("\n").splitlines()
-    code = "".join(f"{indent}{line}\n" if line else "\n" for line in lines)
-    return source_text[:begin] + code + source_text[end - len(indent):]
+    return student_version(source_text, method, body, fence, owner=owner)
 
 
 def reference_text(file: str) -> str:
