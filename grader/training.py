@@ -273,7 +273,8 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     except wire.WireError as exc:
         return result(Outcome.FAILED, f"{stage}: the code returned something that cannot be graded: {exc}")
     if run.seconds > hard_limit:
-        return result(Outcome.FAILED, f"training took {run.seconds:.1f} s, over the {limit:g} s limit", seconds=run.seconds)
+        return result(Outcome.FAILED, f"training took {run.seconds:.1f} s, over the {limit:g} s limit and its margin of "
+                                      f"{hard_limit - limit:.1f} s", seconds=run.seconds)
     labels = data.evaluation_labels
     accuracy = float(np.mean(run.predictions == labels))
     split = "training images (one pixel of each nudged)" if spec.evaluate_on == "train" else "held-out images"

@@ -108,3 +108,50 @@ def test_a_gpu_task_is_skipped_without_cuda_unless_device_cpu(project, tmp_path)
     assert skipped.tasks[0].outcome is Outcome.SKIPPED and "CUDA" in skipped.tasks[0].message
     on_cpu = grade_folder(assignment, folder, only="fc_net.overfit", data="synthetic", device="cpu")
     assert on_cpu.tasks[0].outcome is Outcome.PASSED
+
+
+@pytest.fixture
+def clock_at_the_end(monkeypatch):
+    """Sets what the grader's clock reads once the last prediction is back (a real run that long
+    would make the test a minute long); until then the clock runs as it does."""
+    from grader import training
+    reading: dict[str, float] = {}
+
+    class LateClock(training.Clock):
+        def elapsed(self) -> float:
+            return reading.get("seconds", super().elapsed())
+
+    real_predict = training._predict
+
+    def predict_then_jump(*args, **kwargs):
+        predictions = real_predict(*args, **kwargs)
+        reading["seconds"] = reading["at_the_end"]
+        return predictions
+
+    monkeypatch.setattr(training, "Clock", LateClock)
+    monkeypatch.setattr(training, "_predict", predict_then_jump)
+
+    def set_reading(seconds: float) -> None:
+        reading["at_the_end"] = seconds
+    return set_reading
+
+
+@pytest.mark.parametrize("over, outcome, said", [
+    (0.0, Outcome.PASSED, None),
+    (1.5, Outcome.PASSED, "1.5 s over the 60 s limit, inside the margin of 8.0 s for the last iteration and the "
+                          "predictions"),
+    (8.5, Outcome.FAILED, "training took 68.5 s, over the 60 s limit and its margin of 8.0 s"),
+])
+def test_the_message_says_why_a_run_over_its_limit_counts(clock_at_the_end, tmp_path, over, outcome, said):
+    assignment = a1()
+    limit = assignment.spec.task("fc_net.overfit").training.time_limit_s
+    assert limit == 60  # the margin below is 10 % of it plus 2 s
+    clock_at_the_end(limit + over if over else 0.5)
+    result = grade_folder(assignment, make_submission(tmp_path, assignment, "reference"), only="fc_net.overfit",
+                          data="synthetic")
+    task = result.tasks[0]
+    assert task.outcome is outcome, task.message
+    if said is None:
+        assert "over the" not in task.message and "margin" not in task.message
+    else:
+        assert said in task.message
