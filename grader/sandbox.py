@@ -23,6 +23,7 @@ loop and the wire format, `worker_code_directory`), never the rest of `grader`.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import glob
 import hashlib
@@ -98,6 +99,7 @@ def worker_code_directory() -> Path:
         os.rename(directory, base)   # the first grading process to finish names it; others use theirs
         return base
     except OSError:
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
         return directory
 
 

@@ -178,9 +178,11 @@ class WorkerProcess:
 
         def argv(confine: dict) -> list[str]:
             settings = json.dumps({"submission_dir": str(submission_dir), "preload": list(preload), "confine": confine})
-            # -u: -I ignores PYTHONUNBUFFERED, and what the student prints must arrive as it is printed
-            # (a training's live progress; the log of a worker that is killed).
-            return [sys.executable, "-I", "-u", "-c", _BOOTSTRAP, code, str(request_read), str(response_write),
+            # -I ignores every PYTHON* variable, so the command line says the rest. -u: what the student
+            # prints must arrive as it is printed (a training's live progress; the log of a worker that
+            # is killed). -B: no bytecode written next to the worker's code, which grading processes
+            # share only while it holds exactly the grader's files.
+            return [sys.executable, "-I", "-u", "-B", "-c", _BOOTSTRAP, code, str(request_read), str(response_write),
                     settings]
 
         if level == "bwrap":
@@ -468,9 +470,6 @@ def scrubbed_environment(scratch_dir: Path, extra: dict[str, str] | None = None)
         "HOME": str(scratch_dir),
         "TMPDIR": str(scratch_dir),
         "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",  # what the student printed reaches the log even if the worker is killed
-        "PYTHONHASHSEED": "0",
         "OMP_NUM_THREADS": os.environ.get("GRADER_WORKER_THREADS", "1"),
         "MKL_NUM_THREADS": os.environ.get("GRADER_WORKER_THREADS", "1"),
         "OPENBLAS_NUM_THREADS": os.environ.get("GRADER_WORKER_THREADS", "1"),

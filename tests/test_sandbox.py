@@ -329,3 +329,35 @@ def test_selfcheck_run_by_an_unprivileged_user(level, tmp_path):
         pytest.skip(f"{level} cannot start for an unprivileged user here: {completed.stdout.strip()[-300:]}")
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
     assert f"every promise of the {level} level holds" in completed.stdout
+
+
+@pytest.mark.parametrize("level", ["process", pytest.param("bwrap", marks=needs_bwrap)])
+def test_grading_processes_share_one_copy_of_the_worker_code_and_leave_it_as_it_was(monkeypatch, tmp_path, level):
+    """The worker's code is copied once into the temporary directory and shared while it holds exactly
+    the grader's files; a worker that wrote its bytecode there would make every later grading process
+    copy it again."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    sandbox.worker_code_directory.cache_clear()
+    try:
+        shipped = a1()
+        for attempt in range(2):
+            result = grade_checks(shipped, make_submission(tmp_path / f"s{attempt}", shipped), only="affine.forward",
+                                  sandbox=level)
+            assert result.tasks[0].points == result.tasks[0].max_points
+            sandbox.worker_code_directory.cache_clear()   # as a second grading process would find it
+        copies = sorted(p.name for p in tmp_path.glob("grader-worker-code-*"))
+        assert len(copies) == 1 and not list((tmp_path / copies[0]).rglob("__pycache__")), copies
+    finally:
+        sandbox.worker_code_directory.cache_clear()
+
+
+def test_a_grading_process_that_cannot_share_the_worker_code_removes_its_own_copy(tmp_path):
+    code = "from grader import sandbox; print(sandbox.worker_code_directory())"
+    environment = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)}
+    shared = Path(subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
+                                 check=True).stdout.strip())
+    (shared / "grader" / "planted.py").write_text("print('not the grader')\n")  # no longer exactly the grader's
+    own = Path(subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
+                              check=True).stdout.strip())
+    assert own != shared and not own.exists()
+    assert sorted(tmp_path.iterdir()) == [shared]
