@@ -89,7 +89,7 @@ ci=()
 [ ${#options[@]} -eq $# ] || ci=(--ci)
 set -- ${options[@]+"${options[@]}"}
 if [ $# -eq 0 ] || [[ "$1" == -* ]]; then
-    mapfile -t assignments < <("$GRADER_PYTHON" -m grader.touched)
+    mapfile -t assignments < <("$GRADER_PYTHON" -m grader.delivery.touched)
     status=0
     for assignment in "${assignments[@]}"; do
         "$GRADER_PYTHON" -m grader grade "$assignment" "$@" ${ci[@]+"${ci[@]}"} || status=$?

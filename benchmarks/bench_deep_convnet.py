@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine  # noqa: E402
 
-from grader.packages import install_package  # noqa: E402
+from grader.boundary.packages import install_package  # noqa: E402
 
 BUDGET_RATIO = 0.8
 NUM_FILTERS, MAX_POOLS = [32, 64, 128, 256], [0, 1, 2, 3]
@@ -94,7 +94,7 @@ def time_to_synthetic_target(device: str, target: float, limit_s: float) -> tupl
     import importlib
 
     from grader.data import load_synthetic
-    from grader.training import prepare_training_data
+    from grader.engine.training import prepare_training_data
 
     dataset = load_synthetic(seed=0, num_train=11_000, num_test=2_000)
     data = prepare_training_data(dataset, np.random.default_rng(0), num_val=1000, train_subset=None)

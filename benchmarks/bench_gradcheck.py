@@ -38,12 +38,12 @@ sys.path.insert(0, str(ROOT))
 from machine import describe_machine  # noqa: E402
 
 from grader.assignment import Assignment, load_assignment  # noqa: E402
-from grader.gradcheck import (DIRECTIONAL_PROBES, FORCED_ELEMENTWISE_MAX_SIZE, Measurement, Mode,  # noqa: E402
+from grader.checking.gradcheck import (DIRECTIONAL_PROBES, FORCED_ELEMENTWISE_MAX_SIZE, Measurement, Mode,  # noqa: E402
                               forced_mode, measuring)
-from grader.grading import GradeOptions, grade  # noqa: E402
-from grader.mistakes import Mistake, load_catalogue  # noqa: E402
+from grader.engine.grading import GradeOptions, grade  # noqa: E402
+from grader.oracle.mistakes import Mistake, load_catalogue  # noqa: E402
 from grader.results import CheckResult, GradingResult  # noqa: E402
-from grader.submission import prepare_submission  # noqa: E402
+from grader.engine.submission import prepare_submission  # noqa: E402
 
 BUDGET_EVALUATIONS = 8
 MODES = (Mode.AUTO, Mode.ELEMENTWISE, Mode.DIRECTIONAL)

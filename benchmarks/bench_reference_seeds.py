@@ -25,9 +25,9 @@ from machine import describe_machine  # noqa: E402
 def grade_once(job: tuple[str, int]) -> tuple[str, int, int, list[str], float]:
     """(assignment, seed) -> (assignment, seed, checks run, failures, seconds)."""
     from grader.assignment import load_assignment
-    from grader.grading import GradeOptions, grade
+    from grader.engine.grading import GradeOptions, grade
     from grader.results import Outcome
-    from grader.submission import prepare_submission
+    from grader.engine.submission import prepare_submission
 
     assignment_id, seed = job
     assignment = load_assignment(assignment_id, ROOT)

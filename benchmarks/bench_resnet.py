@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine  # noqa: E402
 
 from grader.assignment import load_assignment  # noqa: E402
-from grader.packages import install_package  # noqa: E402
+from grader.boundary.packages import install_package  # noqa: E402
 
 ASSIGNMENT = "a3_resnet_pytorch"
 PACKAGE = "reference_a3"
@@ -88,7 +88,7 @@ def time_to_synthetic_target(models, device: str, target: float, limit_s: float)
     the held-out images, the seconds of training and prediction under the task's limit, and the
     Trainer (for its histories)."""
     from grader.data import load_synthetic
-    from grader.training import prepare_training_data
+    from grader.engine.training import prepare_training_data
 
     dataset = load_synthetic(seed=0, num_train=11_000, num_test=2_000)
     data = prepare_training_data(dataset, np.random.default_rng(0), num_val=1000, train_subset=None)

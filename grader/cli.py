@@ -164,13 +164,13 @@ def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily fo
 
 def _grade(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
-    from grader.grading import GradeOptions, choose_mode, grade
+    from grader.engine.grading import GradeOptions, choose_mode, grade
     from grader.report import github, write_each
     from grader.report.gradescope import write_results_json
     from grader.report.junit import write_junit
     from grader.report.terminal import grading_progress, plain, render_table
-    from grader.submission import UnusableSubmission, prepare_submission
-    from grader.submission_zip import ZipError, write_submission_zip
+    from grader.engine.submission import UnusableSubmission, prepare_submission
+    from grader.delivery.submission_zip import ZipError, write_submission_zip
 
     ci = github.ci_mode(args.ci, os.environ)
     assignment = load_assignment(args.assignment)
@@ -248,7 +248,7 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _write_training_plots(tasks, folder: Path, console) -> None:  # noqa: ANN001 - TaskResults, a rich Console
-    from grader.training_history import write_plot
+    from grader.engine.training_history import write_plot
 
     for task in tasks:
         path = write_plot(task.training.history, folder / f"{task.task_id}.png", f"{task.task_id}: {task.message[:80]}")
@@ -315,7 +315,7 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _release(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
-    from grader.release import build_bundle
+    from grader.delivery.release import build_bundle
 
     written = build_bundle(load_assignment(args.assignment), args.out,
                            overwrite_student_files=args.overwrite_student_files)
@@ -325,7 +325,7 @@ def _release(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
-    from grader.export_gradescope import build_autograder
+    from grader.delivery.gradescope_export import build_autograder
 
     path = build_autograder(load_assignment(args.assignment), args.out, device=args.device, data=args.data,
                             cifar10_archive=args.cifar10_archive, time_limit_s=args.time_limit,
@@ -336,7 +336,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _fixtures(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
-    from grader.fixtures import compare_fixtures, record, write_fixtures
+    from grader.oracle.fixtures import compare_fixtures, record, write_fixtures
 
     assignment = load_assignment(args.assignment)
     recorded = record(assignment)
@@ -357,8 +357,8 @@ def _fixtures(args: argparse.Namespace) -> int:
 def _selfcheck(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from grader.sandbox import LEVELS, level_problem
-    from grader.selfcheck import SandboxRefused, adopt_verdict, choose_level, run_selfcheck
+    from grader.sandbox.levels import LEVELS, level_problem
+    from grader.sandbox.selfcheck import SandboxRefused, adopt_verdict, choose_level, run_selfcheck
 
     levels = [level for level in LEVELS if level != "none"] if args.sandbox == "auto" else [args.sandbox]
     console = _console()
@@ -401,7 +401,7 @@ def _selfcheck(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
-    from grader.validate import validate
+    from grader.engine.validate import validate
 
     assignment = load_assignment(args.assignment)
     problems = validate(assignment)

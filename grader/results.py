@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Optional
 
-from grader.training_history import TrainingHistory
+from grader.engine.training_history import TrainingHistory
 from grader.untrusted_text import valid_unicode
 
 
@@ -89,7 +89,7 @@ class TaskResult:
 
 
 def _keep_valid_unicode(result: object, *fields: str) -> None:
-    """Text from the worker is made valid Unicode where it enters (grader.remote); text a check or the
+    """Text from the worker is made valid Unicode where it enters (grader.sandbox.remote); text a check or the
     intake built from a student's values (a returned string, a file name) is made so here, so that
     every writer can encode every result. Nothing else of the text changes: writers escape it."""
     for name in fields:
@@ -141,7 +141,7 @@ class GradingResult:
     output: str = ""         # a note for the whole submission (e.g. why it could not be graded)
     submission_log: str = ""  # what the submission printed, capped
     checks_s: float = 0.0    # wall time of running the checks (pytest's own work for each included)
-    sandbox: Optional[str] = None  # the isolation level the submission ran at (grader.sandbox)
+    sandbox: Optional[str] = None  # the isolation level the submission ran at (grader.sandbox.levels)
 
     def __post_init__(self) -> None:
         _keep_valid_unicode(self, "output", "submission_log")

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from grader import selfcheck
+from grader.sandbox import selfcheck
 from grader.assignment import Assignment
-from grader.grading import GradeOptions
+from grader.engine.grading import GradeOptions
 from grader.report.gradescope import to_results_json, write_results_json
 from grader.results import GradingResult, Outcome
 from support import PROJECT_ROOT, a1, grade_checks, make_submission
@@ -242,11 +242,11 @@ def _cases() -> tuple[Case, ...]:
                 pytest.approx = lambda expected, *args, **kwargs: expected
                 pytest.fail = lambda *args, **kwargs: None
                 try:
-                    import grader.compare, grader.gradcheck, grader.shared_checks
-                    grader.compare.assert_close = lambda *args, **kwargs: None
-                    grader.shared_checks.assert_close = lambda *args, **kwargs: None
-                    grader.shared_checks.forward_matches = lambda *args, **kwargs: None
-                    grader.compare.CheckFailed = type("CheckFailed", (Exception,), {})
+                    import grader.checking.compare, grader.checking.gradcheck, grader.checking.shared_checks
+                    grader.checking.compare.assert_close = lambda *args, **kwargs: None
+                    grader.checking.shared_checks.assert_close = lambda *args, **kwargs: None
+                    grader.checking.shared_checks.forward_matches = lambda *args, **kwargs: None
+                    grader.checking.compare.CheckFailed = type("CheckFailed", (Exception,), {})
                 except ImportError:
                     pass
              """), **LAYERS_CASE, outcomes=FAILED,
@@ -288,9 +288,9 @@ def _cases() -> tuple[Case, ...]:
              """), **LAYERS_CASE, outcomes=FAILED,
              expected="what the worker prints is a log, never a result"),
         Case("write_grader_source", "attack", **in_affine_forward(
-                FIND_PROJECT, 'RELATIVE = os.path.join("grader", "compare.py")', REWRITE_FIRST_BYTE),
+                FIND_PROJECT, 'RELATIVE = os.path.join("grader", "checking", "compare.py")', REWRITE_FIRST_BYTE),
              **LAYERS_CASE, outcomes=FAILED, aims_at_project=True,
-             expected="grader/compare.py cannot be written from the worker"),
+             expected="grader/checking/compare.py cannot be written from the worker"),
         Case("remount_and_write_grader_source", "attack", **in_affine_forward(
                 FIND_PROJECT, """
                 import ctypes
@@ -298,7 +298,7 @@ def _cases() -> tuple[Case, ...]:
                 for root in roots:   # a read-only bind made writable again (MS_REMOUNT | MS_BIND, no MS_RDONLY)
                     for place in (root, os.path.join(root, "grader")):
                         libc.mount(None, place.encode(), None, 32 | 4096, None)
-                RELATIVE = os.path.join("grader", "compare.py")
+                RELATIVE = os.path.join("grader", "checking", "compare.py")
                 """, REWRITE_FIRST_BYTE),
              **LAYERS_CASE, outcomes=FAILED, aims_at_project=True,
              expected="no bind can be remounted writable, and the grader's source is not there to write"),

@@ -9,8 +9,8 @@ import zipfile
 from pathlib import Path
 
 from grader.assignment import Assignment
-from grader.mistakes import load_catalogue
-from grader.submission_zip import write_submission_zip
+from grader.oracle.mistakes import load_catalogue
+from grader.delivery.submission_zip import write_submission_zip
 from support import make_submission
 
 MISTAKES = 11

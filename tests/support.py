@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 from grader.assignment import Assignment, load_assignment
-from grader.grading import GradeOptions, grade
-from grader.mistakes import load_catalogue
+from grader.engine.grading import GradeOptions, grade
+from grader.oracle.mistakes import load_catalogue
 from grader.results import GradingResult, Outcome
-from grader.submission import prepare_submission
+from grader.engine.submission import prepare_submission
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 A1 = "a1_fc_numpy"

@@ -54,9 +54,9 @@ _NO_NETWORK_ISOLATION = ("the process level shares the grader's network namespac
 # By resolved level: the cases that break a promise the level does not make, or that lose a race.
 KNOWN_GAPS: dict[str, dict[str, Gap]] = {
     "process": {
-        "write_grader_source": Gap(("files",), "grader/compare.py is writable from the worker: "
+        "write_grader_source": Gap(("files",), "grader/checking/compare.py is writable from the worker: "
                                    + _NO_FILE_SYSTEM_ISOLATION),
-        "remount_and_write_grader_source": Gap(("files",), "grader/compare.py is writable from the worker "
+        "remount_and_write_grader_source": Gap(("files",), "grader/checking/compare.py is writable from the worker "
                                               "without any remount: " + _NO_FILE_SYSTEM_ISOLATION),
         "write_reference_source": Gap(("files",), "reference/a1_fc_numpy/layers.py is writable from the "
                                       "worker: " + _NO_FILE_SYSTEM_ISOLATION),

@@ -28,7 +28,7 @@ from grader.batch.executor import BatchAborted
 from grader.batch.local import LocalExecutor
 from grader.batch.run import BatchBusy, BatchOptions, run_batch
 from grader.batch.store import BatchStore
-from grader.submission import UnusableSubmission
+from grader.engine.submission import UnusableSubmission
 from hostile_text import (assert_inert_text, assert_printable, assert_valid_json, hostile_layers,
                           unescaped_pipes)
 from support import A1, PROJECT_ROOT, a1, grade_checks, make_submission

@@ -294,14 +294,14 @@ def test_ci_outside_github_actions_writes_junit_where_asked_and_nothing_for_gith
 @pytest.fixture()
 def fake_checkout(tmp_path) -> Path:
     """grade.sh next to a set-up .venv whose python records the arguments of `python -m grader` and
-    lists two started assignments for `python -m grader.touched`."""
+    lists two started assignments for `python -m grader.delivery.touched`."""
     shutil.copy(PROJECT_ROOT / "grade.sh", tmp_path / "grade.sh")
     shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "python").write_text(
         '#!/bin/sh\n'
-        'if [ "$*" = "-m grader.touched" ]; then printf "a1_fc_numpy\\na2_cnn_torch\\n"; exit 0; fi\n'
+        'if [ "$*" = "-m grader.delivery.touched" ]; then printf "a1_fc_numpy\\na2_cnn_torch\\n"; exit 0; fi\n'
         '[ "$1 $2" = "-m grader" ] || exit 9\n'
         'shift 2\necho "$*" >> "$(dirname "$0")/../../calls.txt"\n')
     (bin_dir / "python").chmod(0o755)

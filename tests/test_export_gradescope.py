@@ -21,13 +21,13 @@ from grader.cli import main
 from conftest import edit_file
 from no_landlock import landlock_abi
 from support import A1, PROJECT_ROOT, a1
-from grader import sandbox
+from grader.sandbox import levels
 from grader.assignment import ConfigError, load_assignment
-from grader.export_gradescope import build_autograder
-from grader.gradescope_runner import (
+from grader.delivery.gradescope_export import build_autograder
+from grader.delivery.gradescope_runner import (
     LevelCheck, Metadata, SandboxProof, Unusable, leaderboard, locate_submission, read_metadata, refusal_results,
 )
-from grader.submission_zip import write_submission_zip
+from grader.delivery.submission_zip import write_submission_zip
 
 ONLY = "affine.*"            # the tasks graded in these runs: 2 + 3 points
 ONLY_POINTS = 5.0
@@ -168,8 +168,8 @@ def test_zip_holds_the_scripts_at_its_root_the_grader_and_the_reference(built):
     with zipfile.ZipFile(archive) as opened:
         infos = {i.filename: i for i in opened.infolist()}
     names = set(infos)
-    assert {"setup.sh", "run_autograder", "pyproject.toml", "grader/__init__.py", "grader/gradescope_runner.py",
-            "grader/checks.ini", f"assignments/{A1}/assignment.yaml", f"assignments/{A1}/layers.py",
+    assert {"setup.sh", "run_autograder", "pyproject.toml", "grader/__init__.py", "grader/delivery/gradescope_runner.py",
+            "grader/engine/checks.ini", f"assignments/{A1}/assignment.yaml", f"assignments/{A1}/layers.py",
             f"assignments/{A1}/solver.py", f"reference/{A1}/layers.py", f"reference/{A1}/mistakes.yaml"} <= names
     assert any(n.startswith(f"assignments/{A1}/checks/test_") for n in names)
     assert any(n.startswith(f"assignments/{A1}/fixtures/") for n in names)
@@ -399,7 +399,7 @@ def grade_unprotected(root: Path, submission: Path, json_path: Path, python: str
     return json.loads(json_path.read_text())
 
 
-@pytest.mark.skipif("restricted" not in sandbox.LEVELS, reason="this grader has no restricted sandbox level yet")
+@pytest.mark.skipif("restricted" not in levels.LEVELS, reason="this grader has no restricted sandbox level yet")
 @pytest.mark.skipif(not landlock_abi(), reason="the restricted level needs Landlock, which this kernel lacks")
 def test_without_bubblewrap_it_grades_at_the_restricted_level_and_the_reference_stays_out_of_reach(
         built, open_tmp, broken_bwrap, python_for_everyone):
@@ -431,7 +431,7 @@ def test_with_no_level_that_holds_it_refuses_to_grade(built, open_tmp, broken_bw
     assert results["score"] == 0 and extra["graded"] is False
     assert extra["sandbox"] is None
     assert extra["refused"].startswith("official grading refused") and "bwrap" in extra["refused"]
-    if "restricted" in sandbox.LEVELS:
+    if "restricted" in levels.LEVELS:
         assert "restricted" in extra["refused"]
     assert "not graded" in results["output"] and "For the course staff" in results["output"]
     assert "To fix:" in results["output"] and "grader selfcheck --sandbox bwrap" in results["output"]

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from grader.assignment import load_assignment
-from grader.fingerprint import FINGERPRINTS_FILE
-from grader.fixtures import compare_fixtures, record, write_fixtures
-from grader.oracle import FIXTURE_SUFFIX
+from grader.oracle.fingerprint import FINGERPRINTS_FILE
+from grader.oracle.fixtures import compare_fixtures, record, write_fixtures
+from grader.oracle.reference import FIXTURE_SUFFIX
 from support import ASSIGNMENTS, a1, assignment
 
 
@@ -57,7 +57,7 @@ def test_missing_and_unused_fixture_files_are_reported(project, recorded):
 def test_recorded_tensors_compare_by_dtype_and_value():
     import torch
 
-    from grader.fixtures import _values_equal
+    from grader.oracle.fixtures import _values_equal
 
     value = (torch.arange(4.0), {"t": torch.ones(2, dtype=torch.float64)})
     assert _values_equal(value, (torch.arange(4.0), {"t": torch.ones(2, dtype=torch.float64)}))
@@ -67,10 +67,10 @@ def test_recorded_tensors_compare_by_dtype_and_value():
 
 
 def test_two_paths_of_one_module_passed_as_arguments_are_different_arguments():
-    from grader.oracle import ReferenceOracle, _digest, _keyed
+    from grader.oracle.reference import ReferenceOracle, _digest, _keyed
 
     oracle = ReferenceOracle.__new__(ReferenceOracle)
-    from grader.oracle import ReferenceObject
+    from grader.oracle.reference import ReferenceObject
 
     module = ReferenceObject(oracle, "module:models", [], "module:models")
     first, second = _keyed(module.PlainBlock), _keyed(module.ResidualBlock)

@@ -5,11 +5,11 @@ import re
 import numpy as np
 import pytest
 
-from grader import notes
-from grader.compare import CheckFailed
-from grader.gradcheck import (DEFAULT_TOLERANCE, DIRECTIONAL_PROBES, ELEMENTWISE_MAX_SIZE, FORCED_ELEMENTWISE_MAX_SIZE,
+from grader.checking import notes
+from grader.checking.compare import CheckFailed
+from grader.checking.gradcheck import (DEFAULT_TOLERANCE, DIRECTIONAL_PROBES, ELEMENTWISE_MAX_SIZE, FORCED_ELEMENTWISE_MAX_SIZE,
                               STEP_FACTORS, Mode, choose_mode, compare_gradient, draw_step, forced_mode, measuring)
-from grader.gradient_diagnosis import Sizes
+from grader.checking.gradient_diagnosis import Sizes
 
 
 def quadratic(weights):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from grader.gradcheck import slice_indices
-from grader.gradient_diagnosis import Sizes, constant_factor, describe_factor, patterns, worst_elements
+from grader.checking.gradcheck import slice_indices
+from grader.checking.gradient_diagnosis import Sizes, constant_factor, describe_factor, patterns, worst_elements
 
 
 def numeric_gradient(shape=(4, 6), seed=0):

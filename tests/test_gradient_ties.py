@@ -23,7 +23,7 @@ import textwrap
 
 import pytest
 
-from grader.gradcheck import DEFAULT_TOLERANCE, STEP_FACTORS
+from grader.checking.gradcheck import DEFAULT_TOLERANCE, STEP_FACTORS
 from grader.results import Outcome
 from support import a1, assignment, grade_checks, make_submission
 

@@ -4,7 +4,7 @@ checks, the untouched stubs earn none and say so, in official and in public mode
 import pytest
 
 from grader.results import Outcome
-from grader.validate import validate
+from grader.engine.validate import validate
 from support import ASSIGNMENTS, assignment, check_tasks, grade_checks, make_submission, outcomes
 
 
@@ -37,7 +37,7 @@ def test_stubs_score_zero_and_are_not_implemented(shipped, tmp_path, mode):
 def test_the_cuda_variant_of_a_check_draws_the_inputs_of_its_cpu_twin():
     from types import SimpleNamespace
 
-    from grader.pytest_plugin import seed_name
+    from grader.engine.pytest_plugin import seed_name
 
     def item(nodeid, **params):
         return SimpleNamespace(nodeid=nodeid, callspec=SimpleNamespace(params=params))

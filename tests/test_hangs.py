@@ -4,7 +4,7 @@ that reaches it, fail at once with a message that says so, and every task is sti
 import os
 import time
 
-from grader.remote import StackFrame, WorkerSession, read_stack_dump
+from grader.sandbox.remote import StackFrame, WorkerSession, read_stack_dump
 from grader.results import Outcome
 from support import assignment, grade_checks, grade_folder, make_submission
 

@@ -89,10 +89,10 @@ def test_what_the_code_printed_before_it_hung_reaches_the_log(tmp_path):
 @pytest.mark.parametrize("without_gpu", ["advise", "skip", "leave_out"])
 def test_a_gpu_task_where_there_is_no_gpu_is_skipped_with_advice_only_where_it_can_be_followed(
         tmp_path, monkeypatch, without_gpu):
-    import grader.training
+    import grader.engine.training
     from support import assignment, grade_folder
 
-    monkeypatch.setattr(grader.training, "cuda_available", lambda: False)
+    monkeypatch.setattr(grader.engine.training, "cuda_available", lambda: False)
     a2 = assignment("a2_cnn_torch")
     folder = make_submission(tmp_path, a2, "reference")
     result = grade_folder(a2, folder, mode="public", only="deep_convnet.cifar10", data="synthetic",

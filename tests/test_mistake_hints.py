@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from grader.mistakes import load_catalogue
+from grader.oracle.mistakes import load_catalogue
 from grader.results import Outcome
 from support import assignment, grade_checks, hints_shown, make_submission
 from test_mutants_a2 import SAMPLE as A2_MUTANT_SAMPLE
@@ -82,7 +82,7 @@ def test_a_correct_submission_failing_for_another_reason_gets_no_catalogue_hint(
 def test_a_sketch_with_infinities_matches_itself_and_only_itself():
     import numpy as np
 
-    from grader.fingerprint import entries_match, sketch_value
+    from grader.oracle.fingerprint import entries_match, sketch_value
 
     overflowed = np.array([[np.inf, 1.0, 2.0], [0.5, -np.inf, 3.0]])
     assert entries_match(sketch_value(overflowed), sketch_value(overflowed.copy()))
@@ -94,8 +94,8 @@ def test_a_sketch_with_infinities_matches_itself_and_only_itself():
 
 
 def test_two_errors_of_one_type_but_other_causes_sketch_differently():
-    from grader.fingerprint import entries_match, sketch_failure
-    from grader.worker_process import StudentException
+    from grader.oracle.fingerprint import entries_match, sketch_failure
+    from grader.sandbox.worker_process import StudentException
 
     def raised(message):
         return sketch_failure(StudentException(type_name="RuntimeError", message=message, traceback="",

@@ -7,7 +7,7 @@ import test_mutants_a1
 import test_mutants_a2
 import test_mutants_a3
 from grader.assignment import ConfigError
-from grader.mistakes import load_catalogue, parse_catalogue
+from grader.oracle.mistakes import load_catalogue, parse_catalogue
 from support import assignment
 
 EXPECTED_LOSSES = {

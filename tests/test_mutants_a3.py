@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from grader.mistakes import load_catalogue
+from grader.oracle.mistakes import load_catalogue
 from mutants_a3 import MUTANTS, TRAINING_ENTRY_MUTANTS, apply
 from support import assert_mutant_loses_exactly, assignment, grade_checks, hints_shown, make_submission
 

@@ -8,7 +8,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.results import Outcome
-from grader.submission import UnusableSubmission, prepare_submission
+from grader.engine.submission import UnusableSubmission, prepare_submission
 from support import a1, grade_checks
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.packages import install_package, uninstall_package
+from grader.boundary.packages import install_package, uninstall_package
 from mutants_a2 import MUTANTS, apply
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from grader.packages import install_package, uninstall_package
+from grader.boundary.packages import install_package, uninstall_package
 from mutants_a3 import MUTANTS, apply
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from grader.assignment import ConfigError, load_assignment
-from grader.release import MANIFEST, build_bundle
-from grader.release_templates import JUNIT_FILE
+from grader.delivery.release import MANIFEST, build_bundle
+from grader.delivery.release_templates import JUNIT_FILE
 from support import A1, ASSIGNMENTS, PROJECT_ROOT, assignment
 
 FENCE = "# BEGIN YOUR CODE"

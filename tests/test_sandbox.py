@@ -11,17 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from grader import sandbox, selfcheck, worker_memory
+from grader.sandbox import levels
+
+from grader.sandbox import selfcheck
+
+from grader.sandbox import worker_memory
 from grader.assignment import ConfigError
 from support import PROJECT_ROOT, a1, grade_checks, make_submission
 
-BWRAP_PROBLEM = sandbox.bwrap_problem()
-RESTRICTED_PROBLEM = sandbox.restricted_problem()
+BWRAP_PROBLEM = levels.bwrap_problem()
+RESTRICTED_PROBLEM = levels.restricted_problem()
 needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"bubblewrap unusable here: {BWRAP_PROBLEM}")
 needs_restricted = pytest.mark.skipif(RESTRICTED_PROBLEM is not None,
                                       reason=f"the restricted level cannot run here: {RESTRICTED_PROBLEM}")
-needs_root = pytest.mark.skipif(not sandbox.running_as_root(), reason="needs the grader to run as root")
-needs_landlock = pytest.mark.skipif(sandbox.landlock_abi() < 1, reason="this kernel has no Landlock")
+needs_root = pytest.mark.skipif(not levels.running_as_root(), reason="needs the grader to run as root")
+needs_landlock = pytest.mark.skipif(levels.landlock_abi() < 1, reason="this kernel has no Landlock")
 
 
 def observed(level, **kwargs):
@@ -36,10 +40,10 @@ def broken(observations, *keys):
 @pytest.fixture
 def fresh_machine():
     """Forgets what was proven about the machine before and after a test that changes it."""
-    sandbox.forget_machine()
+    levels.forget_machine()
     selfcheck.forget_verdicts()
     yield
-    sandbox.forget_machine()
+    levels.forget_machine()
     selfcheck.forget_verdicts()
 
 
@@ -55,7 +59,7 @@ def test_without_a_sandbox_the_attacks_get_through():
     observations = observed("none")
     expected = {"tcp", "udp", "write", "reference", "grader_code", "fork_bomb", "memory", "ptrace",
                 "grader_proc", "signal", "ram_files", "leftovers"}
-    if sandbox.running_as_root():  # what only root can do
+    if levels.running_as_root():  # what only root can do
         expected |= {"capabilities", "unprivileged", "handle", "remount"}
     assert broken(observations, *expected) == expected
 
@@ -77,8 +81,8 @@ _ROOTFUL_BWRAP = ["--die-with-parent", "--unshare-net", "--unshare-pid", "--unsh
 def test_bwrap_run_by_root_without_a_user_namespace_gives_the_worker_every_capability(monkeypatch, fresh_machine):
     # bubblewrap started by root keeps the capabilities unless told otherwise: the worker then opens
     # the host's files by handle and mounts at will. The seccomp filter is off too, to show each.
-    monkeypatch.setattr(sandbox, "_namespace_args", lambda: list(_ROOTFUL_BWRAP))
-    monkeypatch.setattr(sandbox, "_seccomp_available", lambda: False)
+    monkeypatch.setattr(levels, "_namespace_args", lambda: list(_ROOTFUL_BWRAP))
+    monkeypatch.setattr(levels, "_seccomp_available", lambda: False)
     assert broken(observed("bwrap", quick=True), "capabilities", "handle", "remount") == {
         "capabilities", "handle", "remount"}
 
@@ -86,7 +90,7 @@ def test_bwrap_run_by_root_without_a_user_namespace_gives_the_worker_every_capab
 @needs_bwrap
 @needs_root
 def test_the_seccomp_filter_alone_stops_handles_and_mounts_in_bwrap(monkeypatch, fresh_machine):
-    monkeypatch.setattr(sandbox, "_namespace_args", lambda: list(_ROOTFUL_BWRAP))
+    monkeypatch.setattr(levels, "_namespace_args", lambda: list(_ROOTFUL_BWRAP))
     observations = observed("bwrap", quick=True)
     assert not broken(observations, "handle", "remount")
     assert broken(observations, "capabilities") == {"capabilities"}
@@ -94,17 +98,17 @@ def test_the_seccomp_filter_alone_stops_handles_and_mounts_in_bwrap(monkeypatch,
 
 @needs_bwrap
 def test_bwrap_without_its_network_namespace_and_filter_lets_tcp_through(monkeypatch, fresh_machine):
-    leaky = [arg for arg in sandbox._namespace_args() if arg != "--unshare-net"]
-    monkeypatch.setattr(sandbox, "_namespace_args", lambda: leaky)
-    monkeypatch.setattr(sandbox, "_seccomp_available", lambda: False)
+    leaky = [arg for arg in levels._namespace_args() if arg != "--unshare-net"]
+    monkeypatch.setattr(levels, "_namespace_args", lambda: leaky)
+    monkeypatch.setattr(levels, "_seccomp_available", lambda: False)
     assert broken(observed("bwrap", quick=True), "tcp", "udp") == {"tcp", "udp"}
 
 
 @needs_bwrap
 def test_official_grading_refuses_a_bwrap_that_lets_the_network_through(monkeypatch, fresh_machine, tmp_path):
-    leaky = [arg for arg in sandbox._namespace_args() if arg != "--unshare-net"]
-    monkeypatch.setattr(sandbox, "_namespace_args", lambda: leaky)
-    monkeypatch.setattr(sandbox, "_seccomp_available", lambda: False)
+    leaky = [arg for arg in levels._namespace_args() if arg != "--unshare-net"]
+    monkeypatch.setattr(levels, "_namespace_args", lambda: leaky)
+    monkeypatch.setattr(levels, "_seccomp_available", lambda: False)
     shipped = a1()
     with pytest.raises(ConfigError, match="TCP connection"):
         grade_checks(shipped, make_submission(tmp_path, shipped), only="affine.forward", sandbox="bwrap")
@@ -115,8 +119,8 @@ def test_ram_backed_files_in_bwrap_count_only_through_the_accounting_and_size_li
     # Unlimited private tmpfs mounts, and a watch that sees resident memory only: 2x the limit fits.
     monkeypatch.setattr(worker_memory, "private_tmpfs_bytes", lambda pid, mounts=(): 0)
     monkeypatch.setattr(worker_memory, "open_ram_files_bytes", lambda pids, skip_prefixes=(): 0)
-    original = sandbox._system_mounts
-    monkeypatch.setattr(sandbox, "_system_mounts", lambda size: original(64 * 2**30))
+    original = levels._system_mounts
+    monkeypatch.setattr(levels, "_system_mounts", lambda size: original(64 * 2**30))
     observations = observed("bwrap")
     assert broken(observations, "ram_files") == {"ram_files"}, observations["ram_files"].observed
 
@@ -126,7 +130,7 @@ def test_ram_backed_files_in_bwrap_count_only_through_the_accounting_and_size_li
 @needs_restricted
 @needs_landlock
 def test_restricted_without_landlock_cannot_keep_world_readable_files_from_the_worker(monkeypatch, fresh_machine):
-    monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
+    monkeypatch.setattr(levels, "landlock_abi", lambda: 0)
     observations = observed("restricted", quick=True)
     assert broken(observations, "reference", "grader_code") == {"reference", "grader_code"}
     assert not broken(observations, "udp", "capabilities")
@@ -134,13 +138,13 @@ def test_restricted_without_landlock_cannot_keep_world_readable_files_from_the_w
 
 @needs_restricted
 def test_restricted_without_its_seccomp_filter_lets_udp_through(monkeypatch, fresh_machine):
-    from grader import worker_process
+    from grader.sandbox import worker_process
 
-    original = sandbox.restricted_jail
+    original = levels.restricted_jail
 
     def without_seccomp(*args, **kwargs):
         jail = original(*args, **kwargs)
-        return sandbox.WorkerJail(jail.argv, jail.user, jail.group, {**jail.confine, "seccomp": False})
+        return levels.WorkerJail(jail.argv, jail.user, jail.group, {**jail.confine, "seccomp": False})
 
     monkeypatch.setattr(worker_process, "restricted_jail", without_seccomp)
     assert broken(observed("restricted", quick=True), "udp") == {"udp"}
@@ -149,7 +153,7 @@ def test_restricted_without_its_seccomp_filter_lets_udp_through(monkeypatch, fre
 @needs_restricted
 @needs_root
 def test_restricted_without_the_uid_drop_leaves_root_with_its_capabilities(monkeypatch, fresh_machine):
-    from grader import worker_process
+    from grader.sandbox import worker_process
 
     monkeypatch.setattr(worker_process, "running_as_root", lambda: False)
     assert broken(observed("restricted", quick=True), "capabilities", "unprivileged") == {
@@ -159,8 +163,8 @@ def test_restricted_without_the_uid_drop_leaves_root_with_its_capabilities(monke
 # -- choosing the level -------------------------------------------------------------------------------
 
 def test_official_grading_refuses_when_no_level_keeps_its_promises(monkeypatch, fresh_machine, tmp_path):
-    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bubblewrap is not installed (apt-get install bubblewrap)")
-    monkeypatch.setattr(sandbox, "restricted_problem", lambda: "seccomp is not available (install libseccomp2)")
+    monkeypatch.setattr(levels, "bwrap_problem", lambda: "bubblewrap is not installed (apt-get install bubblewrap)")
+    monkeypatch.setattr(levels, "restricted_problem", lambda: "seccomp is not available (install libseccomp2)")
     shipped = a1()
     with pytest.raises(ConfigError) as refusal:
         grade_checks(shipped, make_submission(tmp_path, shipped), only="affine.forward")
@@ -174,10 +178,10 @@ def test_official_grading_refuses_when_no_level_keeps_its_promises(monkeypatch, 
 
 
 def test_official_grading_takes_the_strongest_level_that_holds(monkeypatch, fresh_machine):
-    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bubblewrap could not create its namespaces here")
+    monkeypatch.setattr(levels, "bwrap_problem", lambda: "bubblewrap could not create its namespaces here")
     if RESTRICTED_PROBLEM is None:
         assert selfcheck.choose_level("auto", "official") == "restricted"
-    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: None)
+    monkeypatch.setattr(levels, "bwrap_problem", lambda: None)
     selfcheck.adopt_verdict("bwrap", ())
     assert selfcheck.choose_level("auto", "official") == "bwrap"
     assert selfcheck.choose_level("auto", "public") == "process"
@@ -189,7 +193,7 @@ def test_a_bwrap_that_cannot_start_is_found_out_and_named(monkeypatch, fresh_mac
     fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    problem = sandbox.bwrap_problem()
+    problem = levels.bwrap_problem()
     assert problem and "Permission denied" in problem and "apparmor_restrict_unprivileged_userns" in problem
     shipped = a1()
     with pytest.raises(ConfigError, match="bwrap"):
@@ -304,11 +308,11 @@ def test_memory_in_ram_backed_files_stops_the_worker_and_nothing_is_left(level, 
 # -- the grader run by an unprivileged user -----------------------------------------------------------
 
 def _unprivileged_python_problem() -> str:
-    if not sandbox.running_as_root():
+    if not levels.running_as_root():
         return "the tests do not run as root: they already run unprivileged"
     if shutil.which("setpriv") is None:
         return "setpriv is not installed"
-    blocked = [p for p in [sys.executable, str(PROJECT_ROOT)] if sandbox._unreachable_by_others(p)]
+    blocked = [p for p in [sys.executable, str(PROJECT_ROOT)] if levels._unreachable_by_others(p)]
     return f"{', '.join(blocked)} cannot be reached by another user" if blocked else ""
 
 
@@ -337,22 +341,22 @@ def test_grading_processes_share_one_copy_of_the_worker_code_and_leave_it_as_it_
     the grader's files; a worker that wrote its bytecode there would make every later grading process
     copy it again."""
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    sandbox.worker_code_directory.cache_clear()
+    levels.worker_code_directory.cache_clear()
     try:
         shipped = a1()
         for attempt in range(2):
             result = grade_checks(shipped, make_submission(tmp_path / f"s{attempt}", shipped), only="affine.forward",
                                   sandbox=level)
             assert result.tasks[0].points == result.tasks[0].max_points
-            sandbox.worker_code_directory.cache_clear()   # as a second grading process would find it
+            levels.worker_code_directory.cache_clear()   # as a second grading process would find it
         copies = sorted(p.name for p in tmp_path.glob("grader-worker-code-*"))
         assert len(copies) == 1 and not list((tmp_path / copies[0]).rglob("__pycache__")), copies
     finally:
-        sandbox.worker_code_directory.cache_clear()
+        levels.worker_code_directory.cache_clear()
 
 
 def test_a_grading_process_that_cannot_share_the_worker_code_removes_its_own_copy(tmp_path):
-    code = "from grader import sandbox; print(sandbox.worker_code_directory())"
+    code = "from grader import sandbox; print(levels.worker_code_directory())"
     environment = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)}
     shared = Path(subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
                                  check=True).stdout.strip())

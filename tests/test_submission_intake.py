@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import submission
-from grader.submission import MAX_ENTRIES, UnusableSubmission, prepare_submission
+from grader.engine import submission
+from grader.engine.submission import MAX_ENTRIES, UnusableSubmission, prepare_submission
 from support import a1
 
 STUDENT_FILES = ("layers.py", "optim.py", "models.py")

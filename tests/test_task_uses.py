@@ -5,7 +5,7 @@ student to the layer."""
 import pytest
 
 from grader.assignment import ConfigError, load_assignment
-from grader.mistakes import load_catalogue
+from grader.oracle.mistakes import load_catalogue
 from grader.results import Outcome
 from support import a1, grade_checks, make_submission
 from test_assignment_config import edit_config

@@ -96,13 +96,13 @@ def test_without_cifar10_training_tasks_are_skipped_with_where_to_put_it(tmp_pat
 
 
 def test_a_gpu_task_is_skipped_without_cuda_unless_device_cpu(project, tmp_path):
-    import grader.training
+    import grader.engine.training
 
     edit_file(project / "assignments" / "a1_fc_numpy" / "assignment.yaml", "device: cpu\n      time_limit_s: 60",
               "device: cuda\n      time_limit_s: 60")
     assignment = load_assignment("a1_fc_numpy", project)
     folder = make_submission(tmp_path / "sub", assignment, "reference")
-    if grader.training.cuda_available():
+    if grader.engine.training.cuda_available():
         pytest.skip("this machine has CUDA")
     skipped = grade_folder(assignment, folder, only="fc_net.overfit", data="synthetic")
     assert skipped.tasks[0].outcome is Outcome.SKIPPED and "CUDA" in skipped.tasks[0].message
@@ -114,7 +114,7 @@ def test_a_gpu_task_is_skipped_without_cuda_unless_device_cpu(project, tmp_path)
 def clock_at_the_end(monkeypatch):
     """Sets what the grader's clock reads once the last prediction is back (a real run that long
     would make the test a minute long); until then the clock runs as it does."""
-    from grader import training
+    from grader.engine import training
     reading: dict[str, float] = {}
 
     class LateClock(training.Clock):

@@ -9,7 +9,7 @@ import pytest
 
 from grader.cli import main
 from grader.results import Outcome
-from grader.training_history import MAX_POINTS, diagnosis, history_from, sparkline
+from grader.engine.training_history import MAX_POINTS, diagnosis, history_from, sparkline
 from support import a1, grade_folder, make_submission
 
 SMALL_SYNTHETIC = {"synthetic_train": 1200, "validation_images": 200, "synthetic_test": 200}
@@ -71,11 +71,11 @@ def test_the_history_reaches_results_json_and_a_png_beside_it(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     folder = make_submission(tmp_path / "sub", a1(), "reference")
     out = tmp_path / "out" / "results.json"
-    import grader.grading
+    import grader.engine.grading
 
-    monkeypatch.setattr(grader.grading.GradeOptions, "synthetic_train", SMALL_SYNTHETIC["synthetic_train"])
-    monkeypatch.setattr(grader.grading.GradeOptions, "validation_images", SMALL_SYNTHETIC["validation_images"])
-    monkeypatch.setattr(grader.grading.GradeOptions, "synthetic_test", SMALL_SYNTHETIC["synthetic_test"])
+    monkeypatch.setattr(grader.engine.grading.GradeOptions, "synthetic_train", SMALL_SYNTHETIC["synthetic_train"])
+    monkeypatch.setattr(grader.engine.grading.GradeOptions, "validation_images", SMALL_SYNTHETIC["validation_images"])
+    monkeypatch.setattr(grader.engine.grading.GradeOptions, "synthetic_test", SMALL_SYNTHETIC["synthetic_test"])
     status = main(["grade", "a1_fc_numpy", "--submission", str(folder), "--mode", "public", "--only",
                    "two_layer_net.cifar10", "--data", "synthetic", "--no-zip", "--json", str(out)])
     assert status == 0

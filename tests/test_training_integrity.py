@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import grader.training
+import grader.engine.training
 from grader.cli import main
-from grader.remote import WorkerSession
+from grader.sandbox.remote import WorkerSession
 from grader.results import Outcome
 from support import a1, grade_folder, make_submission, outcomes
 from test_training_a1 import replace_entry
@@ -108,7 +108,7 @@ def test_an_overfit_solver_that_is_not_the_provided_one_scores_nothing(tmp_path,
 @pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
 def test_a_table_of_the_exact_training_arrays_inside_the_solver_scores_nothing(tmp_path, monkeypatch, defended):
     if not defended:  # scored on the very images the entry was handed
-        monkeypatch.setattr(grader.training, "nudged", lambda images, rng: images)
+        monkeypatch.setattr(grader.engine.training, "nudged", lambda images, rng: images)
     folder = make_submission(tmp_path, a1(), "reference")
     replace_entry(a1(), folder, "create_overfit_solver_instance", EXACT_TABLE + """
 return Solver(Table(data_dict["X_train"], data_dict["y_train"]), data_dict, verbose=False)
@@ -156,7 +156,7 @@ with open(_os.path.join(_os.path.dirname(__file__), "solver.py"), "w") as _solve
 @pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
 def test_a_provided_file_rewritten_by_check_time_code_never_reaches_the_training(tmp_path, monkeypatch, defended):
     if not defended:  # train from the package folder as the checks' workers left it
-        monkeypatch.setattr("grader.submission.PreparedSubmission.renew", lambda self: None)
+        monkeypatch.setattr("grader.engine.submission.PreparedSubmission.renew", lambda self: None)
     folder = make_submission(tmp_path, a1(), "reference")
     # An honest Solver trained for no epoch: chance accuracy, unless the Solver is the rewritten one.
     replace_entry(a1(), folder, "create_overfit_solver_instance", """
@@ -194,12 +194,12 @@ def test_work_done_when_the_entry_module_is_imported_is_on_the_training_clock(tm
 
 
 def test_the_synthetic_test_split_comes_from_a_secret_seed_in_official_grading_only():
-    dataset = grader.training.load_training_dataset(
+    dataset = grader.engine.training.load_training_dataset(
         SimpleNamespace(data="synthetic", synthetic_train=200, validation_images=50, synthetic_test=40))
-    first, second = (grader.training.secret_held_out(dataset, "official") for _ in range(2))
+    first, second = (grader.engine.training.secret_held_out(dataset, "official") for _ in range(2))
     assert not np.array_equal(first.test_images, second.test_images)
     assert np.array_equal(first.train_images, dataset.train_images)
-    assert grader.training.secret_held_out(dataset, "public") is dataset
+    assert grader.engine.training.secret_held_out(dataset, "public") is dataset
 
 
 SMALL_SYNTHETIC = {"synthetic_train": 400, "validation_images": 100, "synthetic_test": 100}
@@ -226,7 +226,7 @@ return Solver(Nearest(images, labels), data_dict, num_epochs=1, verbose=False)
 def test_a_submission_carrying_the_public_test_split_learns_nothing_of_the_secret_one(tmp_path, monkeypatch,
                                                                                     defended):
     if not defended:  # the seed of the public stand-in, which a submission can carry or regenerate
-        monkeypatch.setattr(grader.training.secrets, "randbits", lambda bits: 0)
+        monkeypatch.setattr(grader.engine.training.secrets, "randbits", lambda bits: 0)
     folder = make_submission(tmp_path, a1(), "reference")
     replace_entry(a1(), folder, "create_solver_instance", public_test_split_entry())
     task = grade_folder(a1(), folder, only="two_layer_net.cifar10", data="synthetic", **SMALL_SYNTHETIC).tasks[0]
@@ -238,7 +238,7 @@ def test_a_submission_carrying_the_public_test_split_learns_nothing_of_the_secre
 
 def test_the_secret_seeds_differ_between_runs_and_never_reach_the_worker(tmp_path, monkeypatch):
     drawn, sent = [], []
-    draw = grader.training.secrets.randbits
+    draw = grader.engine.training.secrets.randbits
     send = WorkerSession._send
 
     def spy_draw(bits):
@@ -250,7 +250,7 @@ def test_the_secret_seeds_differ_between_runs_and_never_reach_the_worker(tmp_pat
         sent.extend(buffers)
         return send(self, request, buffers, *args, **kwargs)
 
-    monkeypatch.setattr(grader.training.secrets, "randbits", spy_draw)
+    monkeypatch.setattr(grader.engine.training.secrets, "randbits", spy_draw)
     monkeypatch.setattr(WorkerSession, "_send", spy_send)
     folder = make_submission(tmp_path, a1(), "reference")
     replace_entry(a1(), folder, "create_solver_instance", """

@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 from rich.console import Console
 
-from grader import wire
-from grader.remote import _unwrap
+from grader.boundary import wire
+from grader.sandbox.remote import _unwrap
 from grader.report import github, write_each
 from grader.report.gradescope import to_results_json
 from grader.report.junit import to_junit_xml
@@ -19,7 +19,7 @@ from grader.report.markdown import table_cell
 from grader.report.terminal import render_table
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
 from grader.untrusted_text import log_safe, printable, valid_unicode
-from grader.worker_process import OutputLog, StudentException
+from grader.sandbox.worker_process import OutputLog, StudentException
 from hostile_text import COMMAND, CONTROL, HOSTILE, unescaped_pipes
 
 def hostile_result() -> GradingResult:

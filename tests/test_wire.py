@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader import wire
+from grader.boundary import wire
 
 
 def round_trip(value):

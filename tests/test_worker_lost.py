@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-import grader.grading
-import grader.submission
-from grader.remote import WorkerSession
+import grader.engine.grading
+import grader.engine.submission
+from grader.sandbox.remote import WorkerSession
 from grader.results import Outcome
-from grader.worker_process import Limits, WorkerLost, process_tree, start_time
+from grader.sandbox.worker_process import Limits, WorkerLost, process_tree, start_time
 from support import PROJECT_ROOT, a1, grade_checks, grade_folder, make_submission
 
 # Appended to a student file: `_announce(...)` logs each call to calls.txt and, on the first `kills`
@@ -75,10 +75,10 @@ def scratch_root(tmp_path, monkeypatch):
     folder the test watches, and kept after grading so the test can count the calls logged there."""
     root = tmp_path / "scratch"
     root.mkdir()
-    monkeypatch.setattr(grader.submission, "make_scratch_dir",
+    monkeypatch.setattr(grader.engine.submission, "make_scratch_dir",
                         lambda: Path(tempfile.mkdtemp(prefix="grader-scratch-", dir=root)))
-    monkeypatch.setattr(grader.submission, "remove_scratch_dir", lambda path: None)
-    renew = grader.submission.PreparedSubmission.renew
+    monkeypatch.setattr(grader.engine.submission, "remove_scratch_dir", lambda path: None)
+    renew = grader.engine.submission.PreparedSubmission.renew
 
     def renew_keeping_the_log(self):  # a training task renews the scratch before each try
         log = self.scratch / "calls.txt"
@@ -87,7 +87,7 @@ def scratch_root(tmp_path, monkeypatch):
         if kept is not None:
             log.write_bytes(kept)
 
-    monkeypatch.setattr(grader.submission.PreparedSubmission, "renew", renew_keeping_the_log)
+    monkeypatch.setattr(grader.engine.submission.PreparedSubmission, "renew", renew_keeping_the_log)
     return root
 
 
@@ -268,7 +268,7 @@ MANY_PROCESSES = """
 def test_the_graders_own_kills_are_not_retried(assignment, tmp_path, scratch_root, monkeypatch, prologue, outcome,
                                                message, timeout_s, memory_mib):
     """Each of these ends in a SIGKILL too, but one the grader sent, for a reason it reports."""
-    monkeypatch.setattr(grader.grading, "Limits", functools.partial(Limits, memory_bytes=memory_mib * 2**20))
+    monkeypatch.setattr(grader.engine.grading, "Limits", functools.partial(Limits, memory_bytes=memory_mib * 2**20))
     task = grade_affine_forward(assignment, tmp_path, affine_forward_that(assignment, prologue), timeout_s)
     assert task.outcome is outcome and task.points == 0
     assert all(c.outcome is outcome and message in c.message and not c.notes for c in task.checks), \
@@ -282,9 +282,9 @@ import os, subprocess, sys, time
 from pathlib import Path
 
 sys.path.insert(0, sys.argv[1])
-import grader.worker_process as wp
-from grader.worker_process import Limits
-from grader.remote import WorkerSession
+import grader.sandbox.worker_process as wp
+from grader.sandbox.worker_process import Limits
+from grader.sandbox.remote import WorkerSession
 
 if sys.argv[2] == "off":
     wp.reap_adopted_orphans = lambda: None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Optional
 
 from grader.assignment import Assignment, load_assignment
-from grader.grading import GradeOptions, grade, library_versions
+from grader.engine.grading import GradeOptions, grade, library_versions
 from grader.report.gradescope import to_results_json
 from grader.results import GradingResult, Outcome, TaskResult
 from grader import __version__
@@ -57,7 +57,7 @@ GpuLease = Callable[[], ContextManager[dict]]
 def grade_submission(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -> dict[str, Any]:
     """Grades one submission; returns its record. Raises only for what no submission could be
     graded with (configuration, data) or a fault of the grader itself."""
-    from grader.submission import UnusableSubmission, prepare_submission, read_submission
+    from grader.engine.submission import UnusableSubmission, prepare_submission, read_submission
 
     start = time.perf_counter()
     settings = job.settings

@@ -21,12 +21,12 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from grader.batch.executor import BatchAborted, JobSink
 from grader.batch.job import SubmissionJob
-from grader.worker_process import reap_adopted_orphans
+from grader.sandbox.worker_process import reap_adopted_orphans
 
 POLL_S = 0.1
 # Imported once by the fork server, so that no grading process spends its time importing them.
-WARM_MODULES = ["grader.batch.local", "grader.batch.job", "grader.grading", "grader.gradcheck", "grader.fingerprint",
-                "grader.training", "grader.data", "grader.selfcheck", "grader.submission", "grader.report.terminal",
+WARM_MODULES = ["grader.batch.local", "grader.batch.job", "grader.engine.grading", "grader.checking.gradcheck", "grader.oracle.fingerprint",
+                "grader.engine.training", "grader.data", "grader.sandbox.selfcheck", "grader.engine.submission", "grader.report.terminal",
                 "rich.console", "rich.table", "numpy.testing"]
 
 
@@ -178,8 +178,8 @@ class ChildOptions:
 def child_main(job: SubmissionJob, connection: Any, options: ChildOptions) -> None:
     """Runs in the forked grading process: grade, send the record, exit."""
     from grader.batch.job import run_job
-    from grader.selfcheck import adopt_verdict
-    from grader.worker_process import die_with_parent
+    from grader.sandbox.selfcheck import adopt_verdict
+    from grader.sandbox.worker_process import die_with_parent
 
     die_with_parent()
     if options.sandbox_verdict is not None:

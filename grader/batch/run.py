@@ -79,7 +79,7 @@ class BatchBusy(Exception):
 def run_batch(options: BatchOptions, progress: Any = None, make_executor: Any = None) -> BatchOutcome:
     from filelock import FileLock, Timeout
 
-    from grader.grading import choose_mode
+    from grader.engine.grading import choose_mode
 
     assignment = load_assignment(options.assignment)
     mode = choose_mode(assignment, options.mode)
@@ -151,8 +151,8 @@ def _bind_settings(store: BatchStore, assignment: Assignment, mode: str, options
 def sandbox_verdict(settings: JobSettings) -> tuple[str, tuple[str, ...]]:
     """The sandbox level the batch grades in and, in official mode, proof here that it keeps its
     promises: a batch that cannot be graded safely stops before its first submission."""
-    from grader.grading import sandbox_level
-    from grader.selfcheck import broken_promises
+    from grader.engine.grading import sandbox_level
+    from grader.sandbox.selfcheck import broken_promises
 
     level = sandbox_level(settings.sandbox, settings.mode)
     return level, broken_promises(level) if level in ("restricted", "bwrap") and settings.mode == "official" else ()
@@ -170,7 +170,7 @@ def _job(assignment: Assignment, submission: FoundSubmission, settings: JobSetti
 def content_hash(assignment: Assignment, path: Path) -> str:
     """The hash of the student files the submission holds; of the archive's bytes where none can be
     read (so that a fixed archive is graded again)."""
-    from grader.submission import UnusableSubmission, read_submission
+    from grader.engine.submission import UnusableSubmission, read_submission
 
     try:
         return read_submission(assignment, path).content_hash()

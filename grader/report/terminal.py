@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult, alike_key
-from grader.training_history import TrainingProgress, sparkline
+from grader.engine.training_history import TrainingProgress, sparkline
 from grader.untrusted_text import log_safe
 
 _STYLE = {

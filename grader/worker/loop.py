@@ -22,15 +22,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from grader import wire
-from grader.packages import install_package
+from grader.boundary import wire
+from grader.boundary.packages import install_package
 from grader.worker.confine import ConfinementError, confine
 
 CONFINEMENT_FAILED_EXIT = 71  # the grader's worker_process knows this status
 
 PACKAGE = "submission"
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024 * 1024
-_GRADER_DIR = str(Path(wire.__file__).resolve().parent)
+_GRADER_DIR = str(Path(wire.__file__).resolve().parents[1])  # the grader package
 _IMPORTLIB_DIR = os.path.dirname(importlib.__file__) + os.sep
 
 

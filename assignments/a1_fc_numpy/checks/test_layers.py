@@ -6,10 +6,10 @@ docstrings promise."""
 import numpy as np
 import pytest
 
-from grader.compare import as_array, assert_close, assert_true, expect_tuple
-from grader.gradcheck import ReferenceLayer, check_layer_backward, check_loss_gradient
-from grader.inputs import away_from_zero, distinct, hinge_safe_scores
-from grader.shared_checks import InvertedDropout, changed_in_place, forward_matches
+from grader.checking.compare import as_array, assert_close, assert_true, expect_tuple
+from grader.checking.gradcheck import ReferenceLayer, check_layer_backward, check_loss_gradient
+from grader.checking.inputs import away_from_zero, distinct, hinge_safe_scores
+from grader.checking.shared_checks import InvertedDropout, changed_in_place, forward_matches
 
 # The arguments of each forward pass that its caller keeps and uses again: a model's parameters. A
 # forward pass may change any other argument in place (the layers' docstring says so); whether its

@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from grader.compare import (CheckFailed, OtherConvention, assert_close, assert_close_naming_conventions, assert_true,
+from grader.checking.compare import (CheckFailed, OtherConvention, assert_close, assert_close_naming_conventions, assert_true,
                             expect_tuple)
-from grader.gradcheck import check_model_gradients, parameter_names_differ
-from grader.shared_checks import check_dropout_network_gradients
-from grader.worker_process import StudentException
+from grader.checking.gradcheck import check_model_gradients, parameter_names_differ
+from grader.checking.shared_checks import check_dropout_network_gradients
+from grader.sandbox.worker_process import StudentException
 
 N, D, H, C = 3, 5, 50, 7
 FC_HIDDEN = [20, 30]

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import CheckFailed, as_array, assert_close, assert_true, expect_tuple
-from grader.gradcheck import ReferenceLayer, check_layer_backward, check_loss_gradient
-from grader.inputs import away_from_zero, distinct, hinge_safe_scores
-from grader.shared_checks import InvertedDropout, forward_matches as shared_forward_matches
-from grader.wire import NonContiguous
+from grader.checking.compare import CheckFailed, as_array, assert_close, assert_true, expect_tuple
+from grader.checking.gradcheck import ReferenceLayer, check_layer_backward, check_loss_gradient
+from grader.checking.inputs import away_from_zero, distinct, hinge_safe_scores
+from grader.checking.shared_checks import InvertedDropout, forward_matches as shared_forward_matches
+from grader.boundary.wire import NonContiguous
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import CheckFailed, as_array, assert_close, assert_true, expect_tuple
-from grader.gradcheck import check_model_gradients
-from grader.shared_checks import check_dropout_network_gradients
+from grader.checking.compare import CheckFailed, as_array, assert_close, assert_true, expect_tuple
+from grader.checking.gradcheck import check_model_gradients
+from grader.checking.shared_checks import check_dropout_network_gradients
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64

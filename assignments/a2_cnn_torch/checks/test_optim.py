@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import assert_close, expect_tuple
-from grader.shared_checks import compare_optimizer_steps
+from grader.checking.compare import assert_close, expect_tuple
+from grader.checking.shared_checks import compare_optimizer_steps
 
 STATE = {"sgd": [], "sgd_momentum": ["velocity"], "rmsprop": ["cache"], "adam": ["m", "v", "t"]}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import CheckFailed, as_array, assert_close, assert_true, assert_unchanged
+from grader.checking.compare import CheckFailed, as_array, assert_close, assert_true, assert_unchanged
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64

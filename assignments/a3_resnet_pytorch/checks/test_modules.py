@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import CheckFailed, assert_close, assert_true
+from grader.checking.compare import CheckFailed, assert_close, assert_true
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64

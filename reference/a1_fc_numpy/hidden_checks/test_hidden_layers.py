@@ -3,8 +3,8 @@ show, so a submission tuned to the public inputs earns nothing extra."""
 
 import pytest
 
-from grader.compare import assert_close, expect_tuple
-from grader.gradcheck import ReferenceLayer, check_layer_backward
+from grader.checking.compare import assert_close, expect_tuple
+from grader.checking.gradcheck import ReferenceLayer, check_layer_backward
 
 
 @pytest.mark.task("conv.forward")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import CheckFailed, assert_close
+from grader.checking.compare import CheckFailed, assert_close
 
 F64 = torch.float64
 

@@ -23,7 +23,7 @@ must equal the reference's as well as the numeric ones. A forward pass that comp
 that answers probes differently from ordinary calls, cannot make a wrong backward pass look right.
 
 A failed numeric comparison is followed by an element-wise check of a slice of the input, so the
-message can point at elements; `grader.gradient_diagnosis` names the pattern of the error.
+message can point at elements; `grader.checking.gradient_diagnosis` names the pattern of the error.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
-from grader.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
+from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
                             expect_tuple)
-from grader.gradient_diagnosis import Sizes, constant_factor, describe_factor, patterns, worst_elements
-from grader.notes import note
-from grader.remote import RemoteObject, WorkerSession
-from grader.worker_process import StudentException
+from grader.checking.gradient_diagnosis import Sizes, constant_factor, describe_factor, patterns, worst_elements
+from grader.checking.notes import note
+from grader.sandbox.remote import RemoteObject, WorkerSession
+from grader.sandbox.worker_process import StudentException
 
 ELEMENTWISE_MAX_SIZE = 64
 DIRECTIONAL_PROBES = 4

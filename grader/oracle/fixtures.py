@@ -16,21 +16,21 @@ from pathlib import Path
 import numpy as np
 
 from grader.assignment import Assignment, ConfigError
-from grader.fingerprint import (
+from grader.oracle.fingerprint import (
     FINGERPRINTS_FILE, MistakeWorkers, RecordingExplainer, fingerprint_differences, fingerprints_path,
     read_fingerprints, write_fingerprints,
 )
-from grader.grading import PUBLIC_SEED
-from grader.mistakes import load_catalogue
-from grader.oracle import (
+from grader.engine.grading import PUBLIC_SEED
+from grader.oracle.mistakes import load_catalogue
+from grader.oracle.reference import (
     FIXTURE_SUFFIX, Entry, RecordingBackend, ReferenceOracle, fixture_file_bytes, load_reference_package,
     read_fixture_file, unload_reference_package,
 )
-from grader.pytest_plugin import GradingPlugin, run_checks
-from grader.remote import WorkerSession
+from grader.engine.pytest_plugin import GradingPlugin, run_checks
+from grader.sandbox.remote import WorkerSession
 from grader.results import Outcome
-from grader.submission import prepare_submission
-from grader.worker_process import Limits
+from grader.engine.submission import prepare_submission
+from grader.sandbox.worker_process import Limits
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.notes import note
+from grader.checking.notes import note
 
 
 def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...], margin: float = 1e-2) -> np.ndarray:

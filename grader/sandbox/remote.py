@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
-from grader import wire
+from grader.boundary import wire
 from grader.untrusted_text import valid_unicode
-from grader.worker_process import (
+from grader.sandbox.worker_process import (
     Limits,
     StudentException,
     WorkerCrashed,

@@ -9,9 +9,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from grader.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
+from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
                             assert_unchanged, expect_tuple)
-from grader.gradcheck import LayerExpectation, check_model_gradients, like
+from grader.checking.gradcheck import LayerExpectation, check_model_gradients, like
 
 
 def is_array(value: Any) -> bool:

@@ -24,9 +24,9 @@ from pathlib import Path, PurePosixPath
 from string import Template
 
 import grader
-from grader import release_templates as templates
+from grader.delivery import release_templates as templates
 from grader.assignment import Assignment, AssignmentSpec, ConfigError, TaskSpec
-from grader.touched import fence_bodies, is_untouched_body
+from grader.delivery.touched import fence_bodies, is_untouched_body
 
 MANIFEST = ".grader-release.json"
 _SKIPPED_DIRECTORIES = {"__pycache__", ".pytest_cache"}

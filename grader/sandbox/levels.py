@@ -47,9 +47,9 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", 
 # container runtimes' /usr/local/nvidia, already visible): device information and the daemon's socket.
 _GPU_PATHS = ("/sys", "/proc/driver/nvidia", "/run/nvidia-persistenced")
 
-# The worker's own code, relative to the grader package: all the untrusted side imports of it.
-WORKER_CODE = ("__init__.py", "wire.py", "packages.py", "worker/__init__.py", "worker/__main__.py",
-               "worker/loop.py", "worker/confine.py")
+# The grader's folders the worker imports: the untrusted side and what both sides share. No other
+# grader code is visible to the worker (grader/__init__.py, which imports nothing, makes the package).
+WORKER_PACKAGES = ("boundary", "worker")
 
 
 class SandboxUnavailable(RuntimeError):
@@ -73,16 +73,23 @@ def running_as_root() -> bool:
 
 # -- the worker's code --------------------------------------------------------------------------------
 
-def _grader_directory() -> Path:
-    return Path(__file__).resolve().parent
+def grader_directory() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def worker_code_files() -> list[str]:
+    """The files of the worker's code, relative to the grader package."""
+    grader = grader_directory()
+    return ["__init__.py"] + sorted(f"{package}/{path.name}" for package in WORKER_PACKAGES
+                                    for path in (grader / package).glob("*.py"))
 
 
 @functools.lru_cache(maxsize=1)
 def worker_code_directory() -> Path:
-    """A directory holding a `grader` package with only WORKER_CODE, readable by every user and
+    """A directory holding a `grader` package with only the worker's code, readable by every user and
     writable by none but the grader's. Named by its contents, so grading processes share it; one
     that is not exactly as it should be (changed by someone, or owned by another user) is not used."""
-    files = {name: (_grader_directory() / name).read_bytes() for name in WORKER_CODE}
+    files = {name: (grader_directory() / name).read_bytes() for name in worker_code_files()}
     digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data for name, data in sorted(files.items())))
     base = Path(tempfile.gettempdir()) / f"grader-worker-code-{os.geteuid()}-{digest.hexdigest()[:16]}"
     if _holds_exactly(base, files):
@@ -93,7 +100,7 @@ def worker_code_directory() -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         path.chmod(0o644)
-    for folder in (directory, directory / "grader", directory / "grader" / "worker"):
+    for folder in (directory, directory / "grader", *(directory / "grader" / p for p in WORKER_PACKAGES)):
         folder.chmod(0o755)
     try:
         os.rename(directory, base)   # the first grading process to finish names it; others use theirs

@@ -22,11 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from grader import untrusted_text, wire
-from grader.sandbox import WorkerJail, bwrap_jail, restricted_jail, running_as_root, worker_code_directory
+from grader import untrusted_text
+
+from grader.boundary import wire
+from grader.sandbox.levels import (WorkerJail, bwrap_jail, grader_directory, restricted_jail, running_as_root,
+                                   worker_code_directory)
 from grader.worker.loop import CONFINEMENT_FAILED_EXIT  # the worker's status when it could not confine itself
-from grader.worker_memory import worker_memory_bytes
-from grader.worker_uid import WorkerUidLease, lease_worker_uid
+from grader.sandbox.worker_memory import worker_memory_bytes
+from grader.sandbox.worker_uid import WorkerUidLease, lease_worker_uid
 
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024 * 1024
 _BOOTSTRAP = (
@@ -87,7 +90,7 @@ class Limits:
     file_size_bytes: int = 256 * 1024 * 1024
     open_files: int = 1024
     processes: int = 64                  # the worker and everything it started, at once
-    sandbox: str = "process"             # none | process | restricted | bwrap (grader.sandbox)
+    sandbox: str = "process"             # none | process | restricted | bwrap (grader.sandbox.levels)
 
 
 @dataclass
@@ -174,7 +177,7 @@ class WorkerProcess:
         """The command and confinement of the worker at this level. The worker's code comes from a
         copy holding only what it needs, never the grader's own directory."""
         level = self.limits.sandbox
-        code = str(worker_code_directory()) if level != "none" else str(Path(wire.__file__).resolve().parent.parent)
+        code = str(worker_code_directory() if level != "none" else grader_directory().parent)
 
         def argv(confine: dict) -> list[str]:
             settings = json.dumps({"submission_dir": str(submission_dir), "preload": list(preload), "confine": confine})

@@ -1,7 +1,7 @@
 """`grader selfcheck`: proves, from inside a sandboxed worker, each promise an isolation level makes,
 and picks the level official grading runs at.
 
-A probe module (grader/sandbox_probe.py) is run as a submission; each probe tries what an attacker
+A probe module (grader/sandbox/probe.py) is run as a submission; each probe tries what an attacker
 would (connect to a socket the grader listens on, write next to the grader's files, read the
 reference, open the host's files by handle, remount a read-only bind, trace or signal the grader,
 read its /proc entries, fill RAM-backed file systems, fork without bound, leave a process behind)
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from grader.remote import StudentProxy, WorkerSession
-from grader.sandbox import CONFINED_LEVELS, LEVELS, level_problem, running_as_root
-from grader.worker_process import (
+from grader.sandbox.remote import StudentProxy, WorkerSession
+from grader.sandbox.levels import CONFINED_LEVELS, LEVELS, grader_directory, level_problem, running_as_root
+from grader.sandbox.worker_process import (
     Limits, StudentException, WorkerFailure, make_scratch_dir, process_tree, remove_scratch_dir, scrubbed_environment,
 )
 
@@ -87,7 +87,7 @@ class _Probe:
         self.scratch = make_scratch_dir()
         package = self.scratch / "probe_package"
         package.mkdir()
-        (package / "probe.py").write_text((Path(__file__).parent / "sandbox_probe.py").read_text())
+        (package / "probe.py").write_text((Path(__file__).with_name("probe.py")).read_text())
         self.outside = Path(tempfile.mkdtemp(prefix="grader-selfcheck-"))
         self.outside.chmod(0o755)  # reachable by any uid: only the sandbox may keep the worker out
         self.canary = self.outside / "canary.txt"
@@ -196,27 +196,27 @@ def _check_write(p: _Probe) -> tuple[bool, str]:
 
 def _check_reference(p: _Probe) -> tuple[bool, str]:
     paths = [p.canary]
-    root = Path(__file__).resolve().parent.parent
+    root = grader_directory().parent
     paths += sorted((root / "reference").glob("*/*.py"))[:3]
     visible = [str(path) for path in paths if p.probe.read(str(path)) is not None]
     return not visible, f"readable: {', '.join(visible)}" if visible else f"{len(paths)} files outside scratch unreadable"
 
 
 def _check_grader_code(p: _Probe) -> tuple[bool, str]:
-    got = p.probe.import_grader(str(Path(__file__).resolve().parent))
+    got = p.probe.import_grader(str(grader_directory()))
     return not got, f"reached: {', '.join(got)}" if got else "grader.data and the grader's directory are out of reach"
 
 
 def _check_handle(p: _Probe) -> tuple[bool, str]:
     # The worker's code directory is bound from the host (bwrap) or lies on the host's file system.
-    from grader.sandbox import worker_code_directory
+    from grader.sandbox.levels import worker_code_directory
 
     result = p.probe.open_by_handle(str(worker_code_directory()))
     return result is not True, "a file of the host was opened by its handle" if result is True else result
 
 
 def _check_remount(p: _Probe) -> tuple[bool, str]:
-    from grader.sandbox import worker_code_directory
+    from grader.sandbox.levels import worker_code_directory
 
     code = worker_code_directory()
     result = p.probe.remount(str(code), str(p.scratch))

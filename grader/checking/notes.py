@@ -18,7 +18,7 @@ def take() -> tuple[str, ...]:
     return taken
 
 
-# -- a worker lost to a signal the grader did not send (grader.worker_process.WorkerLost) -------------
+# -- a worker lost to a signal the grader did not send (grader.sandbox.worker_process.WorkerLost) -------------
 
 _OUTSIDE = "a signal the grader did not send (an operator or the machine's out-of-memory killer)"
 

@@ -45,13 +45,15 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from grader import notes, wire
+from grader.checking import notes
+
+from grader.boundary import wire
 from grader.assignment import TaskSpec
-from grader.compare import CheckFailed
-from grader.remote import BudgetSpent, EarlierTimeout, RemoteObject, StudentProxy, WorkerSession
+from grader.checking.compare import CheckFailed
+from grader.sandbox.remote import BudgetSpent, EarlierTimeout, RemoteObject, StudentProxy, WorkerSession
 from grader.results import Outcome, TaskResult, TrainingMeasurement
-from grader.training_history import TrainingHistory, TrainingProgress, diagnosis, history_from
-from grader.worker_process import StudentException, WorkerFailure, WorkerLost, WorkerTimeout
+from grader.engine.training_history import TrainingHistory, TrainingProgress, diagnosis, history_from
+from grader.sandbox.worker_process import StudentException, WorkerFailure, WorkerLost, WorkerTimeout
 
 # What the provided Solver and Trainer record as they train (see their docstrings).
 HISTORY_ATTRIBUTES = ("loss_history", "train_acc_history", "val_acc_history")

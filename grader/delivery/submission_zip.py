@@ -11,7 +11,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.assignment import Assignment
-from grader.grading import library_versions
+from grader.engine.grading import library_versions
 from grader.report.gradescope import to_results_json
 from grader.results import GradingResult
 

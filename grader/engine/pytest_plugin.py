@@ -21,14 +21,16 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import pytest
 
-from grader import notes, wire
+from grader.checking import notes
+
+from grader.boundary import wire
 from grader.assignment import task_matches
-from grader.compare import CheckFailed
-from grader.fingerprint import Explainer, Sketch, explainable, sketch_failure, sketch_value
-from grader.oracle import MissingFixture, ReferenceOracle
-from grader.remote import StudentProxy, WorkerSession
+from grader.checking.compare import CheckFailed
+from grader.oracle.fingerprint import Explainer, Sketch, explainable, sketch_failure, sketch_value
+from grader.oracle.reference import MissingFixture, ReferenceOracle
+from grader.sandbox.remote import StudentProxy, WorkerSession
 from grader.results import CheckResult, Outcome
-from grader.worker_process import StudentException, WorkerCrashed, WorkerLost, WorkerTimeout
+from grader.sandbox.worker_process import StudentException, WorkerCrashed, WorkerLost, WorkerTimeout
 
 
 def check_seed(base_seed: int, nodeid: str) -> int:
@@ -306,7 +308,7 @@ def classify(nodeid: str, task_id: str, call: pytest.CallInfo, report: pytest.Te
 
 
 # Checks report through this plugin only; pytest's own reporting, caching, assertion rewriting
-# (the checks' messages come from grader.compare) and leak hunting cost start-up time for nothing.
+# (the checks' messages come from grader.checking.compare) and leak hunting cost start-up time for nothing.
 # Third-party plugins installed on the machine are never loaded: one that reorders or reseeds tests
 # (pytest-randomly) would change the grade, one that writes files (pytest-benchmark's .benchmarks)
 # would leave them in the student's directory.

@@ -24,12 +24,12 @@ from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
-from grader import wire
+from grader.boundary import wire
 from grader.assignment import Assignment
-from grader.compare import CheckFailed
-from grader.mistakes import Mistake
-from grader.remote import CallRecord, RemoteObject, StudentProxy, WorkerSession
-from grader.worker_process import Limits, StudentException, make_scratch_dir, remove_scratch_dir
+from grader.checking.compare import CheckFailed
+from grader.oracle.mistakes import Mistake
+from grader.sandbox.remote import CallRecord, RemoteObject, StudentProxy, WorkerSession
+from grader.sandbox.worker_process import Limits, StudentException, make_scratch_dir, remove_scratch_dir
 
 FINGERPRINTS_FILE = "mistakes.json"
 _SAMPLE = 4096      # elements of a large array the projections look at

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader import wire
-from grader.packages import install_package, uninstall_package
-from grader.remote import CallRecord
+from grader.boundary import wire
+from grader.boundary.packages import install_package, uninstall_package
+from grader.sandbox.remote import CallRecord
 
 FIXTURE_SUFFIX = ".fixtures"
 

@@ -97,7 +97,7 @@ def worker_memory_bytes(tree: list[int], private_root_pid: Optional[int], uid: O
     else:
         total += open_ram_files_bytes(tree)
     if uid is not None:
-        from grader.worker_uid import bytes_in_files_of
+        from grader.sandbox.worker_uid import bytes_in_files_of
 
         total += bytes_in_files_of(uid)
     return total

@@ -9,7 +9,7 @@ result expected in /autograder/results/results.json. The zip holds:
     setup.sh             installs the system's Python, bubblewrap and libseccomp2 (the sandbox's two
                          levels), a virtual environment (/opt/grader-venv) with the CPU build of torch
                          2.13 and the grader, and prepares the training data
-    run_autograder       a thin wrapper around `python -m grader.gradescope_runner`, with the
+    run_autograder       a thin wrapper around `python -m grader.delivery.gradescope_runner`, with the
                          assignment and the options chosen here written into it; the runner proves
                          the sandbox before it grades, and refuses (score 0, the reason in results.json)
                          where no level keeps the reference and the network out of reach
@@ -112,7 +112,7 @@ chmod -R go-rwx "$SOURCE/reference"
 # when it was not shipped in the zip). Grading goes on without it: training tasks then say why.
 cd "$SOURCE"
 AUTOGRADER_ROOT=/autograder GRADER_ROOT="$SOURCE" PYTHONPATH="$SOURCE" \\
-    "$VENV/bin/python" -m grader.gradescope_runner {arguments} --prepare-data
+    "$VENV/bin/python" -m grader.delivery.gradescope_runner {arguments} --prepare-data
 """
 
 RUN_AUTOGRADER = """\
@@ -134,7 +134,7 @@ RESULTS="$ROOT/results/results.json"
 rm -f "$RESULTS"
 
 (cd "$SOURCE" && AUTOGRADER_ROOT="$ROOT" GRADER_ROOT="$SOURCE" PYTHONPATH="$SOURCE" \\
-    exec "$PYTHON" -m grader.gradescope_runner {arguments})
+    exec "$PYTHON" -m grader.delivery.gradescope_runner {arguments})
 status=$?
 
 if [ ! -s "$RESULTS" ]; then

@@ -1,5 +1,5 @@
 """Texts of the student bundle (`grader release`): the README's parts, the CI files and the
-.gitignore. `string.Template` placeholders (`$name`) are filled in by `grader.release`; a literal
+.gitignore. `string.Template` placeholders (`$name`) are filled in by `grader.delivery.release`; a literal
 dollar sign is written `$$`."""
 
 from __future__ import annotations

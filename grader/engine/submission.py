@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.assignment import Assignment
-from grader.worker_process import make_scratch_dir, remove_scratch_dir
+from grader.sandbox.worker_process import make_scratch_dir, remove_scratch_dir
 
 # Source files are kilobytes; a cap this size also keeps a submission from carrying a dataset.
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -252,8 +252,8 @@ class _Entry:
 
 
 def _from_notebook(assignment: Assignment, source: Path, warnings: list[str]) -> dict[str, bytes]:
-    """The student files a notebook's cells hold (grader.notebook); none of its code runs here."""
-    from grader.notebook import NotebookError, student_files_from_notebook
+    """The student files a notebook's cells hold (grader.engine.notebook); none of its code runs here."""
+    from grader.engine.notebook import NotebookError, student_files_from_notebook
 
     if source.stat().st_size > MAX_TOTAL_BYTES:
         raise UnusableSubmission(f"{source} is larger than {_mib(MAX_TOTAL_BYTES)}")

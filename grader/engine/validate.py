@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from grader.assignment import Assignment
-from grader.pytest_plugin import QUIET_PYTEST_OPTIONS, forget_check_modules
+from grader.engine.pytest_plugin import QUIET_PYTEST_OPTIONS, forget_check_modules
 
 
 class _Collector:

@@ -14,17 +14,17 @@ import numpy as np
 
 from grader import __version__
 from grader.assignment import Assignment, ConfigError, TaskSpec
-from grader.fingerprint import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_fingerprints
-from grader.mistakes import load_catalogue
-from grader.oracle import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
-from grader.pytest_plugin import GradingPlugin, run_checks
-from grader.remote import WorkerSession
+from grader.oracle.fingerprint import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_fingerprints
+from grader.oracle.mistakes import load_catalogue
+from grader.oracle.reference import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
+from grader.engine.pytest_plugin import GradingPlugin, run_checks
+from grader.sandbox.remote import WorkerSession
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
-from grader.selfcheck import SandboxRefused, choose_level, describe_level
-from grader.submission import PreparedSubmission
-from grader.task_uses import point_to_failing_uses
-from grader.training import run_training_tasks
-from grader.worker_process import Limits, make_scratch_dir, remove_scratch_dir
+from grader.sandbox.selfcheck import SandboxRefused, choose_level, describe_level
+from grader.engine.submission import PreparedSubmission
+from grader.engine.task_uses import point_to_failing_uses
+from grader.engine.training import run_training_tasks
+from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
 
 PUBLIC_SEED = 0
 
@@ -39,7 +39,7 @@ class GradeOptions:
     seed: Optional[int] = None             # official mode: fix the run's seed
     training: bool = True                  # False: grade only the tasks scored by checks
     hints: bool = True                     # explain failed checks with the catalogue of common mistakes
-    sandbox: str = "auto"                  # auto | none | process | restricted | bwrap (grader.sandbox)
+    sandbox: str = "auto"                  # auto | none | process | restricted | bwrap (grader.sandbox.levels)
     call_timeout_s: Optional[float] = None  # overrides the assignment's per-request limit
     memory_bytes: Optional[int] = None     # the worker's memory limit (default: Limits' 4 GiB)
     # A training task on a GPU where there is none: "advise" skips it saying how to train it on the
@@ -247,7 +247,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
 
 
 def sandbox_level(requested: str, mode: str) -> str:
-    """The level this grading runs at (official grading fails closed, see grader.selfcheck)."""
+    """The level this grading runs at (official grading fails closed, see grader.sandbox.selfcheck)."""
     try:
         return choose_level(requested, mode)
     except SandboxRefused as exc:

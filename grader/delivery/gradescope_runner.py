@@ -13,7 +13,7 @@ whose promises all hold (`extra_data.sandbox`). Where none holds, or the grader 
 nothing is graded: the result scores 0, its `output` says what the course staff must fix,
 `extra_data.sandbox` is null and `extra_data.refused` the reason. It never grades unprotected.
 
-    python -m grader.gradescope_runner --assignment A [--device auto|cpu|cuda] [--data synthetic|auto]
+    python -m grader.delivery.gradescope_runner --assignment A [--device auto|cpu|cuda] [--data synthetic|auto]
                                        [--time-limit SECONDS] [--prepare-data]
 
 Environment:
@@ -46,7 +46,7 @@ MAX_DEPTH = 3
 MAX_ENTRIES = 5_000
 _JUNK = {"__MACOSX", "__pycache__", ".git", "node_modules"}
 STAFF = "Please tell the course staff; this is a problem of the autograder, not of your work."
-# The sandbox levels that keep reference/ unreadable and the network closed (grader.sandbox), strongest
+# The sandbox levels that keep reference/ unreadable and the network closed (grader.sandbox.levels), strongest
 # first. `process` and `none` keep neither: official grading here never runs at them.
 PROTECTING_LEVELS = ("bwrap", "restricted")
 # What the course staff does when a level cannot be proven (the selfcheck's table says which promise broke).
@@ -58,7 +58,7 @@ LEVEL_FIXES = {
                   "enabled), and libseccomp2 (setup.sh installs it)",
 }
 SELFCHECK_TIMEOUT_S = 120
-REFUSED = "official grading refused"   # how grader.grading's ConfigError begins when it refuses
+REFUSED = "official grading refused"   # how grader.engine.grading's ConfigError begins when it refuses
 
 
 class Unusable(Exception):
@@ -326,7 +326,7 @@ class SandboxProof:
 
 def protecting_levels() -> list[str]:
     """The levels of PROTECTING_LEVELS this grader offers (a newer or older grader may lack one)."""
-    from grader.sandbox import LEVELS
+    from grader.sandbox.levels import LEVELS
 
     return [level for level in PROTECTING_LEVELS if level in LEVELS]
 
@@ -461,7 +461,7 @@ def write_json(path: Path, results: dict[str, Any]) -> None:
 # --- running ---------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m grader.gradescope_runner",
+    parser = argparse.ArgumentParser(prog="python -m grader.delivery.gradescope_runner",
                                      description="Grade the submission of a Gradescope autograder run.")
     parser.add_argument("--assignment", required=True)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -488,8 +488,8 @@ def grader_environment(layout: Layout) -> dict[str, str]:
 def prepare_data(layout: Layout, data: str) -> int:
     os.environ["XDG_CACHE_HOME"] = str(layout.cache)
     from grader.data import DatasetError
-    from grader.grading import GradeOptions
-    from grader.training import load_training_dataset
+    from grader.engine.grading import GradeOptions
+    from grader.engine.training import load_training_dataset
 
     options = GradeOptions(data=data, data_dir=layout.data_dir if data == "auto" else None)
     try:
