@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from grader.batch.job import GRADED
+from grader.files import write_atomically
 from grader.report.markdown import table_cell
 from grader.untrusted_text import log_safe, printable
 
@@ -34,8 +35,8 @@ class TaskColumn:
 def write_submission_files(out: Path, record: dict[str, Any]) -> None:
     folder = out / "submissions" / record["id"]
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(folder / "results.json", json.dumps(record["results"], indent=2) + "\n")
-    _write_atomically(folder / "feedback.txt", record["feedback"])
+    write_atomically(folder / "results.json", json.dumps(record["results"], indent=2) + "\n")
+    write_atomically(folder / "feedback.txt", record["feedback"])
 
 
 def gradebook_rows(records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn]) -> list[dict[str, str]]:
@@ -57,7 +58,7 @@ def write_gradebook(out: Path, records: Sequence[dict[str, Any]], tasks: Sequenc
     writer.writeheader()
     writer.writerows(gradebook_rows(records, tasks))
     path = out / "gradebook.csv"
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
     return path
 
 
@@ -148,7 +149,7 @@ def print_summary(summary: Summary, console: Any) -> None:
 
 def write_summary(out: Path, summary: Summary) -> Path:
     path = out / "summary.md"
-    _write_atomically(path, summary_markdown(summary))
+    write_atomically(path, summary_markdown(summary))
     return path
 
 
@@ -163,9 +164,3 @@ def _rate(passed: int, graded: int) -> str:
 def _one_line(text: str) -> str:
     """A gradebook cell: printable, one line (a spreadsheet shows a cell's newlines as rows)."""
     return " ".join(printable(text).splitlines())
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)

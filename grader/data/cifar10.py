@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import BinaryIO
@@ -21,6 +20,7 @@ import numpy as np
 import platformdirs
 from filelock import FileLock
 
+from grader.files import atomic_file, write_atomically
 from grader.data.cifar_archive import ARCHIVE_NAME, DatasetError, ImageDataset, read_archive
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -100,25 +100,13 @@ def read_cache(
         return None
 
 
-def _save_atomically(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _write_cache(cache_dir: Path, dataset: ImageDataset, archive: Path, archive_md5: str) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     (cache_dir / _DESCRIPTION).unlink(missing_ok=True)  # incomplete until rewritten last
     for name in _ARRAYS:
         array = np.ascontiguousarray(getattr(dataset, name))
-        _save_atomically(cache_dir / f"{name}.npy", lambda file, array=array: np.save(file, array))
+        with atomic_file(cache_dir / f"{name}.npy", durable=True, mode=0o600) as file:
+            np.save(file, array)
     description = {
         "format": CACHE_FORMAT,
         "source": dataset.source,
@@ -129,7 +117,7 @@ def _write_cache(cache_dir: Path, dataset: ImageDataset, archive: Path, archive_
         "num_test": len(dataset.test_labels),
     }
     text = json.dumps(description, indent=2).encode()
-    _save_atomically(cache_dir / _DESCRIPTION, lambda file: file.write(text))
+    write_atomically(cache_dir / _DESCRIPTION, text, durable=True, mode=0o600)
 
 
 def load_archive(
@@ -225,31 +213,21 @@ def download_archive(
     with FileLock(directory / f"{ARCHIVE_NAME}.lock"):
         if target.is_file():
             return target
-        handle, temporary = tempfile.mkstemp(
-            dir=directory, prefix=f".{ARCHIVE_NAME}.", suffix=".part"
-        )
-        try:
-            digest = hashlib.md5()
-            with os.fdopen(handle, "wb") as file, _open_url(url) as response:
-                length = response.headers.get("Content-Length")
-                with _progress_bar(progress) as bar:
-                    task = bar.add_task(
-                        f"Downloading {ARCHIVE_NAME}", total=int(length) if length else None
-                    )
-                    while chunk := response.read(_CHUNK):
-                        file.write(chunk)
-                        digest.update(chunk)
-                        bar.advance(task, len(chunk))
-                file.flush()
-                os.fsync(file.fileno())
+        digest = hashlib.md5()
+        with atomic_file(target, durable=True, mode=0o600) as file, _open_url(url) as response:
+            length = response.headers.get("Content-Length")
+            with _progress_bar(progress) as bar:
+                task = bar.add_task(
+                    f"Downloading {ARCHIVE_NAME}", total=int(length) if length else None
+                )
+                while chunk := response.read(_CHUNK):
+                    file.write(chunk)
+                    digest.update(chunk)
+                    bar.advance(task, len(chunk))
             if md5 is not None and digest.hexdigest() != md5:
                 raise DatasetError(
                     f"the file downloaded from {url} has md5 {digest.hexdigest()}, expected {md5}"
                 )
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
     return target
 
 

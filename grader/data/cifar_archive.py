@@ -20,12 +20,13 @@ import os
 import pickle
 import struct
 import tarfile
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+
+from grader.files import atomic_file
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 BATCH_DIR = "cifar-10-batches-py"
@@ -389,21 +390,13 @@ def write_archive(
     )
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as raw:
-            with gzip.GzipFile(
-                filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
-            ) as compressed:
-                with tarfile.open(fileobj=compressed, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                    tar.addfile(_tar_info(BATCH_DIR, 0, directory=True))
-                    for name, batch in members:
-                        data = pickle_batch(batch)
-                        tar.addfile(_tar_info(f"{BATCH_DIR}/{name}", len(data)), io.BytesIO(data))
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, durable=True, mode=0o600) as raw:
+        with gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
+        ) as compressed:
+            with tarfile.open(fileobj=compressed, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                tar.addfile(_tar_info(BATCH_DIR, 0, directory=True))
+                for name, batch in members:
+                    data = pickle_batch(batch)
+                    tar.addfile(_tar_info(f"{BATCH_DIR}/{name}", len(data)), io.BytesIO(data))
     return path

@@ -52,6 +52,7 @@ from typing import Iterator, Optional
 
 import grader
 from grader.assignment import Assignment, ConfigError
+from grader.files import atomic_file
 
 DEVICES = ("auto", "cpu", "cuda")
 DATA_CHOICES = ("synthetic", "auto")
@@ -198,15 +199,9 @@ def build_autograder(assignment: Assignment, destination: Path, *, device: str =
 
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(destination.name + ".partial")
-    try:
-        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name, content, executable in files:
-                _add(archive, name, content, executable)
-        temporary.replace(destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_file(destination) as file, zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content, executable in files:
+            _add(archive, name, content, executable)
     return destination
 
 

@@ -453,9 +453,9 @@ def complete_results(results: dict[str, Any], spec: Any, meta: Metadata, located
 
 def write_json(path: Path, results: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    from grader.files import write_atomically
+
+    write_atomically(path, json.dumps(results, indent=2) + "\n")
 
 
 # --- running ---------------------------------------------------------------------------------------

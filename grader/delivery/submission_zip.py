@@ -12,6 +12,7 @@ from pathlib import Path
 from grader import __version__
 from grader.assignment import Assignment
 from grader.engine.grading import library_versions
+from grader.files import atomic_file
 from grader.report.gradescope import to_results_json
 from grader.results import GradingResult
 
@@ -48,12 +49,10 @@ def write_submission_zip(assignment: Assignment, source: Path, destination: Path
     files = read_student_files(assignment, source)
     info = manifest(assignment, files)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(destination.name + ".partial")
-    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with atomic_file(destination) as file, zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
             archive.writestr(name, data)
         archive.writestr("MANIFEST.json", json.dumps(info, indent=2) + "\n")
         if result is not None:
             archive.writestr("results.json", json.dumps(to_results_json(result), indent=2) + "\n")
-    temporary.replace(destination)
     return info

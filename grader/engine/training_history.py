@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from grader.files import atomic_file
+
 # Points kept of each curve: enough for a plot, small enough for every results file.
 MAX_POINTS = 500
 # A loss that has not fallen by this fraction after EARLY_ITERATIONS reads as "not learning".
@@ -170,7 +172,8 @@ def write_plot(history: TrainingHistory, path: Path, title: str) -> Path:
         figure.suptitle(title, fontsize="medium")
         figure.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, format="png")
+        with atomic_file(path) as file:
+            figure.savefig(file, format="png")
     finally:
         pyplot.close(figure)
     return path

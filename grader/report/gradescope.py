@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from grader.files import write_atomically
 from grader.results import GradingResult, Outcome, TaskResult
 
 
@@ -61,4 +62,4 @@ def to_results_json(result: GradingResult) -> dict[str, Any]:
 
 def write_results_json(result: GradingResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_results_json(result), indent=2) + "\n")
+    write_atomically(path, json.dumps(to_results_json(result), indent=2) + "\n")

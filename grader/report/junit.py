@@ -11,6 +11,7 @@ import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from grader.files import write_atomically
 from grader.report.gradescope import task_output
 from grader.results import GradingResult, Outcome, TaskResult
 from grader.untrusted_text import printable
@@ -61,4 +62,4 @@ def to_junit_xml(result: GradingResult) -> bytes:
 
 def write_junit(result: GradingResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(to_junit_xml(result))
+    write_atomically(path, to_junit_xml(result))
