@@ -360,6 +360,43 @@ def test_a_folder_file_named_in_the_wrong_case_is_named_in_a_warning(sandbox):
     assert result.warnings == ("optim.py not found: Optim.py is there, but the file must be named optim.py",)
 
 
+def test_a_folder_holding_the_files_one_folder_down_is_graded_from_there(sandbox):
+    """As an extracted zip often is (`hw1/layers.py`): found as the Gradescope runner finds it."""
+    nested = _folder(sandbox).rename(sandbox / "extracted")
+    (sandbox / "folder").mkdir()
+    nested.rename(sandbox / "folder" / "hw1")
+    result, taken = prepared(sandbox / "folder")
+    result.cleanup()
+    assert result.missing == () and taken["optim.py"] == stub("optim.py")
+
+
+def test_two_copies_of_the_files_in_a_folder_are_rejected(sandbox):
+    source = sandbox / "two"
+    for copy in ("one", "other"):
+        (source / copy).mkdir(parents=True)
+        for name, data in student_entries():
+            (source / copy / name).write_bytes(data)
+    assert_rejected(sandbox, source, "several folders", "one/, other/")
+
+
+def test_the_submission_zip_holds_the_files_that_were_graded(tmp_path):
+    """A clone graded from its assignments/<A>/ is zipped from there too."""
+    from grader.delivery.submission_zip import ZipError, write_submission_zip
+
+    shipped = a1()
+    folder = tmp_path / "clone" / "assignments" / shipped.id
+    folder.mkdir(parents=True)
+    for name in shipped.spec.student_files:
+        (folder / name).write_bytes(stub(name))
+    info = write_submission_zip(shipped, tmp_path / "clone", tmp_path / "out.zip", None)
+    assert sorted(info["files"]) == sorted(STUDENT_FILES)
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.read("layers.py") == stub("layers.py")
+    (folder / "models.py").unlink()
+    with pytest.raises(ZipError, match=f"{folder / 'models.py'} is missing"):
+        write_submission_zip(shipped, tmp_path / "clone", tmp_path / "out.zip", None)
+
+
 def test_a_students_repository_is_graded_with_the_graders_own_checks(tmp_path):
     """Official grading in CI runs a trusted copy of the grader against a clone of the student's
     repository: only the student files count, whatever the clone's checks and workflow say."""

@@ -37,14 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from grader.files import find_student_files, write_atomically
+
 DEFAULT_ROOT = "/autograder"
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 # Exit statuses of `grader grade` (grader.cli).
 _EXIT_USAGE, _EXIT_UNUSABLE = 2, 3
-# Where the student's files are looked for under submission/, and how much of it is looked at.
-MAX_DEPTH = 3
-MAX_ENTRIES = 5_000
-_JUNK = {"__MACOSX", "__pycache__", ".git", "node_modules"}
 STAFF = "Please tell the course staff; this is a problem of the autograder, not of your work."
 # The sandbox levels that keep reference/ unreadable and the network closed (grader.sandbox.levels), strongest
 # first. `process` and `none` keep neither: official grading here never runs at them.
@@ -211,73 +209,25 @@ class Located:
 
 
 def locate_submission(folder: Path, assignment_id: str, student_files: list[str]) -> Located:
-    """Where in Gradescope's submission folder the student's files are: its top; else a folder named
-    after the assignment (a repository's assignments/<A>/); else the shallowest folder holding them
-    (the most of them, where several do); else a single zip archive (the grader's submission zip)."""
+    """Where in Gradescope's submission folder the student's files are (grader.files.find_student_files:
+    its top, else the folder named after the assignment, else the one folder holding the most of them);
+    else a single zip archive (the grader's submission zip)."""
     if not folder.is_dir():
         raise Unusable("the submission folder is missing: nothing was submitted")
-    wanted = set(student_files)
-    holders: list[tuple[int, int, str, Path]] = []   # (depth, -files held, relative name, folder)
-    zips: list[Path] = []
-    seen = 0
-    for path, depth in _walk(folder):
-        seen += 1
-        if seen > MAX_ENTRIES:
-            break
-        if path.is_dir():
-            held = sum(1 for name in wanted if _regular_file(path / name))
-            if held:
-                holders.append((depth, -held, path.relative_to(folder).as_posix(), path))
-        elif path.suffix.lower() == ".zip" and _regular_file(path) and depth <= 2:
-            zips.append(path)
-    if any(d == 0 for d, *_ in holders):
-        return Located(folder, "")
-    if holders:
-        named = sorted(h for h in holders if h[3].name == assignment_id)
-        if named:
-            choice = named[0]
-        else:
-            holders.sort()
-            choice = holders[0]
-            rivals = [h for h in holders if h[:2] == choice[:2] and h is not choice]
-            if rivals:
-                listing = ", ".join(f"{h[2]}/" for h in [choice, *rivals])
-                raise Unusable(f"the files to submit ({', '.join(student_files)}) are in several folders "
-                               f"({listing}): submit one copy of them")
-        return Located(choice[3], f"Graded the files in the folder {choice[2]}/ of your submission.")
-    if len(zips) == 1:
-        name = zips[0].relative_to(folder).as_posix()
-        return Located(zips[0], f"Graded the files in the archive {name} of your submission.")
-    if len(zips) > 1:
-        listing = ", ".join(z.relative_to(folder).as_posix() for z in sorted(zips))
+    found = find_student_files(folder, student_files, assignment_id)
+    if found.ambiguous:
+        raise Unusable(f"the files to submit ({', '.join(student_files)}) are in several folders "
+                       f"({found.listing()}): submit one copy of them")
+    if found.where:
+        return Located(found.folder, f"Graded the files in the folder {found.where}/ of your submission.")
+    if found.present or not found.archives:
+        return Located(folder, "")   # where the files are missing, the grader says which
+    if len(found.archives) > 1:
+        listing = ", ".join(z.relative_to(folder).as_posix() for z in found.archives)
         raise Unusable(f"the submission holds several zip archives ({listing}) and none of the files to "
                        f"submit ({', '.join(student_files)}): submit the files themselves, or one archive")
-    return Located(folder, "")   # the grader says what is missing
-
-
-def _walk(folder: Path):
-    """(path, depth) of the entries under `folder` down to MAX_DEPTH, breadth first, without
-    following links or entering hidden and archiver folders."""
-    level = [folder]
-    yield folder, 0
-    for depth in range(1, MAX_DEPTH + 1):
-        following = []
-        for directory in level:
-            try:
-                entries = sorted(directory.iterdir())
-            except OSError:
-                continue
-            for entry in entries:
-                if entry.name.startswith(".") or entry.name in _JUNK or entry.is_symlink():
-                    continue
-                yield entry, depth
-                if entry.is_dir():
-                    following.append(entry)
-        level = following
-
-
-def _regular_file(path: Path) -> bool:
-    return path.is_file() and not path.is_symlink()
+    name = found.archives[0].relative_to(folder).as_posix()
+    return Located(found.archives[0], f"Graded the files in the archive {name} of your submission.")
 
 
 # --- the sandbox ----------------------------------------------------------------------------------
@@ -453,8 +403,6 @@ def complete_results(results: dict[str, Any], spec: Any, meta: Metadata, located
 
 def write_json(path: Path, results: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    from grader.files import write_atomically
-
     write_atomically(path, json.dumps(results, indent=2) + "\n")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from grader import __version__
 from grader.assignment import Assignment
 from grader.engine.grading import library_versions
-from grader.files import atomic_file
+from grader.files import atomic_file, find_student_files
 from grader.report.gradescope import to_results_json
 from grader.results import GradingResult
 
@@ -32,9 +32,14 @@ def manifest(assignment: Assignment, files: dict[str, bytes]) -> dict:
 
 
 def read_student_files(assignment: Assignment, source: Path) -> dict[str, bytes]:
+    """The student files of `source`, found where the intake finds them (its top, or one folder below)."""
+    found = find_student_files(source, assignment.spec.student_files, assignment.id)
+    if found.ambiguous:
+        raise ZipError(f"cannot write the submission zip: the files to submit are in several folders of "
+                       f"{source} ({found.listing()})")
     files = {}
     for name in assignment.spec.student_files:
-        path = source / name
+        path = found.folder / name
         if not path.is_file():
             raise ZipError(f"cannot write the submission zip: {path} is missing")
         data = path.read_bytes()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.assignment import Assignment
+from grader.files import find_student_files
 from grader.sandbox.worker_process import make_scratch_dir, remove_scratch_dir
 
 # Source files are kilobytes; a cap this size also keeps a submission from carrying a dataset.
@@ -199,14 +200,16 @@ def _from_directory(assignment: Assignment, source: Path, warnings: list[str]) -
 
 
 def _student_folder(assignment: Assignment, source: Path) -> Path:
-    """A clone of the course repository (a student's repository in CI, GitHub Classroom) holds the
-    files in `assignments/<A>/`; only the student files are taken from there, so its checks, provided
-    files and workflows, which the student controls, play no part in grading."""
-    nested = source / "assignments" / assignment.id
-    at_top = any((source / name).exists() for name in assignment.spec.student_files)
-    if not at_top and nested.is_dir() and not nested.is_symlink() and not (source / "assignments").is_symlink():
-        return nested
-    return source
+    """Where the folder holds the student files (grader.files.find_student_files): its top, or one
+    folder below, as in a zip extracted into a folder of its own or a clone of the course repository
+    (a student's repository in CI, GitHub Classroom) with them in `assignments/<A>/`. Only the student
+    files are taken from there, so a clone's checks, provided files and workflows, which the student
+    controls, play no part in grading."""
+    found = find_student_files(source, assignment.spec.student_files, assignment.id)
+    if found.ambiguous:
+        raise UnusableSubmission(f"{source}: files to submit are in several folders ({found.listing()}): "
+                                 "put them in one")
+    return found.folder
 
 
 def _read_regular_file(path: Path) -> bytes:
