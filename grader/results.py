@@ -133,7 +133,7 @@ def _check_story(check: CheckResult, names: list[str]) -> str:
 class GradingResult:
     assignment: str
     mode: str
-    seed: int
+    seed: Optional[int]      # None where nothing was graded (a run refused or stopped before grading)
     tasks: tuple[TaskResult, ...]
     execution_time_s: float
     grader_version: str

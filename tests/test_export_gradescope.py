@@ -28,6 +28,8 @@ from grader.delivery.gradescope_runner import (
     LevelCheck, Metadata, SandboxProof, Unusable, leaderboard, locate_submission, read_metadata, refusal_results,
 )
 from grader.delivery.submission_zip import write_submission_zip
+from grader.report.gradescope import LeaderboardEntry
+from grader.results import GradingResult, Outcome, TaskResult, TrainingMeasurement
 
 ONLY = "affine.*"            # the tasks graded in these runs: 2 + 3 points
 ONLY_POINTS = 5.0
@@ -443,17 +445,19 @@ def test_with_no_level_that_holds_it_refuses_to_grade(built, open_tmp, broken_bw
 
 def test_leaderboard_holds_the_validation_accuracy_of_training_tasks():
     spec = a1().spec
-    results = {"tests": [
-        {"extra_data": {"task": "two_layer_net.cifar10", "kind": "training", "accuracy": 0.5123, "data": "cifar10"}},
-        {"extra_data": {"task": "fc_net.overfit", "kind": "training", "accuracy": 1.0, "data": "cifar10"}},
-        {"extra_data": {"task": "affine.forward", "kind": "check"}},
-    ]}
-    assert leaderboard(results, spec) == [
-        {"name": "two_layer_net.cifar10: CIFAR-10 validation accuracy", "value": 0.5123, "order": "desc"}]
-    results["tests"][0]["extra_data"].update(data="synthetic")
-    assert "synthetic" in leaderboard(results, spec)[0]["name"]
-    results["tests"][0]["extra_data"].update(accuracy=None)   # skipped: nothing measured
-    assert leaderboard(results, spec) == []
+
+    def result(accuracy, data="cifar10") -> GradingResult:
+        def training(task_id, accuracy):
+            measured = TrainingMeasurement(accuracy, 12.0, "cpu", data, 0.5, None)
+            return TaskResult(task_id, task_id, 5, 5, Outcome.PASSED, "", kind="training", training=measured)
+        return GradingResult(A1, "official", 1, (training("two_layer_net.cifar10", accuracy),
+                                                  training("fc_net.overfit", 1.0),
+                                                  TaskResult("affine.forward", "x", 2, 2, Outcome.PASSED, "")), 1.0, "0")
+
+    assert leaderboard(result(0.51234), spec) == (
+        LeaderboardEntry("two_layer_net.cifar10: CIFAR-10 validation accuracy", 0.5123, "desc"),)
+    assert "synthetic" in leaderboard(result(0.5, data="synthetic"), spec)[0].name
+    assert leaderboard(result(None), spec) == ()   # skipped: nothing measured
 
 
 def test_a_sandbox_is_proven_by_the_strongest_level_that_holds_and_a_refusal_says_what_to_fix():
@@ -465,7 +469,7 @@ def test_a_sandbox_is_proven_by_the_strongest_level_that_holds_and_a_refusal_say
     assert reason.startswith("official grading refused") and "bwrap: its selfcheck failed with exit status 1" in reason
     assert "restricted: its selfcheck did not finish" in reason and len(refused.fixes()) == 2
     results = refusal_results(reason, refused.fixes(), refused.log(), a1().spec.select("affine.*"), 2.5,
-                              {"sandbox": "bwrap"})
+                              {"sandbox": "bwrap"}).results_json()
     validate_results(json.dumps(results))
     assert results["score"] == 0 and results["extra_data"]["sandbox"] is None
     assert results["extra_data"]["refused"] == reason and "bwrap table" in results["output"]

@@ -55,6 +55,34 @@ def test_results_json_is_valid_for_gradescope(result):
     assert data["tests"][1]["visibility"] == "hidden"
 
 
+
+def test_results_json_reads_back_as_the_result_it_was_written_from(result, tmp_path):
+    """The Gradescope runner reads its grading process's results.json and writes it again: nothing
+    the file held is lost or changed on the way, and training targets come from the assignment."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from grader.engine.training_history import TrainingHistory
+    from grader.report.gradescope import read_results_json, write_results_json
+
+    history = TrainingHistory(3, (2.3, float("nan"), 1.9), (1, 2, 3), (0.1, 0.4), (0.1, 0.45), 2, (0.5, 9.25))
+    training = dataclasses.replace(result.tasks[3], training=dataclasses.replace(
+        result.tasks[3].training, history=history, time_limit_s=60.0))
+    result = dataclasses.replace(result, tasks=(*result.tasks[:3], training, result.tasks[4]),
+                                 output="note\n\nmore", sandbox="bwrap")
+    net = SimpleNamespace(id="net.cifar10", visibility="visible",
+                          training=SimpleNamespace(target={"synthetic": 0.5}, partial_credit_from={"synthetic": 0.4}))
+    spec = SimpleNamespace(tasks=[net])
+    write_results_json(result, tmp_path / "results.json")
+    read = read_results_json(tmp_path / "results.json", spec)
+    assert to_results_json(read) == json.loads((tmp_path / "results.json").read_text())
+    assert read.tasks[3].training.target == 0.5 and read.tasks[3].training.partial_credit_from == 0.4
+    assert read.tasks[1].message == "dx of affine_backward: 3 of 4 differ" and read.tasks[1].outcome is Outcome.FAILED
+    assert read.score == result.score and read.sandbox == "bwrap"
+    (tmp_path / "results.json").write_text('{"tests": []}')
+    with pytest.raises(ValueError, match="not a grader's results.json"):
+        read_results_json(tmp_path / "results.json", spec)
+
 def test_junit_has_one_testcase_per_task(result):
     suite = ElementTree.fromstring(to_junit_xml(result))
     cases = suite.findall("testcase")

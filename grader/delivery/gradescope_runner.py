@@ -3,9 +3,10 @@
 Gradescope lays out `/autograder` as `source/` (the autograder zip, extracted), `submission/` (the
 student's files), `submission_metadata.json` and `results/`; this module finds the student's files
 in `submission/`, grades them in official mode with `grader grade` (a child process, so that even a
-grader that dies leaves this one to report it), and completes `results/results.json` with a
-leaderboard and what the metadata says of the submission. Whatever happens, it leaves a valid
-`results.json`: a submission that cannot be graded scores 0 with the reason in `output`.
+grader that dies leaves this one to report it), reads the child's result back and writes
+`results/results.json` with a leaderboard and what the metadata says of the submission, through
+grader.report.gradescope like every result. Whatever happens, it leaves a valid `results.json`: a
+submission that cannot be graded is a result too, scoring 0 with the reason in `output`.
 
 Before grading it proves the sandbox: `grader selfcheck --sandbox LEVEL` for each level that keeps
 the reference and the network out of the worker's reach, strongest first, and grades at the first
@@ -24,6 +25,7 @@ Environment:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -37,10 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from grader.files import find_student_files, write_atomically
+from grader import __version__
+from grader.files import find_student_files
+from grader.report.gradescope import LeaderboardEntry, read_results_json, to_results_json, write_results_json
+from grader.results import GradingResult, Outcome, TaskResult
 
 DEFAULT_ROOT = "/autograder"
-VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 # Exit statuses of `grader grade` (grader.cli).
 _EXIT_USAGE, _EXIT_UNUSABLE = 2, 3
 STAFF = "Please tell the course staff; this is a problem of the autograder, not of your work."
@@ -319,31 +323,38 @@ def _kill_group(pid: int) -> None:
 
 # --- results.json ---------------------------------------------------------------------------------
 
-def failure_results(message: str, tasks: list[Any], elapsed_s: float, extra: dict[str, Any]) -> dict[str, Any]:
+NOT_GRADED = "not graded: the submission could not be graded (see the message above the tests)"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What this run reports: a grading result, and what Gradescope's results.json adds to it."""
+
+    result: GradingResult
+    extra: dict[str, Any]      # the run's facts beside the result's own in extra_data (graded, gradescope, ...)
+    leaderboard: tuple[LeaderboardEntry, ...] = ()
+
+    def results_json(self) -> dict[str, Any]:
+        return to_results_json(self.result, extra=self.extra, leaderboard=self.leaderboard)
+
+    def write(self, path: Path) -> None:
+        write_results_json(self.result, path, extra=self.extra, leaderboard=self.leaderboard)
+
+
+def failure_results(message: str, tasks: list[Any], elapsed_s: float, extra: dict[str, Any], *,
+                    assignment: str = "", sandbox: Optional[str] = None) -> RunResult:
     """Score 0 with the reason, each task listed at 0 (where the assignment could be read)."""
-    tests = [{
-        "name": f"{t.id}: {t.title}",
-        "number": str(i),
-        "score": 0.0,
-        "max_score": float(t.points),
-        "status": "failed",
-        "output": "not graded: the submission could not be graded (see the message above the tests)",
-        "visibility": t.visibility,
-        "extra_data": {"task": t.id, "outcome": "error", "kind": "training" if t.training else "check"},
-    } for i, t in enumerate(tasks, start=1)]
-    return {
-        "score": 0.0,
-        "execution_time": int(math.ceil(elapsed_s)),
-        "output": message,
-        "visibility": "visible",
-        "stdout_visibility": "hidden",
-        "tests": tests,
-        "extra_data": {"graded": False, **extra},
-    }
+    result = GradingResult(
+        assignment=assignment, mode="official", seed=None,
+        tasks=tuple(TaskResult(t.id, t.title, float(t.points), 0.0, Outcome.ERROR, NOT_GRADED,
+                               kind="check" if t.training is None else "training", visibility=t.visibility)
+                    for t in tasks),
+        execution_time_s=elapsed_s, grader_version=__version__, output=message, sandbox=sandbox)
+    return RunResult(result, {"graded": False, **extra})
 
 
 def refusal_results(reason: str, fixes: list[str], details: str, tasks: list[Any], elapsed_s: float,
-                    extra: dict[str, Any]) -> dict[str, Any]:
+                    extra: dict[str, Any], *, assignment: str = "") -> RunResult:
     """Score 0 and nothing graded, because no sandbox could be proven: the output tells the student
     it is not their doing, and the course staff what broke and what to fix."""
     lines = [f"This submission was not graded: the autograder runs student code only in a sandbox that "
@@ -352,58 +363,32 @@ def refusal_results(reason: str, fixes: list[str], details: str, tasks: list[Any
     lines += [f"To fix: {fix}." for fix in fixes]
     if details:
         lines += ["", "What the selfchecks found:", details]
-    return failure_results("\n".join(lines), tasks, elapsed_s, {**extra, "sandbox": None, "refused": reason})
+    return failure_results("\n".join(lines), tasks, elapsed_s, {**extra, "refused": reason}, assignment=assignment)
 
 
-def leaderboard(results: dict[str, Any], spec: Any) -> list[dict[str, Any]]:
+def leaderboard(result: GradingResult, spec: Any) -> tuple[LeaderboardEntry, ...]:
     """One entry per training task that measured a validation accuracy (on held-out images, not the
     training images an overfit task is scored on), in Gradescope's leaderboard format."""
-    entries = []
     evaluated_on = {t.id: t.training.evaluate_on for t in spec.tasks if t.training is not None} if spec else {}
-    for test in results.get("tests") or []:
-        extra = test.get("extra_data") if isinstance(test, dict) else None
-        if not isinstance(extra, dict) or extra.get("kind") != "training":
+    entries = []
+    for task in result.tasks:
+        accuracy = task.training.accuracy if task.training is not None else None
+        if accuracy is None or not math.isfinite(accuracy) or evaluated_on.get(task.task_id, "held_out") != "held_out":
             continue
-        accuracy = extra.get("accuracy")
-        if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not math.isfinite(accuracy):
-            continue
-        if evaluated_on.get(extra.get("task"), "held_out") != "held_out":
-            continue
-        data = extra.get("data")
+        data = task.training.data_source
         what = "CIFAR-10 validation accuracy" if data == "cifar10" else f"validation accuracy ({data or 'unknown'} data)"
-        entries.append({"name": f"{extra.get('task')}: {what}", "value": round(float(accuracy), 4), "order": "desc"})
-    return entries
+        entries.append(LeaderboardEntry(f"{task.task_id}: {what}", round(float(accuracy), 4)))
+    return tuple(entries)
 
 
-def complete_results(results: dict[str, Any], spec: Any, meta: Metadata, located: Optional[Located],
-                     extra: dict[str, Any]) -> dict[str, Any]:
-    """The grader's results.json with what Gradescope adds: the leaderboard, the metadata's facts,
-    the note on where the files were found, and each test's visibility checked against the assignment."""
-    visibility = {t.id: t.visibility for t in spec.tasks} if spec else {}
-    for test in results.get("tests") or []:
-        task = (test.get("extra_data") or {}).get("task")
-        if test.get("visibility") not in VISIBILITIES:
-            test["visibility"] = visibility.get(task, "visible")
-    if located is not None and located.note:
-        results["output"] = "\n".join(p for p in (located.note, results.get("output") or "") if p)
-    board = leaderboard(results, spec)
-    if board:
-        results["leaderboard"] = board
-    data = results.setdefault("extra_data", {})
-    if not isinstance(data, dict):
-        data = results["extra_data"] = {}
-    data["graded"] = True
-    graded_at = data.get("sandbox")
-    data.update(extra)
-    if isinstance(graded_at, str):   # the grader's own record of the level it graded at, where it has one
-        data["sandbox"] = graded_at
-    data["gradescope"] = meta.extra_data()
-    return results
-
-
-def write_json(path: Path, results: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(results, indent=2) + "\n")
+def complete_results(result: GradingResult, spec: Any, located: Optional[Located], extra: dict[str, Any],
+                     sandbox: str) -> RunResult:
+    """The grader's result with what Gradescope adds: the leaderboard, the metadata's facts, the note
+    on where the files were found, and the level graded at (the grader's own record, where it has one)."""
+    note = located.note if located is not None else ""
+    output = "\n".join(p for p in (note, result.output) if p)
+    result = dataclasses.replace(result, output=output, sandbox=result.sandbox or sandbox)
+    return RunResult(result, {"graded": True, **extra}, leaderboard(result, spec))
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -502,13 +487,12 @@ def _stderr_reason(text: str, prefix: str) -> str:
     return lines[-1] if lines else ""
 
 
-def grade_submission(args: argparse.Namespace, layout: Layout, start: float) -> dict[str, Any]:
+def grade_submission(args: argparse.Namespace, layout: Layout, start: float) -> RunResult:
     import grader
     from grader.assignment import load_assignment
 
     extra: dict[str, Any] = {"autograder": {"grader_package": str(Path(grader.__file__).resolve().parent),
-                                            "device": args.device, "data": args.data},
-                             "sandbox": None}   # the level proven below, where one is
+                                            "device": args.device, "data": args.data}}
     meta = read_metadata(layout.metadata)
     extra["gradescope"] = meta.extra_data()
     if meta.problem:
@@ -519,7 +503,7 @@ def grade_submission(args: argparse.Namespace, layout: Layout, start: float) -> 
     except Exception as exc:  # noqa: BLE001 - a broken autograder still answers with a result
         print(f"the assignment could not be loaded: {exc}")
         return failure_results(f"The autograder could not load the assignment {args.assignment}. {STAFF}",
-                               tasks, time.monotonic() - start, extra)
+                               tasks, time.monotonic() - start, extra, assignment=args.assignment)
     spec = assignment.spec
     tasks = spec.select(os.environ.get("GRADER_ONLY") or None)
     if args.gpu_tasks == "leave-out" and args.device == "auto":  # Gradescope's machines have no GPU
@@ -528,48 +512,42 @@ def grade_submission(args: argparse.Namespace, layout: Layout, start: float) -> 
     proof = prove_sandbox(env, layout.source)
     print(proof.log())
     if proof.level is None:
-        return refusal_results(proof.refusal(), proof.fixes(), proof.log(), tasks, time.monotonic() - start, extra)
-    extra["sandbox"] = proof.level
+        return refusal_results(proof.refusal(), proof.fixes(), proof.log(), tasks, time.monotonic() - start, extra,
+                               assignment=spec.id)
     print(f"grading at the sandbox level {proof.level}")
+
+    def failed(message: str) -> RunResult:
+        return failure_results(message, tasks, time.monotonic() - start, extra, assignment=spec.id,
+                               sandbox=proof.level)
+
     try:
         located = locate_submission(layout.submission, spec.id, spec.student_files)
     except Unusable as exc:
-        return failure_results(f"Your submission could not be graded: {exc}.", tasks,
-                               time.monotonic() - start, extra)
+        return failed(f"Your submission could not be graded: {exc}.")
     print(f"grading {located.path}")
     layout.results.unlink(missing_ok=True)
     # The time limit covers the whole run, the selfchecks included.
     time_left = max(1.0, args.time_limit - (time.monotonic() - start)) if args.time_limit else 0.0
     status, stderr = run_grader(grade_command(args, layout, located, meta.seed(spec.id), proof.level),
                                 env, layout.source, time_left)
-    elapsed = time.monotonic() - start
     if status is None:
-        return failure_results(f"Grading was stopped after {args.time_limit:g} seconds, the time this "
-                               "autograder allows. Look for code that runs much longer than it should.",
-                               tasks, elapsed, extra)
+        return failed(f"Grading was stopped after {args.time_limit:g} seconds, the time this autograder "
+                      "allows. Look for code that runs much longer than it should.")
     if status == _EXIT_UNUSABLE:
         reason = _stderr_reason(stderr, "grader: unusable submission:") or "no reason was given"
-        message = f"Your submission could not be graded: {reason}"
-        if located.note:
-            message = f"{located.note}\n{message}"
-        return failure_results(message, tasks, elapsed, extra)
+        return failed("\n".join(p for p in (located.note, f"Your submission could not be graded: {reason}") if p))
     if status == _EXIT_USAGE and REFUSED in stderr:   # the grader's own quick selfcheck did not hold
         reason = _stderr_reason(stderr, "grader: configuration error:") or REFUSED
         return refusal_results(reason, [LEVEL_FIXES[proof.level]] if proof.level in LEVEL_FIXES else [],
-                               "", tasks, elapsed, extra)
+                               "", tasks, time.monotonic() - start, extra, assignment=spec.id)
     if status == _EXIT_USAGE:
-        reason = _stderr_reason(stderr, "grader:")
-        return failure_results(f"The autograder could not grade this submission ({reason}). {STAFF}",
-                               tasks, elapsed, extra)
+        return failed(f"The autograder could not grade this submission ({_stderr_reason(stderr, 'grader:')}). {STAFF}")
     try:
-        results = json.loads(layout.results.read_text(encoding="utf-8"))
-        if not isinstance(results, dict) or not isinstance(results.get("tests"), list):
-            raise ValueError("not a results object")
+        result = read_results_json(layout.results, spec)
     except (OSError, ValueError) as exc:
         print(f"grader exited with status {status} and no usable {layout.results} ({exc})")
-        return failure_results(f"The autograder stopped before it finished grading (status {status}). {STAFF}",
-                               tasks, elapsed, extra)
-    return complete_results(results, spec, meta, located, extra)
+        return failed(f"The autograder stopped before it finished grading (status {status}). {STAFF}")
+    return complete_results(result, spec, located, extra, proof.level)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -579,16 +557,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.prepare_data:
         return prepare_data(layout, args.data)
     try:
-        results = grade_submission(args, layout, start)
+        run = grade_submission(args, layout, start)
     except BaseException as exc:  # noqa: BLE001 - whatever happens, Gradescope gets a result
         import traceback
 
         traceback.print_exc(file=sys.stdout)
-        results = failure_results(f"The autograder failed while grading this submission "
-                                  f"({type(exc).__name__}). {STAFF}", [], time.monotonic() - start,
-                                  {"autograder_error": f"{type(exc).__name__}: {exc}", "sandbox": None})
-    write_json(layout.results, results)
-    print(f"score {results.get('score')}; results in {layout.results}")
+        run = failure_results(f"The autograder failed while grading this submission ({type(exc).__name__}). "
+                              f"{STAFF}", [], time.monotonic() - start,
+                              {"autograder_error": f"{type(exc).__name__}: {exc}"}, assignment=args.assignment)
+    run.write(layout.results)
+    print(f"score {run.result.score:g}; results in {layout.results}")
     return 0
 
 

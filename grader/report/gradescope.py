@@ -1,14 +1,29 @@
-"""The result as a Gradescope `results.json` (with the harness's own fields in `extra_data`)."""
+"""The result as a Gradescope `results.json` (with the harness's own fields in `extra_data`), and
+that file read back into a result (the Gradescope runner reads its grading process's)."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
+from grader.engine.training_history import TrainingHistory
 from grader.files import write_atomically
-from grader.results import GradingResult, Outcome, TaskResult
+from grader.results import GradingResult, Outcome, TaskResult, TrainingMeasurement
+
+if TYPE_CHECKING:
+    from grader.assignment import AssignmentSpec
+
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    name: str
+    value: float
+    order: str = "desc"   # desc: higher is better
 
 
 def task_output(task: TaskResult) -> str:
@@ -36,9 +51,12 @@ def task_entry(number: int, task: TaskResult) -> dict[str, Any]:
     }
 
 
-def to_results_json(result: GradingResult) -> dict[str, Any]:
+def to_results_json(result: GradingResult, *, extra: Optional[Mapping[str, Any]] = None,
+                    leaderboard: Sequence[LeaderboardEntry] = ()) -> dict[str, Any]:
+    """`extra` adds facts of the platform's run to the top `extra_data` (never replacing the result's
+    own); `leaderboard` is Gradescope's, left out where empty."""
     output = result.output
-    return {
+    data = {
         "score": result.score,
         "execution_time": int(math.ceil(result.execution_time_s)),
         "output": output,
@@ -58,8 +76,85 @@ def to_results_json(result: GradingResult) -> dict[str, Any]:
             "sandbox": result.sandbox,
         },
     }
+    for key, value in (extra or {}).items():
+        data["extra_data"].setdefault(key, value)
+    if leaderboard:
+        data["leaderboard"] = [{"name": e.name, "value": e.value, "order": e.order} for e in leaderboard]
+    return data
 
 
-def write_results_json(result: GradingResult, path: Path) -> None:
+def write_results_json(result: GradingResult, path: Path, *, extra: Optional[Mapping[str, Any]] = None,
+                       leaderboard: Sequence[LeaderboardEntry] = ()) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(to_results_json(result), indent=2) + "\n")
+    text = json.dumps(to_results_json(result, extra=extra, leaderboard=leaderboard), indent=2) + "\n"
+    write_atomically(path, text)
+
+
+def read_results_json(path: Path, spec: "AssignmentSpec") -> GradingResult:
+    """The result a grader wrote with write_results_json, as far as the file holds it: no checks (their
+    stories are in each task's detail), no submission log; training targets come from `spec`, and a
+    visibility Gradescope does not know is the assignment's. Raises ValueError (OSError) where the
+    file is not such a result."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        extra = data["extra_data"]
+        tasks = tuple(_task_from_entry(test, spec) for test in data["tests"])
+        seed = extra["seed"]
+        return GradingResult(
+            assignment=str(extra["assignment"]), mode=str(extra["mode"]),
+            seed=None if seed is None else int(seed), tasks=tasks,
+            execution_time_s=float(data["execution_time"]), grader_version=str(extra["grader_version"]),
+            versions={str(k): str(v) for k, v in dict(extra.get("versions") or {}).items()},
+            output=str(data.get("output") or ""), sandbox=_optional_text(extra.get("sandbox")))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a grader's results.json ({type(exc).__name__}: {exc})") from exc
+
+
+def _task_from_entry(test: Mapping[str, Any], spec: "AssignmentSpec") -> TaskResult:
+    extra = test["extra_data"]
+    task_id, outcome = str(extra["task"]), Outcome(extra["outcome"])
+    task_spec = next((t for t in spec.tasks if t.id == task_id), None)
+    name, output = str(test["name"]), str(test["output"])
+    prefix = f"{outcome.value}: "
+    message, _, detail = (output[len(prefix):] if output.startswith(prefix) else output).partition("\n\n")
+    visibility = test.get("visibility")
+    if visibility not in VISIBILITIES:
+        visibility = task_spec.visibility if task_spec is not None else "visible"
+    training = None
+    if extra.get("kind") == "training" and "accuracy" in extra:
+        training = _training_from_entry(task_id, extra, task_spec)
+    return TaskResult(task_id, name[len(task_id) + 2:] if name.startswith(f"{task_id}: ") else name,
+                      float(test["max_score"]), float(test["score"]), outcome, message,
+                      kind=str(extra.get("kind", "check")), visibility=visibility, detail=detail, training=training)
+
+
+def _training_from_entry(task_id: str, extra: Mapping[str, Any], task_spec: Any) -> TrainingMeasurement:
+    source = str(extra.get("data"))
+    if task_spec is None or task_spec.training is None or source not in task_spec.training.target:
+        raise ValueError(f"the assignment states no {source} target for the training task {task_id}")
+    history = extra.get("history")
+    return TrainingMeasurement(
+        accuracy=_optional_number(extra.get("accuracy")), train_seconds=_optional_number(extra.get("train_seconds")),
+        device=str(extra.get("device")), data_source=source, target=task_spec.training.target[source],
+        partial_credit_from=task_spec.training.partial_credit_from.get(source),
+        history=None if history is None else _history(history),
+        time_limit_s=_optional_number(extra.get("time_limit_s")))
+
+
+def _history(data: Mapping[str, Any]) -> TrainingHistory:
+    """The inverse of TrainingHistory.as_dict (which writes a value that is not finite as null)."""
+    def values(key: str) -> tuple[float, ...]:
+        return tuple(math.nan if v is None else float(v) for v in data[key])
+
+    first = data.get("first_non_finite")
+    return TrainingHistory(int(data["iterations"]), values("loss"), tuple(int(i) for i in data["loss_iterations"]),
+                           values("train_accuracy"), values("val_accuracy"), None if first is None else int(first),
+                           values("check_seconds") if "check_seconds" in data else ())
+
+
+def _optional_number(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def _optional_text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
