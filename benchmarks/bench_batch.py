@@ -36,13 +36,13 @@ def build(folder: Path, assignment, count: int) -> None:
 
 def measure(assignment_id: str, mode: str, count: int, jobs: int, work: Path) -> dict:
     from grader.assignment import load_assignment
-    from grader.batch.run import BatchOptions, run_batch
+    from grader.batch.run import BatchOptions, grade_batch
 
     assignment = load_assignment(assignment_id, ROOT)
     subs, out = work / f"subs{jobs}", work / f"out{jobs}"
     build(subs, assignment, count)
     start = time.perf_counter()
-    outcome = run_batch(BatchOptions(assignment=assignment_id, submissions=subs, out=out, jobs=jobs, mode=mode,
+    outcome = grade_batch(BatchOptions(assignment=assignment_id, submissions=subs, out=out, jobs=jobs, mode=mode,
                                      seed=1, training=False))
     wall = time.perf_counter() - start
     records = outcome.records

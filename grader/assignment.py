@@ -7,15 +7,17 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from grader.options import DataSource
 from grader.yaml_text import load_yaml
 
-DATA_SOURCES = ("cifar10", "synthetic")
-DataSource = Literal["cifar10", "synthetic"]
+# Gradescope's words for when a student sees a test's score.
+Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
+VISIBILITIES: tuple[str, ...] = get_args(Visibility)
 
 
 class ConfigError(Exception):
@@ -67,7 +69,7 @@ class TaskSpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
     title: str = Field(min_length=1)
     points: float = Field(ge=0)
-    visibility: Literal["visible", "hidden", "after_due_date", "after_published"] = "visible"
+    visibility: Visibility = "visible"
     training: Optional[TrainingSpec] = None
     # Student files this task's code builds on (e.g. the layers a model is made of). With
     # isolate_prerequisites, official grading runs the task's checks with the reference's copies

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, SANDBOX_CHOICES, WITHOUT_GPU_CHOICES,
+                            add_grading_arguments, choices_from_arguments)
+
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
-SANDBOX_CHOICES = ["auto", "bwrap", "restricted", "process", "none"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,19 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     grade = commands.add_parser("grade", help="grade one submission of an assignment")
     grade.add_argument("assignment")
     grade.add_argument("--submission", type=Path, help="folder or zip (default: the working copy assignments/A)")
-    grade.add_argument("--mode", choices=["public", "official"])
+    add_grading_arguments(grade, seed_help="official mode: use this seed instead of a fresh one")
     grade.add_argument("--json", type=Path, help="write a Gradescope results.json here")
     grade.add_argument("--junit", type=Path, help="write JUnit XML here")
-    grade.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    grade.add_argument("--data", choices=["auto", "cifar10", "synthetic"], default="auto")
-    grade.add_argument("--data-dir", type=Path)
-    grade.add_argument("--only", metavar="TASK_GLOB", help="grade only tasks whose id matches (a glob, or several separated by commas)")
-    grade.add_argument("--skip-training", action="store_true", help="grade only the tasks scored by checks")
     zip_group = grade.add_mutually_exclusive_group()
     zip_group.add_argument("--zip", type=Path, help="where to write the submission zip")
     zip_group.add_argument("--no-zip", action="store_true")
     grade.add_argument("--fail-under", type=float, metavar="POINTS")
-    grade.add_argument("--seed", type=int, help="official mode: use this seed instead of a fresh one")
     grade.add_argument("--quiet", action="store_true", help="no progress bar, no failure details")
     grade.add_argument("--ci", action="store_true",
                        help="for CI (on by itself where CI=true): no colour, no progress bar, JUnit XML "
@@ -48,11 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "error annotations and the GitHub Classroom result")
     grade.add_argument("--memory", type=_positive_int, metavar="MB",
                        help="the memory the submission's worker may use (default 4096)")
-    grade.add_argument("--without-gpu", choices=["advise", "skip", "leave-out"], default="advise",
+    grade.add_argument("--without-gpu", choices=list(WITHOUT_GPU_CHOICES), default="advise",
                        help="a GPU training task where there is no GPU: skipped with advice, skipped, or left out")
-    grade.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
-                       help="isolation of the submission (auto: the strongest level proven here for official "
-                            "grading, which refuses to grade without one; process for public grading)")
 
     fixtures = commands.add_parser("fixtures", help="record the public checks' reference answers")
     fixtures.add_argument("assignment")
@@ -62,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("assignment")
 
     selfcheck = commands.add_parser("selfcheck", help="prove the sandbox's promises before grading")
-    selfcheck.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
+    selfcheck.add_argument("--sandbox", choices=list(SANDBOX_CHOICES), default="auto",
                            help="the level to prove (auto: every level, and the one official grading would use)")
 
     batch = commands.add_parser("batch", help="grade a folder of submissions into a gradebook (resumable)")
@@ -73,15 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                        help="submissions graded at once (slurm/ray: at most this many at a time)")
     batch.add_argument("--executor", choices=["local", "slurm", "ray"], default="local")
-    batch.add_argument("--mode", choices=["public", "official"])
-    batch.add_argument("--seed", type=int, help="the seed of every submission (default: one drawn for the batch)")
+    add_grading_arguments(batch, seed_help="the seed of every submission (default: one drawn for the batch)")
     batch.add_argument("--regrade", action="store_true", help="grade every submission again, even unchanged ones")
-    batch.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    batch.add_argument("--data", choices=["auto", "cifar10", "synthetic"], default="auto")
-    batch.add_argument("--data-dir", type=Path)
-    batch.add_argument("--only", metavar="TASK_GLOB", help="grade only tasks whose id matches (a glob, or several separated by commas)")
-    batch.add_argument("--skip-training", action="store_true", help="grade only the tasks scored by checks")
-    batch.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto")
     batch.add_argument("--gpus", type=int, metavar="N", help="local: GPUs to use (default: every visible one)")
     batch.add_argument("--gpus-per-job", type=int, metavar="N",
                        help="slurm/ray: GPUs each submission holds (default: 1 when a task trains on a GPU)")
@@ -101,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     gradescope = targets.add_parser("gradescope", help="an autograder zip for a Gradescope programming assignment")
     gradescope.add_argument("assignment")
     gradescope.add_argument("--out", type=Path, required=True, help="the zip to write, e.g. autograder.zip")
-    gradescope.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+    gradescope.add_argument("--device", choices=list(DEVICES), default="auto",
                             help="where training tasks train (Gradescope has no GPU: cpu trains them there)")
-    gradescope.add_argument("--data", choices=["synthetic", "auto"], default="synthetic",
+    gradescope.add_argument("--data", choices=list(EXPORT_DATA_CHOICES), default=EXPORT_DATA_CHOICES[0],
                             help="training data: the synthetic stand-in, or CIFAR-10")
     gradescope.add_argument("--cifar10-archive", type=Path, help="with --data auto: ship this archive in the zip")
     gradescope.add_argument("--time-limit", type=float, metavar="SECONDS",
@@ -112,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     gradescope.add_argument("--memory", type=_positive_int, metavar="MB",
                             help="the memory the submission's worker may use; leave room for the grader in the "
                                  "container's memory (Gradescope's default container: 768 MB)")
-    gradescope.add_argument("--gpu-tasks", choices=["skip", "leave-out"], default="skip",
+    gradescope.add_argument("--gpu-tasks", choices=list(EXPORT_GPU_TASKS), default=EXPORT_GPU_TASKS[0],
                             help="GPU training tasks on Gradescope's CPU machines (with --device auto): a 0 with "
                                  "the reason, or left out of the results")
     return parser
@@ -164,7 +150,7 @@ def _console(stderr: bool = False):  # noqa: ANN202 - rich is imported lazily fo
 
 def _grade(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
-    from grader.engine.grading import GradeOptions, choose_mode, grade
+    from grader.engine.grading import GradeOptions, grade, grading_mode
     from grader.report import github, write_each
     from grader.report.gradescope import write_results_json
     from grader.report.junit import write_junit
@@ -177,7 +163,7 @@ def _grade(args: argparse.Namespace) -> int:
     if (unmatched := _only_matches_nothing(assignment.spec, args.only)) is not None:
         print(unmatched, file=sys.stderr)
         return EXIT_USAGE
-    mode = choose_mode(assignment, args.mode)
+    mode = grading_mode(assignment, args.mode)
     if ci:  # logs: plain text, whatever FORCE_COLOR or the terminal say
         from rich.console import Console
 
@@ -198,11 +184,10 @@ def _grade(args: argparse.Namespace) -> int:
     show_progress = console.is_terminal and not args.quiet and not ci
     try:
         with grading_progress(console, show_progress, lines=None if args.quiet else console) as progress:
-            options = GradeOptions(mode=mode, device=args.device, data=args.data, data_dir=args.data_dir,
-                                   only=args.only, seed=args.seed, training=not args.skip_training,
+            options = GradeOptions(**choices_from_arguments(args), mode=mode, seed=args.seed,
                                    on_collected=progress.on_collected, on_check_done=progress.on_check_done,
                                    on_task_start=progress.on_task_start,
-                                   on_training_progress=progress.on_training_progress, sandbox=args.sandbox,
+                                   on_training_progress=progress.on_training_progress,
                                    memory_bytes=args.memory * 1024 * 1024 if args.memory else None,
                                    without_gpu=args.without_gpu.replace("-", "_"))
             result = grade(assignment, submission, options)
@@ -278,7 +263,7 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
     from grader.batch.executor import BatchAborted
     from grader.batch.outputs import print_summary
     from grader.batch.progress import batch_progress
-    from grader.batch.run import BatchBusy, BatchOptions, run_batch
+    from grader.batch.run import BatchBusy, BatchOptions, grade_batch
     from grader.report.terminal import plain
 
     from grader.assignment import load_assignment
@@ -288,17 +273,16 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
         print(unmatched, file=sys.stderr)
         return EXIT_USAGE
     options = BatchOptions(
-        assignment=args.assignment, submissions=args.submissions, out=args.out, jobs=args.jobs,
-        executor=args.executor, mode=args.mode, seed=args.seed, regrade=args.regrade, device=args.device,
-        data=args.data, data_dir=args.data_dir, only=args.only, training=not args.skip_training,
-        sandbox=args.sandbox, gpus=args.gpus, partition=args.partition, gpus_per_job=args.gpus_per_job,
+        **choices_from_arguments(args), assignment=args.assignment, submissions=args.submissions, out=args.out,
+        jobs=args.jobs, executor=args.executor, mode=args.mode, seed=args.seed, regrade=args.regrade,
+        gpus=args.gpus, partition=args.partition, gpus_per_job=args.gpus_per_job,
         slurm_cluster=args.slurm_cluster, ray_address=args.ray_address, arguments=argv)
     if not args.submissions.is_dir():
         errors.print(f"[red]grader batch:[/] {args.submissions} is not a folder of submissions")
         return EXIT_USAGE
     try:
         with batch_progress(console, console.is_terminal and not args.quiet) as progress:
-            outcome = run_batch(options, progress)
+            outcome = grade_batch(options, progress)
     except (BatchAborted, BatchBusy, ImportError) as exc:
         errors.print(f"[red]grader batch:[/] {exc}", markup=True, highlight=False)
         return EXIT_USAGE

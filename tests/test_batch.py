@@ -26,7 +26,7 @@ from grader.assignment import ConfigError
 from grader.batch.discover import discover
 from grader.batch.executor import BatchAborted
 from grader.batch.local import LocalExecutor
-from grader.batch.run import BatchBusy, BatchOptions, run_batch
+from grader.batch.run import BatchBusy, BatchOptions, grade_batch
 from grader.batch.store import BatchStore
 from grader.engine.submission import UnusableSubmission
 from hostile_text import (assert_inert_text, assert_printable, assert_valid_json, hostile_layers,
@@ -62,7 +62,7 @@ def uninterrupted(tmp_path_factory, worker_id) -> Path:
     with FileLock(str(root) + ".lock"):
         if not (root / "done").exists():
             kinds = build_submissions(root / "subs", a1())
-            run_batch(batch_options(root / "subs", root / "out"))
+            grade_batch(batch_options(root / "subs", root / "out"))
             (root / "kinds.json").write_text(json.dumps(kinds))
             (root / "done").write_text("")
     return root
@@ -174,7 +174,7 @@ def test_a_batch_killed_at_a_random_point_resumes_to_the_same_gradebook(uninterr
     build_submissions(subs, a1())
     done_before, stop_after = kill_batch_midway(subs, out)
 
-    outcome = run_batch(batch_options(subs, out))
+    outcome = grade_batch(batch_options(subs, out))
     assert set(outcome.skipped) == done_before
     store = BatchStore(out)
     try:
@@ -200,7 +200,7 @@ def hostile_batch(tmp_path_factory) -> tuple[Path, Path]:
     build_submissions(subs, a1())
     shutil.rmtree(subs / "patches_numpy")
     make_submission(subs / "hostile_text", a1(), "reference", {"layers.py": hostile_layers(a1())})
-    run_batch(batch_options(subs, root / "out"))
+    grade_batch(batch_options(subs, root / "out"))
     return subs, root / "out"
 
 
@@ -233,7 +233,7 @@ def test_a_killed_batch_with_a_hostile_submission_resumes_to_a_byte_identical_gr
     subs, uninterrupted = hostile_batch
     out = tmp_path / "out"
     done_before, stop_after = kill_batch_midway(subs, out)
-    outcome = run_batch(batch_options(subs, out))
+    outcome = grade_batch(batch_options(subs, out))
     assert set(outcome.skipped) == done_before and not outcome.unwritten
     assert (out / "gradebook.csv").read_bytes() == (uninterrupted / "gradebook.csv").read_bytes(), \
         f"killed after {stop_after} finished"
@@ -245,12 +245,12 @@ def test_a_submission_whose_files_cannot_be_written_stops_neither_the_others_nor
     subs, out = small_batch
     (out / "submissions").mkdir(parents=True)
     (out / "submissions" / "alice").write_text("a file where alice's folder goes")
-    first = run_batch(small(subs, out))
+    first = grade_batch(small(subs, out))
     assert sorted(first.graded) == ["alice", "bob"] and [line.split(":")[0] for line in first.unwritten] == ["alice"]
     assert (out / "submissions" / "bob" / "results.json").is_file()
     assert [row["id"] for row in csv.DictReader((out / "gradebook.csv").read_text().splitlines())] == ["alice", "bob"]
     (out / "submissions" / "alice").unlink()
-    resumed = run_batch(small(subs, out))
+    resumed = grade_batch(small(subs, out))
     assert resumed.graded == [] and resumed.unwritten == []
     assert assert_valid_json(out / "submissions" / "alice" / "results.json")["score"] == 2.0
 
@@ -271,28 +271,28 @@ def small(subs: Path, out: Path, **changes) -> BatchOptions:
 
 def test_unchanged_submissions_are_not_graded_again_changed_ones_are(small_batch):
     subs, out = small_batch
-    first = run_batch(small(subs, out))
+    first = grade_batch(small(subs, out))
     assert sorted(first.graded) == ["alice", "bob"]
-    again = run_batch(small(subs, out))
+    again = grade_batch(small(subs, out))
     assert again.graded == [] and sorted(again.skipped) == ["alice", "bob"]
     (subs / "bob" / "layers.py").write_text((a1().reference_directory / "layers.py").read_text())
-    changed = run_batch(small(subs, out))
+    changed = grade_batch(small(subs, out))
     assert changed.graded == ["bob"]
     assert {r["id"]: r["score"] for r in changed.records} == {"alice": 2.0, "bob": 2.0}
-    everything = run_batch(small(subs, out, regrade=True))
+    everything = grade_batch(small(subs, out, regrade=True))
     assert sorted(everything.graded) == ["alice", "bob"]
 
 
 def test_a_batch_keeps_its_settings_and_its_folder(small_batch):
     subs, out = small_batch
-    run_batch(small(subs, out, seed=1))
+    grade_batch(small(subs, out, seed=1))
     with pytest.raises(ConfigError, match="seed 1, not 2"):
-        run_batch(small(subs, out, seed=2))
-    assert run_batch(small(subs, out, seed=None)).records[0]["seed"] == 1  # resumed with its own seed
-    assert run_batch(small(subs, out, seed=2, regrade=True)).records[0]["seed"] == 2
+        grade_batch(small(subs, out, seed=2))
+    assert grade_batch(small(subs, out, seed=None)).records[0]["seed"] == 1  # resumed with its own seed
+    assert grade_batch(small(subs, out, seed=2, regrade=True)).records[0]["seed"] == 2
     with FileLock(str(out / ".batch.lock")):
         with pytest.raises(BatchBusy, match="another batch"):
-            run_batch(small(subs, out))
+            grade_batch(small(subs, out))
 
 
 def test_the_command_line_grades_a_folder_and_refuses_what_is_not_one(small_batch, capsys):
@@ -404,7 +404,7 @@ def test_a_grading_that_keeps_dying_is_recorded_as_not_graded(tmp_path):
 
     subs = tmp_path / "subs"
     make_submission(subs / "alice", a1())
-    outcome = run_batch(batch_options(subs, tmp_path / "out", only="affine.forward"),
+    outcome = grade_batch(batch_options(subs, tmp_path / "out", only="affine.forward"),
                         make_executor=lambda *a: LocalExecutor(jobs=1, target=batch_local_fakes.always_dies))
     (record,) = outcome.records
     assert record["status"] == "error" and record["score"] == 0

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from grader.batch.discover import discover
-from grader.batch.run import BatchOptions, run_batch
+from grader.batch.run import BatchOptions, grade_batch
 from hostile_text import assert_valid_json
 from support import A1, a1, make_submission
 
@@ -52,7 +52,7 @@ def test_the_batch_grades_a_false_claim_under_its_own_id_and_says_so(tmp_path):
     subs, out = tmp_path / "subs", tmp_path / "out"
     claim(make_submission(subs / "mallory", a1(), "stubs"), student="alice")
     make_submission(subs / "alice", a1(), "reference")
-    outcome = run_batch(BatchOptions(assignment=A1, submissions=subs, out=out, jobs=1, seed=5, training=False,
+    outcome = grade_batch(BatchOptions(assignment=A1, submissions=subs, out=out, jobs=1, seed=5, training=False,
                                      mode="official", only="affine.forward"))
     assert {r["id"]: r["score"] for r in outcome.records} == {"alice": 2.0, "mallory": 0.0}
     with open(out / "gradebook.csv", newline="") as file:

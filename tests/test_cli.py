@@ -1,5 +1,7 @@
 """The command line: exit statuses, the submission zip, the student bundle and the Gradescope export."""
 
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,7 +9,8 @@ import zipfile
 
 import pytest
 
-from grader.cli import main
+from grader.cli import build_parser, main
+from grader.options import DEVICES, GradingChoices, choices_from_arguments, grading_choices
 from support import PROJECT_ROOT, a1, make_submission
 
 
@@ -158,3 +161,64 @@ def test_plain_pytest_on_the_checks_says_to_use_the_grader():
     assert done.returncode == 4, done.stdout + done.stderr  # pytest's usage error
     assert "use ./grade.sh a1_fc_numpy" in done.stdout + done.stderr
     assert "fixture 'student' not found" not in done.stdout + done.stderr
+
+
+# -- grade and batch take the options they share alike ------------------------------------------------
+
+SHARED_FLAGS = {"--mode", "--seed", "--device", "--data", "--data-dir", "--only", "--skip-training", "--sandbox"}
+GIVEN = ["--mode", "official", "--seed", "7", "--device", "cpu", "--data", "synthetic", "--data-dir", "cifar",
+         "--only", "affine.*", "--skip-training", "--sandbox", "process"]
+
+
+def commands_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices
+
+
+def flags_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {flag: action for action in parser._actions for flag in action.option_strings}
+
+
+def test_grade_and_batch_declare_each_option_they_share_alike():
+    parsers = commands_of(build_parser())
+    grade, batch = flags_of(parsers["grade"]), flags_of(parsers["batch"])
+    shared = (set(grade) & set(batch)) - {"-h", "--help", "--quiet"}   # --quiet silences different things
+    assert shared == SHARED_FLAGS
+    for flag in shared:
+        ours, theirs = grade[flag], batch[flag]
+        assert ((type(ours), ours.dest, ours.default, ours.choices, ours.type, ours.metavar, ours.required)
+                == (type(theirs), theirs.dest, theirs.default, theirs.choices, theirs.type, theirs.metavar,
+                    theirs.required)), flag
+        if flag != "--seed":  # a batch's seed is every submission's: each command says what it is
+            assert ours.help == theirs.help, flag
+
+
+def test_grade_and_batch_turn_the_same_arguments_into_the_same_choices():
+    parser = build_parser()
+    grade = parser.parse_args(["grade", "a1_fc_numpy"])
+    batch = parser.parse_args(["batch", "a1_fc_numpy", "subs", "--out", "out"])
+    defaults = grading_choices(GradingChoices())
+    assert set(defaults) - set(choices_from_arguments(grade)) == {"hints"}   # no flag: grading explains failures
+    assert choices_from_arguments(grade) == choices_from_arguments(batch) == {
+        name: value for name, value in defaults.items() if name != "hints"}
+    grade = parser.parse_args(["grade", "a1_fc_numpy", *GIVEN])
+    batch = parser.parse_args(["batch", "a1_fc_numpy", "subs", "--out", "out", *GIVEN])
+    assert choices_from_arguments(grade) == choices_from_arguments(batch) != choices_from_arguments(
+        parser.parse_args(["grade", "a1_fc_numpy"]))
+    assert (grade.mode, grade.seed) == (batch.mode, batch.seed) == ("official", 7)
+
+
+def test_every_options_class_keeps_the_shared_defaults():
+    from grader.batch.job import JobSettings
+    from grader.batch.run import BatchOptions
+    from grader.engine.grading import GradeOptions
+
+    shared = {f.name: f.default for f in dataclasses.fields(GradingChoices)}
+    for options in (GradeOptions, JobSettings, BatchOptions):
+        assert issubclass(options, GradingChoices)
+        assert {f.name: f.default for f in dataclasses.fields(options) if f.name in shared} == shared, options
+
+
+def test_the_export_offers_the_devices_grading_knows():
+    gradescope = commands_of(commands_of(build_parser())["export"])["gradescope"]
+    assert tuple(flags_of(gradescope)["--device"].choices) == DEVICES

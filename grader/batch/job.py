@@ -16,6 +16,7 @@ from typing import Any, Callable, ContextManager, Optional
 
 from grader.assignment import Assignment, load_assignment
 from grader.engine.grading import GradeOptions, grade, library_versions
+from grader.options import GradingChoices, grading_choices
 from grader.report.gradescope import to_results_json
 from grader.results import GradingResult, Outcome, TaskResult
 from grader import __version__
@@ -23,21 +24,15 @@ from grader import __version__
 GRADED, UNUSABLE, ERROR = "graded", "unusable", "error"
 
 
-@dataclass(frozen=True)
-class JobSettings:
-    """What every submission of the batch is graded with (plain data: it travels to other machines)."""
+@dataclass(frozen=True, kw_only=True)
+class JobSettings(GradingChoices):
+    """What every submission of the batch is graded with (plain data: it travels to other machines):
+    the shared choices (grader.options), the batch's assignment, and its mode and seed as bound."""
 
     assignment: str
     project_root: str
     mode: str
     seed: int
-    device: str = "auto"
-    data: str = "auto"
-    data_dir: Optional[str] = None
-    only: Optional[str] = None
-    training: bool = True
-    sandbox: str = "auto"
-    hints: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,10 +64,8 @@ def grade_submission(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -
         prepared = prepare_submission(assignment, Path(job.path), read)
     except UnusableSubmission as exc:
         return unusable_record(job, assignment, str(exc), time.perf_counter() - start)
-    options = GradeOptions(mode=settings.mode, device=settings.device, data=settings.data,
-                           data_dir=Path(settings.data_dir) if settings.data_dir else None,
-                           only=settings.only, seed=settings.seed, training=settings.training,
-                           hints=settings.hints, sandbox=settings.sandbox, gpu_lease=gpu_lease)
+    options = GradeOptions(**grading_choices(settings), mode=settings.mode, seed=settings.seed,
+                           gpu_lease=gpu_lease)
     try:
         result = grade(assignment, prepared, options)
     finally:

@@ -26,6 +26,7 @@ from grader.batch.executor import BatchAborted, Executor
 from grader.batch.job import JobSettings, SubmissionJob, error_record
 from grader.batch.outputs import TaskColumn, summarize, write_gradebook, write_submission_files, write_summary
 from grader.batch.store import BatchMismatch, BatchStore
+from grader.options import GradingChoices, grading_choices
 
 LOCK_NAME = ".batch.lock"
 # Infrastructure losses (a grading process that died, a lost node) are tried this often in all.
@@ -34,23 +35,18 @@ MAX_ATTEMPTS = 3
 MARGIN_S = 300.0
 
 
-@dataclass
-class BatchOptions:
+@dataclass(frozen=True, kw_only=True)
+class BatchOptions(GradingChoices):
+    """A batch as asked for: the shared choices (grader.options), what to grade, and where."""
+
     assignment: str
     submissions: Path
     out: Path
     jobs: int = 1
-    executor: str = "local"
-    mode: Optional[str] = None
-    seed: Optional[int] = None
+    executor: str = "local"               # local | slurm | ray
+    mode: Optional[str] = None            # None: official where the reference solution is here
+    seed: Optional[int] = None            # None: the batch's own, drawn on its first run
     regrade: bool = False
-    device: str = "auto"
-    data: str = "auto"
-    data_dir: Optional[Path] = None
-    only: Optional[str] = None
-    training: bool = True
-    sandbox: str = "auto"
-    hints: bool = True
     gpus: Optional[int] = None            # local: GPUs to hand out (default: those visible)
     partition: Optional[str] = None       # slurm
     gpus_per_job: Optional[int] = None    # slurm / ray (default: 1 when a task trains on a GPU)
@@ -76,13 +72,13 @@ class BatchBusy(Exception):
     """Another batch is grading into the same --out folder."""
 
 
-def run_batch(options: BatchOptions, progress: Any = None, make_executor: Any = None) -> BatchOutcome:
+def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any = None) -> BatchOutcome:
     from filelock import FileLock, Timeout
 
-    from grader.engine.grading import choose_mode
+    from grader.engine.grading import grading_mode
 
     assignment = load_assignment(options.assignment)
-    mode = choose_mode(assignment, options.mode)
+    mode = grading_mode(assignment, options.mode)
     found, passed_over = discover(assignment.id, options.submissions)
     options.out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(options.out / LOCK_NAME))
@@ -142,10 +138,9 @@ def _bind_settings(store: BatchStore, assignment: Assignment, mode: str, options
         bound = store.bind(wanted, replace=tuple(wanted) if options.regrade else ())
     except BatchMismatch as exc:
         raise ConfigError(str(exc)) from None
-    return JobSettings(assignment=assignment.id, project_root=str(assignment.directory.parent.parent),
-                       mode=bound["mode"], seed=int(bound["seed"]), device=options.device, data=options.data,
-                       data_dir=str(options.data_dir) if options.data_dir else None, only=options.only,
-                       training=options.training, sandbox=options.sandbox, hints=options.hints)
+    return JobSettings(**grading_choices(options), assignment=assignment.id,
+                       project_root=str(assignment.directory.parent.parent), mode=bound["mode"],
+                       seed=int(bound["seed"]))
 
 
 def sandbox_verdict(settings: JobSettings) -> tuple[str, tuple[str, ...]]:
@@ -275,4 +270,4 @@ def make_default_executor(options: BatchOptions, assignment: Assignment, jobs: S
     raise ConfigError(f"unknown executor {options.executor!r} (local, slurm or ray)")
 
 
-__all__ = ["BatchAborted", "BatchBusy", "BatchOptions", "BatchOutcome", "run_batch"]
+__all__ = ["BatchAborted", "BatchBusy", "BatchOptions", "BatchOutcome", "grade_batch"]

@@ -53,10 +53,8 @@ from typing import Iterator, Optional
 import grader
 from grader.assignment import Assignment, ConfigError
 from grader.files import atomic_file
+from grader.options import DEVICES, EXPORT_DATA_CHOICES as DATA_CHOICES, EXPORT_GPU_TASKS as GPU_TASKS
 
-DEVICES = ("auto", "cpu", "cuda")
-DATA_CHOICES = ("synthetic", "auto")
-GPU_TASKS = ("skip", "leave-out")
 VENV = "/opt/grader-venv"
 TORCH_REQUIREMENT = "torch==2.13.*"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"

@@ -14,6 +14,7 @@ import numpy as np
 
 from grader import __version__
 from grader.assignment import Assignment, ConfigError, TaskSpec
+from grader.options import GradingChoices
 from grader.oracle.fingerprint import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_fingerprints
 from grader.oracle.mistakes import load_catalogue
 from grader.oracle.reference import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
@@ -29,17 +30,12 @@ from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scrat
 PUBLIC_SEED = 0
 
 
-@dataclass
-class GradeOptions:
+@dataclass(frozen=True, kw_only=True)
+class GradeOptions(GradingChoices):
+    """How to grade one submission: the shared choices (grader.options), then this grading's own."""
+
     mode: str = "public"                   # public | official
-    device: str = "auto"                   # auto | cpu | cuda
-    data: str = "auto"                     # auto | cifar10 | synthetic
-    data_dir: Optional[Path] = None
-    only: Optional[str] = None             # glob over task ids
     seed: Optional[int] = None             # official mode: fix the run's seed
-    training: bool = True                  # False: grade only the tasks scored by checks
-    hints: bool = True                     # explain failed checks with the catalogue of common mistakes
-    sandbox: str = "auto"                  # auto | none | process | restricted | bwrap (grader.sandbox.levels)
     call_timeout_s: Optional[float] = None  # overrides the assignment's per-request limit
     memory_bytes: Optional[int] = None     # the worker's memory limit (default: Limits' 4 GiB)
     # A training task on a GPU where there is none: "advise" skips it saying how to train it on the
@@ -79,7 +75,8 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def choose_mode(assignment: Assignment, requested: Optional[str]) -> str:
+def grading_mode(assignment: Assignment, requested: Optional[str]) -> str:
+    """The mode asked for, or the default: official where the reference solution is here."""
     if requested is None:
         return "official" if assignment.reference_directory is not None else "public"
     if requested == "official" and assignment.reference_directory is None:
