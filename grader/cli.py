@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from grader.batch.executor import EXECUTORS
 from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, SANDBOX_CHOICES, WITHOUT_GPU_CHOICES,
                             add_grading_arguments, choices_from_arguments)
 
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--out", type=Path, required=True, help="where the database, gradebook and reports go")
     batch.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                        help="submissions graded at once (slurm/ray: at most this many at a time)")
-    batch.add_argument("--executor", choices=["local", "slurm", "ray"], default="local")
+    batch.add_argument("--executor", choices=list(EXECUTORS), default="local")
     add_grading_arguments(batch, seed_help="the seed of every submission (default: one drawn for the batch)")
     batch.add_argument("--regrade", action="store_true", help="grade every submission again, even unchanged ones")
     batch.add_argument("--gpus", type=int, metavar="N", help="local: GPUs to use (default: every visible one)")

@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from grader.batch.executor import JobOutcome
 from grader.batch.local import gpu_from_coordinator
 
 
@@ -35,7 +36,7 @@ def trains_on_a_gpu(job, connection, options) -> None:
         released = time.time()
     trace.write_text(json.dumps({"gpu": env["CUDA_VISIBLE_DEVICES"], "wanted": wanted, "granted": granted,
                                  "released": released}))
-    connection.send(("done", _record(job)))
+    connection.send(JobOutcome.done(_record(job)))
 
 
 def dies_on_first_attempt(job, connection, options) -> None:
@@ -44,7 +45,7 @@ def dies_on_first_attempt(job, connection, options) -> None:
     if not marker.exists():
         marker.write_text("")
         os._exit(9)
-    connection.send(("done", _record(job)))
+    connection.send(JobOutcome.done(_record(job)))
 
 
 def always_dies(job, connection, options) -> None:
@@ -52,8 +53,12 @@ def always_dies(job, connection, options) -> None:
 
 
 def grader_raises(job, connection, options) -> None:
-    connection.send(("crashed", "Traceback: RuntimeError: a fault of the grader"))
+    connection.send(JobOutcome.crashed("Traceback: RuntimeError: a fault of the grader"))
+
+
+def sends_an_untyped_outcome(job, connection, options) -> None:
+    connection.send(("done", _record(job)))
 
 
 def configuration_is_broken(job, connection, options) -> None:
-    connection.send(("fatal", "ConfigError: assignment.yaml: tasks: missing"))
+    connection.send(JobOutcome.fatal("ConfigError: assignment.yaml: tasks: missing"))

@@ -418,6 +418,14 @@ def test_a_grading_that_keeps_dying_is_recorded_as_not_graded(tmp_path):
         store.close()
 
 
+def test_an_untyped_outcome_from_a_grading_process_is_refused(tmp_path):
+    import batch_local_fakes
+
+    sink = RecordingSink(retry=False)
+    LocalExecutor(jobs=1, target=batch_local_fakes.sends_an_untyped_outcome).run(stand_in_jobs(tmp_path, 1), sink)
+    assert sink.events == [("started", "s0", 1), ("lost", "s0", 1)]
+
+
 def test_a_configuration_problem_stops_the_batch(tmp_path):
     import batch_local_fakes
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import pytest
 
 import batch_fake_jobs
-from grader.batch.executor import BatchAborted
+from grader.batch.executor import BatchAborted, JobOutcome, OutcomeKind, report
 from grader.batch.job import JobSettings, SubmissionJob
 
 TESTS_DIR = Path(batch_fake_jobs.__file__).resolve().parent
@@ -80,6 +80,56 @@ def trace(tmp_path):
     return path
 
 
+# -- the outcome every executor reports, checked in one place --------------------------------------
+
+def unchecked(kind, record=None, message="") -> JobOutcome:
+    """An outcome as unpickling rebuilds one (in the coordinator, from another process): unchecked."""
+    outcome = object.__new__(JobOutcome)
+    for name, value in (("kind", kind), ("record", record), ("message", message)):
+        object.__setattr__(outcome, name, value)
+    return outcome
+
+
+RECORD = {"id": "s1", "status": "graded", "score": 1.0, "max_score": 1.0}
+
+
+@pytest.mark.parametrize("received, named", [
+    (("done", RECORD), "tuple"),                              # the bare tuple of old
+    (None, "NoneType"),
+    (unchecked("done", RECORD), "an outcome of kind 'done'"),
+    (unchecked(OutcomeKind.DONE, None), "a done outcome whose record is a NoneType"),
+    (unchecked(OutcomeKind.DONE, ["s1"]), "a done outcome whose record is a list"),
+    (unchecked(OutcomeKind.FATAL, RECORD, "stop"), "a fatal outcome with a record"),
+    (unchecked(OutcomeKind.FATAL, None, 7), "a fatal outcome whose message is a int"),
+    (JobOutcome.done({**RECORD, "id": "s2"}), "the record of 's2', not of 's1'"),
+], ids=["tuple", "none", "untyped-kind", "done-without-record", "record-not-a-dict", "fatal-with-record",
+        "message-not-text", "another-submission"])
+def test_a_malformed_outcome_is_refused_as_the_loss_of_the_attempt(tmp_path, received, named):
+    sink = FakeSink()
+    assert report(received, fake(tmp_path, "s1"), 1, sink, "its grading process") is True  # handed out again
+    assert sink.of("s1") == [("lost", 1)] and not sink.records
+    assert sink.why["s1"] == [f"its grading process returned {named}"]
+
+
+def test_an_outcome_is_checked_when_it_is_made():
+    with pytest.raises(ValueError, match="record is a NoneType"):
+        JobOutcome(OutcomeKind.DONE)
+    with pytest.raises(ValueError, match="fatal outcome with a record"):
+        JobOutcome(OutcomeKind.FATAL, record=RECORD, message="stop")
+
+
+def test_a_well_formed_outcome_reaches_the_sink(tmp_path):
+    sink = FakeSink()
+    job = fake(tmp_path, "s1")
+    assert report(JobOutcome.done(RECORD), job, 1, sink, "here") is False
+    assert report(JobOutcome.lost("x" * 5000), job, 2, sink, "here") is False   # FakeSink: 2 attempts at most
+    assert report(JobOutcome.crashed("Traceback"), job, 1, sink, "here") is True
+    assert sink.records == {"s1": RECORD}
+    assert len(sink.why["s1"][0]) <= 2000 and sink.why["s1"][1] == "the grader failed: Traceback"
+    with pytest.raises(BatchAborted, match="ConfigError"):
+        report(JobOutcome.fatal("ConfigError: tasks: missing"), job, 3, sink, "here")
+
+
 # -- Slurm ----------------------------------------------------------------------------------------
 
 def local_slurm(tmp_path: Path, **options: Any):
@@ -116,6 +166,13 @@ def test_slurm_batch_wide_problem_aborts(tmp_path, trace):
     with pytest.raises(BatchAborted, match="ConfigError"):
         local_slurm(tmp_path).run([fake(trace, "s1", "fatal")], sink)
     assert ("finished", "s1", 1) not in sink.events
+
+
+def test_slurm_refuses_an_untyped_outcome(tmp_path, trace):
+    sink = FakeSink(max_attempts=1)
+    local_slurm(tmp_path).run([fake(trace, "s1", "untyped")], sink)
+    assert sink.of("s1") == [("started", 1), ("lost", 1)] and not sink.records
+    assert re.fullmatch(r"Slurm job \S+ returned tuple", sink.why["s1"][0]), sink.why
 
 
 def test_slurm_script_asks_for_the_array_gpus_time_and_partition(tmp_path):
@@ -214,3 +271,10 @@ def test_ray_lost_jobs_are_handed_out_again(ray_instance, trace):
 def test_ray_batch_wide_problem_aborts(ray_instance, trace):
     with pytest.raises(BatchAborted, match="ConfigError"):
         ray_executor().run([fake(trace, "f1", "fatal")], FakeSink())
+
+
+def test_ray_refuses_an_untyped_outcome(ray_instance, trace):
+    sink = FakeSink(max_attempts=1)
+    ray_executor().run([fake(trace, "u1", "untyped")], sink)
+    assert sink.of("u1") == [("started", 1), ("lost", 1)] and not sink.records
+    assert sink.why["u1"] == ["Ray task returned tuple"]

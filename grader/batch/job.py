@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Optional
 
 from grader.assignment import Assignment, load_assignment
+from grader.batch.executor import JobOutcome
 from grader.engine.grading import GradeOptions, grade, library_versions
 from grader.options import GradingChoices, grading_choices
 from grader.report.gradescope import to_results_json
@@ -73,9 +74,6 @@ def grade_submission(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -
     return graded_record(job, result, time.perf_counter() - start)
 
 
-JobOutcome = tuple[str, Any]   # ("done", record) | ("fatal", message)
-
-
 def run_job(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -> JobOutcome:
     """What a Slurm array element or a Ray task runs: the grading of one submission.
 
@@ -85,9 +83,9 @@ def run_job(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -> JobOutc
     from grader.data import DatasetError
 
     try:
-        return "done", grade_submission(job, gpu_lease)
+        return JobOutcome.done(grade_submission(job, gpu_lease))
     except (ConfigError, DatasetError) as exc:
-        return "fatal", f"{type(exc).__name__}: {exc}"
+        return JobOutcome.fatal(f"{type(exc).__name__}: {exc}")
 
 
 def graded_record(job: SubmissionJob, result: GradingResult, seconds: float) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from grader.batch.executor import BatchAborted, JobSink
+from grader.batch.executor import JobOutcome, JobSink, report
 from grader.batch.job import SubmissionJob
 from grader.sandbox.worker_process import reap_adopted_orphans
 
@@ -40,7 +40,7 @@ class _Running:
     gpu_phase: bool = False        # waiting for or holding a GPU: not counted against --jobs
     gpu: Optional[str] = None
     waiting_since: Optional[float] = None
-    result: Optional[tuple] = field(default=None)
+    result: Any = field(default=None)    # what the grading process sent last (a JobOutcome), or its loss
 
 
 class LocalExecutor:
@@ -79,10 +79,10 @@ class LocalExecutor:
                     if entry.result is None and not entry.process.is_alive():
                         self._receive(entry, waiting, free_gpus)  # what it sent just before it exited
                         if entry.result is None:
-                            entry.result = ("lost", f"its grading process exited with code {entry.process.exitcode}")
+                            entry.result = JobOutcome.lost(f"its grading process exited with code {entry.process.exitcode}")
                     if entry.result is None and entry.waiting_since is None and time.monotonic() > entry.deadline:
                         entry.process.kill()
-                        entry.result = ("lost", f"its grading took longer than {self.timeout_s:.0f} s")
+                        entry.result = JobOutcome.lost(f"its grading took longer than {self.timeout_s:.0f} s")
                     if entry.result is not None:
                         self._settle(entry, running, pending, waiting, free_gpus, sink)
                 self._grant(waiting, free_gpus)
@@ -116,13 +116,12 @@ class LocalExecutor:
                 message = entry.connection.recv()
             except (EOFError, OSError):
                 return
-            kind = message[0]
-            if kind == "gpu-wanted":
+            if message == ("gpu-wanted",):
                 entry.gpu_phase, entry.waiting_since = True, time.monotonic()
                 waiting.append(entry)
-            elif kind == "gpu-returned":
+            elif message == ("gpu-returned",):
                 self._give_back(entry, free_gpus)
-            else:  # done | fatal | crashed
+            else:  # the outcome, checked when it is settled
                 entry.result = message
 
     def _grant(self, waiting: deque, free_gpus: deque) -> None:
@@ -158,12 +157,7 @@ class LocalExecutor:
             entry.process.join()
         reap_adopted_orphans()  # the workers of a grading process killed here come to this one
         entry.connection.close()
-        kind, payload = entry.result
-        if kind == "done":
-            sink.finished(entry.job, entry.attempt, payload)
-        elif kind == "fatal":
-            raise BatchAborted(payload)
-        elif sink.lost(entry.job, entry.attempt, payload if kind == "lost" else f"the grader failed: {payload}"):
+        if report(entry.result, entry.job, entry.attempt, sink, "its grading process"):
             pending.appendleft(entry.job)
 
 
@@ -188,7 +182,7 @@ def child_main(job: SubmissionJob, connection: Any, options: ChildOptions) -> No
     try:
         outcome = run_job(job, gpu_lease=lease)
     except BaseException:  # noqa: BLE001 - a fault of the grader: the coordinator decides on a retry
-        outcome = ("crashed", traceback.format_exc(limit=8)[-2000:])
+        outcome = JobOutcome.crashed(traceback.format_exc(limit=8)[-2000:])
     connection.send(outcome)
     connection.close()
 

@@ -15,11 +15,10 @@ import re
 from collections import deque
 from typing import Any, Callable, Optional, Sequence
 
-from grader.batch.executor import BatchAborted, JobSink
-from grader.batch.job import JobOutcome, SubmissionJob, run_job
+from grader.batch.executor import JobOutcome, JobSink, report
+from grader.batch.job import SubmissionJob, run_job
 
 INSTALL_HINT = 'the ray executor needs ray: pip install "grader[ray]"'
-WHY_CHARS = 2000
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")   # Ray colours its error messages for a terminal
 
 
@@ -74,12 +73,7 @@ class RayExecutor:
                 ready, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in ready:
                     job, attempt = in_flight.pop(ref)
-                    kind, payload = self._outcome(ray, ref)
-                    if kind == "done":
-                        sink.finished(job, attempt, payload)
-                    elif kind == "fatal":
-                        raise BatchAborted(payload)
-                    elif sink.lost(job, attempt, payload):
+                    if report(self._outcome(ray, ref), job, attempt, sink, "Ray task"):
                         pending.appendleft(job)
         finally:
             for ref in in_flight:  # stopped early: nothing is left running for nobody
@@ -91,13 +85,9 @@ class RayExecutor:
                 ray.shutdown()
 
     @staticmethod
-    def _outcome(ray: Any, ref: Any) -> tuple[str, Any]:
-        """("done", record) | ("fatal", message) | ("lost", why)."""
+    def _outcome(ray: Any, ref: Any) -> Any:
+        """What the task returned; its loss where it returned nothing."""
         try:
-            outcome = ray.get(ref)
+            return ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - RayError: worker or node died, task cancelled, grader fault
-            why = ANSI_ESCAPE.sub("", f"Ray task: {type(exc).__name__}: {exc}")
-            return "lost", why if len(why) <= WHY_CHARS else why[:200] + " ... " + why[-(WHY_CHARS - 205):]
-        if not (isinstance(outcome, tuple) and len(outcome) == 2 and outcome[0] in ("done", "fatal")):
-            return "lost", f"Ray task returned {type(outcome).__name__}"
-        return outcome
+            return JobOutcome.lost(ANSI_ESCAPE.sub("", f"Ray task: {type(exc).__name__}: {exc}"))

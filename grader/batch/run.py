@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 
 from grader.assignment import Assignment, ConfigError, load_assignment
 from grader.batch.discover import FoundSubmission, discover
-from grader.batch.executor import BatchAborted, Executor
+from grader.batch.executor import EXECUTORS, BatchAborted, Executor
 from grader.batch.job import JobSettings, SubmissionJob, error_record
 from grader.batch.outputs import TaskColumn, summarize, write_gradebook, write_submission_files, write_summary
 from grader.batch.store import BatchMismatch, BatchStore
@@ -267,7 +267,7 @@ def make_default_executor(options: BatchOptions, assignment: Assignment, jobs: S
         return RayExecutor(address=options.ray_address,
                            gpus_per_job=options.gpus_per_job if options.gpus_per_job is not None else int(gpu),
                            max_in_flight=options.jobs)
-    raise ConfigError(f"unknown executor {options.executor!r} (local, slurm or ray)")
+    raise ConfigError(f"unknown executor {options.executor!r} ({', '.join(EXECUTORS[:-1])} or {EXECUTORS[-1]})")
 
 
 __all__ = ["BatchAborted", "BatchBusy", "BatchOptions", "BatchOutcome", "grade_batch"]

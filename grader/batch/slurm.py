@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from grader.batch.executor import BatchAborted, JobSink
-from grader.batch.job import JobOutcome, SubmissionJob, run_job
+from grader.batch.executor import BatchAborted, JobOutcome, JobSink, report
+from grader.batch.job import SubmissionJob, run_job
 
 INSTALL_HINT = 'the slurm executor needs submitit: pip install "grader[slurm]"'
 POLL_S = 2.0
-WHY_CHARS = 2000
+
 
 def import_submitit() -> Any:
     try:
@@ -127,12 +127,7 @@ class SlurmExecutor:
                     if not _done(handle):
                         still.append((job, attempt, handle))
                         continue
-                    outcome = self._outcome(handle)
-                    if outcome[0] == "done":
-                        sink.finished(job, attempt, outcome[1])
-                    elif outcome[0] == "fatal":
-                        raise BatchAborted(outcome[1])
-                    elif sink.lost(job, attempt, outcome[1]):
+                    if report(_outcome(handle), job, attempt, sink, _origin(handle)):
                         # The rest of the array keeps its place; this one goes alone.
                         retry = self._submit(lambda: [executor.submit(self.target, job)])[0]
                         still.append((job, sink.started(job), retry))
@@ -151,17 +146,17 @@ class SlurmExecutor:
         except Exception as exc:  # noqa: BLE001 - sbatch refused (partition, limits): no job can run
             raise BatchAborted(f"the Slurm array could not be submitted: {type(exc).__name__}: {exc}") from exc
 
-    @staticmethod
-    def _outcome(handle: Any) -> tuple[str, Any]:
-        """("done", record) | ("fatal", message) | ("lost", why); why ends with the element's log."""
-        try:
-            outcome = handle.result()
-        except Exception as exc:  # noqa: BLE001 - killed, timed out, node failure or grader fault
-            why = f"Slurm job {getattr(handle, 'job_id', '?')}: {type(exc).__name__}: {exc}"
-            return "lost", why if len(why) <= WHY_CHARS else why[:200] + " ... " + why[-(WHY_CHARS - 205):]
-        if not (isinstance(outcome, tuple) and len(outcome) == 2 and outcome[0] in ("done", "fatal")):
-            return "lost", f"Slurm job {getattr(handle, 'job_id', '?')} returned {type(outcome).__name__}"
-        return outcome
+
+def _origin(handle: Any) -> str:
+    return f"Slurm job {getattr(handle, 'job_id', '?')}"
+
+
+def _outcome(handle: Any) -> Any:
+    """What the element returned; its loss where it returned nothing (why ends with the element's log)."""
+    try:
+        return handle.result()
+    except Exception as exc:  # noqa: BLE001 - killed, timed out, node failure or grader fault
+        return JobOutcome.lost(f"{_origin(handle)}: {type(exc).__name__}: {exc}")
 
 
 def _done(handle: Any) -> bool:
