@@ -39,7 +39,7 @@ class GradingChoices:
     hints: bool = True                     # explain failed checks with the catalogue of common mistakes
 
 
-DEFAULT = GradingChoices()
+_DEFAULTS = GradingChoices()
 
 
 def grading_choices(options: GradingChoices) -> dict[str, Any]:
@@ -51,13 +51,13 @@ def add_grading_arguments(parser: argparse.ArgumentParser, *, seed_help: str) ->
     """The options `grader grade` and `grader batch` share; `seed_help` says what the seed is there."""
     parser.add_argument("--mode", choices=list(MODES))
     parser.add_argument("--seed", type=int, help=seed_help)
-    parser.add_argument("--device", choices=list(DEVICES), default=DEFAULT.device)
-    parser.add_argument("--data", choices=list(DATA_CHOICES), default=DEFAULT.data)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT.data_dir)
-    parser.add_argument("--only", metavar="TASK_GLOB", default=DEFAULT.only,
+    parser.add_argument("--device", choices=list(DEVICES), default=_DEFAULTS.device)
+    parser.add_argument("--data", choices=list(DATA_CHOICES), default=_DEFAULTS.data)
+    parser.add_argument("--data-dir", type=Path, default=_DEFAULTS.data_dir)
+    parser.add_argument("--only", metavar="TASK_GLOB", default=_DEFAULTS.only,
                         help="grade only tasks whose id matches (a glob, or several separated by commas)")
     parser.add_argument("--skip-training", action="store_true", help="grade only the tasks scored by checks")
-    parser.add_argument("--sandbox", choices=list(SANDBOX_CHOICES), default=DEFAULT.sandbox,
+    parser.add_argument("--sandbox", choices=list(SANDBOX_CHOICES), default=_DEFAULTS.sandbox,
                         help="isolation of the submission (auto: the strongest level proven here for official "
                              "grading, which refuses to grade without one; process for public grading)")
 
