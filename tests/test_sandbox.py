@@ -356,7 +356,7 @@ def test_grading_processes_share_one_copy_of_the_worker_code_and_leave_it_as_it_
 
 
 def test_a_grading_process_that_cannot_share_the_worker_code_removes_its_own_copy(tmp_path):
-    code = "from grader import sandbox; print(levels.worker_code_directory())"
+    code = "from grader.sandbox import levels; print(levels.worker_code_directory())"
     environment = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)}
     shared = Path(subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
                                  check=True).stdout.strip())

@@ -239,19 +239,19 @@ def test_a_submission_carrying_the_public_test_split_learns_nothing_of_the_secre
 def test_the_secret_seeds_differ_between_runs_and_never_reach_the_worker(tmp_path, monkeypatch):
     drawn, sent = [], []
     draw = grader.engine.training.secrets.randbits
-    send = WorkerSession._send
+    send = WorkerSession._exchange
 
     def spy_draw(bits):
         drawn.append(draw(bits))
         return drawn[-1]
 
-    def spy_send(self, request, buffers, *args, **kwargs):
-        sent.append(json.dumps(request).encode())
+    def spy_send(self, operation, buffers, *args, **kwargs):
+        sent.append(json.dumps(operation.to_json()).encode())
         sent.extend(buffers)
-        return send(self, request, buffers, *args, **kwargs)
+        return send(self, operation, buffers, *args, **kwargs)
 
     monkeypatch.setattr(grader.engine.training.secrets, "randbits", spy_draw)
-    monkeypatch.setattr(WorkerSession, "_send", spy_send)
+    monkeypatch.setattr(WorkerSession, "_exchange", spy_send)
     folder = make_submission(tmp_path, a1(), "reference")
     replace_entry(a1(), folder, "create_solver_instance", """
         return Solver(TwoLayerNet(hidden_dim=20), data_dict, num_epochs=1, verbose=False)

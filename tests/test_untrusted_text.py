@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 from rich.console import Console
 
-from grader.boundary import wire
+from grader.boundary import protocol, wire
 from grader.sandbox.remote import _unwrap
 from grader.report import github, write_each
 from grader.report.gradescope import to_results_json
@@ -44,7 +44,7 @@ def test_a_students_exception_enters_as_valid_unicode_and_otherwise_as_it_was():
         "location": ["layers\udcff.py", 7]}}))
     assert "\ud800" in reply["error"]["message"]  # JSON carries a lone surrogate across
     with pytest.raises(StudentException) as raised:
-        _unwrap(reply, wire.Decoder([], lambda ref: ref))
+        _unwrap(protocol.Reply.from_json(reply), wire.Decoder([], lambda ref: ref))
     error = raised.value
     assert error.type_name == "Evil\ufffd\n::error::t"
     assert error.message == HOSTILE.replace("\ud800", "\ufffd")
@@ -56,7 +56,7 @@ def test_a_students_exception_enters_as_valid_unicode_and_otherwise_as_it_was():
 def test_a_location_whose_line_is_not_a_number_is_dropped():
     reply = {"ok": False, "error": {"type": "E", "message": "m", "traceback": "", "location": ["x.py", "3; rm"]}}
     with pytest.raises(StudentException) as raised:
-        _unwrap(reply, wire.Decoder([], lambda ref: ref))
+        _unwrap(protocol.Reply.from_json(reply), wire.Decoder([], lambda ref: ref))
     assert raised.value.location is None
 
 

@@ -42,6 +42,8 @@ from grader.checking.compare import (CheckFailed, OtherConvention, as_array, ass
                             expect_tuple)
 from grader.checking.gradient_diagnosis import Sizes, constant_factor, describe_factor, patterns, worst_elements
 from grader.checking.notes import note
+from grader.checking.proxies import fetch
+from grader.sandbox import remote
 from grader.sandbox.remote import RemoteObject, WorkerSession
 from grader.sandbox.worker_process import StudentException
 
@@ -426,8 +428,8 @@ def _replaced(args: Sequence[Any], index: int, value: Any) -> list[Any]:
 # -- probes among ordinary calls ---------------------------------------------------------------------
 
 # Steps for the worker that belong together and stay in order (set a parameter, evaluate, set it
-# back): each ("call", function, args, options), with the options of RemoteObject._call_op (select,
-# hold_items, return_args), or ("setitem", mapping, key, value).
+# back): each ("call", function, args, options), with the options of remote.call_operation (select,
+# keep_items, return_args), or ("setitem", mapping, key, value).
 Group = list
 
 
@@ -436,19 +438,16 @@ def _run_shuffled(session: WorkerSession, rng: np.random.Generator, groups: list
     and returns each group's answers in the order the groups were given."""
     order = rng.permutation(len(groups))
     encoder = session.encoder()
-    ops, modules = [], set()
+    steps: list[tuple[RemoteObject, Any]] = []
     for index in order:
         for kind, target, *payload in groups[index]:
-            modules.update(target._modules())
             if kind == "call":
                 args, options = payload
-                ops.append(target._call_op(encoder, args, {}, **options))
+                steps.append((target, remote.call_operation(target, encoder, args, {}, **options)))
             else:
-                target._check_generation()
                 key, value = payload
-                ops.append({"op": "setitem", "target": target._target, "key": encoder.encode(key),
-                            "value": encoder.encode(value)})
-    answers = iter(session.request({"op": "batch", "ops": ops}, encoder, sorted(modules)))
+                steps.append((target, remote.setitem_operation(target, encoder, key, value)))
+    answers = iter(remote.perform_batch(session, steps, encoder))
     result: list[list[Any]] = [[] for _ in groups]
     for index in order:
         result[index] = [next(answers) for _ in groups[index]]
@@ -494,7 +493,7 @@ class ReferenceLayer:
         if isinstance(answer, (tuple, list)):
             out, cache = expect_tuple(answer, 2, f"the reference's {forward_name}")
         else:  # a cache that cannot cross stays with the reference, as an object to pass back
-            out, cache = answer[0].fetch(), answer[1]
+            out, cache = fetch(answer[0]), answer[1]
 
         def check_output(actual: Any) -> None:
             assert_close(actual, out, name=f"out of {forward_name}")
@@ -541,7 +540,7 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
     returned gradient and the argument it belongs to, in the order backward returns them, e.g.
     [("dx", 0), ("dw", 1), ("db", 2)] (one entry when backward returns a single array). `reference`
     says what the layer must do at `args` (usually `ReferenceLayer(reference.layers.f, ...)`)."""
-    forward_name, backward_name = forward._display_name(), backward._display_name()
+    forward_name, backward_name = remote.display_name(forward), remote.display_name(backward)
     # Everything drawn from rng before the submission answers, so the reference is asked the same
     # questions whatever the submission does (public mode answers them from recordings).
     expected = reference.expect(args, forward_name)
@@ -555,9 +554,9 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
 
     # The call whose cache the backward pass gets travels among the probes; the cache stays in the
     # worker, since it may hold what cannot cross (an autograd graph, an object).
-    base: Group = [("call", forward, list(args), {"hold_items": [1], "return_args": True})]
+    base: Group = [("call", forward, list(args), {"keep_items": [1], "return_args": True})]
     groups = [base] + [probe(i)(p) for (_, i), probes in zip(gradients, first) for p in probes.points()]
-    answers = _run_shuffled(forward._session, rng, groups)
+    answers = _run_shuffled(remote.session_of(forward), rng, groups)
     kept = answers[0][0]
     out, cache = expect_tuple(kept.result, 2, forward_name)
     _forward_agrees(lambda: expected.check_output(out), forward_name, backward_name)
@@ -578,7 +577,7 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
         values = [_dot(next(probe_answers), dout, f"out of {forward_name}") for _ in probes.points()]
 
         def evaluate(points: list[np.ndarray], arg_index: int = arg_index) -> list[float]:
-            return _probe_values(forward._session, rng, ordinary, probe(arg_index), points, 0,
+            return _probe_values(remote.session_of(forward), rng, ordinary, probe(arg_index), points, 0,
                                  lambda o: _dot(o, dout, f"out of {forward_name}"))
 
         name = f"{grad_name} of {backward_name}"
@@ -592,8 +591,8 @@ def _backward_gradients(backward: RemoteObject, dout: Any, cache: Any, count: in
     """`backward(dout, cache)` as a tuple of `count` gradients. Changing dout in place breaks no caller
     (none uses dout again), so it only becomes a finding for the message of a wrong gradient, where it
     may be why: a gradient computed from dout after dout was changed."""
-    backward_name = backward._display_name()
-    called = backward._call((dout, cache), {}, return_args=True)
+    backward_name = remote.display_name(backward)
+    called = remote.call(backward, (dout, cache), {}, return_args=True)
     if _changed(dout, called.args[0]):
         findings.append(f"{backward_name} changed dout in place (harmless, unless a gradient was computed from the "
                         "changed dout)")
@@ -617,14 +616,14 @@ def check_loss_gradient(loss_function: RemoteObject, x: Any, y: Any, *, name: st
     def loss_value(v: Any) -> float:
         return float(as_array(v, f"loss of {name}"))
 
-    answers = _run_shuffled(loss_function._session, rng,
+    answers = _run_shuffled(remote.session_of(loss_function), rng,
                             [[("call", loss_function, [x, y], {})], *(probe(p) for p in probes.points())])
     loss, dx = expect_tuple(answers[0][0], 2, name)
     _forward_agrees(lambda: assert_close(loss, expected_loss, name=f"loss of {name}"), f"the loss of {name}",
                     f"dx of {name}")
 
     def evaluate(points: list[np.ndarray]) -> list[float]:
-        return _probe_values(loss_function._session, rng, [("call", loss_function, [x, y], {"select": [0]})], probe,
+        return _probe_values(remote.session_of(loss_function), rng, [("call", loss_function, [x, y], {"select": [0]})], probe,
                              points, 0, loss_value)
 
     compare_gradient(dx, x64, evaluate, name=f"dx of {name}", rng=rng, tolerance=tolerance, sizes=_batch_size(x),
@@ -635,7 +634,7 @@ def check_loss_gradient(loss_function: RemoteObject, x: Any, y: Any, *, name: st
 def _expect_parameters(model: RemoteObject, names: Sequence[str], model_name: str) -> None:
     """Every documented parameter is in model.params under its name: the names compared are the
     contract's, so a model cannot keep a parameter out of the comparison by not showing it."""
-    shown = model.params.fetch()
+    shown = fetch(model.params)
     if isinstance(shown, dict):
         missing = [n for n in names if n not in shown]
     else:  # not a plain dict (a subclass stays in the worker): each name must still be readable
@@ -676,7 +675,7 @@ def _common_renaming(expected: Sequence[str], found: Sequence[str]) -> str:
 
 def _readable(path: RemoteObject) -> bool:
     try:
-        path.fetch()
+        fetch(path)
     except StudentException:
         return False
     return True
@@ -701,7 +700,7 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
     names = list(params)
     _expect_parameters(model, names, model_name)
     expected = _reference_answer(reference_model, params, X, y, model_name) if reference_model is not None else None
-    _run_shuffled(model._session, rng, [[("setitem", model.params, name, value)] for name, value in params.items()])
+    _run_shuffled(remote.session_of(model), rng, [[("setitem", model.params, name, value)] for name, value in params.items()])
     # (one round trip; the order of the assignments does not matter)
     step = draw_step(rng, tolerance)
     inputs = {name: as_array(value, f"params[{name!r}]").astype(np.float64) for name, value in params.items()}
@@ -717,7 +716,7 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
         return float(as_array(v, f"loss of {model_name}"))
 
     groups = [[("call", model.loss, [X, y], {})]] + [probe(n)(p) for n in names for p in first[n].points()]
-    answers = _run_shuffled(model._session, rng, groups)
+    answers = _run_shuffled(remote.session_of(model), rng, groups)
     loss, grads = expect_tuple(answers[0][0], 2, f"{model_name}.loss(X, y)")
     if expected is not None:
         loss_name = f"loss of {model_name}.loss(X, y)"
@@ -736,7 +735,7 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
         values = [loss_value(next(probe_answers)) for _ in first[name].points()]
 
         def evaluate(points: list[np.ndarray], name: str = name) -> list[float]:
-            return _probe_values(model._session, rng, ordinary, probe(name), points, 1, loss_value)
+            return _probe_values(remote.session_of(model), rng, ordinary, probe(name), points, 1, loss_value)
 
         label = f"grads[{name!r}] of {model_name}.loss"
         compare_gradient(grads[name], inputs[name], evaluate, name=label, rng=rng, tolerance=tolerance,

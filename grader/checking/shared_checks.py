@@ -12,6 +12,8 @@ import numpy as np
 from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
                             assert_unchanged, expect_tuple)
 from grader.checking.gradcheck import LayerExpectation, check_model_gradients, like
+from grader.checking.proxies import inspect_call
+from grader.sandbox.remote import display_name
 
 
 def is_array(value: Any) -> bool:
@@ -26,7 +28,7 @@ def forward_matches(student_fn: Any, reference_fn: Any, args: Sequence[Any], nam
     changes the model, so it fails, saying so. Changing any other argument in place breaks nothing the
     forward check can see (whether the backward pass still gets what it needs is its own check's
     business). None: every array argument must come back unchanged."""
-    record = student_fn.inspect(*args)
+    record = inspect_call(student_fn, *args)
     out, _ = expect_tuple(record.result, 2, name)
     expected, _ = reference_fn(*args)
     assert_close(out, expected, name=f"out of {name}", rtol=rtol, atol=atol, check_dtype=check_dtype)
@@ -66,7 +68,7 @@ def compare_optimizer_steps(student_rule: Any, reference_rule: Any, rng: np.rand
     student_config, reference_config = dict(config), dict(config)
     student_w, reference_w = w, w
     for step in range(1, steps + 1):
-        record = student_rule.inspect(_copy(student_w), _copy(dw), student_config)
+        record = inspect_call(student_rule, _copy(student_w), _copy(dw), student_config)
         next_w, returned_config = expect_tuple(record.result, 2, name)
         expected_w, expected_config = reference_rule(_copy(reference_w), _copy(dw), reference_config)
         assert_close(next_w, expected_w, name=f"next_w of {name} at step {step}")
@@ -150,7 +152,7 @@ def check_dropout_network_gradients(network: Callable[[Any, bool], Any], student
     to draw. Where its dropout forward pass (`dropout`: the submission's and the reference's) keeps the
     units the reference's keeps, the network is compared with the reference's; where it draws other
     masks, the same network without dropout is, and the one with dropout with its own loss only."""
-    layer_name = dropout[0]._display_name()
+    layer_name = display_name(dropout[0])
     same_masks = draws_reference_masks(*dropout, hidden_shapes, dropout_param, keep, X, layer_name)
     check_model_gradients(network(student, False), X, y, params=params, reference_model=network(reference, False),
                           model_name=f"{name} without dropout", rng=rng)

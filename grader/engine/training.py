@@ -50,6 +50,8 @@ from grader.checking import notes
 from grader.boundary import wire
 from grader.assignment import TaskSpec
 from grader.checking.compare import CheckFailed
+from grader.checking.proxies import fetch
+from grader.sandbox import remote
 from grader.sandbox.remote import BudgetSpent, EarlierTimeout, RemoteObject, StudentProxy, WorkerSession
 from grader.results import Outcome, TaskResult, TrainingMeasurement
 from grader.engine.training_history import TrainingHistory, TrainingProgress, diagnosis, history_from
@@ -204,8 +206,8 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
 
     worker_device = device if framework == "torch" else None
 
-    def hold(value: Any, timeout_s: float) -> Any:
-        return session.hold(_framework_value(value, framework, spec.dtype), device=worker_device, timeout_s=timeout_s)
+    def keep(value: Any, timeout_s: float) -> Any:
+        return session.keep(_framework_value(value, framework, spec.dtype), device=worker_device, timeout_s=timeout_s)
 
     module, function = spec.entry.split(".")
     trainer_module, trainer_class = provided_trainer(session.submission_dir)
@@ -220,24 +222,24 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         session.fresh_worker()
         # None of the submission's code has run in the fresh worker: nothing watches the data cross
         # (and reach the device, whole) before the clock starts.
-        data_handle = session.hold({k: _framework_value(v, framework, spec.dtype) for k, v in data.data_dict.items()},
+        data_handle = session.keep({k: _framework_value(v, framework, spec.dtype) for k, v in data.data_dict.items()},
                                    device=worker_device, timeout_s=HAND_OFF_TIMEOUT_S)
         clock = Clock(hard_limit)
         session.pin_class(trainer_module, trainer_class, clock.left())
         session.import_module(module, clock.left())
         entry = getattr(getattr(StudentProxy(session), module), function)
         entry_args = (data_handle,) if framework != "torch" else (data_handle, _torch_dtype(spec.dtype), device)
-        solver = entry._call(entry_args, {}, keep=True, timeout_s=clock.left())
+        solver = remote.call(entry, entry_args, {}, keep=True, timeout_s=clock.left())
         provided = session.is_pinned_class(solver, trainer_module, trainer_class, clock.left())
         if not provided:
-            returned = solver._type_name or "object"
+            returned = remote.type_name(solver) or "object"
         if provided:  # its progress lines feed the live display (printing costs the run microseconds)
             solver.verbose = True
-        solver.train._call((), {"time_limit": max(limit - clock.elapsed(), 0.0)}, timeout_s=clock.left())
+        remote.call(solver.train, (), {"time_limit": max(limit - clock.elapsed(), 0.0)}, timeout_s=clock.left())
         # The clock runs until the last prediction is back: GPU work the training queued and did not
         # wait for, or training that goes on in a thread, has to finish (or is cut off) inside it.
         stage = "predicting"
-        predictions = _predict(solver.model, data.evaluation_images, hold, clock.left, data.num_classes)
+        predictions = _predict(solver.model, data.evaluation_images, keep, clock.left, data.num_classes)
         seconds = clock.elapsed()
         return TrainingRun(predictions, seconds, provided, _read_history(solver))
 
@@ -312,7 +314,7 @@ def _read_history(solver: RemoteObject) -> Optional[TrainingHistory]:
     """The curves the solver recorded, or None where they cannot be read (they explain a result and
     never decide one, so nothing is lost without them)."""
     try:
-        return history_from(*(getattr(solver, name).fetch() for name in HISTORY_ATTRIBUTES))
+        return history_from(*(fetch(getattr(solver, name)) for name in HISTORY_ATTRIBUTES))
     except (StudentException, WorkerFailure, wire.WireError, CheckFailed, BudgetSpent, EarlierTimeout):
         return None
 
@@ -327,14 +329,14 @@ def _torch_dtype(name: str) -> Any:
     return getattr(torch, name)
 
 
-def _predict(model: Any, images: np.ndarray, hold: Callable[[Any, float], Any], time_left: Callable[[], float],
+def _predict(model: Any, images: np.ndarray, keep: Callable[[Any, float], Any], time_left: Callable[[], float],
              num_classes: int) -> np.ndarray:
     """The classes the model predicts, batch by batch: the model's scores come back and the grader
     takes the argmax; the labels never leave the grader."""
     predictions = []
     for start in range(0, len(images), PREDICTION_BATCH):
         batch = images[start:start + PREDICTION_BATCH]
-        scores = model.loss._call((hold(batch, time_left()),), {}, timeout_s=time_left())
+        scores = remote.call(model.loss, (keep(batch, time_left()),), {}, timeout_s=time_left())
         predictions.append(predicted_classes(scores, len(batch), num_classes))
     return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
 
@@ -362,7 +364,7 @@ def _real_array(value: Any) -> np.ndarray:
         wide = torch.float64 if value.is_floating_point() else torch.int64
         return value.detach().to("cpu", wide).numpy()
     if not isinstance(value, np.ndarray):
-        kind = value._type_name if isinstance(value, RemoteObject) else type(value).__name__
+        kind = remote.type_name(value) if isinstance(value, RemoteObject) else type(value).__name__
         raise CheckFailed(f"model.loss(X) returned {_article(kind)} {kind}, not an array of class scores")
     if value.dtype.kind not in "fiu":
         raise CheckFailed(f"model.loss(X) returned scores of dtype {value.dtype}; expected real numbers")

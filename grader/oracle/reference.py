@@ -7,7 +7,7 @@ after the history of the object it was done to). Three backends share the keys:
 - replay (public mode, no `reference/` on the machine): answers from the stored fixtures.
 Answers are normalised through the wire format in every backend, so a check sees the same types
 whichever answered it. Arguments are copied before a live call, so the reference never changes
-the check's arrays; `inspect()` shows what the call did to them, as it does for the student.
+the check's arrays; `inspect_call` shows what the call did to them, as it does for the student.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _keyed(value: Any) -> Any:
     if isinstance(value, ReferenceObject):
         # A path into an object or module is part of what is passed: `models.PlainBlock` and
         # `models.ResidualBlock` share their module's key but are different arguments.
-        return ("<reference object>", value._key) + ((value._path,) if value._path else ())
+        return value.__identity__()
     if isinstance(value, wire.NonContiguous):  # the layout changes no value, so no answer
         return _keyed(value.value)
     torch = sys.modules.get("torch")
@@ -141,70 +141,80 @@ def fixture_file_bytes(entries: dict[str, Entry]) -> bytes:
 
 
 class ReferenceObject:
-    """A lazy path in the reference, mirroring `RemoteObject` for the student."""
+    """A lazy path in the reference, mirroring `RemoteObject` for the student: every attribute name is
+    the reference's (its own state sits in name-mangled slots), and what a check does besides calling,
+    assigning and indexing goes through grader.checking's functions."""
 
-    __slots__ = ("_oracle", "_root", "_path", "_key", "_state", "_type_name")
+    __slots__ = ("__oracle", "__root", "__path", "__key", "__history", "__type_name")
 
-    def __init__(self, oracle: "ReferenceOracle", root: str, path: list, key: str, state: list | None = None,
+    def __init__(self, oracle: "ReferenceOracle", root: str, path: list, key: str, history: list | None = None,
                  type_name: str = ""):
-        object.__setattr__(self, "_oracle", oracle)
-        object.__setattr__(self, "_root", root)
-        object.__setattr__(self, "_path", path)
-        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_ReferenceObject__oracle", oracle)
+        object.__setattr__(self, "_ReferenceObject__root", root)
+        object.__setattr__(self, "_ReferenceObject__path", path)
+        object.__setattr__(self, "_ReferenceObject__key", key)
         # Objects share one mutable history: every operation on an object or a path into it
         # advances the key, so an answer recorded after a change is never replayed before it.
-        object.__setattr__(self, "_state", state if state is not None else [key])
-        object.__setattr__(self, "_type_name", type_name)
+        object.__setattr__(self, "_ReferenceObject__history", history if history is not None else [key])
+        object.__setattr__(self, "_ReferenceObject__type_name", type_name)
 
-    def _extend(self, step: list) -> "ReferenceObject":
-        return ReferenceObject(self._oracle, self._root, [*self._path, step], self._key, self._state,
-                               self._type_name)
+    def __extend(self, step: list) -> "ReferenceObject":
+        return ReferenceObject(self.__oracle, self.__root, [*self.__path, step], self.__key, self.__history,
+                               self.__type_name)
 
     def __getattr__(self, name: str) -> "ReferenceObject":
         if name.startswith("__"):
             raise AttributeError(name)
-        return self._extend(["attr", name])
+        return self.__extend(["attr", name])
 
     def __getitem__(self, key: Any) -> "ReferenceObject":
-        return self._extend(["item", key])
+        return self.__extend(["item", key])
 
     def __repr__(self) -> str:
-        return f"ReferenceObject({self._root}{''.join('.' + str(n) for _, n in self._path)})"
+        return f"ReferenceObject({self.__root}{''.join('.' + str(n) for _, n in self.__path)})"
 
-    def _operate(self, operation: str, payload: Any, compute: Any) -> Any:
-        key = _digest(self._state[0], self._path, operation, _keyed(payload))
-        if not self._root.startswith("module:"):
-            self._state[0] = key
-        entry = self._oracle.backend.answer(key, compute)
+    def __identity__(self) -> tuple:
+        """What stands for the object in a digest: its key, and the path from it."""
+        return ("<reference object>", self.__key) + ((self.__path,) if self.__path else ())
+
+    def __operate(self, operation: str, payload: Any, compute: Any) -> Any:
+        key = _digest(self.__history[0], self.__path, operation, _keyed(payload))
+        if not self.__root.startswith("module:"):
+            self.__history[0] = key
+        entry = self.__oracle.backend.answer(key, compute)
         if entry.is_object:
-            return ReferenceObject(self._oracle, key, [], key, type_name=str(entry.value))
+            return ReferenceObject(self.__oracle, key, [], key, type_name=str(entry.value))
         return copy.deepcopy(entry.value)
 
-    def _live(self) -> Any:
-        return self._oracle.backend.resolve(self._root, self._path)
+    def __live__(self) -> Any:
+        """The live object this path reaches (live and recording backends only)."""
+        return self.__oracle.backend.resolve(self.__root, self.__path)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._operate("call", [list(args), kwargs], lambda: self._live()(*self._oracle.live_args(args),
-                                                                           **self._oracle.live_args(kwargs)))
+        oracle = self.__oracle
+        return self.__operate("call", [list(args), kwargs],
+                              lambda: self.__live__()(*oracle.live_args(args), **oracle.live_args(kwargs)))
 
-    def inspect(self, *args: Any, **kwargs: Any) -> CallRecord:
+    def __inspect_call__(self, *args: Any, **kwargs: Any) -> CallRecord:
         def compute() -> Any:
-            live_args, live_kwargs = self._oracle.live_args(args), self._oracle.live_args(kwargs)
-            result = self._live()(*live_args, **live_kwargs)
+            live_args, live_kwargs = self.__oracle.live_args(args), self.__oracle.live_args(kwargs)
+            result = self.__live__()(*live_args, **live_kwargs)
             return {"result": result, "args": tuple(live_args), "kwargs": live_kwargs}
 
-        answer = self._operate("inspect", [list(args), kwargs], compute)
+        # Recorded fixtures name this operation "inspect".
+        answer = self.__operate("inspect", [list(args), kwargs], compute)
         return CallRecord(answer["result"], answer["args"], answer["kwargs"])
 
-    def fetch(self) -> Any:
-        return self._operate("fetch", None, self._live)
+    def __fetch__(self) -> Any:
+        return self.__operate("fetch", None, self.__live__)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        self._operate("setattr", [name, value], lambda: setattr(self._live(), name, self._oracle.live_args(value)))
+        self.__operate("setattr", [name, value],
+                       lambda: setattr(self.__live__(), name, self.__oracle.live_args(value)))
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._operate("setitem", [key, value],
-                      lambda: self._live().__setitem__(key, self._oracle.live_args(value)))
+        self.__operate("setitem", [key, value],
+                       lambda: self.__live__().__setitem__(key, self.__oracle.live_args(value)))
 
 
 class ReferenceOracle:
@@ -225,7 +235,7 @@ class ReferenceOracle:
     def live_args(self, value: Any) -> Any:
         """Deep copies of the arguments, with reference objects replaced by the live objects."""
         if isinstance(value, ReferenceObject):
-            return value._live()
+            return value.__live__()
         if isinstance(value, wire.NonContiguous):
             return self.live_args(value.value)
         if isinstance(value, (list, tuple)) and type(value) in (list, tuple):

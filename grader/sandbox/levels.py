@@ -123,6 +123,14 @@ def _holds_exactly(directory: Path, files: dict[str, bytes]) -> bool:
         return False
 
 
+def worker_python() -> str:
+    """The interpreter the worker runs: the grader's, named through its real directory (a sandbox
+    binds real paths only, so a link or `..` on the way to a virtual environment would not be there)
+    but by its own name in it (a virtual environment's `python` is a link that must stay one, or the
+    environment is lost)."""
+    return os.path.join(os.path.realpath(os.path.dirname(sys.executable)), os.path.basename(sys.executable))
+
+
 def _python_paths() -> list[str]:
     """The interpreter's installation: a virtual environment and its base. The worker runs `python -I`,
     so its imports come from there (and /usr) only; nothing else of the project's tree, nor the

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
-from grader.boundary import wire
+from grader.boundary import protocol, wire
 from grader.untrusted_text import valid_unicode
 from grader.sandbox.worker_process import (
     Limits,
@@ -231,7 +231,7 @@ class WorkerSession:
         if module in self._imported:
             return
         try:
-            self._send({"op": "import", "module": module}, [], self._timeout(timeout_s), observe=False)
+            self._exchange(protocol.Import(module), [], self._timeout(timeout_s), observe=False)
         except WorkerLost as lost:
             # Killed from outside (an operator, the out-of-memory killer): that says nothing about the
             # module, so it is not remembered as broken and a retry imports it again.
@@ -245,38 +245,46 @@ class WorkerSession:
             raise broken from failure
         self._imported.add(module)
 
-    def _send(self, request: dict, buffers: list[bytes], timeout_s: float, observe: bool = True,
-              refused: Sequence[Hang] = ()) -> Any:
+    def _exchange(self, operation: protocol.Operation, buffers: list[bytes], timeout_s: float, observe: bool = True,
+                  refused: Sequence[Hang] = (), watch: Optional[protocol.StackWatchSettings] = None) -> Any:
         worker = self._live_worker()
         release, self._released = self._released, []
+        places = tuple(protocol.RefusedPlace(*hang.stuck_in) for hang in refused if hang.stuck_in is not None)
         try:
-            header, reply_buffers = worker.request(request, buffers, timeout_s, release=release)
+            header, reply_buffers = worker.exchange(operation, buffers, timeout_s, release=release, refuse=places,
+                                                    watch=watch)
         except WorkerFailure:
             self._retire()
             raise
+        try:
+            reply = protocol.Reply.from_json(header, batch=isinstance(operation, protocol.Batch))
+        except protocol.ProtocolError as exc:
+            self._retire()
+            raise WorkerCrashed(f"the worker sent an answer the grader cannot read ({exc})") from exc
         generation = self.generation
 
         def handle(ref: wire.HandleRef) -> RemoteObject:
             type_name = valid_unicode(ref.type_name)
             self._handle_types[ref.id] = type_name
-            return RemoteObject(self, {"handle": ref.id}, generation, type_name=type_name)
+            return RemoteObject(self, protocol.Target(handle=ref.id), generation, type_name=type_name)
 
         decoder = wire.Decoder(reply_buffers, handle)
         if self.observer is None or not observe:
-            return _unwrap(header, decoder, refused)
+            return _unwrap(reply, decoder, refused)
         try:
-            value = _unwrap(header, decoder, refused)
+            value = _unwrap(reply, decoder, refused)
         except StudentException as error:
             self.observer(None, error)
             raise
         self.observer(value, None)
         return value
 
-    def request(self, op: dict, encoder: wire.Encoder, modules: Iterable[str],
+    def perform(self, operation: protocol.Operation, encoder: wire.Encoder, modules: Iterable[str],
                 timeout_s: float | None = None) -> Any:
-        """Sends `op`. With `timeout_s` None the call limit applies, and a call that runs past it is
+        """Sends `operation` (its values encoded by `encoder`) once the submission's `modules` are
+        imported. With `timeout_s` None the call limit applies, and a call that runs past it is
         remembered (see the module's docstring): later calls of it fail at once."""
-        called = self._called_targets(op)
+        called = self._called_targets(operation)
         for target in called:
             if target in self._hangs:
                 raise EarlierTimeout(self._hangs[target].called_again())
@@ -284,33 +292,30 @@ class WorkerSession:
             self._ensure_imported(module)
         timeout = self._timeout(timeout_s)
         refused = tuple(self._stuck_in)
-        if refused:
-            op = dict(op, refuse=[list(hang.stuck_in) for hang in refused])
-        watched = bool(called) and timeout_s is None
-        if watched:
+        watch = None
+        if called and timeout_s is None:
             self._dump_tag += 1
-            op = dict(op, watch={"path": str(self._stack_dump_path), "tag": self._dump_tag,
-                                 "every_s": self.limits.call_timeout_s * STACK_DUMP_EVERY})
+            watch = protocol.StackWatchSettings(str(self._stack_dump_path), self._dump_tag,
+                                                self.limits.call_timeout_s * STACK_DUMP_EVERY)
         try:
-            return self._send(op, encoder.buffers, timeout, refused=refused)
+            return self._exchange(operation, encoder.buffers, timeout, refused=refused, watch=watch)
         except EarlierTimeout:
             raise
         except WorkerTimeout:
-            if watched:
+            if watch is not None:
                 self._remember_hang(called, timeout)
             raise
 
-    def _called_targets(self, op: dict) -> tuple[str, ...]:
-        """The functions `op` calls, each named from its module, or from the type of the handle it
-        starts at: `layers.Linear.forward`, `TwoLayerNet.loss`."""
-        calls = op.get("ops", ()) if op.get("op") == "batch" else (op,)
+    def _called_targets(self, operation: protocol.Operation) -> tuple[str, ...]:
+        """The functions `operation` calls, each named from its module, or from the type of the handle
+        it starts at: `layers.Linear.forward`, `TwoLayerNet.loss`."""
+        calls = operation.operations if isinstance(operation, protocol.Batch) else (operation,)
         targets = []
         for call in calls:
-            target = call.get("target") if call.get("op") == "call" else None
-            if isinstance(target, dict):
-                root = target.get("module") or self._handle_types.get(target.get("handle"), "object")
-                path = [str(name) for kind, name in target.get("path", ()) if kind == "attr"]
-                targets.append(".".join([str(root), *path]))
+            if isinstance(call, protocol.Call):
+                target = call.target
+                root = target.module or self._handle_types.get(target.handle, "object")
+                targets.append(".".join([str(root), *target.attribute_names()]))
         return tuple(dict.fromkeys(targets))
 
     def _remember_hang(self, called: tuple[str, ...], timeout_s: float) -> None:
@@ -323,206 +328,222 @@ class WorkerSession:
 
     def encoder(self) -> wire.Encoder:
         def encode_handle(value: Any) -> Any:
-            if isinstance(value, RemoteObject) and value._session is self and "handle" in value._target:
-                if value._generation != self.generation:
-                    raise WorkerCrashed("this object belonged to a worker that has since been stopped")
-                return {"$": "handle", "id": value._resolve_handle()}
+            if isinstance(value, RemoteObject) and _where(value).session is self \
+                    and _where(value).target.handle is not None:
+                return {"$": "handle", "id": _where(value).handle_id()}
             return wire.refuse_objects(value)
 
         return wire.Encoder(encode_handle)
 
     def seed_global_generators(self, seed: int) -> None:
         """Seeds np.random, random and torch in the worker (each check starts from its own seed)."""
-        self._send({"op": "seed", "seed": int(seed)}, [], self._timeout(None), observe=False)
+        self._exchange(protocol.Seed(int(seed)), [], self._timeout(None), observe=False)
 
     def pin_class(self, module: str, name: str, timeout_s: float) -> None:
         """Imports the provided `module` and has the worker keep its class `name` as that module defined
         it: asked before the student's modules are imported, none of them can have replaced it yet."""
-        self._send({"op": "pin", "module": module, "name": name}, [], self._timeout(timeout_s), observe=False)
+        self._exchange(protocol.Pin(module, name), [], self._timeout(timeout_s), observe=False)
         self._imported.add(module)
 
     def is_pinned_class(self, obj: "RemoteObject", module: str, name: str, timeout_s: float) -> bool:
         """Whether the type of `obj` is exactly the class `pin_class` kept: not a subclass, not another
         class of the same name."""
-        obj._check_generation()
-        op = {"op": "is_pinned", "target": obj._target, "module": module, "name": name}
-        return self._send(op, [], self._timeout(timeout_s), observe=False) is True
+        operation = protocol.IsPinned(_where(obj).live_target(), module, name)
+        return self._exchange(operation, [], self._timeout(timeout_s), observe=False) is True
 
-    def hold(self, value: Any, device: str | None = None, timeout_s: float | None = None) -> "RemoteObject":
+    def keep(self, value: Any, device: str | None = None, timeout_s: float | None = None) -> "RemoteObject":
         """Sends plain data to the worker to keep there (its tensors moved to `device`, whole);
         returns a handle to pass to student code."""
         encoder = self.encoder()
-        return self.request({"op": "hold", "value": encoder.encode(value), "device": device}, encoder, (), timeout_s)
+        return self.perform(protocol.Keep(encoder.encode(value), device), encoder, (), timeout_s)
 
     def release(self, handle_id: int, generation: int) -> None:
         if generation == self.generation:
             self._released.append(handle_id)
 
 
-def _unwrap(reply: dict, decoder: wire.Decoder, refused: Sequence[Hang] = ()) -> Any:
-    if reply.get("ok") is not True:
-        error = reply.get("error")
-        if not isinstance(error, dict):
-            raise WorkerCrashed("the worker sent an answer without a result")
-        index = error.get("refused")
-        if type(index) is int and 0 <= index < len(refused):
-            raise EarlierTimeout(refused[index].reached_again())
-        location = error.get("location")
+def _unwrap(reply: protocol.Reply, decoder: wire.Decoder, refused: Sequence[Hang] = ()) -> Any:
+    if reply.error is not None:
+        error = reply.error
+        if error.refused is not None and 0 <= error.refused < len(refused):
+            raise EarlierTimeout(refused[error.refused].reached_again())
         # The student's own text (a class can name itself anything, a message can hold anything):
         # valid Unicode from here on, escaped by each writer where it is shown.
         raise StudentException(
-            type_name=valid_unicode(str(error.get("type", "Exception"))),
-            message=valid_unicode(str(error.get("message", ""))),
-            traceback=valid_unicode(str(error.get("traceback", ""))),
-            is_not_implemented=error.get("is_not_implemented") is True,
-            location=(valid_unicode(str(location[0])), location[1])
-            if isinstance(location, list) and len(location) == 2 and type(location[1]) is int else None,
-        )
-    value = reply.get("value")
-    if isinstance(value, list):  # a batch: one reply per operation
-        return [_unwrap(item, decoder, refused) if isinstance(item, dict) else item for item in value]
-    if not isinstance(value, dict):
+            type_name=valid_unicode(error.type), message=valid_unicode(error.message),
+            traceback=valid_unicode(error.traceback), is_not_implemented=error.is_not_implemented,
+            location=(valid_unicode(error.location[0]), error.location[1]) if error.location else None)
+    if isinstance(reply.value, list):  # a batch: one reply per operation
+        return [_unwrap(item, decoder, refused) for item in reply.value]
+    answer = protocol.Answer.from_json(reply.value)
+    if answer is None:
         return None
-    result = decoder.decode(value.get("result"))
-    if "args" in value:
-        return CallRecord(result, tuple(decoder.decode(value["args"])), decoder.decode(value["kwargs"]))
+    result = decoder.decode(answer.result)
+    if answer.returns_args:
+        return CallRecord(result, tuple(decoder.decode(answer.args)), decoder.decode(answer.kwargs))
     return result
 
 
+@dataclass
+class _Where:
+    """What a RemoteObject stands for: a target in the worker of `session` that was live at
+    `generation`, and the type the worker named for its handle."""
+
+    session: WorkerSession
+    target: protocol.Target
+    generation: int
+    type_name: str = ""
+    root: Optional["RemoteObject"] = None          # a path keeps its root handle alive
+    finalizer: Optional[weakref.finalize] = None
+
+    def live_target(self) -> protocol.Target:
+        if self.target.handle is not None and self.generation != self.session.generation:
+            raise WorkerCrashed("this object belonged to a worker that has since been stopped")
+        return self.target
+
+    def handle_id(self) -> int:
+        if self.target.path:
+            raise TypeError("only a whole object can be passed back, not a path into it")
+        assert self.target.handle is not None
+        self.live_target()
+        return self.target.handle
+
+    def modules(self) -> list[str]:
+        return [self.target.module] if self.target.module is not None else []
+
+
+def _where(obj: "RemoteObject") -> _Where:
+    return object.__getattribute__(obj, "_RemoteObject__where")
+
+
 class RemoteObject:
-    """A path to something in the worker: a module attribute, or an attribute or item of a handle."""
+    """A path to something in the worker: a module attribute, or an attribute or item of a handle.
 
-    __slots__ = ("_session", "_target", "_generation", "_type_name", "_finalizer", "_root", "__weakref__")
+    Every attribute name is the student's: the object's own state sits in one name-mangled slot, and
+    what the grader does with it besides calling, assigning and indexing goes through this module's
+    functions (`fetch`, `inspect_call`, `call_keeping`, `call_many`, `call`), so no student attribute
+    (`fetch`, `_modules`, `_call`) is ever shadowed."""
 
-    def __init__(self, session: WorkerSession, target: dict, generation: int, type_name: str = ""):
-        object.__setattr__(self, "_session", session)
-        object.__setattr__(self, "_target", target)
-        object.__setattr__(self, "_generation", generation)
-        object.__setattr__(self, "_type_name", type_name)
+    __slots__ = ("__where", "__weakref__")
+
+    def __init__(self, session: WorkerSession, target: protocol.Target, generation: int, type_name: str = ""):
         finalizer = None
-        if "handle" in target and not target.get("path"):
-            finalizer = weakref.finalize(self, session.release, target["handle"], generation)
-        object.__setattr__(self, "_finalizer", finalizer)
-        object.__setattr__(self, "_root", None)
+        if target.handle is not None and not target.path:
+            finalizer = weakref.finalize(self, session.release, target.handle, generation)
+        object.__setattr__(self, "_RemoteObject__where", _Where(session, target, generation, type_name,
+                                                                finalizer=finalizer))
 
     # -- paths (no round trip) --------------------------------------------------------------------
 
-    def _extend(self, step: list) -> RemoteObject:
-        target = dict(self._target, path=[*self._target.get("path", []), step])
-        child = RemoteObject(self._session, target, self._generation, self._type_name)
-        object.__setattr__(child, "_root", self)  # a path keeps its root handle alive
+    def __extend(self, step: protocol.Step) -> RemoteObject:
+        where = _where(self)
+        child = RemoteObject(where.session, where.target.then(step), where.generation, where.type_name)
+        _where(child).root = self
         return child
 
     def __getattr__(self, name: str) -> RemoteObject:
         if name.startswith("__"):
             raise AttributeError(name)
-        return self._extend(["attr", name])
+        return self.__extend(protocol.Step("attr", name))
 
     def __getitem__(self, key: Any) -> RemoteObject:
         encoder = wire.Encoder(wire.refuse_objects)
         node = encoder.encode(key)
         if encoder.buffers:
             raise TypeError("item keys must be numbers or strings")
-        return self._extend(["item", node])
-
-    def _resolve_handle(self) -> int:
-        if self._target.get("path"):
-            raise TypeError("only a whole object can be passed back, not a path into it")
-        return self._target["handle"]
-
-    def _modules(self) -> list[str]:
-        return [self._target["module"]] if "module" in self._target else []
-
-    def _display_name(self) -> str:
-        """The path as a student would write it, without the module: `Linear.forward`, `affine_forward`."""
-        return ".".join(str(name) for kind, name in self._target.get("path", []) if kind == "attr") or repr(self)
+        return self.__extend(protocol.Step("item", node))
 
     def __repr__(self) -> str:
-        path = ".".join(str(name) for _, name in self._target.get("path", []))
-        root = self._target.get("module", f"<{self._type_name or 'object'} #{self._target.get('handle')}>")
+        target = _where(self).target
+        path = ".".join(str(step.key) for step in target.path)
+        root = target.module or f"<{_where(self).type_name or 'object'} #{target.handle}>"
         return f"RemoteObject({root}{'.' + path if path else ''})"
 
     # -- operations (one round trip each) ---------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call(args, kwargs)
-
-    def _call(self, args: Sequence, kwargs: dict, *, select: Sequence[int] = (), keep: bool = False,
-              hold_items: Sequence[int] = (), return_args: bool = False, timeout_s: float | None = None) -> Any:
-        encoder = self._session.encoder()
-        op = self._call_op(encoder, args, kwargs, select=select, keep=keep, hold_items=hold_items,
-                           return_args=return_args)
-        return self._session.request(op, encoder, self._modules(), timeout_s)
-
-    def _call_op(self, encoder: wire.Encoder, args: Sequence, kwargs: dict, *, select: Sequence[int] = (),
-                 keep: bool = False, hold_items: Sequence[int] = (), return_args: bool = False) -> dict:
-        self._check_generation()
-        return {"op": "call", "target": self._target, "args": encoder.encode(list(args)),
-                "kwargs": encoder.encode(dict(kwargs)), "select": list(select), "keep": keep,
-                "hold_items": list(hold_items), "return_args": return_args}
-
-    def keeping(self, *args: Any, items: Sequence[int], **kwargs: Any) -> Any:
-        """Calls and leaves the result's items at `items` in the worker, as handles: a layer's cache
-        goes back to its backward pass exactly as the forward pass left it."""
-        return self._call(args, kwargs, hold_items=items)
-
-    def inspect(self, *args: Any, **kwargs: Any) -> CallRecord:
-        """Calls and also returns the arguments as the call left them (in-place changes show)."""
-        return self._call(args, kwargs, return_args=True)
-
-    def many(self, calls: Sequence[tuple[Sequence, dict]], *, select: Sequence[int] = (),
-             timeout_s: float | None = None) -> list[Any]:
-        """Several calls in one round trip; `select` picks a part of each result (e.g. `[0]`)."""
-        encoder = self._session.encoder()
-        ops = [self._call_op(encoder, args, kwargs, select=select) for args, kwargs in calls]
-        return self._session.request({"op": "batch", "ops": ops}, encoder, self._modules(), timeout_s)
-
-    def fetch(self, *, keep: bool = False) -> Any:
-        """The value at this path: plain data, or a handle for what is not plain."""
-        self._check_generation()
-        encoder = self._session.encoder()
-        return self._session.request({"op": "fetch", "target": self._target, "keep": keep}, encoder,
-                                     self._modules())
+        return call(self, args, kwargs)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        self._check_generation()
-        encoder = self._session.encoder()
-        op = {"op": "setattr", "target": self._target, "name": name, "value": encoder.encode(value)}
-        self._session.request(op, encoder, self._modules())
+        where = _where(self)
+        encoder = where.session.encoder()
+        operation = protocol.SetAttr(where.live_target(), name, encoder.encode(value))
+        where.session.perform(operation, encoder, where.modules())
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._session.request(*self._setitem_op(key, value), self._modules())
+        where = _where(self)
+        encoder = where.session.encoder()
+        where.session.perform(setitem_operation(self, encoder, key, value), encoder, where.modules())
 
-    def _setitem_op(self, key: Any, value: Any) -> tuple[dict, wire.Encoder]:
-        self._check_generation()
-        encoder = self._session.encoder()
-        op = {"op": "setitem", "target": self._target, "key": encoder.encode(key), "value": encoder.encode(value)}
-        return op, encoder
+    # The check-facing operations, polymorphic with the reference's objects (see grader.checking).
+    def __inspect_call__(self, *args: Any, **kwargs: Any) -> CallRecord:
+        return call(self, args, kwargs, return_args=True)
 
-    def _check_generation(self) -> None:
-        if "handle" in self._target and self._generation != self._session.generation:
-            raise WorkerCrashed("this object belonged to a worker that has since been stopped")
+    def __fetch__(self, keep: bool = False) -> Any:
+        where = _where(self)
+        encoder = where.session.encoder()
+        return where.session.perform(protocol.Fetch(where.live_target(), keep), encoder, where.modules())
 
 
-def run_batch(session: WorkerSession, steps: list[tuple[str, RemoteObject, tuple]],
+# -- what the grader does with a RemoteObject -----------------------------------------------------------
+
+def call_operation(obj: RemoteObject, encoder: wire.Encoder, args: Sequence, kwargs: dict, *,
+                   select: Sequence[int] = (), keep: bool = False, keep_items: Sequence[int] = (),
+                   return_args: bool = False) -> protocol.Call:
+    """The request that calls `obj` (see protocol.Call for the options)."""
+    return protocol.Call(_where(obj).live_target(), encoder.encode(list(args)), encoder.encode(dict(kwargs)),
+                         tuple(select), keep, tuple(keep_items), return_args)
+
+
+def setitem_operation(obj: RemoteObject, encoder: wire.Encoder, key: Any, value: Any) -> protocol.SetItem:
+    return protocol.SetItem(_where(obj).live_target(), encoder.encode(key), encoder.encode(value))
+
+
+def call(obj: RemoteObject, args: Sequence, kwargs: dict, *, select: Sequence[int] = (), keep: bool = False,
+         keep_items: Sequence[int] = (), return_args: bool = False, timeout_s: float | None = None) -> Any:
+    """Calls `obj` in the worker, with the options of protocol.Call and the session's call limit
+    (or `timeout_s`)."""
+    where = _where(obj)
+    encoder = where.session.encoder()
+    operation = call_operation(obj, encoder, args, kwargs, select=select, keep=keep, keep_items=keep_items,
+                               return_args=return_args)
+    return where.session.perform(operation, encoder, where.modules(), timeout_s)
+
+
+def call_keeping(obj: RemoteObject, *args: Any, items: Sequence[int], **kwargs: Any) -> Any:
+    """Calls and leaves the result's items at `items` in the worker, as handles: a layer's cache goes
+    back to its backward pass exactly as the forward pass left it."""
+    return call(obj, args, kwargs, keep_items=items)
+
+
+def call_many(obj: RemoteObject, calls: Sequence[tuple[Sequence, dict]], *, select: Sequence[int] = (),
               timeout_s: float | None = None) -> list[Any]:
-    """Runs ("call", obj, (args, kwargs, select)) and ("setitem", obj, (key, value)) steps in one
-    round trip and returns each step's result (None for assignments)."""
-    encoder = session.encoder()
-    ops, modules = [], set()
-    for kind, obj, payload in steps:
-        obj._check_generation()
-        modules.update(obj._modules())
-        if kind == "call":
-            args, kwargs, select = payload
-            ops.append(obj._call_op(encoder, args, kwargs, select=select))
-        elif kind == "setitem":
-            key, value = payload
-            ops.append({"op": "setitem", "target": obj._target, "key": encoder.encode(key),
-                        "value": encoder.encode(value)})
-        else:
-            raise ValueError(f"unknown batch step {kind!r}")
-    return session.request({"op": "batch", "ops": ops}, encoder, sorted(modules), timeout_s)
+    """Several calls of `obj` in one round trip; `select` picks a part of each result (e.g. `[0]`)."""
+    where = _where(obj)
+    encoder = where.session.encoder()
+    operations = tuple(call_operation(obj, encoder, args, kwargs, select=select) for args, kwargs in calls)
+    return where.session.perform(protocol.Batch(operations), encoder, where.modules(), timeout_s)
+
+
+def perform_batch(session: WorkerSession, steps: Sequence[tuple[RemoteObject, protocol.Operation]],
+                  encoder: wire.Encoder) -> list[Any]:
+    """Operations on several objects (built with `encoder`) in one round trip, answered in order."""
+    modules = sorted({module for obj, _ in steps for module in _where(obj).modules()})
+    return session.perform(protocol.Batch(tuple(operation for _, operation in steps)), encoder, modules)
+
+
+def session_of(obj: RemoteObject) -> WorkerSession:
+    return _where(obj).session
+
+
+def type_name(obj: RemoteObject) -> str:
+    """The type the worker named for the object's handle ("" for a module's attribute)."""
+    return _where(obj).type_name
+
+
+def display_name(obj: RemoteObject) -> str:
+    """The path as a student would write it, without the module: `Linear.forward`, `affine_forward`."""
+    return ".".join(_where(obj).target.attribute_names()) or repr(obj)
 
 
 class StudentProxy:
@@ -536,4 +557,4 @@ class StudentProxy:
     def __getattr__(self, module: str) -> RemoteObject:
         if module.startswith("_"):
             raise AttributeError(module)
-        return RemoteObject(self._session, {"module": self._prefix + module}, 0)
+        return RemoteObject(self._session, protocol.Target(module=self._prefix + module), 0)

@@ -20,13 +20,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from grader import untrusted_text
 
-from grader.boundary import wire
+from grader.boundary import protocol, wire
 from grader.sandbox.levels import (WorkerJail, bwrap_jail, grader_directory, restricted_jail, running_as_root,
-                                   worker_code_directory)
+                                   worker_code_directory, worker_python)
 from grader.worker.loop import CONFINEMENT_FAILED_EXIT  # the worker's status when it could not confine itself
 from grader.sandbox.worker_memory import worker_memory_bytes
 from grader.sandbox.worker_uid import WorkerUidLease, lease_worker_uid
@@ -185,7 +185,7 @@ class WorkerProcess:
             # prints must arrive as it is printed (a training's live progress; the log of a worker that
             # is killed). -B: no bytecode written next to the worker's code, which grading processes
             # share only while it holds exactly the grader's files.
-            return [sys.executable, "-I", "-u", "-B", "-c", _BOOTSTRAP, code, str(request_read), str(response_write),
+            return [worker_python(), "-I", "-u", "-B", "-c", _BOOTSTRAP, code, str(request_read), str(response_write),
                     settings]
 
         if level == "bwrap":
@@ -252,13 +252,16 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def request(self, request: dict, buffers: list[bytes], timeout_s: float,
-                release: list[int] = ()) -> tuple[dict, list[bytes]]:
+    def exchange(self, operation: protocol.Operation, buffers: list[bytes], timeout_s: float,
+                 release: Sequence[int] = (), refuse: Sequence[protocol.RefusedPlace] = (),
+                 watch: Optional[protocol.StackWatchSettings] = None) -> tuple[dict, list[bytes]]:
+        """Sends one request and waits up to `timeout_s` for its reply: the reply's header, unread
+        (the worker wrote it), and its buffers."""
         request_id = self._next_id
         self._next_id += 1
+        envelope = protocol.Envelope(request_id, operation, tuple(release), tuple(refuse), watch)
         try:
-            wire.write_message(self._requests, {"id": request_id, "request": request, "release": list(release)},
-                               buffers)
+            wire.write_message(self._requests, envelope.to_json(), buffers)
         except (BrokenPipeError, OSError) as exc:
             raise self._crashed("before it could take the request") from exc
         deadline = time.monotonic() + timeout_s

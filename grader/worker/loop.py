@@ -12,6 +12,7 @@ to enter.
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import importlib
 import json
@@ -22,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from grader.boundary import wire
+from grader.boundary import protocol, wire
 from grader.boundary.packages import install_package
 from grader.worker.confine import ConfinementError, confine
 
@@ -57,12 +58,12 @@ class NotCalledAgain(BaseException):
         self.index = index
 
 
-def refusing_tracer(places: list) -> Any:
+def refusing_tracer(places: list[protocol.RefusedPlace]) -> Any:
     """A trace function that raises NotCalledAgain on entry into a function holding one of `places`,
-    each [file, function name, line] as the grader read them from a stack dump."""
+    as the grader read them from a stack dump."""
     by_file: dict[str, list[tuple[str, int, int]]] = {}
-    for index, (filename, function, line) in enumerate(places):
-        by_file.setdefault(filename, []).append((function, line, index))
+    for index, place in enumerate(places):
+        by_file.setdefault(place.file, []).append((place.function, place.line, index))
 
     def trace(frame: Any, event: str, arg: Any) -> None:
         if event == "call":
@@ -86,14 +87,14 @@ class StackWatch:
         self.fd: int | None = None
         self.settings: tuple[str, float] | None = None
 
-    def start(self, watch: Any) -> None:
-        if not isinstance(watch, dict):
+    def start(self, watch: protocol.StackWatchSettings | None) -> None:
+        if watch is None:
             return
         try:
-            settings = (str(watch["path"]), float(watch["every_s"]))
+            settings = (str(watch.path), float(watch.every_s))
             if settings != self.settings:
                 self.arm(*settings)
-            header = f"tag {int(watch['tag'])} main {threading.get_ident()}\n".encode()
+            header = f"tag {int(watch.tag)} main {threading.get_ident()}\n".encode()
             if self.fd is None:
                 return
             os.ftruncate(self.fd, 0)
@@ -147,74 +148,68 @@ class Worker:
 
     # -- targets --------------------------------------------------------------------------------
 
-    def resolve(self, target: dict, decoder: wire.Decoder) -> Any:
-        if "handle" in target:
-            if target["handle"] not in self.handles:
-                raise LookupError(f"handle {target['handle']} is unknown or was released")
-            obj = self.handles[target["handle"]]
+    def resolve(self, target: protocol.Target, decoder: wire.Decoder) -> Any:
+        if target.handle is not None:
+            if target.handle not in self.handles:
+                raise LookupError(f"handle {target.handle} is unknown or was released")
+            obj = self.handles[target.handle]
         else:
-            obj = importlib.import_module(f"{PACKAGE}.{target['module']}")
-        for kind, name in target.get("path", []):
-            obj = getattr(obj, name) if kind == "attr" else obj[decoder.decode(name)]
+            obj = importlib.import_module(f"{PACKAGE}.{target.module}")
+        for step in target.path:
+            obj = getattr(obj, step.key) if step.kind == "attr" else obj[decoder.decode(step.key)]
         return obj
 
     # -- operations -----------------------------------------------------------------------------
 
-    def run(self, op: dict, decoder: wire.Decoder, encoder: wire.Encoder) -> Any:
-        kind = op["op"]
-        if kind == "batch":
-            return [self.run_guarded(sub, decoder, encoder) for sub in op["ops"]]
-        if kind == "release":
-            for handle_id in op["ids"]:
-                self.handles.pop(handle_id, None)
+    def run(self, op: protocol.Operation, decoder: wire.Decoder, encoder: wire.Encoder) -> Any:
+        """The value of a reply to `op`: an Answer's JSON, a batch's list of replies, or None."""
+        if isinstance(op, protocol.Batch):
+            return [self.run_guarded(sub, decoder, encoder) for sub in op.operations]
+        if isinstance(op, protocol.Keep):  # data the grader hands to student code later, before any clock starts
+            value = decoder.decode(op.value)
+            if op.device:
+                value = to_device(value, op.device)
+            return protocol.Answer(encoder.encode(self.keep(value))).to_json()
+        if isinstance(op, protocol.Import):
+            importlib.import_module(f"{PACKAGE}.{op.module}")
             return None
-        if kind == "ping":
-            return {"pid": os.getpid()}
-        if kind == "hold":  # data the grader hands to student code later, sent before any clock starts
-            value = decoder.decode(op["value"])
-            if op.get("device"):
-                value = to_device(value, op["device"])
-            return {"result": encoder.encode(self.keep(value))}
-        if kind == "import":
-            importlib.import_module(f"{PACKAGE}.{op['module']}")
+        if isinstance(op, protocol.Pin):  # before the student's modules are imported, which could replace the class
+            module = importlib.import_module(f"{PACKAGE}.{op.module}")
+            self.pinned[(op.module, op.name)] = getattr(module, op.name)
             return None
-        if kind == "pin":  # asked before the student's modules are imported, which could replace the class
-            module = importlib.import_module(f"{PACKAGE}.{op['module']}")
-            self.pinned[(op["module"], op["name"])] = getattr(module, op["name"])
+        if isinstance(op, protocol.Seed):
+            seed_global_generators(int(op.seed))
             return None
-        if kind == "seed":
-            seed_global_generators(int(op["seed"]))
-            return None
-        target = self.resolve(op["target"], decoder)
-        if kind == "is_pinned":  # type(), not isinstance or __class__, which a class can make lie
-            return {"result": type(target) is self.pinned.get((op["module"], op["name"]))}
-        if kind == "call":
-            args = decoder.decode(op["args"])
-            kwargs = decoder.decode(op["kwargs"])
+        target = self.resolve(op.target, decoder)
+        if isinstance(op, protocol.IsPinned):  # type(), not isinstance or __class__, which a class can make lie
+            return protocol.Answer(type(target) is self.pinned.get((op.module, op.name))).to_json()
+        if isinstance(op, protocol.Call):
+            args = decoder.decode(op.args)
+            kwargs = decoder.decode(op.kwargs)
             result = self.call(target, args, kwargs)
-            for index in op.get("select", []):
+            for index in op.select:
                 result = result[index]
-            if op.get("hold_items") and isinstance(result, tuple):
+            if op.keep_items and isinstance(result, tuple):
                 # Parts that must stay here as they are (a cache holding an autograd graph, say)
                 # cross as handles; the grader passes them back untouched.
-                result = tuple(self.keep(item) if i in op["hold_items"] else item for i, item in enumerate(result))
-            encoded = self.reply_value(result, op.get("keep", False), encoder)
-            if op.get("return_args"):
-                return {"result": encoded, "args": encoder.encode(args), "kwargs": encoder.encode(kwargs)}
-            return {"result": encoded}
-        if kind == "fetch":
-            return {"result": self.reply_value(target, op.get("keep", False), encoder)}
-        if kind == "setattr":
-            setattr(target, op["name"], decoder.decode(op["value"]))
-            return {"result": None}
-        if kind == "setitem":
-            target[decoder.decode(op["key"])] = decoder.decode(op["value"])
-            return {"result": None}
-        raise ValueError(f"unknown operation {kind!r}")
+                result = tuple(self.keep(item) if i in op.keep_items else item for i, item in enumerate(result))
+            encoded = self.reply_value(result, op.keep, encoder)
+            if op.return_args:
+                return protocol.Answer(encoded, encoder.encode(args), encoder.encode(kwargs), returns_args=True).to_json()
+            return protocol.Answer(encoded).to_json()
+        if isinstance(op, protocol.Fetch):
+            return protocol.Answer(self.reply_value(target, op.keep, encoder)).to_json()
+        if isinstance(op, protocol.SetAttr):
+            setattr(target, op.name, decoder.decode(op.value))
+            return protocol.Answer().to_json()
+        if isinstance(op, protocol.SetItem):
+            target[decoder.decode(op.key)] = decoder.decode(op.value)
+            return protocol.Answer().to_json()
+        raise protocol.ProtocolError(f"unknown operation {op.NAME!r}")
 
-    def refuse(self, places: Any) -> None:
+    def refuse(self, places: tuple[protocol.RefusedPlace, ...]) -> None:
         """The functions calls must not enter from now on (the grader sends the whole list each time)."""
-        places = places if isinstance(places, list) else []
+        places = list(places)
         if places != self.refused_places:
             self.refused_places = places
             self.tracer = refusing_tracer(places) if places else None
@@ -234,11 +229,11 @@ class Worker:
             return encoder.encode(self.keep(value))
         return encoder.encode(value)
 
-    def run_guarded(self, op: dict, decoder: wire.Decoder, encoder: wire.Encoder) -> dict:
+    def run_guarded(self, op: protocol.Operation, decoder: wire.Decoder, encoder: wire.Encoder) -> protocol.Reply:
         try:
-            return {"ok": True, "value": self.run(op, decoder, encoder)}
+            return protocol.Reply(value=self.run(op, decoder, encoder))
         except BaseException as exc:  # noqa: BLE001 - SystemExit from student code is an answer too
-            return {"ok": False, "error": describe_exception(exc)}
+            return protocol.Reply(error=describe_exception(exc))
 
 
 def to_device(value: Any, device: str) -> Any:
@@ -253,15 +248,15 @@ def to_device(value: Any, device: str) -> Any:
     return value
 
 
-def describe_exception(exc: BaseException) -> dict:
+def describe_exception(exc: BaseException) -> protocol.ErrorReport:
     """The exception as plain data, with the grader's own frames removed from the traceback."""
     # Neither the grader's frames nor the import machinery's (a syntax error would show ten frames of
     # importlib and not the line at fault) are the student's story.
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if not f.filename.startswith((_GRADER_DIR, _IMPORTLIB_DIR, "<frozen importlib"))]
-    location = [frames[-1].filename, frames[-1].lineno] if frames else None
+    location = (frames[-1].filename, frames[-1].lineno) if frames else None
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        location = [exc.filename, exc.lineno]
+        location = (exc.filename, exc.lineno)
     try:
         message = str(exc)
     except BaseException:  # noqa: BLE001 - a student's exception whose __str__ raises
@@ -276,14 +271,9 @@ def describe_exception(exc: BaseException) -> dict:
         text += f"{type(exc).__name__}: {message}"
     # The student's files by their own names ("layers.py"), not by the scratch folder they sit in.
     text = text.replace(f'"{os.path.join(os.getcwd(), PACKAGE)}{os.sep}', '"')
-    return {
-        "type": type(exc).__name__,
-        "is_not_implemented": isinstance(exc, NotImplementedError),
-        "message": message[:4000],
-        "traceback": text[-16000:],
-        "location": location,
-        "refused": exc.index if isinstance(exc, NotCalledAgain) else None,
-    }
+    return protocol.ErrorReport(type=type(exc).__name__, message=message[:4000], traceback=text[-16000:],
+                                is_not_implemented=isinstance(exc, NotImplementedError), location=location,
+                                refused=exc.index if isinstance(exc, NotCalledAgain) else None)
 
 
 def synchronize_gpu() -> None:
@@ -306,19 +296,24 @@ def serve(worker: Worker, requests: Any, responses: Any) -> None:
             header, buffers = wire.read_message(read_exactly, MAX_MESSAGE_BYTES)
         except EOFError:
             return
-        for handle_id in header.get("release", []):
+        try:
+            envelope = protocol.Envelope.from_json(header)
+        except (protocol.ProtocolError, KeyError, TypeError, ValueError) as exc:  # the grader's bug: said, not fatal
+            identity = header.get("id") if isinstance(header, dict) else None
+            wire.write_message(responses, protocol.Reply(error=describe_exception(exc), id=identity).to_json(), [])
+            continue
+        for handle_id in envelope.release:
             worker.handles.pop(handle_id, None)
         encoder = worker.encoder()
-        request = header["request"]
-        worker.refuse(request.get("refuse"))
-        worker.stack_watch.start(request.get("watch"))
-        reply = worker.run_guarded(request, worker.decoder(buffers), encoder)
+        worker.refuse(envelope.refuse)
+        worker.stack_watch.start(envelope.watch)
+        reply = worker.run_guarded(envelope.operation, worker.decoder(buffers), encoder)
         synchronize_gpu()
-        reply["id"] = header["id"]
         try:
-            wire.write_message(responses, reply, encoder.buffers)
+            wire.write_message(responses, dataclasses.replace(reply, id=envelope.id).to_json(), encoder.buffers)
         except (TypeError, ValueError) as exc:  # e.g. a student's number that JSON cannot hold
-            wire.write_message(responses, {"id": header["id"], "ok": False, "error": describe_exception(exc)}, [])
+            failed = protocol.Reply(error=describe_exception(exc), id=envelope.id)
+            wire.write_message(responses, failed.to_json(), [])
 
 
 def main() -> None:

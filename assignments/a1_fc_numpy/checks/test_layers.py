@@ -6,10 +6,9 @@ docstrings promise."""
 import numpy as np
 import pytest
 
-from grader.checking.compare import as_array, assert_close, assert_true, expect_tuple
-from grader.checking.gradcheck import ReferenceLayer, check_layer_backward, check_loss_gradient
-from grader.checking.inputs import away_from_zero, distinct, hinge_safe_scores
-from grader.checking.shared_checks import InvertedDropout, changed_in_place, forward_matches
+from grader.checking import (as_array, assert_close, assert_true, away_from_zero, changed_in_place,
+                            check_layer_backward, check_loss_gradient, distinct, expect_tuple, forward_matches,
+                            hinge_safe_scores, inspect_call, InvertedDropout, ReferenceLayer)
 
 # The arguments of each forward pass that its caller keeps and uses again: a model's parameters. A
 # forward pass may change any other argument in place (the layers' docstring says so); whether its
@@ -208,9 +207,9 @@ def test_batchnorm_forward_train(student, reference, rng, N, D):
     gamma, beta = rng.standard_normal(D), rng.standard_normal(D)
     bn_param = {"mode": "train", "running_mean": rng.standard_normal(D), "running_var": rng.random(D) + 0.5}
     args = (x, gamma, beta, bn_param)
-    record = student.layers.batchnorm_forward.inspect(*args)
+    record = inspect_call(student.layers.batchnorm_forward, *args)
     out, _ = expect_tuple(record.result, 2, "batchnorm_forward")
-    expected = reference.layers.batchnorm_forward.inspect(*args)
+    expected = inspect_call(reference.layers.batchnorm_forward, *args)
     assert_close(out, expected.result[0], name="out of batchnorm_forward in train mode")
     for key in ("running_mean", "running_var"):
         assert_close(record.args[3].get(key), expected.args[3][key],
@@ -365,9 +364,9 @@ def test_spatial_batchnorm_forward(student, reference, rng, mode):
     N, C, H, W = 2, 3, 4, 5
     bn_param = {"mode": mode, "running_mean": rng.standard_normal(C), "running_var": rng.random(C) + 0.5}
     args = (4 * rng.standard_normal((N, C, H, W)) + 10, rng.standard_normal(C), rng.standard_normal(C), bn_param)
-    record = student.layers.spatial_batchnorm_forward.inspect(*args)
+    record = inspect_call(student.layers.spatial_batchnorm_forward, *args)
     out, _ = expect_tuple(record.result, 2, "spatial_batchnorm_forward")
-    expected = reference.layers.spatial_batchnorm_forward.inspect(*args)
+    expected = inspect_call(reference.layers.spatial_batchnorm_forward, *args)
     assert_close(out, expected.result[0], name=f"out of spatial_batchnorm_forward in {mode} mode")
     if mode == "train":
         for key in ("running_mean", "running_var"):

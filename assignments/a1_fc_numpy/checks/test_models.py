@@ -7,11 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from grader.checking.compare import (CheckFailed, OtherConvention, assert_close, assert_close_naming_conventions, assert_true,
-                            expect_tuple)
-from grader.checking.gradcheck import check_model_gradients, parameter_names_differ
-from grader.checking.shared_checks import check_dropout_network_gradients
-from grader.sandbox.worker_process import StudentException
+from grader.checking import (assert_close, assert_close_naming_conventions, assert_true,
+                            check_dropout_network_gradients, check_model_gradients, CheckFailed, expect_tuple,
+                            fetch, OtherConvention, parameter_names_differ, StudentException)
 
 N, D, H, C = 3, 5, 50, 7
 FC_HIDDEN = [20, 30]
@@ -23,7 +21,7 @@ def set_params(model, params):
 
 
 def fetch_params(model, model_name):
-    params = model.params.fetch()
+    params = fetch(model.params)
     if not isinstance(params, dict):
         raise CheckFailed(f"{model_name}.params: expected a dict, got {type(params).__name__}")
     return params
@@ -34,7 +32,7 @@ def compare_outputs(student, reference, build, params, X, y, reg, model_name):
     documented names. Where they differ and the model kept its own parameters under other names, the
     message names both; where the loss follows the other L2 convention, it names both conventions."""
     student_model, reference_model = build(student, reg), build(reference, reg)
-    own = student_model.params.fetch()  # the names the model gave its parameters itself
+    own = fetch(student_model.params)  # the names the model gave its parameters itself
     set_params(student_model, params)
     set_params(reference_model, params)
     try:

@@ -4,8 +4,7 @@ several steps, with the state kept in the config dict the optimizer was given.""
 import numpy as np
 import pytest
 
-from grader.checking.compare import CheckFailed, assert_close, expect_tuple
-from grader.checking.shared_checks import compare_optimizer_steps
+from grader.checking import assert_close, CheckFailed, compare_optimizer_steps, expect_tuple
 
 STATE = {
     "sgd": [],

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking.compare import CheckFailed, as_array, assert_close, assert_true, expect_tuple
-from grader.checking.gradcheck import check_model_gradients
-from grader.checking.shared_checks import check_dropout_network_gradients
+from grader.checking import (as_array, assert_close, assert_true, check_dropout_network_gradients,
+                            check_model_gradients, CheckFailed, expect_tuple, fetch)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64
@@ -26,7 +25,7 @@ def t(array, dtype=F64):
 
 
 def fetch_params(model, model_name):
-    params = model.params.fetch()
+    params = fetch(model.params)
     if not isinstance(params, dict):
         raise CheckFailed(f"{model_name}.params: expected a dict, got {type(params).__name__}")
     return params
@@ -324,7 +323,7 @@ def test_fc_net_dropout_gradients(student, reference, rng, dropout):
 @pytest.mark.task("fc_net.dropout")
 def test_fc_net_dropout_param_names_the_drop_probability(student):
     model = student.models.FullyConnectedNet(FC_HIDDEN, input_dim=15, num_classes=10, dropout=0.3, seed=5, dtype=F64)
-    dropout_param = model.dropout_param.fetch()
+    dropout_param = fetch(model.dropout_param)
     assert_true(isinstance(dropout_param, dict) and dropout_param.get("p") == 0.3 and dropout_param.get("seed") == 5,
                 f"FullyConnectedNet(dropout=0.3, seed=5).dropout_param is {dropout_param!r}; the dropout layers need "
                 "{'mode': ..., 'p': 0.3, 'seed': 5} (p is the probability of dropping a unit)")

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking.compare import assert_close, expect_tuple
-from grader.checking.shared_checks import compare_optimizer_steps
+from grader.checking import assert_close, compare_optimizer_steps, expect_tuple
 
 STATE = {"sgd": [], "sgd_momentum": ["velocity"], "rmsprop": ["cache"], "adam": ["m", "v", "t"]}
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking.compare import CheckFailed, as_array, assert_close, assert_true, assert_unchanged
+from grader.checking import (as_array, assert_close, assert_true, assert_unchanged, call_keeping, CheckFailed,
+                            fetch, inspect_call)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64
@@ -47,7 +48,7 @@ def labels(rng, n, classes=10):
 def test_three_layer_convnet_matches_the_reference(student, reference, rng, N, C, H, W, channel_1, channel_2):
     params = random_params(rng, param_shapes(C, channel_1, channel_2, 10, H, W))
     x = t(rng.standard_normal((N, C, H, W)))
-    record = student.models.three_layer_convnet.inspect(x, params)
+    record = inspect_call(student.models.three_layer_convnet, x, params)
     expected = reference.models.three_layer_convnet(x, params)
     assert_close(record.result, expected, name=f"scores of three_layer_convnet for images of shape {(N, C, H, W)}")
     # The parameters are the network's weights: changing one in place changes the network the caller
@@ -115,12 +116,12 @@ def test_train_steps_match_the_reference(student, reference, rng, learning_rate)
     N, C, H, W, channel_1, channel_2 = 4, 3, 6, 5, 4, 3
     params = random_params(rng, param_shapes(C, channel_1, channel_2, 10, H, W))
     # The student's parameters stay in the worker between the two steps, as leaves with their .grad.
-    handles = student.utils.as_leaf_parameters.keeping(*params, items=list(range(len(params))))
+    handles = call_keeping(student.utils.as_leaf_parameters, *params, items=list(range(len(params))))
     expected_params = [p.clone().requires_grad_(True) for p in params]
     for step in (1, 2):
         x, y = t(rng.standard_normal((N, C, H, W))), labels(rng, N)
-        record = student.models.three_layer_convnet_train_step.inspect(x, y, list(handles), learning_rate)
-        expected = reference.models.three_layer_convnet_train_step.inspect(x, y, expected_params, learning_rate)
+        record = inspect_call(student.models.three_layer_convnet_train_step, x, y, list(handles), learning_rate)
+        expected = inspect_call(reference.models.three_layer_convnet_train_step, x, y, expected_params, learning_rate)
         where = f"three_layer_convnet_train_step (learning_rate={learning_rate}), step {step}"
         if not isinstance(record.result, float):
             raise CheckFailed(f"{where}: expected the loss as a Python float (loss.item()), got "
@@ -130,7 +131,7 @@ def test_train_steps_match_the_reference(student, reference, rng, learning_rate)
             assert_close(after, wanted, name=f"{name} after {where} (updated in place: w -= learning_rate * w.grad)")
             assert_true(isinstance(after, torch.Tensor) and after.requires_grad,
                         f"{name} no longer requires grad after {where}; update it in place under torch.no_grad()")
-            grad = handles[index].grad.fetch()
+            grad = fetch(handles[index].grad)
             if grad is not None and bool((as_array(grad, f"{name}.grad") != 0).any()):
                 raise CheckFailed(f"{name}.grad still holds a gradient after {where}; autograd adds to .grad, so "
                                   "the next step would use the sum of both gradients: zero it after the update")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking.compare import CheckFailed, assert_close, assert_true
+from grader.checking import assert_close, assert_true, CheckFailed, fetch
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64
@@ -35,7 +35,7 @@ def with_blocks(source, kwargs):
     """`block="PlainBlock"` stands for the class of that name on each side."""
     if "block" not in kwargs:
         return kwargs
-    return dict(kwargs, block=getattr(source.models, kwargs["block"]).fetch())
+    return dict(kwargs, block=fetch(getattr(source.models, kwargs["block"])))
 
 
 def random_state(rng, shapes):
@@ -395,7 +395,7 @@ def test_named_network_output_shapes(student, name):
 def test_custom_network_output_shapes(student, block):
     stage_args = [(8, 12, 1, True), (12, 8, 2, False), (8, 16, 1, True)]
     label = call_text("ResNet", (stage_args,), {"Cin": 2, "block": block, "num_classes": 7})
-    model = student.models.ResNet(stage_args, Cin=2, block=getattr(student.models, block).fetch(), num_classes=7)
+    model = student.models.ResNet(stage_args, Cin=2, block=fetch(getattr(student.models, block)), num_classes=7)
     x = torch.zeros((3, 2, 13, 16))
     features, scores = model.cnn(x), model(x)
     expected = (3, 16, downsampled(13, 2), downsampled(16, 2))

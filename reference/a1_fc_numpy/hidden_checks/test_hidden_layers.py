@@ -3,8 +3,7 @@ show, so a submission tuned to the public inputs earns nothing extra."""
 
 import pytest
 
-from grader.checking.compare import assert_close, expect_tuple
-from grader.checking.gradcheck import ReferenceLayer, check_layer_backward
+from grader.checking import assert_close, check_layer_backward, expect_tuple, inspect_call, ReferenceLayer
 
 
 @pytest.mark.task("conv.forward")
@@ -34,8 +33,8 @@ def test_batchnorm_forward_custom_momentum_and_eps(student, reference, rng):
     x = rng.standard_normal((N, D)) * 2 + 3
     gamma, beta = rng.standard_normal(D), rng.standard_normal(D)
     bn_param = {"mode": "train", "momentum": 0.5, "eps": 1e-3}
-    record = student.layers.batchnorm_forward.inspect(x, gamma, beta, bn_param)
-    expected = reference.layers.batchnorm_forward.inspect(x, gamma, beta, bn_param)
+    record = inspect_call(student.layers.batchnorm_forward, x, gamma, beta, bn_param)
+    expected = inspect_call(reference.layers.batchnorm_forward, x, gamma, beta, bn_param)
     assert_close(expect_tuple(record.result, 2, "batchnorm_forward")[0], expected.result[0],
                  name="out of batchnorm_forward with eps=1e-3")
     assert_close(record.args[3].get("running_var"), expected.args[3]["running_var"],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking.compare import CheckFailed, assert_close
+from grader.checking import assert_close, CheckFailed, fetch
 
 F64 = torch.float64
 
@@ -133,8 +133,8 @@ def test_bottleneck_block_fewer_output_channels(student, reference, rng):
 def test_custom_bottleneck_network(student, reference, rng):
     stage_args = [(8, 8, 2, True), (8, 16, 1, True)]
     label = f"ResNet({stage_args}, Cin=1, block=ResidualBottleneckBlock, num_classes=3)"
-    ours = student.models.ResNet(stage_args, Cin=1, block=student.models.ResidualBottleneckBlock.fetch(), num_classes=3)
-    theirs = reference.models.ResNet(stage_args, Cin=1, block=reference.models.ResidualBottleneckBlock.fetch(),
+    ours = student.models.ResNet(stage_args, Cin=1, block=fetch(student.models.ResidualBottleneckBlock), num_classes=3)
+    theirs = reference.models.ResNet(stage_args, Cin=1, block=fetch(reference.models.ResidualBottleneckBlock),
                                      num_classes=3)
     same_weights(student, reference, rng, ours, theirs, label, may_wrap_classifier=True)
     outputs_match(ours, theirs, t(rng.standard_normal((2, 1, 9, 11))), label)

@@ -1,0 +1,139 @@
+"""The protocol between the grader and the worker: one typed shape per operation and reply, shared by
+both sides; a reply the worker sends is read field by field; no name of the grader's hides a name of
+the student's code."""
+
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.boundary import protocol, wire
+from grader.checking import call_keeping, fetch, inspect_call
+from grader.sandbox.remote import StudentProxy, WorkerSession
+from grader.sandbox.worker_process import Limits
+
+TARGET = protocol.Target(module="layers", path=(protocol.Step("attr", "Linear"), protocol.Step("item", 3)))
+OPERATIONS = [
+    protocol.Call(TARGET, [1, 2], {"k": 3}, select=(0,), keep=False, keep_items=(1,), return_args=True),
+    protocol.Fetch(protocol.Target(handle=7), keep=True),
+    protocol.SetAttr(TARGET, "weight", 1.5),
+    protocol.SetItem(protocol.Target(handle=2), "W1", [0.0]),
+    protocol.Keep({"X": [1, 2]}, device="cpu"),
+    protocol.Import("layers"),
+    protocol.Pin("solver", "Solver"),
+    protocol.IsPinned(protocol.Target(handle=1), "solver", "Solver"),
+    protocol.Seed(3),
+]
+
+
+@pytest.mark.parametrize("operation", [*OPERATIONS, protocol.Batch(tuple(OPERATIONS))], ids=lambda o: o.NAME)
+def test_every_operation_crosses_as_itself(operation):
+    envelope = protocol.Envelope(5, operation, release=(1, 2), refuse=(protocol.RefusedPlace("m.py", "f", 3),),
+                                 watch=protocol.StackWatchSettings("/s/.call-stack", 4, 0.5))
+    crossed = protocol.Envelope.from_json(json.loads(json.dumps(envelope.to_json())))
+    assert crossed == envelope
+
+
+@pytest.mark.parametrize("bad", [
+    {"op": "rm -rf"}, {"op": "call"}, {"op": "fetch", "target": {"module": "a", "handle": 1}},
+    {"op": "fetch", "target": {"module": "a", "path": [["global", "x"]]}}, ["call"],
+])
+def test_a_malformed_operation_is_named(bad):
+    with pytest.raises(protocol.ProtocolError):
+        protocol.operation_from_json(bad)
+
+
+def test_a_reply_is_read_field_by_field():
+    reply = protocol.Reply.from_json({"ok": False, "id": 3, "error": {
+        "type": 7, "message": ["x"], "is_not_implemented": "yes", "location": ["a.py", "3"], "refused": "0",
+        "extra": "ignored"}})
+    assert reply.id == 3 and not reply.ok
+    assert reply.error == protocol.ErrorReport(type="7", message="['x']")
+    with pytest.raises(protocol.ProtocolError):
+        protocol.Reply.from_json({"ok": True, "value": {"result": 1}}, batch=True)
+    with pytest.raises(protocol.ProtocolError):
+        protocol.Reply.from_json("ok")
+
+
+def test_a_batch_reply_holds_one_reply_per_operation():
+    sent = protocol.Reply(value=[protocol.Reply(value={"result": 1}),
+                                 protocol.Reply(error=protocol.ErrorReport("ValueError", "no"))], id=9)
+    assert protocol.Reply.from_json(json.loads(json.dumps(sent.to_json())), batch=True) == sent
+
+
+SHADOWING_MODEL = '''
+class Model:
+    def __init__(self):
+        self._modules = {"fc": 1}
+        self.params = {"W": 2.0}
+
+    def fetch(self):
+        return "the model's own fetch"
+
+    def inspect(self, x):
+        return x * 2
+
+    def keeping(self):
+        return "the model's own keeping"
+
+    def _call(self):
+        return "the model's own _call"
+
+
+def double(x):
+    x *= 2
+    return x
+'''
+
+
+@pytest.fixture
+def session(tmp_path):
+    package = tmp_path / "submission"
+    package.mkdir()
+    (package / "models.py").write_text(SHADOWING_MODEL)
+    session = WorkerSession(package, Path(tempfile.mkdtemp(dir=tmp_path)), Limits(sandbox="process"))
+    yield session
+    session.close()
+
+
+def test_no_name_of_the_grader_hides_a_name_of_the_students(session):
+    model = StudentProxy(session).models.Model()
+    assert model.fetch() == "the model's own fetch"
+    assert model.inspect(3) == 6
+    assert model.keeping() == "the model's own keeping"
+    assert model._call() == "the model's own _call"
+    assert fetch(model._modules) == {"fc": 1}
+    assert fetch(model.params) == {"W": 2.0}
+
+
+def test_the_check_operations_work_on_the_students_objects(session):
+    record = inspect_call(StudentProxy(session).models.double, np.ones(2))
+    assert np.array_equal(record.result, [2.0, 2.0]) and np.array_equal(record.args[0], [2.0, 2.0])
+    kept = call_keeping(StudentProxy(session).models.double, (1, 2), items=[1])  # (1, 2, 1, 2), item 1 kept
+    assert kept[0] == 1 and list(kept[2:]) == [1, 2] and fetch(kept[1]) == 2
+
+
+def test_the_worker_answers_a_request_it_cannot_read_and_goes_on(tmp_path, monkeypatch):
+    from grader.worker import loop
+    monkeypatch.setattr(loop, "install_package", lambda name, directories: None)
+    requests = io.BytesIO()
+    wire.write_message(requests, {"id": 1, "request": {"op": "no such thing"}}, [])
+    wire.write_message(requests, protocol.Envelope(2, protocol.Seed(1)).to_json(), [])
+    requests.seek(0)
+    responses = io.BytesIO()
+    loop.serve(loop.Worker(tmp_path), requests, responses)
+    responses.seek(0)
+
+    def read_exactly(n):
+        data = responses.read(n)
+        if len(data) != n:
+            raise EOFError
+        return data
+
+    first = protocol.Reply.from_json(wire.read_message(read_exactly, 1 << 20)[0])
+    second = protocol.Reply.from_json(wire.read_message(read_exactly, 1 << 20)[0])
+    assert first.id == 1 and first.error is not None and "no such thing" in first.error.message
+    assert second.id == 2 and second.ok
