@@ -30,10 +30,12 @@ def affine_forward(x, w, b):
     Returns a tuple of:
     - out: Output, of shape (N, M)
     - cache: Whatever affine_backward needs
+
+    Graded by task: affine.forward
     """
     out, cache = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement affine_forward in layers.py")
+    raise NotImplementedError("affine_forward in layers.py (graded by task affine.forward)")
     # END YOUR CODE
     return out, cache
 
@@ -49,10 +51,12 @@ def affine_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, d_1, ..., d_k)
     - dw: Gradient with respect to w, of shape (D, M)
     - db: Gradient with respect to b, of shape (M,)
+
+    Graded by task: affine.backward
     """
     dx, dw, db = None, None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement affine_backward in layers.py")
+    raise NotImplementedError("affine_backward in layers.py (graded by task affine.backward)")
     # END YOUR CODE
     return dx, dw, db
 
@@ -66,10 +70,12 @@ def relu_forward(x):
     Returns a tuple of:
     - out: Output, of the same shape as x
     - cache: Whatever relu_backward needs
+
+    Graded by task: relu.forward
     """
     out, cache = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement relu_forward in layers.py")
+    raise NotImplementedError("relu_forward in layers.py (graded by task relu.forward)")
     # END YOUR CODE
     return out, cache
 
@@ -83,10 +89,12 @@ def relu_backward(dout, cache):
 
     Returns:
     - dx: Gradient with respect to x, of the same shape as dout
+
+    Graded by task: relu.backward
     """
     dx = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement relu_backward in layers.py")
+    raise NotImplementedError("relu_backward in layers.py (graded by task relu.backward)")
     # END YOUR CODE
     return dx
 
@@ -102,10 +110,12 @@ def sigmoid_forward(x):
     - cache: Whatever sigmoid_backward needs
 
     Inputs may be large (|x| up to about 1000): out must stay finite there.
+
+    Graded by task: sigmoid.forward
     """
     out, cache = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement sigmoid_forward in layers.py")
+    raise NotImplementedError("sigmoid_forward in layers.py (graded by task sigmoid.forward)")
     # END YOUR CODE
     return out, cache
 
@@ -119,10 +129,12 @@ def sigmoid_backward(dout, cache):
 
     Returns:
     - dx: Gradient with respect to x, of the same shape as dout
+
+    Graded by task: sigmoid.backward
     """
     dx = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement sigmoid_backward in layers.py")
+    raise NotImplementedError("sigmoid_backward in layers.py (graded by task sigmoid.backward)")
     # END YOUR CODE
     return dx
 
@@ -139,10 +151,12 @@ def softmax_loss(x, y):
     - dx: Gradient of the loss with respect to x, of shape (N, C)
 
     Scores may be large (|x| up to about 1000): loss and dx must stay finite there.
+
+    Graded by tasks: softmax_loss.loss, softmax_loss.gradient
     """
     loss, dx = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement softmax_loss in layers.py")
+    raise NotImplementedError("softmax_loss in layers.py (graded by tasks softmax_loss.loss, softmax_loss.gradient)")
     # END YOUR CODE
     return loss, dx
 
@@ -157,10 +171,12 @@ def svm_loss(x, y):
     Returns a tuple of:
     - loss: Scalar, the mean over i of sum over j != y[i] of max(0, x[i, j] - x[i, y[i]] + 1)
     - dx: Gradient of the loss with respect to x, of shape (N, C)
+
+    Graded by tasks: svm_loss.loss, svm_loss.gradient
     """
     loss, dx = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement svm_loss in layers.py")
+    raise NotImplementedError("svm_loss in layers.py (graded by tasks svm_loss.loss, svm_loss.gradient)")
     # END YOUR CODE
     return loss, dx
 
@@ -181,6 +197,8 @@ def dropout_forward(x, dropout_param):
     Returns a tuple of:
     - out: Output, of the same shape and dtype as x
     - cache: Whatever dropout_backward needs
+
+    Graded by task: dropout.forward
     """
     p, mode = dropout_param["p"], dropout_param["mode"]
     if "seed" in dropout_param:
@@ -188,7 +206,7 @@ def dropout_forward(x, dropout_param):
 
     mask, out = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement dropout_forward in layers.py")
+    raise NotImplementedError("dropout_forward in layers.py (graded by task dropout.forward)")
     # END YOUR CODE
     cache = (dropout_param, mask)
     out = out.astype(x.dtype, copy=False)
@@ -204,13 +222,15 @@ def dropout_backward(dout, cache):
 
     Returns:
     - dx: Gradient with respect to x, of the same shape as dout
+
+    Graded by task: dropout.backward
     """
     dropout_param, mask = cache
     mode = dropout_param["mode"]
 
     dx = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement dropout_backward in layers.py")
+    raise NotImplementedError("dropout_backward in layers.py (graded by task dropout.backward)")
     # END YOUR CODE
     return dx
 
@@ -242,6 +262,8 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     Returns a tuple of:
     - out: Output, of shape (N, D)
     - cache: Whatever batchnorm_backward and batchnorm_backward_alt need
+
+    Graded by task: batchnorm.forward
     """
     mode = bn_param["mode"]
     eps = bn_param.get("eps", 1e-5)
@@ -252,7 +274,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
 
     out, cache = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement batchnorm_forward in layers.py")
+    raise NotImplementedError("batchnorm_forward in layers.py (graded by task batchnorm.forward)")
     # END YOUR CODE
     bn_param["running_mean"] = running_mean
     bn_param["running_var"] = running_var
@@ -270,10 +292,12 @@ def batchnorm_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, D)
     - dgamma: Gradient with respect to gamma, of shape (D,)
     - dbeta: Gradient with respect to beta, of shape (D,)
+
+    Graded by task: batchnorm.backward
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement batchnorm_backward in layers.py")
+    raise NotImplementedError("batchnorm_backward in layers.py (graded by task batchnorm.backward)")
     # END YOUR CODE
     return dx, dgamma, dbeta
 
@@ -291,10 +315,12 @@ def batchnorm_backward_alt(dout, cache):
     - dx: Gradient with respect to x, of shape (N, D)
     - dgamma: Gradient with respect to gamma, of shape (D,)
     - dbeta: Gradient with respect to beta, of shape (D,)
+
+    Graded by task: batchnorm.backward_alt
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement batchnorm_backward_alt in layers.py")
+    raise NotImplementedError("batchnorm_backward_alt in layers.py (graded by task batchnorm.backward_alt)")
     # END YOUR CODE
     return dx, dgamma, dbeta
 
@@ -316,12 +342,14 @@ def layernorm_forward(x, gamma, beta, ln_param):
     Returns a tuple of:
     - out: Output, of shape (N, D)
     - cache: Whatever layernorm_backward needs
+
+    Graded by task: layernorm.forward
     """
     eps = ln_param.get("eps", 1e-5)
 
     out, cache = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement layernorm_forward in layers.py")
+    raise NotImplementedError("layernorm_forward in layers.py (graded by task layernorm.forward)")
     # END YOUR CODE
     return out, cache
 
@@ -337,10 +365,12 @@ def layernorm_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, D)
     - dgamma: Gradient with respect to gamma, of shape (D,)
     - dbeta: Gradient with respect to beta, of shape (D,)
+
+    Graded by task: layernorm.backward
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement layernorm_backward in layers.py")
+    raise NotImplementedError("layernorm_backward in layers.py (graded by task layernorm.backward)")
     # END YOUR CODE
     return dx, dgamma, dbeta
 
@@ -365,12 +395,14 @@ def conv_forward_naive(x, w, b, conv_param):
       H' = 1 + (H + 2 * pad - HH) // stride
       W' = 1 + (W + 2 * pad - WW) // stride
     - cache: Whatever conv_backward_naive needs
+
+    Graded by task: conv.forward
     """
     stride, pad = conv_param["stride"], conv_param["pad"]
 
     out, cache = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement conv_forward_naive in layers.py")
+    raise NotImplementedError("conv_forward_naive in layers.py (graded by task conv.forward)")
     # END YOUR CODE
     return out, cache
 
@@ -386,10 +418,12 @@ def conv_backward_naive(dout, cache):
     - dx: Gradient with respect to x, of shape (N, C, H, W)
     - dw: Gradient with respect to w, of shape (F, C, HH, WW)
     - db: Gradient with respect to b, of shape (F,)
+
+    Graded by task: conv.backward
     """
     dx, dw, db = None, None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement conv_backward_naive in layers.py")
+    raise NotImplementedError("conv_backward_naive in layers.py (graded by task conv.backward)")
     # END YOUR CODE
     return dx, dw, db
 
@@ -412,13 +446,15 @@ def max_pool_forward_naive(x, pool_param):
       H' = 1 + (H - pool_height) // stride
       W' = 1 + (W - pool_width) // stride
     - cache: Whatever max_pool_backward_naive needs
+
+    Graded by task: max_pool.forward
     """
     pool_height, pool_width = pool_param["pool_height"], pool_param["pool_width"]
     stride = pool_param["stride"]
 
     out, cache = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement max_pool_forward_naive in layers.py")
+    raise NotImplementedError("max_pool_forward_naive in layers.py (graded by task max_pool.forward)")
     # END YOUR CODE
     return out, cache
 
@@ -437,10 +473,12 @@ def max_pool_backward_naive(dout, cache):
 
     Returns:
     - dx: Gradient with respect to x, of shape (N, C, H, W)
+
+    Graded by task: max_pool.backward
     """
     dx = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement max_pool_backward_naive in layers.py")
+    raise NotImplementedError("max_pool_backward_naive in layers.py (graded by task max_pool.backward)")
     # END YOUR CODE
     return dx
 
@@ -461,10 +499,12 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     Returns a tuple of:
     - out: Output, of shape (N, C, H, W)
     - cache: Whatever spatial_batchnorm_backward needs
+
+    Graded by task: spatial_batchnorm.forward
     """
     out, cache = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement spatial_batchnorm_forward in layers.py")
+    raise NotImplementedError("spatial_batchnorm_forward in layers.py (graded by task spatial_batchnorm.forward)")
     # END YOUR CODE
     return out, cache
 
@@ -480,10 +520,12 @@ def spatial_batchnorm_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, C, H, W)
     - dgamma: Gradient with respect to gamma, of shape (C,)
     - dbeta: Gradient with respect to beta, of shape (C,)
+
+    Graded by task: spatial_batchnorm.backward
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement spatial_batchnorm_backward in layers.py")
+    raise NotImplementedError("spatial_batchnorm_backward in layers.py (graded by task spatial_batchnorm.backward)")
     # END YOUR CODE
     return dx, dgamma, dbeta
 
@@ -507,12 +549,14 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
     Returns a tuple of:
     - out: Output, of shape (N, C, H, W)
     - cache: Whatever spatial_groupnorm_backward needs
+
+    Graded by task: spatial_groupnorm.forward
     """
     eps = gn_param.get("eps", 1e-5)
 
     out, cache = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement spatial_groupnorm_forward in layers.py")
+    raise NotImplementedError("spatial_groupnorm_forward in layers.py (graded by task spatial_groupnorm.forward)")
     # END YOUR CODE
     return out, cache
 
@@ -528,9 +572,11 @@ def spatial_groupnorm_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, C, H, W)
     - dgamma: Gradient with respect to gamma, of shape (1, C, 1, 1)
     - dbeta: Gradient with respect to beta, of shape (1, C, 1, 1)
+
+    Graded by task: spatial_groupnorm.backward
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement spatial_groupnorm_backward in layers.py")
+    raise NotImplementedError("spatial_groupnorm_backward in layers.py (graded by task spatial_groupnorm.backward)")
     # END YOUR CODE
     return dx, dgamma, dbeta

@@ -49,12 +49,14 @@ class TwoLayerNet:
         - num_classes: Integer C, the number of classes
         - weight_scale: Standard deviation of the initial weights
         - reg: Strength of the L2 regularization
+
+        Graded by task: two_layer_net.init
         """
         self.params = {}
         self.reg = reg
 
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement TwoLayerNet.__init__ in models.py")
+        raise NotImplementedError("TwoLayerNet.__init__ in models.py (graded by task two_layer_net.init)")
         # END YOUR CODE
 
     def loss(self, X, y=None):
@@ -71,10 +73,12 @@ class TwoLayerNet:
         - loss: Scalar, the softmax loss plus the L2 regularization
         - grads: Dictionary with the keys of self.params; grads[k] is the gradient of the
           loss with respect to self.params[k], of the same shape
+
+        Graded by tasks: two_layer_net.loss, two_layer_net.gradients
         """
         scores = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the TwoLayerNet forward pass in models.py")
+        raise NotImplementedError("the TwoLayerNet forward pass in models.py (graded by task two_layer_net.loss)")
         # END YOUR CODE
 
         if y is None:
@@ -82,7 +86,7 @@ class TwoLayerNet:
 
         loss, grads = 0.0, {}
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the TwoLayerNet backward pass in models.py")
+        raise NotImplementedError("the TwoLayerNet backward pass in models.py (graded by task two_layer_net.gradients)")
         # END YOUR CODE
         return loss, grads
 
@@ -132,6 +136,8 @@ class FullyConnectedNet:
         - dtype: NumPy dtype of all parameters and computations; float32 is faster,
           float64 is needed for numeric gradient checks
         - seed: If not None, the dropout layers use this seed, so the model is deterministic
+
+        Graded by task: fc_net.init
         """
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1
@@ -141,7 +147,7 @@ class FullyConnectedNet:
         self.params = {}
 
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement FullyConnectedNet.__init__ in models.py")
+        raise NotImplementedError("FullyConnectedNet.__init__ in models.py (graded by task fc_net.init)")
         # END YOUR CODE
 
         # Dropout and normalization layers keep their settings (and batch norm its running
@@ -166,6 +172,8 @@ class FullyConnectedNet:
 
         Inputs and outputs as TwoLayerNet.loss. Without y the network runs in test mode
         (no dropout, batch norm with its running averages); with y, in training mode.
+
+        Graded by tasks: fc_net.loss, fc_net.gradients, fc_net.dropout, fc_net.batchnorm, fc_net.layernorm
         """
         X = X.astype(self.dtype)
         mode = "test" if y is None else "train"
@@ -178,7 +186,7 @@ class FullyConnectedNet:
 
         scores = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the FullyConnectedNet forward pass in models.py")
+        raise NotImplementedError("the FullyConnectedNet forward pass in models.py (graded by task fc_net.loss)")
         # END YOUR CODE
 
         if mode == "test":
@@ -186,7 +194,7 @@ class FullyConnectedNet:
 
         loss, grads = 0.0, {}
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the FullyConnectedNet backward pass in models.py")
+        raise NotImplementedError("the FullyConnectedNet backward pass in models.py (graded by task fc_net.gradients)")
         # END YOUR CODE
         return loss, grads
 
@@ -208,10 +216,12 @@ def create_solver_instance(data_dict):
 
     Returns:
     - solver: A Solver whose model is a TwoLayerNet
+
+    Graded by task: two_layer_net.cifar10
     """
     solver = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement create_solver_instance in models.py")
+    raise NotImplementedError("create_solver_instance in models.py (graded by task two_layer_net.cifar10)")
     # END YOUR CODE
     return solver
 
@@ -229,10 +239,12 @@ def create_overfit_solver_instance(data_dict):
 
     Returns:
     - solver: A Solver, not yet trained
+
+    Graded by task: fc_net.overfit
     """
     weight_scale, learning_rate = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Choose weight_scale and learning_rate in models.py")
+    raise NotImplementedError("weight_scale and learning_rate in models.py (graded by task fc_net.overfit)")
     # END YOUR CODE
     model = FullyConnectedNet([100, 100, 100, 100], weight_scale=weight_scale, dtype=np.float64)
     solver = Solver(

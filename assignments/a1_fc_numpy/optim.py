@@ -24,6 +24,8 @@ def sgd(w, dw, config=None):
 
     config format:
     - learning_rate: Scalar learning rate (default 1e-2)
+
+    Graded by task: optim.sgd
     """
     if config is None:
         config = {}
@@ -31,7 +33,7 @@ def sgd(w, dw, config=None):
 
     next_w = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement sgd in optim.py")
+    raise NotImplementedError("sgd in optim.py (graded by task optim.sgd)")
     # END YOUR CODE
     return next_w, config
 
@@ -47,6 +49,8 @@ def sgd_momentum(w, dw, config=None):
     - momentum: Scalar between 0 and 1 (default 0.9); 0 is vanilla SGD
     - velocity: Array of the same shape as w, a moving average of the gradients
       (default zeros); store the new velocity here
+
+    Graded by task: optim.sgd_momentum
     """
     if config is None:
         config = {}
@@ -56,7 +60,7 @@ def sgd_momentum(w, dw, config=None):
 
     next_w = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement sgd_momentum in optim.py")
+    raise NotImplementedError("sgd_momentum in optim.py (graded by task optim.sgd_momentum)")
     # END YOUR CODE
     return next_w, config
 
@@ -73,6 +77,8 @@ def rmsprop(w, dw, config=None):
     - epsilon: Small scalar that avoids dividing by zero (default 1e-8)
     - cache: Array of the same shape as w, the moving average of squared gradients
       (default zeros); store the new cache here
+
+    Graded by task: optim.rmsprop
     """
     if config is None:
         config = {}
@@ -83,7 +89,7 @@ def rmsprop(w, dw, config=None):
 
     next_w = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement rmsprop in optim.py")
+    raise NotImplementedError("rmsprop in optim.py (graded by task optim.rmsprop)")
     # END YOUR CODE
     return next_w, config
 
@@ -108,6 +114,8 @@ def adam(w, dw, config=None):
       (default zeros)
     - t: Number of steps taken so far (default 0); incremented BEFORE the bias correction
     Store the new m, v and t in config.
+
+    Graded by task: optim.adam
     """
     if config is None:
         config = {}
@@ -121,6 +129,6 @@ def adam(w, dw, config=None):
 
     next_w = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement adam in optim.py")
+    raise NotImplementedError("adam in optim.py (graded by task optim.adam)")
     # END YOUR CODE
     return next_w, config

@@ -40,10 +40,12 @@ class Linear:
         Returns a tuple of:
         - out: Output, of shape (N, M)
         - cache: Whatever Linear.backward needs
+
+        Graded by task: linear.forward
         """
         out, cache = None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement Linear.forward in layers.py")
+        raise NotImplementedError("Linear.forward in layers.py (graded by task linear.forward)")
         # END YOUR CODE
         return out, cache
 
@@ -59,10 +61,12 @@ class Linear:
         - dx: Gradient with respect to x, of shape (N, d_1, ..., d_k)
         - dw: Gradient with respect to w, of shape (D, M)
         - db: Gradient with respect to b, of shape (M,)
+
+        Graded by task: linear.backward
         """
         dx, dw, db = None, None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement Linear.backward in layers.py")
+        raise NotImplementedError("Linear.backward in layers.py (graded by task linear.backward)")
         # END YOUR CODE
         return dx, dw, db
 
@@ -78,10 +82,12 @@ class ReLU:
         Returns a tuple of:
         - out: Output, of the same shape as x
         - cache: Whatever ReLU.backward needs
+
+        Graded by task: relu.forward
         """
         out, cache = None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ReLU.forward in layers.py")
+        raise NotImplementedError("ReLU.forward in layers.py (graded by task relu.forward)")
         # END YOUR CODE
         return out, cache
 
@@ -95,10 +101,12 @@ class ReLU:
 
         Returns:
         - dx: Gradient with respect to x, of the same shape as dout
+
+        Graded by task: relu.backward
         """
         dx = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ReLU.backward in layers.py")
+        raise NotImplementedError("ReLU.backward in layers.py (graded by task relu.backward)")
         # END YOUR CODE
         return dx
 
@@ -115,10 +123,12 @@ class Linear_ReLU:
         Returns a tuple of:
         - out: Output of the ReLU, of shape (N, M)
         - cache: Whatever Linear_ReLU.backward needs
+
+        Graded by task: linear_relu.forward
         """
         out, cache = None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement Linear_ReLU.forward in layers.py")
+        raise NotImplementedError("Linear_ReLU.forward in layers.py (graded by task linear_relu.forward)")
         # END YOUR CODE
         return out, cache
 
@@ -134,10 +144,12 @@ class Linear_ReLU:
         - dx: Gradient with respect to x, of shape (N, d_1, ..., d_k)
         - dw: Gradient with respect to w, of shape (D, M)
         - db: Gradient with respect to b, of shape (M,)
+
+        Graded by task: linear_relu.backward
         """
         dx, dw, db = None, None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement Linear_ReLU.backward in layers.py")
+        raise NotImplementedError("Linear_ReLU.backward in layers.py (graded by task linear_relu.backward)")
         # END YOUR CODE
         return dx, dw, db
 
@@ -155,10 +167,12 @@ def softmax_loss(x, y):
     - loss: 0-dimensional tensor of x's dtype and device, the mean over the N examples of
       -log(softmax(x[i])[y[i]])
     - dx: Gradient of the loss with respect to x, of shape (N, C)
+
+    Graded by tasks: softmax_loss.loss, softmax_loss.gradient
     """
     loss, dx = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement softmax_loss in layers.py")
+    raise NotImplementedError("softmax_loss in layers.py (graded by tasks softmax_loss.loss, softmax_loss.gradient)")
     # END YOUR CODE
     return loss, dx
 
@@ -174,10 +188,12 @@ def svm_loss(x, y):
     - loss: 0-dimensional tensor of x's dtype and device, the mean over i of the sum over
       j != y[i] of max(0, x[i, j] - x[i, y[i]] + 1)
     - dx: Gradient of the loss with respect to x, of shape (N, C)
+
+    Graded by tasks: svm_loss.loss, svm_loss.gradient
     """
     loss, dx = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement svm_loss in layers.py")
+    raise NotImplementedError("svm_loss in layers.py (graded by tasks svm_loss.loss, svm_loss.gradient)")
     # END YOUR CODE
     return loss, dx
 
@@ -201,6 +217,8 @@ class Dropout:
         Returns a tuple of:
         - out: Output, of the same shape, dtype and device as x
         - cache: Whatever Dropout.backward needs
+
+        Graded by task: dropout.forward
         """
         p, mode = dropout_param["p"], dropout_param["mode"]
         if "seed" in dropout_param:
@@ -208,7 +226,7 @@ class Dropout:
 
         mask, out = None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement Dropout.forward in layers.py")
+        raise NotImplementedError("Dropout.forward in layers.py (graded by task dropout.forward)")
         # END YOUR CODE
         cache = (dropout_param, mask)
         return out, cache
@@ -223,13 +241,15 @@ class Dropout:
 
         Returns:
         - dx: Gradient with respect to x, of the same shape as dout
+
+        Graded by task: dropout.backward
         """
         dropout_param, mask = cache
         mode = dropout_param["mode"]
 
         dx = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement Dropout.backward in layers.py")
+        raise NotImplementedError("Dropout.backward in layers.py (graded by task dropout.backward)")
         # END YOUR CODE
         return dx
 
@@ -264,6 +284,8 @@ class BatchNorm:
         Returns a tuple of:
         - out: Output, of shape (N, D)
         - cache: Whatever BatchNorm.backward and BatchNorm.backward_alt need
+
+        Graded by task: batchnorm.forward
         """
         mode = bn_param["mode"]
         eps = bn_param.get("eps", 1e-5)
@@ -274,7 +296,7 @@ class BatchNorm:
 
         out, cache = None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement BatchNorm.forward in layers.py")
+        raise NotImplementedError("BatchNorm.forward in layers.py (graded by task batchnorm.forward)")
         # END YOUR CODE
         bn_param["running_mean"] = running_mean
         bn_param["running_var"] = running_var
@@ -293,10 +315,12 @@ class BatchNorm:
         - dx: Gradient with respect to x, of shape (N, D)
         - dgamma: Gradient with respect to gamma, of shape (D,)
         - dbeta: Gradient with respect to beta, of shape (D,)
+
+        Graded by task: batchnorm.backward
         """
         dx, dgamma, dbeta = None, None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement BatchNorm.backward in layers.py")
+        raise NotImplementedError("BatchNorm.backward in layers.py (graded by task batchnorm.backward)")
         # END YOUR CODE
         return dx, dgamma, dbeta
 
@@ -308,10 +332,12 @@ class BatchNorm:
         intermediate steps of BatchNorm.backward; the results are the same.
 
         Inputs and outputs as BatchNorm.backward.
+
+        Graded by task: batchnorm.backward_alt
         """
         dx, dgamma, dbeta = None, None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement BatchNorm.backward_alt in layers.py")
+        raise NotImplementedError("BatchNorm.backward_alt in layers.py (graded by task batchnorm.backward_alt)")
         # END YOUR CODE
         return dx, dgamma, dbeta
 
@@ -335,10 +361,12 @@ class SpatialBatchNorm:
         Returns a tuple of:
         - out: Output, of shape (N, C, H, W)
         - cache: Whatever SpatialBatchNorm.backward needs
+
+        Graded by task: spatial_batchnorm.forward
         """
         out, cache = None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement SpatialBatchNorm.forward in layers.py")
+        raise NotImplementedError("SpatialBatchNorm.forward in layers.py (graded by task spatial_batchnorm.forward)")
         # END YOUR CODE
         return out, cache
 
@@ -354,10 +382,12 @@ class SpatialBatchNorm:
         - dx: Gradient with respect to x, of shape (N, C, H, W)
         - dgamma: Gradient with respect to gamma, of shape (C,)
         - dbeta: Gradient with respect to beta, of shape (C,)
+
+        Graded by task: spatial_batchnorm.backward
         """
         dx, dgamma, dbeta = None, None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement SpatialBatchNorm.backward in layers.py")
+        raise NotImplementedError("SpatialBatchNorm.backward in layers.py (graded by task spatial_batchnorm.backward)")
         # END YOUR CODE
         return dx, dgamma, dbeta
 
@@ -386,12 +416,14 @@ class Conv:
           H' = 1 + (H + 2 * pad - HH) // stride
           W' = 1 + (W + 2 * pad - WW) // stride
         - cache: Whatever Conv.backward needs
+
+        Graded by task: conv.forward
         """
         stride, pad = conv_param["stride"], conv_param["pad"]
 
         out, cache = None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement Conv.forward in layers.py")
+        raise NotImplementedError("Conv.forward in layers.py (graded by task conv.forward)")
         # END YOUR CODE
         return out, cache
 
@@ -407,10 +439,12 @@ class Conv:
         - dx: Gradient with respect to x, of shape (N, C, H, W)
         - dw: Gradient with respect to w, of shape (F, C, HH, WW)
         - db: Gradient with respect to b, of shape (F,)
+
+        Graded by task: conv.backward
         """
         dx, dw, db = None, None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement Conv.backward in layers.py")
+        raise NotImplementedError("Conv.backward in layers.py (graded by task conv.backward)")
         # END YOUR CODE
         return dx, dw, db
 
@@ -435,13 +469,15 @@ class MaxPool:
           H' = 1 + (H - pool_height) // stride
           W' = 1 + (W - pool_width) // stride
         - cache: Whatever MaxPool.backward needs
+
+        Graded by task: max_pool.forward
         """
         pool_height, pool_width = pool_param["pool_height"], pool_param["pool_width"]
         stride = pool_param["stride"]
 
         out, cache = None, None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement MaxPool.forward in layers.py")
+        raise NotImplementedError("MaxPool.forward in layers.py (graded by task max_pool.forward)")
         # END YOUR CODE
         return out, cache
 
@@ -460,10 +496,12 @@ class MaxPool:
 
         Returns:
         - dx: Gradient with respect to x, of shape (N, C, H, W)
+
+        Graded by task: max_pool.backward
         """
         dx = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement MaxPool.backward in layers.py")
+        raise NotImplementedError("MaxPool.backward in layers.py (graded by task max_pool.backward)")
         # END YOUR CODE
         return dx
 

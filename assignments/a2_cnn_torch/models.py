@@ -37,12 +37,14 @@ def kaiming_initializer(Din, Dout, K=None, relu=True, device="cpu", dtype=torch.
     Returns:
     - weight: Tensor of shape (Din, Dout) for a linear layer, (Dout, Din, K, K) for a
       convolution
+
+    Graded by task: kaiming.initializer
     """
     gain = 2.0 if relu else 1.0
 
     weight = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement kaiming_initializer in models.py")
+    raise NotImplementedError("kaiming_initializer in models.py (graded by task kaiming.initializer)")
     # END YOUR CODE
     return weight
 
@@ -85,6 +87,8 @@ class TwoLayerNet:
         - dtype: torch dtype of the parameters; float32 is faster, float64 is needed for
           numeric gradient checks
         - device: Device of the parameters, e.g. 'cpu' or 'cuda'
+
+        Graded by task: two_layer_net.init
         """
         self.params = {}
         self.reg = reg
@@ -92,7 +96,7 @@ class TwoLayerNet:
         self.device = device
 
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement TwoLayerNet.__init__ in models.py")
+        raise NotImplementedError("TwoLayerNet.__init__ in models.py (graded by task two_layer_net.init)")
         # END YOUR CODE
 
     def loss(self, X, y=None):
@@ -109,12 +113,14 @@ class TwoLayerNet:
         - loss: 0-dimensional tensor, the softmax loss plus the L2 regularization
         - grads: Dictionary with the keys of self.params; grads[k] is the gradient of the
           loss with respect to self.params[k], of the same shape
+
+        Graded by tasks: two_layer_net.loss, two_layer_net.gradients
         """
         X = X.to(dtype=self.dtype, device=self.device)
 
         scores = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the TwoLayerNet forward pass in models.py")
+        raise NotImplementedError("the TwoLayerNet forward pass in models.py (graded by task two_layer_net.loss)")
         # END YOUR CODE
 
         if y is None:
@@ -122,7 +128,7 @@ class TwoLayerNet:
 
         loss, grads = 0.0, {}
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the TwoLayerNet backward pass in models.py")
+        raise NotImplementedError("the TwoLayerNet backward pass in models.py (graded by task two_layer_net.gradients)")
         # END YOUR CODE
         return loss, grads
 
@@ -169,6 +175,8 @@ class FullyConnectedNet:
         - dtype: torch dtype of all parameters and computations; float32 is faster, float64
           is needed for numeric gradient checks
         - device: Device of the parameters, e.g. 'cpu' or 'cuda'
+
+        Graded by task: fc_net.init
         """
         self.use_dropout = dropout != 0
         self.reg = reg
@@ -178,7 +186,7 @@ class FullyConnectedNet:
         self.params = {}
 
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement FullyConnectedNet.__init__ in models.py")
+        raise NotImplementedError("FullyConnectedNet.__init__ in models.py (graded by task fc_net.init)")
         # END YOUR CODE
 
         # The dropout layers keep their settings in this dictionary; pass it to Dropout.
@@ -193,6 +201,8 @@ class FullyConnectedNet:
 
         Inputs and outputs as TwoLayerNet.loss. Without y the network runs in test mode (no
         dropout); with y, in training mode.
+
+        Graded by tasks: fc_net.loss, fc_net.gradients, fc_net.dropout
         """
         X = X.to(dtype=self.dtype, device=self.device)
         mode = "test" if y is None else "train"
@@ -201,7 +211,7 @@ class FullyConnectedNet:
 
         scores = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the FullyConnectedNet forward pass in models.py")
+        raise NotImplementedError("the FullyConnectedNet forward pass in models.py (graded by task fc_net.loss)")
         # END YOUR CODE
 
         if mode == "test":
@@ -209,7 +219,7 @@ class FullyConnectedNet:
 
         loss, grads = 0.0, {}
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the FullyConnectedNet backward pass in models.py")
+        raise NotImplementedError("the FullyConnectedNet backward pass in models.py (graded by task fc_net.gradients)")
         # END YOUR CODE
         return loss, grads
 
@@ -258,6 +268,8 @@ class ThreeLayerConvNet:
         - reg: Strength of the L2 regularization
         - dtype: torch dtype of the parameters
         - device: Device of the parameters
+
+        Graded by task: three_layer_convnet.init
         """
         self.params = {}
         self.reg = reg
@@ -265,7 +277,7 @@ class ThreeLayerConvNet:
         self.device = device
 
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ThreeLayerConvNet.__init__ in models.py")
+        raise NotImplementedError("ThreeLayerConvNet.__init__ in models.py (graded by task three_layer_convnet.init)")
         # END YOUR CODE
 
     def loss(self, X, y=None):
@@ -276,6 +288,8 @@ class ThreeLayerConvNet:
         - y: Labels, an integer tensor of shape (N,); or None
 
         Outputs as TwoLayerNet.loss.
+
+        Graded by tasks: three_layer_convnet.loss, three_layer_convnet.gradients
         """
         X = X.to(dtype=self.dtype, device=self.device)
         filter_size = self.params["W1"].shape[2]
@@ -284,7 +298,7 @@ class ThreeLayerConvNet:
 
         scores = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the ThreeLayerConvNet forward pass in models.py")
+        raise NotImplementedError("the ThreeLayerConvNet forward pass in models.py (graded by task three_layer_convnet.loss)")
         # END YOUR CODE
 
         if y is None:
@@ -292,7 +306,7 @@ class ThreeLayerConvNet:
 
         loss, grads = 0.0, {}
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the ThreeLayerConvNet backward pass in models.py")
+        raise NotImplementedError("the ThreeLayerConvNet backward pass in models.py (graded by task three_layer_convnet.gradients)")
         # END YOUR CODE
         return loss, grads
 
@@ -350,6 +364,8 @@ class DeepConvNet:
         - dtype: torch dtype of the parameters; float32 is faster, float64 is needed for
           numeric gradient checks
         - device: Device of the parameters
+
+        Graded by task: deep_convnet.init
         """
         self.params = {}
         self.num_layers = len(num_filters) + 1
@@ -360,7 +376,7 @@ class DeepConvNet:
         self.device = device
 
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement DeepConvNet.__init__ in models.py")
+        raise NotImplementedError("DeepConvNet.__init__ in models.py (graded by task deep_convnet.init)")
         # END YOUR CODE
 
         # The batch normalization layers keep their settings and running averages in these
@@ -392,6 +408,8 @@ class DeepConvNet:
 
         Outputs as TwoLayerNet.loss. Without y the network runs in test mode (batch
         normalization with its running averages); with y, in training mode.
+
+        Graded by tasks: deep_convnet.loss, deep_convnet.gradients, deep_convnet.batchnorm
         """
         X = X.to(dtype=self.dtype, device=self.device)
         mode = "test" if y is None else "train"
@@ -402,7 +420,7 @@ class DeepConvNet:
 
         scores = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the DeepConvNet forward pass in models.py")
+        raise NotImplementedError("the DeepConvNet forward pass in models.py (graded by task deep_convnet.loss)")
         # END YOUR CODE
 
         if y is None:
@@ -410,7 +428,7 @@ class DeepConvNet:
 
         loss, grads = 0.0, {}
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement the DeepConvNet backward pass in models.py")
+        raise NotImplementedError("the DeepConvNet backward pass in models.py (graded by task deep_convnet.gradients)")
         # END YOUR CODE
         return loss, grads
 
@@ -435,10 +453,12 @@ def create_solver_instance(data_dict, dtype, device):
 
     Returns:
     - solver: A Solver whose model is a TwoLayerNet
+
+    Graded by task: two_layer_net.cifar10
     """
     solver = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement create_solver_instance in models.py")
+    raise NotImplementedError("create_solver_instance in models.py (graded by task two_layer_net.cifar10)")
     # END YOUR CODE
     return solver
 
@@ -454,10 +474,12 @@ def get_three_layer_network_params():
     Returns a tuple of:
     - weight_scale: Standard deviation of the initial weights
     - learning_rate: Learning rate of SGD
+
+    Graded by task: fc_net.overfit_three_layer
     """
     weight_scale, learning_rate = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement get_three_layer_network_params in models.py")
+    raise NotImplementedError("get_three_layer_network_params in models.py (graded by task fc_net.overfit_three_layer)")
     # END YOUR CODE
     return weight_scale, learning_rate
 
@@ -470,10 +492,12 @@ def get_five_layer_network_params():
     Returns a tuple of:
     - weight_scale: Standard deviation of the initial weights
     - learning_rate: Learning rate of SGD
+
+    Graded by task: fc_net.overfit_five_layer
     """
     weight_scale, learning_rate = None, None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement get_five_layer_network_params in models.py")
+    raise NotImplementedError("get_five_layer_network_params in models.py (graded by task fc_net.overfit_five_layer)")
     # END YOUR CODE
     return weight_scale, learning_rate
 
@@ -500,9 +524,11 @@ def create_convolutional_solver_instance(data_dict, dtype, device):
 
     Returns:
     - solver: A Solver whose model is a DeepConvNet
+
+    Graded by task: deep_convnet.cifar10
     """
     solver = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement create_convolutional_solver_instance in models.py")
+    raise NotImplementedError("create_convolutional_solver_instance in models.py (graded by task deep_convnet.cifar10)")
     # END YOUR CODE
     return solver

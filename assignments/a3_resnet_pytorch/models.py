@@ -41,11 +41,13 @@ def three_layer_convnet(x, params):
 
     The parameters are only read: they are the network's weights, so changing one in place would
     change the network the caller holds.
+
+    Graded by task: barebones.forward
     """
     conv_w1, conv_b1, conv_w2, conv_b2, fc_w, fc_b = params
     scores = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement three_layer_convnet in models.py")
+    raise NotImplementedError("three_layer_convnet in models.py (graded by task barebones.forward)")
     # END YOUR CODE
     return scores
 
@@ -67,11 +69,13 @@ def initialize_three_layer_convnet(in_channels=3, channel_1=32, channel_2=16, nu
     Returns:
     - params: List [conv_w1, conv_b1, conv_w2, conv_b2, fc_w, fc_b] with the shapes
       three_layer_convnet documents, each a leaf tensor with requires_grad=True
+
+    Graded by task: barebones.init
     """
     height, width = image_size
     params = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement initialize_three_layer_convnet in models.py")
+    raise NotImplementedError("initialize_three_layer_convnet in models.py (graded by task barebones.init)")
     # END YOUR CODE
     return params
 
@@ -94,10 +98,12 @@ def three_layer_convnet_train_step(x, y, params, learning_rate):
 
     Returns:
     - loss: The loss before the update, as a Python float
+
+    Graded by task: barebones.train_step
     """
     loss = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement three_layer_convnet_train_step in models.py")
+    raise NotImplementedError("three_layer_convnet_train_step in models.py (graded by task barebones.train_step)")
     # END YOUR CODE
     return loss
 
@@ -118,20 +124,25 @@ class ThreeLayerConvNet(nn.Module):
     (nn.init.kaiming_normal_ with its defaults, mode="fan_in": a Gaussian with standard deviation
     sqrt(2 / fan_in)) and every bias is zero (nn.init.zeros_). PyTorch's default initialization,
     which nn.Conv2d and nn.Linear start with, is not this.
+
+    Graded by task: module_convnet.init
     """
 
     def __init__(self, in_channel, channel_1, channel_2, num_classes, image_size=(32, 32)):
         super().__init__()
         height, width = image_size
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ThreeLayerConvNet.__init__ in models.py")
+        raise NotImplementedError("ThreeLayerConvNet.__init__ in models.py (graded by task module_convnet.init)")
         # END YOUR CODE
 
     def forward(self, x):
-        """Scores of shape (N, num_classes) for images x of shape (N, in_channel, H, W)."""
+        """Scores of shape (N, num_classes) for images x of shape (N, in_channel, H, W).
+
+        Graded by task: module_convnet.forward
+        """
         scores = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ThreeLayerConvNet.forward in models.py")
+        raise NotImplementedError("ThreeLayerConvNet.forward in models.py (graded by task module_convnet.forward)")
         # END YOUR CODE
         return scores
 
@@ -153,11 +164,13 @@ def three_layer_convnet_sequential(in_channel, channel_1, channel_2, num_classes
 
     Returns:
     - model: The nn.Sequential
+
+    Graded by tasks: sequential_convnet.init, sequential_convnet.forward
     """
     height, width = image_size
     model = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement three_layer_convnet_sequential in models.py")
+    raise NotImplementedError("three_layer_convnet_sequential in models.py (graded by task sequential_convnet.init)")
     # END YOUR CODE
     return model
 
@@ -181,19 +194,24 @@ class PlainBlock(nn.Module):
       5: nn.Conv2d(Cout, Cout, kernel_size=3, padding=1)
 
     Layers keep PyTorch's default initialization.
+
+    Graded by task: plain_block.forward
     """
 
     def __init__(self, Cin, Cout, downsample=False):
         super().__init__()
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement PlainBlock.__init__ in models.py")
+        raise NotImplementedError("PlainBlock.__init__ in models.py (graded by task plain_block.forward)")
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H', W'), H' = ceil(H / 2) when downsampling, else H."""
+        """(N, Cin, H, W) -> (N, Cout, H', W'), H' = ceil(H / 2) when downsampling, else H.
+
+        Graded by task: plain_block.forward
+        """
         out = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement PlainBlock.forward in models.py")
+        raise NotImplementedError("PlainBlock.forward in models.py (graded by task plain_block.forward)")
         # END YOUR CODE
         return out
 
@@ -212,19 +230,24 @@ class ResidualBlock(nn.Module):
 
     A block that downsamples needs the 1x1 convolution with stride 2 even when Cin == Cout: the
     identity would add x at its full height and width to block(x), which has half of them.
+
+    Graded by tasks: residual_block.shortcut, residual_block.forward
     """
 
     def __init__(self, Cin, Cout, downsample=False):
         super().__init__()
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResidualBlock.__init__ in models.py")
+        raise NotImplementedError("ResidualBlock.__init__ in models.py (graded by task residual_block.shortcut)")
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H', W'), as PlainBlock."""
+        """(N, Cin, H, W) -> (N, Cout, H', W'), as PlainBlock.
+
+        Graded by task: residual_block.forward
+        """
         out = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResidualBlock.forward in models.py")
+        raise NotImplementedError("ResidualBlock.forward in models.py (graded by task residual_block.forward)")
         # END YOUR CODE
         return out
 
@@ -248,19 +271,24 @@ class ResidualBottleneckBlock(nn.Module):
       6: nn.BatchNorm2d(Cout // 4), 7: nn.ReLU(),
       8: nn.Conv2d(Cout // 4, Cout, kernel_size=1)
     - shortcut: as in ResidualBlock
+
+    Graded by task: bottleneck_block.forward
     """
 
     def __init__(self, Cin, Cout, downsample=False):
         super().__init__()
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResidualBottleneckBlock.__init__ in models.py")
+        raise NotImplementedError("ResidualBottleneckBlock.__init__ in models.py (graded by task bottleneck_block.forward)")
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H', W'), as PlainBlock."""
+        """(N, Cin, H, W) -> (N, Cout, H', W'), as PlainBlock.
+
+        Graded by task: bottleneck_block.forward
+        """
         out = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResidualBottleneckBlock.forward in models.py")
+        raise NotImplementedError("ResidualBottleneckBlock.forward in models.py (graded by task bottleneck_block.forward)")
         # END YOUR CODE
         return out
 
@@ -270,19 +298,24 @@ class ResNetStem(nn.Module):
 
     Submodules (their names are part of the contract):
     - net: nn.Sequential of 0: nn.Conv2d(Cin, Cout, kernel_size=3, padding=1), 1: nn.ReLU()
+
+    Graded by task: resnet.stem_and_stage
     """
 
     def __init__(self, Cin=3, Cout=8):
         super().__init__()
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResNetStem.__init__ in models.py")
+        raise NotImplementedError("ResNetStem.__init__ in models.py (graded by task resnet.stem_and_stage)")
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H, W)."""
+        """(N, Cin, H, W) -> (N, Cout, H, W).
+
+        Graded by task: resnet.stem_and_stage
+        """
         out = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResNetStem.forward in models.py")
+        raise NotImplementedError("ResNetStem.forward in models.py (graded by task resnet.stem_and_stage)")
         # END YOUR CODE
         return out
 
@@ -297,19 +330,24 @@ class ResNetStage(nn.Module):
 
     Inputs:
     - block: The class of the blocks: PlainBlock, ResidualBlock or ResidualBottleneckBlock
+
+    Graded by task: resnet.stem_and_stage
     """
 
     def __init__(self, Cin, Cout, num_blocks, downsample=True, block=ResidualBlock):
         super().__init__()
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResNetStage.__init__ in models.py")
+        raise NotImplementedError("ResNetStage.__init__ in models.py (graded by task resnet.stem_and_stage)")
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H', W')."""
+        """(N, Cin, H, W) -> (N, Cout, H', W').
+
+        Graded by task: resnet.stem_and_stage
+        """
         out = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResNetStage.forward in models.py")
+        raise NotImplementedError("ResNetStage.forward in models.py (graded by task resnet.stem_and_stage)")
         # END YOUR CODE
         return out
 
@@ -335,19 +373,24 @@ class ResNet(nn.Module):
     - Cin: Channels of the input images
     - block: The class of the blocks: PlainBlock, ResidualBlock or ResidualBottleneckBlock
     - num_classes: Number of scores per image
+
+    Graded by tasks: resnet.shapes, resnet.parameters
     """
 
     def __init__(self, stage_args, Cin=3, block=ResidualBlock, num_classes=10):
         super().__init__()
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResNet.__init__ in models.py")
+        raise NotImplementedError("ResNet.__init__ in models.py (graded by tasks resnet.shapes, resnet.parameters)")
         # END YOUR CODE
 
     def forward(self, x):
-        """Scores of shape (N, num_classes) for images x of shape (N, Cin, H, W)."""
+        """Scores of shape (N, num_classes) for images x of shape (N, Cin, H, W).
+
+        Graded by tasks: resnet.shapes, resnet.forward, resnet.gradients
+        """
         scores = None
         # BEGIN YOUR CODE
-        raise NotImplementedError("Implement ResNet.forward in models.py")
+        raise NotImplementedError("ResNet.forward in models.py (graded by task resnet.forward)")
         # END YOUR CODE
         return scores
 
@@ -397,9 +440,11 @@ def create_resnet_trainer_instance(data_dict, dtype, device):
 
     Returns:
     - trainer: A Trainer (trainer.py) whose network is a ResNet
+
+    Graded by task: resnet.cifar10
     """
     trainer = None
     # BEGIN YOUR CODE
-    raise NotImplementedError("Implement create_resnet_trainer_instance in models.py")
+    raise NotImplementedError("create_resnet_trainer_instance in models.py (graded by task resnet.cifar10)")
     # END YOUR CODE
     return trainer

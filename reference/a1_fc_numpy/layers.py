@@ -30,6 +30,8 @@ def affine_forward(x, w, b):
     Returns a tuple of:
     - out: Output, of shape (N, M)
     - cache: Whatever affine_backward needs
+
+    Graded by task: affine.forward
     """
     out, cache = None, None
     # BEGIN YOUR CODE
@@ -50,6 +52,8 @@ def affine_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, d_1, ..., d_k)
     - dw: Gradient with respect to w, of shape (D, M)
     - db: Gradient with respect to b, of shape (M,)
+
+    Graded by task: affine.backward
     """
     dx, dw, db = None, None, None
     # BEGIN YOUR CODE
@@ -70,6 +74,8 @@ def relu_forward(x):
     Returns a tuple of:
     - out: Output, of the same shape as x
     - cache: Whatever relu_backward needs
+
+    Graded by task: relu.forward
     """
     out, cache = None, None
     # BEGIN YOUR CODE
@@ -88,6 +94,8 @@ def relu_backward(dout, cache):
 
     Returns:
     - dx: Gradient with respect to x, of the same shape as dout
+
+    Graded by task: relu.backward
     """
     dx = None
     # BEGIN YOUR CODE
@@ -108,6 +116,8 @@ def sigmoid_forward(x):
     - cache: Whatever sigmoid_backward needs
 
     Inputs may be large (|x| up to about 1000): out must stay finite there.
+
+    Graded by task: sigmoid.forward
     """
     out, cache = None, None
     # BEGIN YOUR CODE
@@ -127,6 +137,8 @@ def sigmoid_backward(dout, cache):
 
     Returns:
     - dx: Gradient with respect to x, of the same shape as dout
+
+    Graded by task: sigmoid.backward
     """
     dx = None
     # BEGIN YOUR CODE
@@ -148,6 +160,8 @@ def softmax_loss(x, y):
     - dx: Gradient of the loss with respect to x, of shape (N, C)
 
     Scores may be large (|x| up to about 1000): loss and dx must stay finite there.
+
+    Graded by tasks: softmax_loss.loss, softmax_loss.gradient
     """
     loss, dx = None, None
     # BEGIN YOUR CODE
@@ -173,6 +187,8 @@ def svm_loss(x, y):
     Returns a tuple of:
     - loss: Scalar, the mean over i of sum over j != y[i] of max(0, x[i, j] - x[i, y[i]] + 1)
     - dx: Gradient of the loss with respect to x, of shape (N, C)
+
+    Graded by tasks: svm_loss.loss, svm_loss.gradient
     """
     loss, dx = None, None
     # BEGIN YOUR CODE
@@ -205,6 +221,8 @@ def dropout_forward(x, dropout_param):
     Returns a tuple of:
     - out: Output, of the same shape and dtype as x
     - cache: Whatever dropout_backward needs
+
+    Graded by task: dropout.forward
     """
     p, mode = dropout_param["p"], dropout_param["mode"]
     if "seed" in dropout_param:
@@ -234,6 +252,8 @@ def dropout_backward(dout, cache):
 
     Returns:
     - dx: Gradient with respect to x, of the same shape as dout
+
+    Graded by task: dropout.backward
     """
     dropout_param, mask = cache
     mode = dropout_param["mode"]
@@ -275,6 +295,8 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     Returns a tuple of:
     - out: Output, of shape (N, D)
     - cache: Whatever batchnorm_backward and batchnorm_backward_alt need
+
+    Graded by task: batchnorm.forward
     """
     mode = bn_param["mode"]
     eps = bn_param.get("eps", 1e-5)
@@ -316,6 +338,8 @@ def batchnorm_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, D)
     - dgamma: Gradient with respect to gamma, of shape (D,)
     - dbeta: Gradient with respect to beta, of shape (D,)
+
+    Graded by task: batchnorm.backward
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE
@@ -348,6 +372,8 @@ def batchnorm_backward_alt(dout, cache):
     - dx: Gradient with respect to x, of shape (N, D)
     - dgamma: Gradient with respect to gamma, of shape (D,)
     - dbeta: Gradient with respect to beta, of shape (D,)
+
+    Graded by task: batchnorm.backward_alt
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE
@@ -376,6 +402,8 @@ def layernorm_forward(x, gamma, beta, ln_param):
     Returns a tuple of:
     - out: Output, of shape (N, D)
     - cache: Whatever layernorm_backward needs
+
+    Graded by task: layernorm.forward
     """
     eps = ln_param.get("eps", 1e-5)
 
@@ -401,6 +429,8 @@ def layernorm_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, D)
     - dgamma: Gradient with respect to gamma, of shape (D,)
     - dbeta: Gradient with respect to beta, of shape (D,)
+
+    Graded by task: layernorm.backward
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE
@@ -437,6 +467,8 @@ def conv_forward_naive(x, w, b, conv_param):
       H' = 1 + (H + 2 * pad - HH) // stride
       W' = 1 + (W + 2 * pad - WW) // stride
     - cache: Whatever conv_backward_naive needs
+
+    Graded by task: conv.forward
     """
     stride, pad = conv_param["stride"], conv_param["pad"]
 
@@ -468,6 +500,8 @@ def conv_backward_naive(dout, cache):
     - dx: Gradient with respect to x, of shape (N, C, H, W)
     - dw: Gradient with respect to w, of shape (F, C, HH, WW)
     - db: Gradient with respect to b, of shape (F,)
+
+    Graded by task: conv.backward
     """
     dx, dw, db = None, None, None
     # BEGIN YOUR CODE
@@ -510,6 +544,8 @@ def max_pool_forward_naive(x, pool_param):
       H' = 1 + (H - pool_height) // stride
       W' = 1 + (W - pool_width) // stride
     - cache: Whatever max_pool_backward_naive needs
+
+    Graded by task: max_pool.forward
     """
     pool_height, pool_width = pool_param["pool_height"], pool_param["pool_width"]
     stride = pool_param["stride"]
@@ -544,6 +580,8 @@ def max_pool_backward_naive(dout, cache):
 
     Returns:
     - dx: Gradient with respect to x, of shape (N, C, H, W)
+
+    Graded by task: max_pool.backward
     """
     dx = None
     # BEGIN YOUR CODE
@@ -582,6 +620,8 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     Returns a tuple of:
     - out: Output, of shape (N, C, H, W)
     - cache: Whatever spatial_batchnorm_backward needs
+
+    Graded by task: spatial_batchnorm.forward
     """
     out, cache = None, None
     # BEGIN YOUR CODE
@@ -604,6 +644,8 @@ def spatial_batchnorm_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, C, H, W)
     - dgamma: Gradient with respect to gamma, of shape (C,)
     - dbeta: Gradient with respect to beta, of shape (C,)
+
+    Graded by task: spatial_batchnorm.backward
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE
@@ -634,6 +676,8 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
     Returns a tuple of:
     - out: Output, of shape (N, C, H, W)
     - cache: Whatever spatial_groupnorm_backward needs
+
+    Graded by task: spatial_groupnorm.forward
     """
     eps = gn_param.get("eps", 1e-5)
 
@@ -661,6 +705,8 @@ def spatial_groupnorm_backward(dout, cache):
     - dx: Gradient with respect to x, of shape (N, C, H, W)
     - dgamma: Gradient with respect to gamma, of shape (1, C, 1, 1)
     - dbeta: Gradient with respect to beta, of shape (1, C, 1, 1)
+
+    Graded by task: spatial_groupnorm.backward
     """
     dx, dgamma, dbeta = None, None, None
     # BEGIN YOUR CODE

@@ -49,6 +49,8 @@ class TwoLayerNet:
         - num_classes: Integer C, the number of classes
         - weight_scale: Standard deviation of the initial weights
         - reg: Strength of the L2 regularization
+
+        Graded by task: two_layer_net.init
         """
         self.params = {}
         self.reg = reg
@@ -74,6 +76,8 @@ class TwoLayerNet:
         - loss: Scalar, the softmax loss plus the L2 regularization
         - grads: Dictionary with the keys of self.params; grads[k] is the gradient of the
           loss with respect to self.params[k], of the same shape
+
+        Graded by tasks: two_layer_net.loss, two_layer_net.gradients
         """
         scores = None
         # BEGIN YOUR CODE
@@ -142,6 +146,8 @@ class FullyConnectedNet:
         - dtype: NumPy dtype of all parameters and computations; float32 is faster,
           float64 is needed for numeric gradient checks
         - seed: If not None, the dropout layers use this seed, so the model is deterministic
+
+        Graded by task: fc_net.init
         """
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1
@@ -182,6 +188,8 @@ class FullyConnectedNet:
 
         Inputs and outputs as TwoLayerNet.loss. Without y the network runs in test mode
         (no dropout, batch norm with its running averages); with y, in training mode.
+
+        Graded by tasks: fc_net.loss, fc_net.gradients, fc_net.dropout, fc_net.batchnorm, fc_net.layernorm
         """
         X = X.astype(self.dtype)
         mode = "test" if y is None else "train"
@@ -255,6 +263,8 @@ def create_solver_instance(data_dict):
 
     Returns:
     - solver: A Solver whose model is a TwoLayerNet
+
+    Graded by task: two_layer_net.cifar10
     """
     solver = None
     # BEGIN YOUR CODE
@@ -286,6 +296,8 @@ def create_overfit_solver_instance(data_dict):
 
     Returns:
     - solver: A Solver, not yet trained
+
+    Graded by task: fc_net.overfit
     """
     weight_scale, learning_rate = None, None
     # BEGIN YOUR CODE

@@ -40,6 +40,8 @@ class Linear:
         Returns a tuple of:
         - out: Output, of shape (N, M)
         - cache: Whatever Linear.backward needs
+
+        Graded by task: linear.forward
         """
         out, cache = None, None
         # BEGIN YOUR CODE
@@ -60,6 +62,8 @@ class Linear:
         - dx: Gradient with respect to x, of shape (N, d_1, ..., d_k)
         - dw: Gradient with respect to w, of shape (D, M)
         - db: Gradient with respect to b, of shape (M,)
+
+        Graded by task: linear.backward
         """
         dx, dw, db = None, None, None
         # BEGIN YOUR CODE
@@ -82,6 +86,8 @@ class ReLU:
         Returns a tuple of:
         - out: Output, of the same shape as x
         - cache: Whatever ReLU.backward needs
+
+        Graded by task: relu.forward
         """
         out, cache = None, None
         # BEGIN YOUR CODE
@@ -100,6 +106,8 @@ class ReLU:
 
         Returns:
         - dx: Gradient with respect to x, of the same shape as dout
+
+        Graded by task: relu.backward
         """
         dx = None
         # BEGIN YOUR CODE
@@ -121,6 +129,8 @@ class Linear_ReLU:
         Returns a tuple of:
         - out: Output of the ReLU, of shape (N, M)
         - cache: Whatever Linear_ReLU.backward needs
+
+        Graded by task: linear_relu.forward
         """
         out, cache = None, None
         # BEGIN YOUR CODE
@@ -142,6 +152,8 @@ class Linear_ReLU:
         - dx: Gradient with respect to x, of shape (N, d_1, ..., d_k)
         - dw: Gradient with respect to w, of shape (D, M)
         - db: Gradient with respect to b, of shape (M,)
+
+        Graded by task: linear_relu.backward
         """
         dx, dw, db = None, None, None
         # BEGIN YOUR CODE
@@ -165,6 +177,8 @@ def softmax_loss(x, y):
     - loss: 0-dimensional tensor of x's dtype and device, the mean over the N examples of
       -log(softmax(x[i])[y[i]])
     - dx: Gradient of the loss with respect to x, of shape (N, C)
+
+    Graded by tasks: softmax_loss.loss, softmax_loss.gradient
     """
     loss, dx = None, None
     # BEGIN YOUR CODE
@@ -191,6 +205,8 @@ def svm_loss(x, y):
     - loss: 0-dimensional tensor of x's dtype and device, the mean over i of the sum over
       j != y[i] of max(0, x[i, j] - x[i, y[i]] + 1)
     - dx: Gradient of the loss with respect to x, of shape (N, C)
+
+    Graded by tasks: svm_loss.loss, svm_loss.gradient
     """
     loss, dx = None, None
     # BEGIN YOUR CODE
@@ -226,6 +242,8 @@ class Dropout:
         Returns a tuple of:
         - out: Output, of the same shape, dtype and device as x
         - cache: Whatever Dropout.backward needs
+
+        Graded by task: dropout.forward
         """
         p, mode = dropout_param["p"], dropout_param["mode"]
         if "seed" in dropout_param:
@@ -255,6 +273,8 @@ class Dropout:
 
         Returns:
         - dx: Gradient with respect to x, of the same shape as dout
+
+        Graded by task: dropout.backward
         """
         dropout_param, mask = cache
         mode = dropout_param["mode"]
@@ -299,6 +319,8 @@ class BatchNorm:
         Returns a tuple of:
         - out: Output, of shape (N, D)
         - cache: Whatever BatchNorm.backward and BatchNorm.backward_alt need
+
+        Graded by task: batchnorm.forward
         """
         mode = bn_param["mode"]
         eps = bn_param.get("eps", 1e-5)
@@ -341,6 +363,8 @@ class BatchNorm:
         - dx: Gradient with respect to x, of shape (N, D)
         - dgamma: Gradient with respect to gamma, of shape (D,)
         - dbeta: Gradient with respect to beta, of shape (D,)
+
+        Graded by task: batchnorm.backward
         """
         dx, dgamma, dbeta = None, None, None
         # BEGIN YOUR CODE
@@ -367,6 +391,8 @@ class BatchNorm:
         intermediate steps of BatchNorm.backward; the results are the same.
 
         Inputs and outputs as BatchNorm.backward.
+
+        Graded by task: batchnorm.backward_alt
         """
         dx, dgamma, dbeta = None, None, None
         # BEGIN YOUR CODE
@@ -398,6 +424,8 @@ class SpatialBatchNorm:
         Returns a tuple of:
         - out: Output, of shape (N, C, H, W)
         - cache: Whatever SpatialBatchNorm.backward needs
+
+        Graded by task: spatial_batchnorm.forward
         """
         out, cache = None, None
         # BEGIN YOUR CODE
@@ -420,6 +448,8 @@ class SpatialBatchNorm:
         - dx: Gradient with respect to x, of shape (N, C, H, W)
         - dgamma: Gradient with respect to gamma, of shape (C,)
         - dbeta: Gradient with respect to beta, of shape (C,)
+
+        Graded by task: spatial_batchnorm.backward
         """
         dx, dgamma, dbeta = None, None, None
         # BEGIN YOUR CODE
@@ -455,6 +485,8 @@ class Conv:
           H' = 1 + (H + 2 * pad - HH) // stride
           W' = 1 + (W + 2 * pad - WW) // stride
         - cache: Whatever Conv.backward needs
+
+        Graded by task: conv.forward
         """
         stride, pad = conv_param["stride"], conv_param["pad"]
 
@@ -487,6 +519,8 @@ class Conv:
         - dx: Gradient with respect to x, of shape (N, C, H, W)
         - dw: Gradient with respect to w, of shape (F, C, HH, WW)
         - db: Gradient with respect to b, of shape (F,)
+
+        Graded by task: conv.backward
         """
         dx, dw, db = None, None, None
         # BEGIN YOUR CODE
@@ -533,6 +567,8 @@ class MaxPool:
           H' = 1 + (H - pool_height) // stride
           W' = 1 + (W - pool_width) // stride
         - cache: Whatever MaxPool.backward needs
+
+        Graded by task: max_pool.forward
         """
         pool_height, pool_width = pool_param["pool_height"], pool_param["pool_width"]
         stride = pool_param["stride"]
@@ -567,6 +603,8 @@ class MaxPool:
 
         Returns:
         - dx: Gradient with respect to x, of shape (N, C, H, W)
+
+        Graded by task: max_pool.backward
         """
         dx = None
         # BEGIN YOUR CODE

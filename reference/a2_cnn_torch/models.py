@@ -37,6 +37,8 @@ def kaiming_initializer(Din, Dout, K=None, relu=True, device="cpu", dtype=torch.
     Returns:
     - weight: Tensor of shape (Din, Dout) for a linear layer, (Dout, Din, K, K) for a
       convolution
+
+    Graded by task: kaiming.initializer
     """
     gain = 2.0 if relu else 1.0
 
@@ -90,6 +92,8 @@ class TwoLayerNet:
         - dtype: torch dtype of the parameters; float32 is faster, float64 is needed for
           numeric gradient checks
         - device: Device of the parameters, e.g. 'cpu' or 'cuda'
+
+        Graded by task: two_layer_net.init
         """
         self.params = {}
         self.reg = reg
@@ -118,6 +122,8 @@ class TwoLayerNet:
         - loss: 0-dimensional tensor, the softmax loss plus the L2 regularization
         - grads: Dictionary with the keys of self.params; grads[k] is the gradient of the
           loss with respect to self.params[k], of the same shape
+
+        Graded by tasks: two_layer_net.loss, two_layer_net.gradients
         """
         X = X.to(dtype=self.dtype, device=self.device)
 
@@ -185,6 +191,8 @@ class FullyConnectedNet:
         - dtype: torch dtype of all parameters and computations; float32 is faster, float64
           is needed for numeric gradient checks
         - device: Device of the parameters, e.g. 'cpu' or 'cuda'
+
+        Graded by task: fc_net.init
         """
         self.use_dropout = dropout != 0
         self.reg = reg
@@ -214,6 +222,8 @@ class FullyConnectedNet:
 
         Inputs and outputs as TwoLayerNet.loss. Without y the network runs in test mode (no
         dropout); with y, in training mode.
+
+        Graded by tasks: fc_net.loss, fc_net.gradients, fc_net.dropout
         """
         X = X.to(dtype=self.dtype, device=self.device)
         mode = "test" if y is None else "train"
@@ -298,6 +308,8 @@ class ThreeLayerConvNet:
         - reg: Strength of the L2 regularization
         - dtype: torch dtype of the parameters
         - device: Device of the parameters
+
+        Graded by task: three_layer_convnet.init
         """
         self.params = {}
         self.reg = reg
@@ -330,6 +342,8 @@ class ThreeLayerConvNet:
         - y: Labels, an integer tensor of shape (N,); or None
 
         Outputs as TwoLayerNet.loss.
+
+        Graded by tasks: three_layer_convnet.loss, three_layer_convnet.gradients
         """
         X = X.to(dtype=self.dtype, device=self.device)
         filter_size = self.params["W1"].shape[2]
@@ -416,6 +430,8 @@ class DeepConvNet:
         - dtype: torch dtype of the parameters; float32 is faster, float64 is needed for
           numeric gradient checks
         - device: Device of the parameters
+
+        Graded by task: deep_convnet.init
         """
         self.params = {}
         self.num_layers = len(num_filters) + 1
@@ -481,6 +497,8 @@ class DeepConvNet:
 
         Outputs as TwoLayerNet.loss. Without y the network runs in test mode (batch
         normalization with its running averages); with y, in training mode.
+
+        Graded by tasks: deep_convnet.loss, deep_convnet.gradients, deep_convnet.batchnorm
         """
         X = X.to(dtype=self.dtype, device=self.device)
         mode = "test" if y is None else "train"
@@ -561,6 +579,8 @@ def create_solver_instance(data_dict, dtype, device):
 
     Returns:
     - solver: A Solver whose model is a TwoLayerNet
+
+    Graded by task: two_layer_net.cifar10
     """
     solver = None
     # BEGIN YOUR CODE
@@ -591,6 +611,8 @@ def get_three_layer_network_params():
     Returns a tuple of:
     - weight_scale: Standard deviation of the initial weights
     - learning_rate: Learning rate of SGD
+
+    Graded by task: fc_net.overfit_three_layer
     """
     weight_scale, learning_rate = None, None
     # BEGIN YOUR CODE
@@ -608,6 +630,8 @@ def get_five_layer_network_params():
     Returns a tuple of:
     - weight_scale: Standard deviation of the initial weights
     - learning_rate: Learning rate of SGD
+
+    Graded by task: fc_net.overfit_five_layer
     """
     weight_scale, learning_rate = None, None
     # BEGIN YOUR CODE
@@ -639,6 +663,8 @@ def create_convolutional_solver_instance(data_dict, dtype, device):
 
     Returns:
     - solver: A Solver whose model is a DeepConvNet
+
+    Graded by task: deep_convnet.cifar10
     """
     solver = None
     # BEGIN YOUR CODE

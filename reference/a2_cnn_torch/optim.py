@@ -24,6 +24,8 @@ def sgd(w, dw, config=None):
 
     config format:
     - learning_rate: Scalar learning rate (default 1e-2)
+
+    Graded by task: optim.sgd
     """
     if config is None:
         config = {}
@@ -47,6 +49,8 @@ def sgd_momentum(w, dw, config=None):
     - momentum: Scalar between 0 and 1 (default 0.9); 0 is vanilla SGD
     - velocity: Tensor of the same shape as w, a moving average of the gradients
       (default zeros); store the new velocity here
+
+    Graded by task: optim.sgd_momentum
     """
     if config is None:
         config = {}
@@ -75,6 +79,8 @@ def rmsprop(w, dw, config=None):
     - epsilon: Small scalar that avoids dividing by zero (default 1e-8)
     - cache: Tensor of the same shape as w, the moving average of squared gradients
       (default zeros); store the new cache here
+
+    Graded by task: optim.rmsprop
     """
     if config is None:
         config = {}
@@ -114,6 +120,8 @@ def adam(w, dw, config=None):
     - t: Number of steps taken so far, an int (default 0); incremented BEFORE the bias
       correction
     Store the new m, v and t in config.
+
+    Graded by task: optim.adam
     """
     if config is None:
         config = {}

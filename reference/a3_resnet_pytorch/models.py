@@ -41,6 +41,8 @@ def three_layer_convnet(x, params):
 
     The parameters are only read: they are the network's weights, so changing one in place would
     change the network the caller holds.
+
+    Graded by task: barebones.forward
     """
     conv_w1, conv_b1, conv_w2, conv_b2, fc_w, fc_b = params
     scores = None
@@ -69,6 +71,8 @@ def initialize_three_layer_convnet(in_channels=3, channel_1=32, channel_2=16, nu
     Returns:
     - params: List [conv_w1, conv_b1, conv_w2, conv_b2, fc_w, fc_b] with the shapes
       three_layer_convnet documents, each a leaf tensor with requires_grad=True
+
+    Graded by task: barebones.init
     """
     height, width = image_size
     params = None
@@ -107,6 +111,8 @@ def three_layer_convnet_train_step(x, y, params, learning_rate):
 
     Returns:
     - loss: The loss before the update, as a Python float
+
+    Graded by task: barebones.train_step
     """
     loss = None
     # BEGIN YOUR CODE
@@ -138,6 +144,8 @@ class ThreeLayerConvNet(nn.Module):
     (nn.init.kaiming_normal_ with its defaults, mode="fan_in": a Gaussian with standard deviation
     sqrt(2 / fan_in)) and every bias is zero (nn.init.zeros_). PyTorch's default initialization,
     which nn.Conv2d and nn.Linear start with, is not this.
+
+    Graded by task: module_convnet.init
     """
 
     def __init__(self, in_channel, channel_1, channel_2, num_classes, image_size=(32, 32)):
@@ -153,7 +161,10 @@ class ThreeLayerConvNet(nn.Module):
         # END YOUR CODE
 
     def forward(self, x):
-        """Scores of shape (N, num_classes) for images x of shape (N, in_channel, H, W)."""
+        """Scores of shape (N, num_classes) for images x of shape (N, in_channel, H, W).
+
+        Graded by task: module_convnet.forward
+        """
         scores = None
         # BEGIN YOUR CODE
         hidden = F.relu(self.conv1(x))
@@ -180,6 +191,8 @@ def three_layer_convnet_sequential(in_channel, channel_1, channel_2, num_classes
 
     Returns:
     - model: The nn.Sequential
+
+    Graded by tasks: sequential_convnet.init, sequential_convnet.forward
     """
     height, width = image_size
     model = None
@@ -218,6 +231,8 @@ class PlainBlock(nn.Module):
       5: nn.Conv2d(Cout, Cout, kernel_size=3, padding=1)
 
     Layers keep PyTorch's default initialization.
+
+    Graded by task: plain_block.forward
     """
 
     def __init__(self, Cin, Cout, downsample=False):
@@ -234,7 +249,10 @@ class PlainBlock(nn.Module):
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H', W'), H' = ceil(H / 2) when downsampling, else H."""
+        """(N, Cin, H, W) -> (N, Cout, H', W'), H' = ceil(H / 2) when downsampling, else H.
+
+        Graded by task: plain_block.forward
+        """
         out = None
         # BEGIN YOUR CODE
         out = self.net(x)
@@ -256,6 +274,8 @@ class ResidualBlock(nn.Module):
 
     A block that downsamples needs the 1x1 convolution with stride 2 even when Cin == Cout: the
     identity would add x at its full height and width to block(x), which has half of them.
+
+    Graded by tasks: residual_block.shortcut, residual_block.forward
     """
 
     def __init__(self, Cin, Cout, downsample=False):
@@ -269,7 +289,10 @@ class ResidualBlock(nn.Module):
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H', W'), as PlainBlock."""
+        """(N, Cin, H, W) -> (N, Cout, H', W'), as PlainBlock.
+
+        Graded by task: residual_block.forward
+        """
         out = None
         # BEGIN YOUR CODE
         out = self.block(x) + self.shortcut(x)
@@ -296,6 +319,8 @@ class ResidualBottleneckBlock(nn.Module):
       6: nn.BatchNorm2d(Cout // 4), 7: nn.ReLU(),
       8: nn.Conv2d(Cout // 4, Cout, kernel_size=1)
     - shortcut: as in ResidualBlock
+
+    Graded by task: bottleneck_block.forward
     """
 
     def __init__(self, Cin, Cout, downsample=False):
@@ -320,7 +345,10 @@ class ResidualBottleneckBlock(nn.Module):
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H', W'), as PlainBlock."""
+        """(N, Cin, H, W) -> (N, Cout, H', W'), as PlainBlock.
+
+        Graded by task: bottleneck_block.forward
+        """
         out = None
         # BEGIN YOUR CODE
         out = self.shortcut(x) + self.block(x)
@@ -333,6 +361,8 @@ class ResNetStem(nn.Module):
 
     Submodules (their names are part of the contract):
     - net: nn.Sequential of 0: nn.Conv2d(Cin, Cout, kernel_size=3, padding=1), 1: nn.ReLU()
+
+    Graded by task: resnet.stem_and_stage
     """
 
     def __init__(self, Cin=3, Cout=8):
@@ -342,7 +372,10 @@ class ResNetStem(nn.Module):
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H, W)."""
+        """(N, Cin, H, W) -> (N, Cout, H, W).
+
+        Graded by task: resnet.stem_and_stage
+        """
         out = None
         # BEGIN YOUR CODE
         out = self.net(x)
@@ -360,6 +393,8 @@ class ResNetStage(nn.Module):
 
     Inputs:
     - block: The class of the blocks: PlainBlock, ResidualBlock or ResidualBottleneckBlock
+
+    Graded by task: resnet.stem_and_stage
     """
 
     def __init__(self, Cin, Cout, num_blocks, downsample=True, block=ResidualBlock):
@@ -371,7 +406,10 @@ class ResNetStage(nn.Module):
         # END YOUR CODE
 
     def forward(self, x):
-        """(N, Cin, H, W) -> (N, Cout, H', W')."""
+        """(N, Cin, H, W) -> (N, Cout, H', W').
+
+        Graded by task: resnet.stem_and_stage
+        """
         out = None
         # BEGIN YOUR CODE
         out = self.net(x)
@@ -400,6 +438,8 @@ class ResNet(nn.Module):
     - Cin: Channels of the input images
     - block: The class of the blocks: PlainBlock, ResidualBlock or ResidualBottleneckBlock
     - num_classes: Number of scores per image
+
+    Graded by tasks: resnet.shapes, resnet.parameters
     """
 
     def __init__(self, stage_args, Cin=3, block=ResidualBlock, num_classes=10):
@@ -412,7 +452,10 @@ class ResNet(nn.Module):
         # END YOUR CODE
 
     def forward(self, x):
-        """Scores of shape (N, num_classes) for images x of shape (N, Cin, H, W)."""
+        """Scores of shape (N, num_classes) for images x of shape (N, Cin, H, W).
+
+        Graded by tasks: resnet.shapes, resnet.forward, resnet.gradients
+        """
         scores = None
         # BEGIN YOUR CODE
         features = self.cnn(x)
@@ -466,6 +509,8 @@ def create_resnet_trainer_instance(data_dict, dtype, device):
 
     Returns:
     - trainer: A Trainer (trainer.py) whose network is a ResNet
+
+    Graded by task: resnet.cifar10
     """
     trainer = None
     # BEGIN YOUR CODE
