@@ -95,7 +95,7 @@ def test_a_sketch_with_infinities_matches_itself_and_only_itself():
 
 def test_two_errors_of_one_type_but_other_causes_sketch_differently():
     from grader.oracle.fingerprint import entries_match, sketch_failure
-    from grader.sandbox.worker_process import StudentException
+    from grader.sandbox.errors import StudentException
 
     def raised(message):
         return sketch_failure(StudentException(type_name="RuntimeError", message=message, traceback="",

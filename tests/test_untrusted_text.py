@@ -19,7 +19,8 @@ from grader.report.markdown import table_cell
 from grader.report.terminal import render_table
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
 from grader.untrusted_text import log_safe, printable, valid_unicode
-from grader.sandbox.worker_process import OutputLog, StudentException
+from grader.sandbox.worker_process import OutputLog
+from grader.sandbox.errors import StudentException
 from hostile_text import COMMAND, CONTROL, HOSTILE, unescaped_pipes
 
 def hostile_result() -> GradingResult:

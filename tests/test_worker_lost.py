@@ -27,7 +27,8 @@ import grader.engine.grading
 import grader.engine.submission
 from grader.sandbox.remote import WorkerSession
 from grader.results import Outcome
-from grader.sandbox.worker_process import Limits, WorkerLost, process_tree, start_time
+from grader.sandbox.worker_process import Limits, process_tree, start_time
+from grader.sandbox.errors import WorkerLost
 from support import PROJECT_ROOT, a1, grade_checks, grade_folder, make_submission
 
 # Appended to a student file: `_announce(...)` logs each call to calls.txt and, on the first `kills`

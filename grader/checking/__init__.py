@@ -25,7 +25,7 @@ from grader.checking.inputs import away_from_zero, distinct, hinge_safe_scores
 from grader.checking.proxies import call_keeping, fetch, inspect_call
 from grader.checking.shared_checks import (InvertedDropout, changed_in_place, check_dropout_network_gradients,
                                            compare_optimizer_steps, forward_matches)
-from grader.sandbox.worker_process import StudentException
+from grader.sandbox.errors import StudentException
 
 __all__ = [
     "CheckFailed", "OtherConvention", "as_array", "assert_close", "assert_close_naming_conventions", "assert_true",

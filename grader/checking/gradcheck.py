@@ -45,7 +45,7 @@ from grader.checking.notes import note
 from grader.checking.proxies import fetch
 from grader.sandbox import remote
 from grader.sandbox.remote import RemoteObject, WorkerSession
-from grader.sandbox.worker_process import StudentException
+from grader.sandbox.errors import StudentException
 
 ELEMENTWISE_MAX_SIZE = 64
 DIRECTIONAL_PROBES = 4

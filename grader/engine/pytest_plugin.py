@@ -30,7 +30,7 @@ from grader.oracle.fingerprint import Explainer, Sketch, explainable, sketch_fai
 from grader.oracle.reference import MissingFixture, ReferenceOracle
 from grader.sandbox.remote import StudentProxy, WorkerSession
 from grader.results import CheckResult, Outcome
-from grader.sandbox.worker_process import StudentException, WorkerCrashed, WorkerLost, WorkerTimeout
+from grader.sandbox.errors import StudentException, WorkerCrashed, WorkerLost, WorkerTimeout
 
 
 def check_seed(base_seed: int, nodeid: str) -> int:

@@ -52,10 +52,11 @@ from grader.assignment import TaskSpec
 from grader.checking.compare import CheckFailed
 from grader.checking.proxies import fetch
 from grader.sandbox import remote
-from grader.sandbox.remote import BudgetSpent, EarlierTimeout, RemoteObject, StudentProxy, WorkerSession
+from grader.sandbox.remote import RemoteObject, StudentProxy, WorkerSession
+from grader.sandbox.errors import BudgetSpent, EarlierTimeout
 from grader.results import Outcome, TaskResult, TrainingMeasurement
 from grader.engine.training_history import TrainingHistory, TrainingProgress, diagnosis, history_from
-from grader.sandbox.worker_process import StudentException, WorkerFailure, WorkerLost, WorkerTimeout
+from grader.sandbox.errors import StudentException, WorkerFailure, WorkerLost, WorkerTimeout
 
 # What the provided Solver and Trainer record as they train (see their docstrings).
 HISTORY_ATTRIBUTES = ("loss_history", "train_acc_history", "val_acc_history")

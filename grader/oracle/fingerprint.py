@@ -29,7 +29,8 @@ from grader.assignment import Assignment
 from grader.checking.compare import CheckFailed
 from grader.oracle.mistakes import Mistake
 from grader.sandbox.remote import CallRecord, RemoteObject, StudentProxy, WorkerSession
-from grader.sandbox.worker_process import Limits, StudentException, make_scratch_dir, remove_scratch_dir
+from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
+from grader.sandbox.errors import StudentException
 
 FINGERPRINTS_FILE = "mistakes.json"
 _SAMPLE = 4096      # elements of a large array the projections look at

@@ -23,25 +23,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
 from grader.boundary import protocol, wire
+from grader.sandbox.errors import (BudgetSpent, EarlierTimeout, StudentException, WorkerCrashed, WorkerFailure,
+                                   WorkerLost, WorkerTimeout)
+from grader.sandbox.worker_process import Limits, WorkerProcess, scrubbed_environment
 from grader.untrusted_text import valid_unicode
-from grader.sandbox.worker_process import (
-    Limits,
-    StudentException,
-    WorkerCrashed,
-    WorkerFailure,
-    WorkerLost,
-    WorkerProcess,
-    WorkerTimeout,
-    scrubbed_environment,
-)
-
-
-class EarlierTimeout(WorkerTimeout):
-    """A call refused without waiting: it, or a function it reached, timed out in an earlier check."""
-
-
-class BudgetSpent(WorkerTimeout):
-    """The submission's time budget was used up before this request."""
 
 
 class StackFrame(NamedTuple):

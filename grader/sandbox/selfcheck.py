@@ -26,8 +26,13 @@ from typing import Callable, Optional
 from grader.sandbox.remote import StudentProxy, WorkerSession
 from grader.sandbox.levels import CONFINED_LEVELS, LEVELS, grader_directory, level_problem, running_as_root
 from grader.sandbox.worker_process import (
-    Limits, StudentException, WorkerFailure, make_scratch_dir, process_tree, remove_scratch_dir, scrubbed_environment,
+    Limits,
+    make_scratch_dir,
+    process_tree,
+    remove_scratch_dir,
+    scrubbed_environment,
 )
+from grader.sandbox.errors import StudentException, WorkerFailure
 
 _CONFINED = tuple(reversed(CONFINED_LEVELS))
 _ALL = ("process", "restricted", "bwrap")

@@ -25,6 +25,7 @@ from typing import Callable, Optional, Sequence
 from grader import untrusted_text
 
 from grader.boundary import protocol, wire
+from grader.sandbox.errors import SandboxBroken, WorkerCrashed, WorkerLost, WorkerTimeout
 from grader.sandbox.levels import (WorkerJail, bwrap_jail, grader_directory, restricted_jail, running_as_root,
                                    worker_code_directory, worker_python)
 from grader.worker.loop import CONFINEMENT_FAILED_EXIT  # the worker's status when it could not confine itself
@@ -38,47 +39,9 @@ _BOOTSTRAP = (
 )
 
 
-class WorkerFailure(Exception):
-    """The worker could not answer: it timed out, died or ran out of memory."""
-
-
-class WorkerTimeout(WorkerFailure):
-    pass
-
-
-class WorkerCrashed(WorkerFailure):
-    pass
-
-
-class SandboxBroken(RuntimeError):
-    """The sandbox could not be applied on this machine: the grader's problem, never the student's."""
-
-
-class WorkerLost(WorkerCrashed):
-    """The worker died from a signal the grader did not send (an operator, the system's out-of-memory
-    killer): a failure of the machine, not of the student's code, so the work is tried again once."""
-
-    def __init__(self, message: str, signal_name: str):
-        super().__init__(message)
-        self.signal_name = signal_name
-
-
 # Signals that end a process from outside; a crash of the code itself (SIGSEGV, SIGABRT, SIGBUS,
 # SIGFPE) is the student's.
 _OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
-
-
-class StudentException(Exception):
-    """An exception raised by the student's code, as the worker described it."""
-
-    def __init__(self, type_name: str, message: str, traceback: str, is_not_implemented: bool,
-                 location: tuple[str, int] | None):
-        super().__init__(f"{type_name}: {message}")
-        self.type_name = type_name
-        self.message = message
-        self.traceback = traceback
-        self.is_not_implemented = is_not_implemented
-        self.location = location
 
 
 @dataclass
