@@ -85,7 +85,10 @@ class Operation:
 
     @classmethod
     def from_json(cls, data: dict) -> "Operation":
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        if "target" in values:
+            values["target"] = Target.from_json(values["target"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -119,10 +122,6 @@ class Fetch(Operation):
     target: Target
     keep: bool = False
 
-    @classmethod
-    def from_json(cls, data: dict) -> "Fetch":
-        return cls(Target.from_json(data["target"]), bool(data.get("keep", False)))
-
 
 @dataclass(frozen=True)
 class SetAttr(Operation):
@@ -131,10 +130,6 @@ class SetAttr(Operation):
     name: str
     value: Any
 
-    @classmethod
-    def from_json(cls, data: dict) -> "SetAttr":
-        return cls(Target.from_json(data["target"]), str(data["name"]), data["value"])
-
 
 @dataclass(frozen=True)
 class SetItem(Operation):
@@ -142,10 +137,6 @@ class SetItem(Operation):
     target: Target
     key: Any
     value: Any
-
-    @classmethod
-    def from_json(cls, data: dict) -> "SetItem":
-        return cls(Target.from_json(data["target"]), data["key"], data["value"])
 
 
 @dataclass(frozen=True)
@@ -194,10 +185,6 @@ class IsPinned(Operation):
     target: Target
     module: str
     name: str
-
-    @classmethod
-    def from_json(cls, data: dict) -> "IsPinned":
-        return cls(Target.from_json(data["target"]), str(data["module"]), str(data["name"]))
 
 
 @dataclass(frozen=True)
