@@ -8,7 +8,7 @@ import pytest
 from grader.checking import notes
 from grader.checking.compare import CheckFailed
 from grader.checking.gradcheck import (DEFAULT_TOLERANCE, DIRECTIONAL_PROBES, ELEMENTWISE_MAX_SIZE, FORCED_ELEMENTWISE_MAX_SIZE,
-                              STEP_FACTORS, Mode, choose_mode, compare_gradient, draw_step, forced_mode, measuring)
+                              STEP_FACTORS, Mode, mode_for_size, compare_gradient, draw_step, forced_mode, measuring)
 from grader.checking.gradient_diagnosis import Sizes
 
 
@@ -272,8 +272,8 @@ def test_forced_elementwise_keeps_very_large_inputs_directional():
     evaluate, calls = linear(np.ones_like(x))
     with forced_mode(Mode.ELEMENTWISE), measuring() as measurements:
         compare_gradient(np.ones_like(x), x, evaluate, name="dx", rng=np.random.default_rng(0))
-        assert choose_mode(FORCED_ELEMENTWISE_MAX_SIZE) is Mode.ELEMENTWISE
-        assert choose_mode(size) is Mode.DIRECTIONAL
+        assert mode_for_size(FORCED_ELEMENTWISE_MAX_SIZE) is Mode.ELEMENTWISE
+        assert mode_for_size(size) is Mode.DIRECTIONAL
     assert calls == [2 * DIRECTIONAL_PROBES]
     assert measurements[0].mode is Mode.DIRECTIONAL and measurements[0].evaluations == 2 * DIRECTIONAL_PROBES
 
@@ -281,10 +281,10 @@ def test_forced_elementwise_keeps_very_large_inputs_directional():
 def test_a_forced_mode_and_a_measurement_end_with_their_block():
     with forced_mode(Mode.DIRECTIONAL):
         with forced_mode(Mode.ELEMENTWISE):
-            assert choose_mode(100) is Mode.ELEMENTWISE
-        assert choose_mode(3) is Mode.DIRECTIONAL
-    assert choose_mode(ELEMENTWISE_MAX_SIZE) is Mode.ELEMENTWISE
-    assert choose_mode(ELEMENTWISE_MAX_SIZE + 1) is Mode.DIRECTIONAL
+            assert mode_for_size(100) is Mode.ELEMENTWISE
+        assert mode_for_size(3) is Mode.DIRECTIONAL
+    assert mode_for_size(ELEMENTWISE_MAX_SIZE) is Mode.ELEMENTWISE
+    assert mode_for_size(ELEMENTWISE_MAX_SIZE + 1) is Mode.DIRECTIONAL
     with measuring() as outer:
         with measuring() as inner:
             compare_gradient(np.ones(3), np.zeros(3), linear(np.ones(3))[0], name="inner",

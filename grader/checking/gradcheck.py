@@ -29,6 +29,8 @@ message can point at elements; `grader.checking.gradient_diagnosis` names the pa
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import dataclasses
 import enum
 import re
 import sys
@@ -91,36 +93,50 @@ class Measurement:
     passed: bool
 
 
-_forced_mode = Mode.AUTO
-_measurements: Optional[list[Measurement]] = None
+@dataclass(frozen=True)
+class Instruments:
+    """How the comparisons of a block of code are run and watched: a mode forced whatever the input's
+    size, and a list that collects a `Measurement` of each comparison (for the benchmark). Grading
+    uses the default: the mode by size, nothing collected."""
+
+    forced_mode: Mode = Mode.AUTO
+    measurements: Optional[list[Measurement]] = None
+
+
+_instruments: contextvars.ContextVar[Instruments] = contextvars.ContextVar("gradient_check_instruments",
+                                                                            default=Instruments())
+
+
+@contextlib.contextmanager
+def _instrumented(**changes: Any) -> Iterator[Instruments]:
+    token = _instruments.set(dataclasses.replace(_instruments.get(), **changes))
+    try:
+        yield _instruments.get()
+    finally:
+        _instruments.reset(token)
 
 
 @contextlib.contextmanager
 def forced_mode(mode: Mode) -> Iterator[None]:
     """Every comparison in this block uses `mode` whatever the input's size (for the benchmark)."""
-    global _forced_mode
-    previous, _forced_mode = _forced_mode, Mode(mode)
-    try:
+    with _instrumented(forced_mode=Mode(mode)):
         yield
-    finally:
-        _forced_mode = previous
 
 
 @contextlib.contextmanager
 def measuring() -> Iterator[list[Measurement]]:
     """Collects a `Measurement` of every comparison made in this block."""
-    global _measurements
-    previous, _measurements = _measurements, []
-    try:
-        yield _measurements
-    finally:
-        _measurements = previous
+    with _instrumented(measurements=[]) as instruments:
+        assert instruments.measurements is not None
+        yield instruments.measurements
 
 
-def choose_mode(size: int) -> Mode:
-    if _forced_mode is Mode.DIRECTIONAL or (_forced_mode is Mode.ELEMENTWISE and size > FORCED_ELEMENTWISE_MAX_SIZE):
+def mode_for_size(size: int) -> Mode:
+    """Elementwise probes for a small input, directional ones for a large one (unless forced)."""
+    forced = _instruments.get().forced_mode
+    if forced is Mode.DIRECTIONAL or (forced is Mode.ELEMENTWISE and size > FORCED_ELEMENTWISE_MAX_SIZE):
         return Mode.DIRECTIONAL
-    if _forced_mode is Mode.ELEMENTWISE:
+    if forced is Mode.ELEMENTWISE:
         return Mode.ELEMENTWISE
     return Mode.ELEMENTWISE if size <= ELEMENTWISE_MAX_SIZE else Mode.DIRECTIONAL
 
@@ -293,7 +309,7 @@ def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, n
     start = time.perf_counter()
     counter = _Counter(evaluate)
     if first is None:
-        probes = Probes.along(x, choose_mode(x.size), draw_step(rng, tolerance), rng)
+        probes = Probes.along(x, mode_for_size(x.size), draw_step(rng, tolerance), rng)
         first = Measured(probes, counter(probes.points()))
     else:
         counter.evaluations, counter.round_trips = len(first.values), 1
@@ -305,8 +321,9 @@ def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, n
         if not passed:
             raise _failure(name, input_name, g, x, comparison, mode, counter, tolerance, sizes, findings, step)
     finally:
-        if _measurements is not None:
-            _measurements.append(Measurement(name, mode, int(x.size), counter.evaluations, counter.round_trips,
+        measurements = _instruments.get().measurements
+        if measurements is not None:
+            measurements.append(Measurement(name, mode, int(x.size), counter.evaluations, counter.round_trips,
                                              time.perf_counter() - start, passed))
 
 
@@ -547,7 +564,7 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
     dout = rng.standard_normal(expected.out_shape)
     step = draw_step(rng, tolerance)
     inputs = [as_array(args[i], grad_name).astype(np.float64) for grad_name, i in gradients]
-    first = [Probes.along(x, choose_mode(x.size), step, rng) for x in inputs]
+    first = [Probes.along(x, mode_for_size(x.size), step, rng) for x in inputs]
 
     def probe(arg_index: int) -> Callable[[np.ndarray], Group]:
         return lambda p: [("call", forward, _replaced(args, arg_index, like(args[arg_index], p)), {"select": [0]})]
@@ -608,7 +625,7 @@ def check_loss_gradient(loss_function: RemoteObject, x: Any, y: Any, *, name: st
     function), then dx against the numeric gradient of the loss and against the reference's dx."""
     expected_loss, expected_dx = expect_tuple(reference(x, y), 2, f"the reference's {name}")
     x64 = as_array(x, "x").astype(np.float64)
-    probes = Probes.along(x64, choose_mode(x64.size), draw_step(rng, tolerance), rng)
+    probes = Probes.along(x64, mode_for_size(x64.size), draw_step(rng, tolerance), rng)
 
     def probe(p: np.ndarray) -> Group:
         return [("call", loss_function, [like(x, p), y], {"select": [0]})]
@@ -704,7 +721,7 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
     # (one round trip; the order of the assignments does not matter)
     step = draw_step(rng, tolerance)
     inputs = {name: as_array(value, f"params[{name!r}]").astype(np.float64) for name, value in params.items()}
-    first = {name: Probes.along(x, choose_mode(x.size), step, rng) for name, x in inputs.items()}
+    first = {name: Probes.along(x, mode_for_size(x.size), step, rng) for name, x in inputs.items()}
 
     def probe(name: str) -> Callable[[np.ndarray], Group]:
         # Set one parameter, evaluate, set it back: every other call sees the parameters as they are.

@@ -1,20 +1,27 @@
 """Notes a check leaves for the student even when it passes: an input redrawn away from a kink, a
-finite-difference step retried. The plugin collects them per check into its `CheckResult`."""
+finite-difference step retried. The plugin collects them per check into its `CheckResult`.
+
+The code that notes something (a comparison deep inside a check) does not know the check it serves,
+so the notes of the check running in this context collect in a context variable: `take` hands them
+over and starts the next check's with a clean slate.
+"""
 
 from __future__ import annotations
 
-_current: list[str] = []
+import contextvars
+
+_notes: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("check_notes", default=())
 
 
 def note(text: str) -> None:
-    if text not in _current:
-        _current.append(text)
+    if text not in _notes.get():
+        _notes.set((*_notes.get(), text))
 
 
 def take() -> tuple[str, ...]:
     """The notes left since the last call, and a clean slate for the next check."""
-    taken = tuple(_current)
-    _current.clear()
+    taken = _notes.get()
+    _notes.set(())
     return taken
 
 
