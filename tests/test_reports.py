@@ -83,6 +83,26 @@ def test_results_json_reads_back_as_the_result_it_was_written_from(result, tmp_p
     with pytest.raises(ValueError, match="not a grader's results.json"):
         read_results_json(tmp_path / "results.json", spec)
 
+def test_a_results_json_keeps_each_visibility_an_assignment_accepts_and_no_other(result, tmp_path):
+    from types import SimpleNamespace
+
+    from grader.assignment import VISIBILITIES
+    from grader.report.gradescope import read_results_json, write_results_json
+
+    assert set(VISIBILITIES) == GRADESCOPE_VISIBILITIES   # an assignment's words are Gradescope's
+    net = SimpleNamespace(id="net.cifar10", visibility="visible",
+                          training=SimpleNamespace(target={"synthetic": 0.5}, partial_credit_from={"synthetic": 0.4}))
+    spec = SimpleNamespace(tasks=[SimpleNamespace(id="affine.forward", visibility="after_due_date", training=None), net])
+    path = tmp_path / "results.json"
+    write_results_json(result, path)
+    written = json.loads(path.read_text())
+    for visibility in (*VISIBILITIES, "everyone", None):
+        written["tests"][0]["visibility"] = visibility
+        path.write_text(json.dumps(written))
+        expected = visibility if visibility in VISIBILITIES else "after_due_date"   # else the assignment's
+        assert read_results_json(path, spec).tasks[0].visibility == expected, visibility
+
+
 def test_junit_has_one_testcase_per_task(result):
     suite = ElementTree.fromstring(to_junit_xml(result))
     cases = suite.findall("testcase")

@@ -7,16 +7,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
+from grader.assignment import VISIBILITIES, AssignmentSpec
 from grader.engine.training_history import TrainingHistory
 from grader.files import write_atomically
 from grader.results import GradingResult, Outcome, TaskResult, TrainingMeasurement
-
-if TYPE_CHECKING:
-    from grader.assignment import AssignmentSpec
-
-VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ def write_results_json(result: GradingResult, path: Path, *, extra: Optional[Map
     write_atomically(path, text)
 
 
-def read_results_json(path: Path, spec: "AssignmentSpec") -> GradingResult:
+def read_results_json(path: Path, spec: AssignmentSpec) -> GradingResult:
     """The result a grader wrote with write_results_json, as far as the file holds it: no checks (their
     stories are in each task's detail), no submission log; training targets come from `spec`, and a
     visibility Gradescope does not know is the assignment's. Raises ValueError (OSError) where the
@@ -110,7 +106,7 @@ def read_results_json(path: Path, spec: "AssignmentSpec") -> GradingResult:
         raise ValueError(f"{path} is not a grader's results.json ({type(exc).__name__}: {exc})") from exc
 
 
-def _task_from_entry(test: Mapping[str, Any], spec: "AssignmentSpec") -> TaskResult:
+def _task_from_entry(test: Mapping[str, Any], spec: AssignmentSpec) -> TaskResult:
     extra = test["extra_data"]
     task_id, outcome = str(extra["task"]), Outcome(extra["outcome"])
     task_spec = next((t for t in spec.tasks if t.id == task_id), None)
