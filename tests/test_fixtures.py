@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from grader.assignment import load_assignment
-from grader.oracle.fingerprint import FINGERPRINTS_FILE
+from grader.oracle.sketches import SKETCHES_FILE
 from grader.oracle.fixtures import compare_fixtures, record, write_fixtures
 from grader.oracle.reference import FIXTURE_SUFFIX
 from support import ASSIGNMENTS, a1, assignment
@@ -30,16 +30,16 @@ def test_a_changed_reference_makes_the_fixtures_stale(project):
     assignment = load_assignment("a1_fc_numpy", project)
     differences = compare_fixtures(assignment, record(assignment))
     # The reference's answers changed, and so did the mistakes built from the reference.
-    assert {d.file for d in differences} == {f"test_optim{FIXTURE_SUFFIX}", FINGERPRINTS_FILE}
+    assert {d.file for d in differences} == {f"test_optim{FIXTURE_SUFFIX}", SKETCHES_FILE}
 
 
-def test_a_changed_hint_makes_the_mistake_fingerprints_stale(project, recorded):
+def test_a_changed_hint_makes_the_mistake_sketches_stale(project, recorded):
     catalogue = project / "reference" / "a1_fc_numpy" / "mistakes.yaml"
     text = catalogue.read_text()
     catalogue.write_text(text.replace("hint: >-\n", "hint: >-\n      Look again.\n", 1))
     assignment = load_assignment("a1_fc_numpy", project)
     differences = compare_fixtures(assignment, record(assignment))
-    assert differences and {d.file for d in differences} == {FINGERPRINTS_FILE}
+    assert differences and {d.file for d in differences} == {SKETCHES_FILE}
     assert all("changed" in d.problem for d in differences)
 
 

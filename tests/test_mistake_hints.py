@@ -1,5 +1,5 @@
 """Every catalogued mistake, graded as a submission, loses its task and gets its own hint: live in
-official mode, from the recorded fingerprints in public mode.
+official mode, from the recorded sketches in public mode.
 
 The mutant tests (test_mutants_a1.py, test_mutants_a2.py) grade mistakes as whole submissions and
 require the same hint; the mistakes they grade by default are not graded again here."""
@@ -58,7 +58,7 @@ PUBLIC_SAMPLE = {"affine_backward_divides_by_n", "batchnorm_backward_alt_misses_
 
 @pytest.mark.parametrize("assignment_id,mistake,mode",
                          [c for c in _cases("public") if RUN_ALL or c.values[1].id in PUBLIC_SAMPLE])
-def test_public_grading_names_the_mistake_from_the_fingerprints(tmp_path, assignment_id, mistake, mode):
+def test_public_grading_names_the_mistake_from_the_sketches(tmp_path, assignment_id, mistake, mode):
     result = grade_mistake(tmp_path, assignment_id, mistake, mode)
     task = next(t for t in result.tasks if t.task_id == mistake.task)
     if task.points == task.max_points:
@@ -82,7 +82,7 @@ def test_a_correct_submission_failing_for_another_reason_gets_no_catalogue_hint(
 def test_a_sketch_with_infinities_matches_itself_and_only_itself():
     import numpy as np
 
-    from grader.oracle.fingerprint import entries_match, sketch_value
+    from grader.oracle.sketches import entries_match, sketch_value
 
     overflowed = np.array([[np.inf, 1.0, 2.0], [0.5, -np.inf, 3.0]])
     assert entries_match(sketch_value(overflowed), sketch_value(overflowed.copy()))
@@ -94,7 +94,7 @@ def test_a_sketch_with_infinities_matches_itself_and_only_itself():
 
 
 def test_two_errors_of_one_type_but_other_causes_sketch_differently():
-    from grader.oracle.fingerprint import entries_match, sketch_failure
+    from grader.oracle.sketches import entries_match, sketch_failure
     from grader.sandbox.errors import StudentException
 
     def raised(message):

@@ -121,8 +121,8 @@ PUBLIC_SAMPLE = {"barebones_train_step_keeps_gradients", "bottleneck_width_full_
 
 @pytest.mark.parametrize("mistake", [m for m in load_catalogue(assignment("a3_resnet_pytorch"))
                                      if RUN_ALL or m.id in PUBLIC_SAMPLE], ids=lambda m: m.id)
-def test_public_grading_names_the_mistake_from_the_fingerprints(mistake, tmp_path):
-    """Without the reference, the hint comes from the recorded fingerprints (fixtures/mistakes.json)."""
+def test_public_grading_names_the_mistake_from_the_sketches(mistake, tmp_path):
+    """Without the reference, the hint comes from the recorded sketches (fixtures/mistake_sketches.json)."""
     shipped = assignment("a3_resnet_pytorch")
     folder = make_submission(tmp_path, shipped, "reference", {mistake.file: mistake.source_text})
     result = grade_checks(shipped, folder, only=mistake.task, mode="public")

@@ -186,7 +186,7 @@ def test_bundle_holds_the_assignment_and_the_grader(bundles):
     got = {p.relative_to(bundle / "assignments" / A1).as_posix() for p in (bundle / "assignments" / A1).rglob("*")
            if p.is_file()}
     assert got == expected
-    assert "fixtures/mistakes.json" in got
+    assert "fixtures/mistake_sketches.json" in got
     for name in expected:
         assert (bundle / "assignments" / A1 / name).read_bytes() == (shipped.directory / name).read_bytes()
     assert sorted(p.name for p in (bundle / "assignments").iterdir()) == [A1]

@@ -6,10 +6,13 @@ state with any other. Up to `jobs` of them do CPU work at once. Training on a GP
 one submission per GPU at a time, so that time limits stay fair: a process that reaches its GPU
 training asks this coordinator for a GPU, waits without taking a CPU slot, trains in a worker that
 sees only that GPU, and gives it back; a free GPU goes at once to the longest waiting process.
+Each step of that is a GpuMessage (wanted, lent, returned), checked by `accepted_gpu_message`;
+whatever else a grading process sends is its outcome (grader.batch.executor.JobOutcome).
 """
 
 from __future__ import annotations
 
+import enum
 import multiprocessing
 import multiprocessing.connection
 import time
@@ -25,9 +28,65 @@ from grader.sandbox.worker_process import reap_adopted_orphans
 
 POLL_S = 0.1
 # Imported once by the fork server, so that no grading process spends its time importing them.
-WARM_MODULES = ["grader.batch.local", "grader.batch.job", "grader.engine.grading", "grader.checking.gradcheck", "grader.oracle.fingerprint",
+WARM_MODULES = ["grader.batch.local", "grader.batch.job", "grader.engine.grading", "grader.checking.gradcheck", "grader.oracle.sketches",
                 "grader.engine.training", "grader.data", "grader.sandbox.selfcheck", "grader.engine.submission", "grader.report.terminal",
                 "rich.console", "rich.table", "numpy.testing"]
+
+
+class GpuStep(enum.Enum):
+    WANTED = "wanted"        # grading process -> coordinator: at its GPU training, it waits for a GPU
+    LENT = "lent"            # coordinator -> grading process: this GPU is its own until it gives it back
+    RETURNED = "returned"    # grading process -> coordinator: done with the GPU, whatever happened
+
+
+@dataclass(frozen=True)
+class GpuMessage:
+    """One step of lending a GPU, between the coordinator and a grading process."""
+
+    step: GpuStep
+    gpu: Optional[str] = None    # LENT only: the CUDA_VISIBLE_DEVICES of the worker that trains
+
+    def __post_init__(self) -> None:
+        if (problem := self.problem()) is not None:
+            raise ValueError(problem)
+
+    @classmethod
+    def wanted(cls) -> GpuMessage:
+        return cls(GpuStep.WANTED)
+
+    @classmethod
+    def lent(cls, gpu: str) -> GpuMessage:
+        return cls(GpuStep.LENT, gpu)
+
+    @classmethod
+    def returned(cls) -> GpuMessage:
+        return cls(GpuStep.RETURNED)
+
+    def problem(self) -> Optional[str]:
+        """Why this message is malformed, or None. (Unpickling skips __post_init__: the receiver asks again.)"""
+        if not isinstance(self.step, GpuStep):
+            return f"a GPU message of step {self.step!r}"
+        if self.step is GpuStep.LENT:
+            if not isinstance(self.gpu, str) or not self.gpu:
+                return f"a GPU lent as {self.gpu!r}"
+        elif self.gpu is not None:
+            return f"a GPU message {self.step.value} that names a GPU"
+        return None
+
+
+def accepted_gpu_message(message: Any, steps: tuple[GpuStep, ...]) -> GpuMessage:
+    """`message` as a well-formed GpuMessage of one of `steps`; raises ValueError saying what came instead."""
+    if not isinstance(message, GpuMessage):
+        raise ValueError(f"a {type(message).__name__} instead of a GPU message")
+    if (problem := message.problem()) is not None:
+        raise ValueError(problem)
+    if message.step not in steps:
+        raise ValueError(f"a GPU message {message.step.value} where {' or '.join(s.value for s in steps)} was due")
+    return message
+
+
+# What a grading process sends besides its outcome.
+FROM_GRADING = (GpuStep.WANTED, GpuStep.RETURNED)
 
 
 @dataclass
@@ -116,13 +175,19 @@ class LocalExecutor:
                 message = entry.connection.recv()
             except (EOFError, OSError):
                 return
-            if message == ("gpu-wanted",):
+            if not isinstance(message, GpuMessage):  # the outcome, checked when it is settled
+                entry.result = message
+                continue
+            try:
+                step = accepted_gpu_message(message, FROM_GRADING).step
+            except ValueError as exc:
+                entry.result = JobOutcome.lost(f"its grading process sent {exc}")
+                continue
+            if step is GpuStep.WANTED:
                 entry.gpu_phase, entry.waiting_since = True, time.monotonic()
                 waiting.append(entry)
-            elif message == ("gpu-returned",):
+            else:
                 self._give_back(entry, free_gpus)
-            else:  # the outcome, checked when it is settled
-                entry.result = message
 
     def _grant(self, waiting: deque, free_gpus: deque) -> None:
         while waiting and free_gpus:
@@ -134,7 +199,7 @@ class LocalExecutor:
             entry.waiting_since = None
             self.gpu_events.append(("take", entry.job.submission_id, entry.gpu, time.monotonic()))
             try:
-                entry.connection.send(("gpu", entry.gpu))
+                entry.connection.send(GpuMessage.lent(entry.gpu))
             except (OSError, BrokenPipeError):
                 self._give_back(entry, free_gpus)
 
@@ -190,10 +255,9 @@ def child_main(job: SubmissionJob, connection: Any, options: ChildOptions) -> No
 @contextmanager
 def gpu_from_coordinator(connection: Any) -> Iterator[dict[str, str]]:
     """Waits for the coordinator to lend a GPU; gives it back on leaving, whatever happened."""
-    connection.send(("gpu-wanted",))
-    kind, gpu = connection.recv()
-    assert kind == "gpu"
+    connection.send(GpuMessage.wanted())
+    lent = accepted_gpu_message(connection.recv(), (GpuStep.LENT,))
     try:
-        yield {"CUDA_VISIBLE_DEVICES": gpu}
+        yield {"CUDA_VISIBLE_DEVICES": lent.gpu}
     finally:
-        connection.send(("gpu-returned",))
+        connection.send(GpuMessage.returned())

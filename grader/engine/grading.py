@@ -15,7 +15,7 @@ import numpy as np
 from grader import __version__
 from grader.assignment import Assignment, ConfigError, TaskSpec
 from grader.options import GradingChoices
-from grader.oracle.fingerprint import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_fingerprints
+from grader.oracle.sketches import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_sketches
 from grader.oracle.mistakes import load_catalogue
 from grader.oracle.reference import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
 from grader.engine.pytest_plugin import GradingPlugin, run_checks
@@ -260,14 +260,14 @@ def _training_device(task: TaskSpec, options: GradeOptions) -> str:
 
 def mistake_explainer(assignment: Assignment, mode: str, limits: Limits,
                       preload: tuple[str, ...]) -> Optional[Explainer]:
-    """Live against the catalogue's mistakes in official mode, from the recorded fingerprints in
+    """Live against the catalogue's mistakes in official mode, from the recorded sketches in
     public mode; None where there is neither."""
     if mode == "official":
         mistakes = load_catalogue(assignment)
         if not mistakes:
             return None
         return LiveExplainer(MistakeWorkers(assignment, mistakes, limits, preload))
-    stored = read_fingerprints(assignment)
+    stored = read_sketches(assignment)
     return ReplayExplainer(stored) if stored else None
 
 

@@ -26,7 +26,7 @@ from grader.checking import notes
 from grader.boundary import wire
 from grader.assignment import task_matches
 from grader.checking.compare import CheckFailed
-from grader.oracle.fingerprint import Explainer, Sketch, explainable, sketch_failure, sketch_value
+from grader.oracle.sketches import Explainer, Sketch, explainable, sketch_failure, sketch_value
 from grader.oracle.reference import MissingFixture, ReferenceOracle
 from grader.sandbox.remote import StudentProxy, WorkerSession
 from grader.results import CheckResult, Outcome

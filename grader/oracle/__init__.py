@@ -1,3 +1,3 @@
 """The truth a check compares with: the instructor's reference run in its own worker, the recorded
-fixtures, and the catalogue of known mistakes with the fingerprints that recognise them.
+fixtures, and the catalogue of known mistakes with the sketches that recognise them.
 """

@@ -2,7 +2,7 @@
 
 The reference itself is the submission while recording, so every check runs to its end and every
 reference call it makes is recorded. Each catalogued mistake then runs each public check of its task,
-and how it fails is stored (`fixtures/mistakes.json`) so that public grading can give its hint. Stale fixtures are found by recording again in memory and
+and how it fails is stored (`fixtures/mistake_sketches.json`) so that public grading can give its hint. Stale fixtures are found by recording again in memory and
 comparing: the same keys, and values equal to a tight tolerance (BLAS libraries differ in the
 last bits between machines).
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from grader.assignment import Assignment, ConfigError
-from grader.oracle.fingerprint import (
-    FINGERPRINTS_FILE, MistakeWorkers, RecordingExplainer, fingerprint_differences, fingerprints_path,
-    read_fingerprints, write_fingerprints,
+from grader.oracle.sketches import (
+    SKETCHES_FILE, MistakeWorkers, RecordingExplainer, sketch_differences, sketches_path,
+    read_sketches, write_sketches,
 )
 from grader.engine.grading import PUBLIC_SEED
 from grader.oracle.mistakes import load_catalogue
@@ -42,7 +42,7 @@ class FixtureDifference:
 @dataclass(frozen=True)
 class Recording:
     answers: dict[str, dict[str, Entry]]    # check module -> digest -> the reference's answer
-    fingerprints: dict[str, list[dict]]     # check id -> how each catalogued mistake fails it
+    sketches: dict[str, list[dict]]     # check id -> how each catalogued mistake fails it
 
 
 def record(assignment: Assignment) -> Recording:
@@ -79,9 +79,9 @@ def record(assignment: Assignment) -> Recording:
 
 def write_fixtures(assignment: Assignment, recording: Recording) -> list[Path]:
     written = _write_answers(assignment, recording.answers)
-    path = fingerprints_path(assignment)
-    if recording.fingerprints:
-        written.append(write_fingerprints(assignment, recording.fingerprints))
+    path = sketches_path(assignment)
+    if recording.sketches:
+        written.append(write_sketches(assignment, recording.sketches))
     elif path.exists():
         path.unlink()
     return written
@@ -103,8 +103,8 @@ def _write_answers(assignment: Assignment, recorded: dict[str, dict[str, Entry]]
 
 def compare_fixtures(assignment: Assignment, recording: Recording) -> list[FixtureDifference]:
     differences = _compare_answers(assignment, recording.answers)
-    differences += [FixtureDifference(FINGERPRINTS_FILE, problem) for problem in
-                    fingerprint_differences(read_fingerprints(assignment), recording.fingerprints)]
+    differences += [FixtureDifference(SKETCHES_FILE, problem) for problem in
+                    sketch_differences(read_sketches(assignment), recording.sketches)]
     return differences
 
 

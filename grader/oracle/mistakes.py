@@ -3,7 +3,7 @@
 Each mistake is a small change of one reference file (an exact snippet replaced by what students
 typically write instead), the task whose checks it fails first, and a hint for a student whose
 submission behaves like it. The grader uses the catalogue to explain failures (see
-`grader.oracle.fingerprint`); the project's tests grade every mistake as a submission.
+`grader.oracle.sketches`); the project's tests grade every mistake as a submission.
 
 The file lives beside the reference because its snippets are pieces of the solution.
 """

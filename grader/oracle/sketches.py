@@ -9,7 +9,7 @@ is shown.
 
 Official grading does that live. Public grading has no reference, so `grader fixtures` stores each
 mistake's sketches of each public check (fixed seeds, so the inputs are the ones a student's run
-uses) in `fixtures/mistakes.json`, and a failed check is compared with those.
+uses) in `fixtures/mistake_sketches.json`, and a failed check is compared with those.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from grader.sandbox.remote import CallRecord, RemoteObject, StudentProxy, Worker
 from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
 from grader.sandbox.errors import StudentException
 
-FINGERPRINTS_FILE = "mistakes.json"
+SKETCHES_FILE = "mistake_sketches.json"
 _SAMPLE = 4096      # elements of a large array the projections look at
 _PROJECTIONS = 2
 
@@ -273,32 +273,32 @@ def explainable(error: Optional[BaseException]) -> bool:
 
 # -- the stored sketches ---------------------------------------------------------------------------------
 
-def fingerprints_path(assignment: Assignment) -> Path:
-    return assignment.fixtures_directory / FINGERPRINTS_FILE
+def sketches_path(assignment: Assignment) -> Path:
+    return assignment.fixtures_directory / SKETCHES_FILE
 
 
-def write_fingerprints(assignment: Assignment, recorded: dict[str, list[dict]]) -> Path:
-    path = fingerprints_path(assignment)
+def write_sketches(assignment: Assignment, recorded: dict[str, list[dict]]) -> Path:
+    path = sketches_path(assignment)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(fingerprints_text(recorded))
+    path.write_text(sketches_text(recorded))
     return path
 
 
-def fingerprints_text(recorded: dict[str, list[dict]]) -> str:
+def sketches_text(recorded: dict[str, list[dict]]) -> str:
     checks = {nodeid: recorded[nodeid] for nodeid in sorted(recorded)}
     return json.dumps({"format": 1, "checks": checks}, separators=(",", ":"), sort_keys=True) + "\n"
 
 
-def read_fingerprints(assignment: Assignment) -> dict[str, list[dict]]:
-    path = fingerprints_path(assignment)
+def read_sketches(assignment: Assignment) -> dict[str, list[dict]]:
+    path = sketches_path(assignment)
     if not path.is_file():
         return {}
     data = json.loads(path.read_text())
     return data.get("checks", {}) if isinstance(data, dict) and data.get("format") == 1 else {}
 
 
-def fingerprint_differences(stored: dict[str, list[dict]], recorded: dict[str, list[dict]]) -> list[str]:
-    """How stored fingerprints differ from a fresh recording (empty when they are current)."""
+def sketch_differences(stored: dict[str, list[dict]], recorded: dict[str, list[dict]]) -> list[str]:
+    """How stored sketches differ from a fresh recording (empty when they are current)."""
     problems = []
     for nodeid in sorted(set(stored) | set(recorded)):
         old = {e["mistake"]: e for e in stored.get(nodeid, [])}
