@@ -4,6 +4,7 @@ checked against Gradescope's documented format."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.cli import main
+from grader.cli import EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, main
 
 from conftest import edit_file
 from no_landlock import landlock_abi
@@ -499,3 +500,45 @@ def test_two_copies_of_the_files_are_refused(tmp_path):
     student_files(tmp_path / "repo" / "assignments" / A1)   # a student's repository
     student_files(tmp_path / "repo" / "copy")
     assert locate_submission(tmp_path / "repo", A1, names).path == tmp_path / "repo" / "assignments" / A1
+
+
+def test_the_runner_takes_exactly_the_choices_and_defaults_the_export_writes_into_it():
+    from grader.cli import build_parser
+    from grader.delivery.gradescope_runner import build_parser as runner_parser
+    from grader.options import DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS
+
+    def flags(parser):
+        return {flag: action for action in parser._actions for flag in action.option_strings}
+
+    def command(parser, name):
+        (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return commands.choices[name]
+
+    runner, export = flags(runner_parser()), flags(command(command(build_parser(), "export"), "gradescope"))
+    for flag, choices in (("--device", DEVICES), ("--data", EXPORT_DATA_CHOICES), ("--gpu-tasks", EXPORT_GPU_TASKS)):
+        assert tuple(runner[flag].choices) == tuple(export[flag].choices) == choices, flag
+        assert runner[flag].default == export[flag].default, flag
+
+
+@pytest.mark.parametrize("status, stderr, expected", [
+    (EXIT_UNUSABLE, "grader: unusable submission: layers.py is empty\n",
+     "Your submission could not be graded: layers.py is empty"),
+    (EXIT_USAGE, "grader: configuration error: official grading refused: a promise broke\n",
+     "none holds on this machine"),
+    (EXIT_USAGE, "grader: error: something the grader did not expect\n",
+     "could not grade this submission (error: something the grader did not expect)"),
+])
+def test_the_runner_reads_the_exit_status_of_grader_grade_as_grader_cli_defines_it(
+        tmp_path, monkeypatch, status, stderr, expected):
+    from grader.delivery import gradescope_runner as runner
+
+    (tmp_path / "autograder").mkdir()
+    (tmp_path / "autograder" / "source").symlink_to(PROJECT_ROOT)
+    student_files(tmp_path / "autograder" / "submission")
+    monkeypatch.setenv("GRADER_ONLY", ONLY)
+    monkeypatch.setattr(runner, "prove_sandbox", lambda env, cwd: SandboxProof((LevelCheck("bwrap", EXIT_OK, ""),)))
+    monkeypatch.setattr(runner, "run_grader", lambda command, env, cwd, time_limit: (status, stderr))
+    args = runner.build_parser().parse_args(["--assignment", A1])
+    run = runner.grade_submission(args, runner.Layout(tmp_path / "autograder"), 0.0)
+    assert expected in run.result.output and run.extra["graded"] is False
+    assert ("refused" in run.extra) == ("refused" in stderr)

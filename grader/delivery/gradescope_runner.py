@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from grader import __version__
+from grader.cli import EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE
 from grader.files import find_student_files
+from grader.options import DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS
 from grader.report.gradescope import LeaderboardEntry, read_results_json, to_results_json, write_results_json
 from grader.results import GradingResult, Outcome, TaskResult
 
 DEFAULT_ROOT = "/autograder"
-# Exit statuses of `grader grade` (grader.cli).
-_EXIT_USAGE, _EXIT_UNUSABLE = 2, 3
 STAFF = "Please tell the course staff; this is a problem of the autograder, not of your work."
 # The sandbox levels that keep reference/ unreadable and the network closed (grader.sandbox.levels), strongest
 # first. `process` and `none` keep neither: official grading here never runs at them.
@@ -247,7 +247,7 @@ class LevelCheck:
 
     @property
     def held(self) -> bool:
-        return self.status == 0
+        return self.status == EXIT_OK
 
     def why_not(self) -> str:
         if self.status is None:
@@ -297,8 +297,9 @@ def prove_sandbox(env: dict[str, str], cwd: Path) -> SandboxProof:
 
 def run_selfcheck(level: str, env: dict[str, str], cwd: Path) -> LevelCheck:
     """The command line's selfcheck in a child process, whose exit status is all that is relied on
-    (0: every promise of the level held, 1: one did not, 2: the level cannot run here): the same
-    verdict an instructor gets from `grader selfcheck`, and a crash of the probes costs this run nothing."""
+    (EXIT_OK: every promise of the level held; any other: one did not, or the level cannot run here):
+    the same verdict an instructor gets from `grader selfcheck`, and a crash of the probes costs this
+    run nothing."""
     command = [sys.executable, "-m", "grader", "selfcheck", "--sandbox", level]
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
@@ -397,12 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m grader.delivery.gradescope_runner",
                                      description="Grade the submission of a Gradescope autograder run.")
     parser.add_argument("--assignment", required=True)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--data", choices=["synthetic", "auto"], default="synthetic")
+    parser.add_argument("--device", choices=list(DEVICES), default="auto")
+    parser.add_argument("--data", choices=list(EXPORT_DATA_CHOICES), default=EXPORT_DATA_CHOICES[0])
     parser.add_argument("--time-limit", type=float, default=0.0, metavar="SECONDS",
                         help="stop grading after this long and report it (0: no limit)")
     parser.add_argument("--memory", type=int, metavar="MB", help="the memory the submission's worker may use")
-    parser.add_argument("--gpu-tasks", choices=["skip", "leave-out"], default="skip",
+    parser.add_argument("--gpu-tasks", choices=list(EXPORT_GPU_TASKS), default=EXPORT_GPU_TASKS[0],
                         help="GPU training tasks here (no GPU): a 0 with the reason, or left out")
     parser.add_argument("--prepare-data", action="store_true",
                         help="only prepare the training data (setup.sh runs this when the image is built)")
@@ -430,9 +431,9 @@ def prepare_data(layout: Layout, data: str) -> int:
     except DatasetError as exc:
         print(f"training data not prepared: {exc}\nTraining tasks will try again when grading, and are "
               "skipped with this message when the data cannot be had.")
-        return 0
+        return EXIT_OK
     print(f"training data ready: {dataset.source}, {len(dataset.train_images)} training images")
-    return 0
+    return EXIT_OK
 
 
 def grade_command(args: argparse.Namespace, layout: Layout, located: Located, seed: Optional[int],
@@ -533,14 +534,14 @@ def grade_submission(args: argparse.Namespace, layout: Layout, start: float) -> 
     if status is None:
         return failed(f"Grading was stopped after {args.time_limit:g} seconds, the time this autograder "
                       "allows. Look for code that runs much longer than it should.")
-    if status == _EXIT_UNUSABLE:
+    if status == EXIT_UNUSABLE:
         reason = _stderr_reason(stderr, "grader: unusable submission:") or "no reason was given"
         return failed("\n".join(p for p in (located.note, f"Your submission could not be graded: {reason}") if p))
-    if status == _EXIT_USAGE and REFUSED in stderr:   # the grader's own quick selfcheck did not hold
+    if status == EXIT_USAGE and REFUSED in stderr:   # the grader's own quick selfcheck did not hold
         reason = _stderr_reason(stderr, "grader: configuration error:") or REFUSED
         return refusal_results(reason, [LEVEL_FIXES[proof.level]] if proof.level in LEVEL_FIXES else [],
                                "", tasks, time.monotonic() - start, extra, assignment=spec.id)
-    if status == _EXIT_USAGE:
+    if status == EXIT_USAGE:
         return failed(f"The autograder could not grade this submission ({_stderr_reason(stderr, 'grader:')}). {STAFF}")
     try:
         result = read_results_json(layout.results, spec)
@@ -567,7 +568,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                               {"autograder_error": f"{type(exc).__name__}: {exc}"}, assignment=args.assignment)
     run.write(layout.results)
     print(f"score {run.result.score:g}; results in {layout.results}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
