@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from grader.batch.executor import JobOutcome
-from grader.batch.local import gpu_from_coordinator
+from grader.batch.local import GpuMessage, GpuStep, gpu_from_coordinator
 
 
 def _record(job, **extra) -> dict:
@@ -62,3 +62,23 @@ def sends_an_untyped_outcome(job, connection, options) -> None:
 
 def configuration_is_broken(job, connection, options) -> None:
     connection.send(JobOutcome.fatal("ConfigError: assignment.yaml: tasks: missing"))
+
+
+def lends_a_gpu_itself(job, connection, options) -> None:
+    """Sends what only the coordinator sends, then its record: the attempt is lost all the same."""
+    connection.send(GpuMessage.lent("0"))
+    connection.send(JobOutcome.done(_record(job)))
+
+
+def asks_for_a_gpu_naming_one(job, connection, options) -> None:
+    """A malformed message, as unpickling would deliver it (no __post_init__ on the way)."""
+    message = object.__new__(GpuMessage)
+    object.__setattr__(message, "step", GpuStep.WANTED)
+    object.__setattr__(message, "gpu", "0")
+    connection.send(message)
+    connection.send(JobOutcome.done(_record(job)))
+
+
+def asks_for_a_gpu_in_a_bare_tuple(job, connection, options) -> None:
+    connection.send(("gpu-wanted",))
+    connection.send(JobOutcome.done(_record(job)))

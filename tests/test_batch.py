@@ -389,6 +389,34 @@ def test_gpu_training_holds_one_gpu_each_and_no_gpu_idles_while_training_waits(t
             assert len(holders_while_waiting) >= gpus, span
 
 
+def test_a_gpu_message_is_one_of_three_steps_and_only_lent_names_a_gpu():
+    from grader.batch.local import FROM_GRADING, GpuMessage, GpuStep, accepted_gpu_message
+
+    assert accepted_gpu_message(GpuMessage.lent("1"), (GpuStep.LENT,)).gpu == "1"
+    assert accepted_gpu_message(GpuMessage.wanted(), FROM_GRADING).step is GpuStep.WANTED
+    for malformed in (lambda: GpuMessage(GpuStep.LENT), lambda: GpuMessage.lent(""),
+                      lambda: GpuMessage(GpuStep.RETURNED, "0"), lambda: GpuMessage("wanted")):
+        with pytest.raises(ValueError):
+            malformed()
+    unpickled = object.__new__(GpuMessage)   # as pickle rebuilds one: no __post_init__
+    object.__setattr__(unpickled, "step", GpuStep.LENT)
+    object.__setattr__(unpickled, "gpu", None)
+    for message, steps, why in ((unpickled, (GpuStep.LENT,), "GPU lent as None"),
+                                (("gpu", "0"), (GpuStep.LENT,), "a tuple instead of a GPU message"),
+                                (GpuMessage.lent("0"), FROM_GRADING, "lent where wanted or returned was due")):
+        with pytest.raises(ValueError, match=why):
+            accepted_gpu_message(message, steps)
+
+
+@pytest.mark.parametrize("fake", ["lends_a_gpu_itself", "asks_for_a_gpu_naming_one", "asks_for_a_gpu_in_a_bare_tuple"])
+def test_a_malformed_gpu_message_from_a_grading_process_loses_its_attempt(tmp_path, fake):
+    import batch_local_fakes
+
+    sink = RecordingSink(retry=False)
+    LocalExecutor(jobs=1, gpus=["0"], target=getattr(batch_local_fakes, fake)).run(stand_in_jobs(tmp_path, 1), sink)
+    assert sink.events == [("started", "s0", 1), ("lost", "s0", 1)]
+
+
 def test_a_lost_grading_is_tried_again_and_a_students_result_never_is(tmp_path):
     import batch_local_fakes
 
