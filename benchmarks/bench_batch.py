@@ -48,7 +48,7 @@ def measure(assignment_id: str, mode: str, count: int, jobs: int, work: Path) ->
     records = outcome.records
     if any(r["score"] != r["max_score"] for r in records):
         raise SystemExit(f"the reference lost points: {[r['errors'] for r in records if r['errors']]}")
-    checks = statistics.fmean(r["check_seconds"] for r in records)
+    checks = statistics.fmean(r["checks_s"] for r in records)
     running = statistics.fmean(r["checks_run_seconds"] for r in records)
     inside = statistics.fmean(r["seconds"] for r in records)
     per_submission = wall * jobs / count

@@ -15,7 +15,7 @@ from grader.batch.local import GpuMessage, GpuStep, gpu_from_coordinator
 def _record(job, **extra) -> dict:
     return {"id": job.submission_id, "source": job.path, "content_hash": job.content_hash, "status": "graded",
             "score": 1.0, "max_score": 1.0, "seed": job.settings.seed, "tasks": {}, "errors": "", "seconds": 0.0,
-            "check_seconds": 0.0, "results": {}, "feedback": "", **extra}
+            "checks_s": 0.0, "results": {}, "feedback": "", **extra}
 
 
 def trace_dir(job) -> Path:

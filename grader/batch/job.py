@@ -107,7 +107,7 @@ def graded_record(job: SubmissionJob, result: GradingResult, seconds: float) -> 
         "seconds": seconds,
         # Time inside the checks' own code, and running them (pytest's setup and reports of each
         # included); what a submission costs beyond is the batch's overhead.
-        "check_seconds": sum(c.duration_s for t in result.tasks for c in t.checks),
+        "checks_s": sum(c.duration_s for t in result.tasks for c in t.checks),
         "checks_run_seconds": result.checks_s,
         "results": to_results_json(result),
         "feedback": feedback_text(result),

@@ -304,11 +304,11 @@ def with_check_times(result: TaskResult, progress: TrainingProgress) -> TaskResu
     as many checks as the history holds (a run trained again after a lost worker printed more)."""
     measured = result.training
     history = measured.history if measured is not None else None
-    if history is None or len(progress.epoch_seconds) < len(history.val_accuracy) or not history.val_accuracy:
+    if history is None or len(progress.epoch_times_s) < len(history.val_accuracy) or not history.val_accuracy:
         return result
-    times = tuple(progress.epoch_seconds[-len(history.val_accuracy):])
+    times = tuple(progress.epoch_times_s[-len(history.val_accuracy):])
     return dataclasses.replace(result, training=dataclasses.replace(
-        measured, history=dataclasses.replace(history, check_seconds=times)))
+        measured, history=dataclasses.replace(history, check_times_s=times)))
 
 
 def _read_history(solver: RemoteObject) -> Optional[TrainingHistory]:

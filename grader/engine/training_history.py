@@ -38,7 +38,7 @@ class TrainingHistory:
     first_non_finite: Optional[int] = None  # the iteration whose loss was first NaN or infinite
     # When each accuracy check (start, epochs, end) was printed, by the grader's clock: seconds since
     # the task started (the data's hand-off included). Empty where the run printed none.
-    check_seconds: tuple[float, ...] = ()
+    check_times_s: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"iterations": self.iterations, "loss": [_json_number(v) for v in self.loss],
@@ -46,7 +46,7 @@ class TrainingHistory:
                 "train_accuracy": [_json_number(v) for v in self.train_accuracy],
                 "val_accuracy": [_json_number(v) for v in self.val_accuracy],
                 "first_non_finite": self.first_non_finite,
-                "check_seconds": [round(s, 3) for s in self.check_seconds]}
+                "check_times_s": [round(s, 3) for s in self.check_times_s]}
 
 
 # The lines the provided Solver and Trainer print when verbose.
@@ -60,7 +60,7 @@ class TrainingProgress:
 
     limit_s: Optional[float] = None
     started: float = field(default_factory=time.monotonic)
-    epoch_seconds: list[float] = field(default_factory=list)  # the grader's time of each epoch line
+    epoch_times_s: list[float] = field(default_factory=list)  # the grader's time of each epoch line
     epoch: Optional[tuple[int, int]] = None
     iteration: Optional[tuple[int, int]] = None
     loss: Optional[float] = None
@@ -75,7 +75,7 @@ class TrainingProgress:
         if (match := _EPOCH_LINE.search(line)) is not None:
             self.epoch = (int(match[1]), int(match[2]))
             self.val_accuracy = _float(match[4])
-            self.epoch_seconds.append(time.monotonic() - self.started)
+            self.epoch_times_s.append(time.monotonic() - self.started)
             return True
         return False
 

@@ -145,7 +145,7 @@ def _history(data: Mapping[str, Any]) -> TrainingHistory:
     first = data.get("first_non_finite")
     return TrainingHistory(int(data["iterations"]), values("loss"), tuple(int(i) for i in data["loss_iterations"]),
                            values("train_accuracy"), values("val_accuracy"), None if first is None else int(first),
-                           values("check_seconds") if "check_seconds" in data else ())
+                           values("check_times_s") if "check_times_s" in data else ())
 
 
 def _optional_number(value: Any) -> Optional[float]:

@@ -406,7 +406,7 @@ class RemoteObject:
 
     Every attribute name is the student's: the object's own state sits in one name-mangled slot, and
     what the grader does with it besides calling, assigning and indexing goes through this module's
-    functions (`fetch`, `inspect_call`, `call_keeping`, `call_many`, `call`), so no student attribute
+    functions (`call`, `call_keeping`, and grader.checking's `fetch` and `inspect_call`), so no student attribute
     (`fetch`, `_modules`, `_call`) is ever shadowed."""
 
     __slots__ = ("__where", "__weakref__")
@@ -499,15 +499,6 @@ def call_keeping(obj: RemoteObject, *args: Any, items: Sequence[int], **kwargs: 
     """Calls and leaves the result's items at `items` in the worker, as handles: a layer's cache goes
     back to its backward pass exactly as the forward pass left it."""
     return call(obj, args, kwargs, keep_items=items)
-
-
-def call_many(obj: RemoteObject, calls: Sequence[tuple[Sequence, dict]], *, select: Sequence[int] = (),
-              timeout_s: float | None = None) -> list[Any]:
-    """Several calls of `obj` in one round trip; `select` picks a part of each result (e.g. `[0]`)."""
-    where = _where(obj)
-    encoder = where.session.encoder()
-    operations = tuple(call_operation(obj, encoder, args, kwargs, select=select) for args, kwargs in calls)
-    return where.session.perform(protocol.Batch(operations), encoder, where.modules(), timeout_s)
 
 
 def perform_batch(session: WorkerSession, steps: Sequence[tuple[RemoteObject, protocol.Operation]],
