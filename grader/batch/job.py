@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Optional
 
+from grader import __version__
 from grader.assignment import Assignment, load_assignment
 from grader.batch.executor import JobOutcome
 from grader.engine.grading import GradeOptions, grade, library_versions
 from grader.options import GradingChoices, grading_choices
 from grader.report.gradescope import to_results_json
 from grader.results import GradingResult, Outcome, TaskResult
-from grader import __version__
 
 GRADED, UNUSABLE, ERROR = "graded", "unusable", "error"
 

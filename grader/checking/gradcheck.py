@@ -46,8 +46,8 @@ from grader.checking.gradient_diagnosis import Sizes, constant_factor, describe_
 from grader.checking.notes import note
 from grader.checking.proxies import fetch
 from grader.sandbox import remote
-from grader.sandbox.remote import RemoteObject, WorkerSession
 from grader.sandbox.errors import StudentException
+from grader.sandbox.remote import RemoteObject, WorkerSession
 
 ELEMENTWISE_MAX_SIZE = 64
 DIRECTIONAL_PROBES = 4

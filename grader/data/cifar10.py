@@ -20,8 +20,8 @@ import numpy as np
 import platformdirs
 from filelock import FileLock
 
-from grader.files import atomic_file, write_atomically
 from grader.data.cifar_archive import ARCHIVE_NAME, DatasetError, ImageDataset, read_archive
+from grader.files import atomic_file, write_atomically
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"

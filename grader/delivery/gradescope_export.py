@@ -50,10 +50,10 @@ import zipfile
 from pathlib import Path
 from typing import Iterator, Optional
 
-import grader
 from grader.assignment import Assignment, ConfigError
 from grader.files import atomic_file
 from grader.options import DEVICES, EXPORT_DATA_CHOICES as DATA_CHOICES, EXPORT_GPU_TASKS as GPU_TASKS
+import grader
 
 VENV = "/opt/grader-venv"
 TORCH_REQUIREMENT = "torch==2.13.*"

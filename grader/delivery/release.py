@@ -23,10 +23,10 @@ import stat
 from pathlib import Path, PurePosixPath
 from string import Template
 
-import grader
-from grader.delivery import release_templates as templates
 from grader.assignment import Assignment, AssignmentSpec, ConfigError, TaskSpec
+from grader.delivery import release_templates as templates
 from grader.delivery.touched import fence_bodies, is_untouched_body
+import grader
 
 MANIFEST = ".grader-release.json"
 _SKIPPED_DIRECTORIES = {"__pycache__", ".pytest_cache"}

@@ -14,17 +14,17 @@ import numpy as np
 
 from grader import __version__
 from grader.assignment import Assignment, ConfigError, TaskSpec
-from grader.options import GradingChoices
-from grader.oracle.sketches import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_sketches
-from grader.oracle.mistakes import load_catalogue
-from grader.oracle.reference import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
 from grader.engine.pytest_plugin import GradingPlugin, run_checks
-from grader.sandbox.remote import WorkerSession
-from grader.results import CheckResult, GradingResult, Outcome, TaskResult
-from grader.sandbox.selfcheck import SandboxRefused, choose_level, describe_level
 from grader.engine.submission import PreparedSubmission
 from grader.engine.task_uses import point_to_failing_uses
 from grader.engine.training import run_training_tasks
+from grader.options import GradingChoices
+from grader.oracle.mistakes import load_catalogue
+from grader.oracle.reference import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
+from grader.oracle.sketches import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_sketches
+from grader.results import CheckResult, GradingResult, Outcome, TaskResult
+from grader.sandbox.remote import WorkerSession
+from grader.sandbox.selfcheck import SandboxRefused, choose_level, describe_level
 from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
 
 PUBLIC_SEED = 0

@@ -23,14 +23,14 @@ import pytest
 
 from grader.checking import notes
 
-from grader.boundary import wire
 from grader.assignment import task_matches
+from grader.boundary import wire
 from grader.checking.compare import CheckFailed
-from grader.oracle.sketches import Explainer, Sketch, explainable, sketch_failure, sketch_value
 from grader.oracle.reference import MissingFixture, ReferenceOracle
-from grader.sandbox.remote import StudentProxy, WorkerSession
+from grader.oracle.sketches import Explainer, Sketch, explainable, sketch_failure, sketch_value
 from grader.results import CheckResult, Outcome
 from grader.sandbox.errors import StudentException, WorkerCrashed, WorkerLost, WorkerTimeout
+from grader.sandbox.remote import StudentProxy, WorkerSession
 
 
 def check_seed(base_seed: int, nodeid: str) -> int:

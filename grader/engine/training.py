@@ -47,16 +47,16 @@ import numpy as np
 
 from grader.checking import notes
 
-from grader.boundary import wire
 from grader.assignment import TaskSpec
+from grader.boundary import wire
 from grader.checking.compare import CheckFailed
 from grader.checking.proxies import fetch
-from grader.sandbox import remote
-from grader.sandbox.remote import RemoteObject, StudentProxy, WorkerSession
-from grader.sandbox.errors import BudgetSpent, EarlierTimeout
-from grader.results import Outcome, TaskResult, TrainingMeasurement
 from grader.engine.training_history import TrainingHistory, TrainingProgress, diagnosis, history_from
+from grader.results import Outcome, TaskResult, TrainingMeasurement
+from grader.sandbox import remote
+from grader.sandbox.errors import BudgetSpent, EarlierTimeout
 from grader.sandbox.errors import StudentException, WorkerFailure, WorkerLost, WorkerTimeout
+from grader.sandbox.remote import RemoteObject, StudentProxy, WorkerSession
 
 # What the provided Solver and Trainer record as they train (see their docstrings).
 HISTORY_ATTRIBUTES = ("loss_history", "train_acc_history", "val_acc_history")

@@ -16,20 +16,21 @@ from pathlib import Path
 import numpy as np
 
 from grader.assignment import Assignment, ConfigError
-from grader.oracle.sketches import (
-    SKETCHES_FILE, MistakeWorkers, RecordingExplainer, sketch_differences, sketches_path,
-    read_sketches, write_sketches,
-)
 from grader.engine.grading import PUBLIC_SEED
+from grader.engine.pytest_plugin import GradingPlugin, run_checks
+from grader.engine.submission import prepare_submission
+from grader.files import write_atomically
 from grader.oracle.mistakes import load_catalogue
 from grader.oracle.reference import (
     FIXTURE_SUFFIX, Entry, RecordingBackend, ReferenceOracle, fixture_file_bytes, load_reference_package,
     read_fixture_file, unload_reference_package,
 )
-from grader.engine.pytest_plugin import GradingPlugin, run_checks
-from grader.sandbox.remote import WorkerSession
+from grader.oracle.sketches import (
+    SKETCHES_FILE, MistakeWorkers, RecordingExplainer, sketch_differences, sketches_path,
+    read_sketches, write_sketches,
+)
 from grader.results import Outcome
-from grader.engine.submission import prepare_submission
+from grader.sandbox.remote import WorkerSession
 from grader.sandbox.worker_process import Limits
 
 
@@ -93,7 +94,7 @@ def _write_answers(assignment: Assignment, recorded: dict[str, dict[str, Entry]]
     written = []
     for module, entries in sorted(recorded.items()):
         path = directory / f"{module}{FIXTURE_SUFFIX}"
-        path.write_bytes(fixture_file_bytes(entries))
+        write_atomically(path, fixture_file_bytes(entries))
         written.append(path)
     for stale in directory.glob(f"*{FIXTURE_SUFFIX}"):
         if stale.stem not in recorded:

@@ -24,13 +24,14 @@ from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
-from grader.boundary import wire
 from grader.assignment import Assignment
+from grader.boundary import wire
 from grader.checking.compare import CheckFailed
+from grader.files import write_atomically
 from grader.oracle.mistakes import Mistake
+from grader.sandbox.errors import StudentException
 from grader.sandbox.remote import CallRecord, RemoteObject, StudentProxy, WorkerSession
 from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
-from grader.sandbox.errors import StudentException
 
 SKETCHES_FILE = "mistake_sketches.json"
 _SAMPLE = 4096      # elements of a large array the projections look at
@@ -280,7 +281,7 @@ def sketches_path(assignment: Assignment) -> Path:
 def write_sketches(assignment: Assignment, recorded: dict[str, list[dict]]) -> Path:
     path = sketches_path(assignment)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(sketches_text(recorded))
+    write_atomically(path, sketches_text(recorded))
     return path
 
 

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from grader.results import CheckResult, GradingResult, Outcome, TaskResult, alike_key
 from grader.engine.training_history import TrainingProgress, sparkline
+from grader.results import CheckResult, GradingResult, Outcome, TaskResult, alike_key
 from grader.untrusted_text import log_safe
 
 _STYLE = {

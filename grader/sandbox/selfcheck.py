@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from grader.sandbox.remote import StudentProxy, WorkerSession
+from grader.sandbox.errors import StudentException, WorkerFailure
 from grader.sandbox.levels import CONFINED_LEVELS, LEVELS, grader_directory, level_problem, running_as_root
+from grader.sandbox.remote import StudentProxy, WorkerSession
 from grader.sandbox.worker_process import (
     Limits,
     make_scratch_dir,
@@ -32,7 +33,6 @@ from grader.sandbox.worker_process import (
     remove_scratch_dir,
     scrubbed_environment,
 )
-from grader.sandbox.errors import StudentException, WorkerFailure
 
 _CONFINED = tuple(reversed(CONFINED_LEVELS))
 _ALL = ("process", "restricted", "bwrap")

@@ -28,9 +28,9 @@ from grader.boundary import protocol, wire
 from grader.sandbox.errors import SandboxBroken, WorkerCrashed, WorkerLost, WorkerTimeout
 from grader.sandbox.levels import (WorkerJail, bwrap_jail, grader_directory, restricted_jail, running_as_root,
                                    worker_code_directory, worker_python)
-from grader.worker.loop import CONFINEMENT_FAILED_EXIT  # the worker's status when it could not confine itself
 from grader.sandbox.worker_memory import worker_memory_bytes
 from grader.sandbox.worker_uid import WorkerUidLease, lease_worker_uid
+from grader.worker.loop import CONFINEMENT_FAILED_EXIT  # the worker's status when it could not confine itself
 
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024 * 1024
 _BOOTSTRAP = (
