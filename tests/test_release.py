@@ -242,6 +242,19 @@ def test_readme_tells_students_what_to_do(bundles):
     assert named - {"--ci"} <= options, named - options
 
 
+@pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
+def test_readme_says_that_each_stub_names_the_tasks_it_lists(bundles, assignment_id):
+    bundle = bundles[assignment_id]
+    readme = (bundle / "README.md").read_text()
+    assert "`Graded by task: <id>`" in readme and "`NotImplementedError` it raises" in readme
+    listed = set(re.findall(r"^\| `([^`]+)` \|", readme, re.MULTILINE))
+    named = set()
+    for name in assignment(assignment_id).spec.student_files:
+        for ids in re.findall(r"Graded by tasks?: (.+)", (bundle / "assignments" / assignment_id / name).read_text()):
+            named |= {task_id.strip() for task_id in ids.split(",")}
+    assert named and named <= listed, named - listed
+
+
 # --- CI files ------------------------------------------------------------------------------------------
 
 def test_github_workflow_runs_the_grader_and_keeps_its_report(bundles):

@@ -23,6 +23,11 @@ Every function or method you write has a docstring that states what it takes and
 with shapes. Write your code between `# BEGIN YOUR CODE` and `# END YOUR CODE`, in place of the
 `raise NotImplementedError(...)` there. The lines outside those fences belong to the instructor:
 leave them as they are.
+
+Each stub names the tasks that grade it, by the task ids listed below: its docstring ends with
+`Graded by task: <id>` (`Graded by tasks: <id>, <id>` where several do), and the
+`NotImplementedError` it raises until you write it says the same, so a task reported as
+`not_implemented` leads you to the stub to write.
 $provided_files
 ### Tasks
 
