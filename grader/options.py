@@ -24,6 +24,9 @@ WITHOUT_GPU_CHOICES = ("advise", "skip", "leave-out")
 # training elsewhere, which a student there cannot follow).
 EXPORT_DATA_CHOICES = ("synthetic", "auto")
 EXPORT_GPU_TASKS = ("skip", "leave-out")
+# `grader batch --similarity`: auto compares the submissions of a batch of more than SIMILARITY_AUTO_ABOVE.
+SIMILARITY_CHOICES = ("off", "on", "auto")
+SIMILARITY_AUTO_ABOVE = 5
 
 
 @dataclass(frozen=True, kw_only=True)
