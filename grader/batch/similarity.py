@@ -233,8 +233,9 @@ def _shared_runs(one: _Fingerprint, other: _Fingerprint) -> list[tuple[int, tupl
                 (match[1] - previous[1]) - (match[0] - previous[0])) <= k:
             previous = match
             continue
-        span_one = (start[0], previous[0] + k)
-        span_other = (start[1], max(start[1], previous[1]) + k)
+        # A run's first k-gram is mostly the boilerplate it follows: its excerpt starts at its end.
+        span_one = (start[0] + k - 1, previous[0] + k)
+        span_other = (start[1] + k - 1, max(start[1], previous[1]) + k)
         runs.append((span_one[1] - span_one[0], span_one, span_other))
         if match is not None:
             start = previous = match
