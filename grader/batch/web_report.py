@@ -78,7 +78,7 @@ _SCRIPT = """
   });
   var filter = document.getElementById("filter");
   var shown = document.getElementById("shown");
-  filter.addEventListener("input", function () {
+  function apply() {
     var words = filter.value.toLowerCase().split(/\\s+/).filter(Boolean);
     var count = 0;
     Array.prototype.forEach.call(body.rows, function (row) {
@@ -88,7 +88,9 @@ _SCRIPT = """
       if (match) { count += 1; }
     });
     shown.textContent = count + " shown";
-  });
+  }
+  filter.addEventListener("input", apply);
+  apply();
 })();
 """
 _SCRIPT_DIGEST = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
