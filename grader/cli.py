@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from grader.batch.executor import EXECUTORS
-from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, SANDBOX_CHOICES, WITHOUT_GPU_CHOICES,
-                            add_grading_arguments, choices_from_arguments)
+from grader.batch.lms import FORMATS as LMS_FORMATS, ROSTER_COLUMNS
+from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, SANDBOX_CHOICES, SIMILARITY_AUTO_ABOVE,
+                            SIMILARITY_CHOICES, WITHOUT_GPU_CHOICES, add_grading_arguments, choices_from_arguments)
 
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
@@ -68,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="submissions graded at once (slurm/ray: at most this many at a time)")
     batch.add_argument("--executor", choices=list(EXECUTORS), default="local")
     add_grading_arguments(batch, seed_help="the seed of every submission (default: one drawn for the batch)")
-    batch.add_argument("--regrade", action="store_true", help="grade every submission again, even unchanged ones")
+    batch.add_argument("--regrade", nargs="*", metavar="ID",
+                       help="grade every submission again, even unchanged ones; with IDs, only those "
+                            "(the others are kept as they are)")
+    batch.add_argument("--similarity", choices=list(SIMILARITY_CHOICES), default="auto",
+                       help="after grading, look for similar submissions (never changes a score; "
+                            f"auto: above {SIMILARITY_AUTO_ABOVE} submissions)")
     batch.add_argument("--gpus", type=int, metavar="N", help="local: GPUs to use (default: every visible one)")
     batch.add_argument("--gpus-per-job", type=int, metavar="N",
                        help="slurm/ray: GPUs each submission holds (default: 1 when a task trains on a GPU)")
@@ -76,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--slurm-cluster", help=argparse.SUPPRESS)  # submitit's "local" runs the array here
     batch.add_argument("--ray-address", help="ray: the cluster to connect to (default: start a local one)")
     batch.add_argument("--quiet", action="store_true", help="no progress bar, no summary tables")
+
+    gradebook = commands.add_parser("gradebook", help="write a batch's grades for an LMS to import")
+    gradebook.add_argument("batch_dir", type=Path, metavar="DIR", help="the --out folder of `grader batch`")
+    gradebook.add_argument("--format", required=True, choices=list(LMS_FORMATS),
+                           help="canvas: Canvas's Grade Import CSV; moodle: Moodle's CSV grade import; "
+                                "csv: id,total,max")
+    gradebook.add_argument("--roster", type=Path, metavar="ROSTER.csv",
+                           help="submission id -> the student in the LMS (columns: " + ", ".join(ROSTER_COLUMNS) + ")")
+    gradebook.add_argument("--out", type=Path, metavar="FILE", help="default: DIR/grades_<format>.csv")
+    gradebook.add_argument("--assignment-name", help="the grade column's name in the LMS (default: the batch's assignment)")
+    gradebook.add_argument("--assignment-id", help="canvas: the assignment's Canvas id, shown in its column's name")
 
     release = commands.add_parser("release", help="write the student bundle (no reference, no hidden checks)")
     release.add_argument("assignment")
@@ -132,6 +149,8 @@ def _run(argv: Optional[Sequence[str]]) -> int:
             return _export(args)
         if args.command == "batch":
             return _batch(args, list(argv) if argv is not None else sys.argv[1:])
+        if args.command == "gradebook":
+            return _gradebook(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"grader: configuration error: {exc}", file=sys.stderr)
@@ -264,7 +283,7 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
     from grader.batch.executor import BatchAborted
     from grader.batch.outputs import print_summary
     from grader.batch.progress import batch_progress
-    from grader.batch.run import BatchBusy, BatchOptions, grade_batch
+    from grader.batch.run import BatchBusy, BatchOptions, UnknownSubmissions, grade_batch
     from grader.report.terminal import plain
 
     from grader.assignment import load_assignment
@@ -275,7 +294,8 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_USAGE
     options = BatchOptions(
         **choices_from_arguments(args), assignment=args.assignment, submissions=args.submissions, out=args.out,
-        jobs=args.jobs, executor=args.executor, mode=args.mode, seed=args.seed, regrade=args.regrade,
+        jobs=args.jobs, executor=args.executor, mode=args.mode, seed=args.seed,
+        regrade=args.regrade is not None, regrade_only=tuple(args.regrade or ()), similarity=args.similarity,
         gpus=args.gpus, partition=args.partition, gpus_per_job=args.gpus_per_job,
         slurm_cluster=args.slurm_cluster, ray_address=args.ray_address, arguments=argv)
     if not args.submissions.is_dir():
@@ -284,6 +304,9 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         with batch_progress(console, console.is_terminal and not args.quiet) as progress:
             outcome = grade_batch(options, progress)
+    except UnknownSubmissions as exc:  # the ids are the instructor's typing, and the folder's names
+        errors.print("[red]grader batch: --regrade:[/]", plain(str(exc)))
+        return EXIT_USAGE
     except (BatchAborted, BatchBusy, ImportError) as exc:
         errors.print(f"[red]grader batch:[/] {exc}", markup=True, highlight=False)
         return EXIT_USAGE
@@ -291,10 +314,31 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
         errors.print(plain(f"passed over {line}"))
     for line in outcome.unwritten:
         errors.print(plain(f"could not write the files of {line}"))
+    for line in outcome.notes:
+        errors.print(plain(f"note: {line}"))
     if not args.quiet:
         print_summary(outcome.summary, console)
-    console.print(f"{len(outcome.graded)} graded now, {len(outcome.skipped)} unchanged since they were graded; "
-                  f"gradebook: {outcome.gradebook}, summary: {outcome.summary_path}", markup=False)
+    kept = "kept as they were" if args.regrade else "unchanged since they were graded"
+    console.print(f"{len(outcome.graded)} graded now, {len(outcome.skipped)} {kept}; "
+                  f"gradebook: {outcome.gradebook}, summary: {outcome.summary_path}"
+                  + (f", report: {outcome.report}" if outcome.report is not None else ""), markup=False)
+    if outcome.similar:
+        console.print(f"{len(outcome.similar)} pair(s) of similar submissions (see the report)", markup=False)
+    return EXIT_OK
+
+
+def _gradebook(args: argparse.Namespace) -> int:
+    from grader.batch.lms import LmsExportError, export_grades
+
+    try:
+        export = export_grades(args.batch_dir, args.format, roster=args.roster, out=args.out,
+                               assignment_name=args.assignment_name, assignment_id=args.assignment_id)
+    except LmsExportError as exc:
+        print(f"grader gradebook: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for warning in export.warnings:
+        print(f"grader gradebook: warning: {warning}", file=sys.stderr)
+    print(f"wrote {export.rows} grade(s) for {args.format} to {export.path}")
     return EXIT_OK
 
 

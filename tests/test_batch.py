@@ -460,3 +460,126 @@ def test_a_configuration_problem_stops_the_batch(tmp_path):
     with pytest.raises(BatchAborted, match="tasks: missing"):
         LocalExecutor(jobs=2, target=batch_local_fakes.configuration_is_broken).run(
             stand_in_jobs(tmp_path, 3), RecordingSink())
+
+
+# -- regrading some submissions, similarity and the web report, on an in-process stand-in ------------
+
+class CountingExecutor:
+    """Grades in this process: a submission scores the number of times it was graded."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def run(self, jobs, sink) -> None:
+        for job in jobs:
+            attempt = sink.started(job)
+            count = self.counts[job.submission_id] = self.counts.get(job.submission_id, 0) + 1
+            sink.finished(job, attempt, {
+                "id": job.submission_id, "source": job.path, "content_hash": job.content_hash, "status": "graded",
+                "score": float(count), "max_score": 2.0, "seed": job.settings.seed,
+                "tasks": {"affine.forward": {"points": float(count), "max_points": 2.0, "outcome": "passed",
+                                             "message": ""}},
+                "errors": "", "seconds": 0.0, "checks_s": 0.0, "results": {"score": float(count)},
+                "feedback": f"graded {count} time(s)\n"})
+
+    def __call__(self, *arguments) -> "CountingExecutor":  # as make_executor
+        return self
+
+
+def test_regrading_named_submissions_grades_them_again_and_keeps_every_other_row(small_batch):
+    subs, out = small_batch
+    executor = CountingExecutor()
+    grade_batch(small(subs, out, similarity="off"), make_executor=executor)
+    (subs / "alice" / "layers.py").write_text("# changed, but not named: kept as it was graded\n")
+    again = grade_batch(small(subs, out, regrade=True, regrade_only=("bob",), similarity="off"), make_executor=executor)
+    assert again.graded == ["bob"] and again.skipped == ["alice"]
+    assert executor.counts == {"alice": 1, "bob": 2}  # bob graded again although unchanged
+    rows = {row["id"]: row for row in csv.DictReader((out / "gradebook.csv").read_text().splitlines())}
+    assert (rows["alice"]["total"], rows["bob"]["total"]) == ("1", "2")
+    assert "Score: mean 1.50" in (out / "summary.md").read_text()
+    assert (out / "submissions" / "bob" / "feedback.txt").read_text() == "graded 2 time(s)\n"
+    assert (out / "submissions" / "alice" / "feedback.txt").read_text() == "graded 1 time(s)\n"
+
+
+def test_regrading_some_submissions_keeps_the_batchs_settings(small_batch):
+    subs, out = small_batch
+    grade_batch(small(subs, out, seed=1, similarity="off"), make_executor=CountingExecutor())
+    with pytest.raises(ConfigError, match="seed 1, not 2"):
+        grade_batch(small(subs, out, seed=2, regrade=True, regrade_only=("bob",)), make_executor=CountingExecutor())
+
+
+def test_regrading_an_unknown_submission_is_a_usage_error_naming_close_ones(small_batch, capsys):
+    from grader.batch.run import UnknownSubmissions
+    from grader.cli import build_parser, main
+
+    subs, out = small_batch
+    with pytest.raises(UnknownSubmissions, match=r"no submission 'alcie' in this batch \(did you mean alice\?\)"):
+        grade_batch(small(subs, out, regrade=True, regrade_only=("alcie", "bob")), make_executor=CountingExecutor())
+    assert not (out / "batch.sqlite").exists()
+    assert main(["batch", A1, str(subs), "--out", str(out), "--quiet", "--regrade", "bob", "zed"]) == 2
+    assert "--regrade: no submission 'zed' in this batch" in capsys.readouterr().err
+    parse = build_parser().parse_args
+    assert parse(["batch", A1, str(subs), "--out", str(out)]).regrade is None
+    assert parse(["batch", A1, str(subs), "--out", str(out), "--regrade"]).regrade == []
+    assert parse(["batch", A1, str(subs), "--regrade", "alice", "bob", "--out", str(out)]).regrade == ["alice", "bob"]
+    assert parse(["batch", A1, str(subs), "--out", str(out)]).similarity == "auto"
+
+
+def fake_module(monkeypatch, name: str, **functions) -> None:
+    import types
+
+    module = types.ModuleType(name)
+    for attribute, function in functions.items():
+        setattr(module, attribute, function)
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+@pytest.mark.parametrize("choice, compared", [("auto", False), ("on", True), ("off", False)])
+def test_similar_pairs_are_found_after_grading_and_the_report_is_written_every_run(small_batch, monkeypatch,
+                                                                                  choice, compared):
+    subs, out = small_batch
+    calls: dict[str, list] = {"similar": [], "report": []}
+
+    def similar_pairs(assignment, submissions, threshold=0.5):
+        calls["similar"].append(sorted(submissions))
+        return ["alice~bob"]
+
+    def write_web_report(out_dir, assignment_id, records, tasks, similarity=()):
+        calls["report"].append((assignment_id, [r["id"] for r in records], [t.id for t in tasks], list(similarity)))
+        path = out_dir / "report.html"
+        path.write_text("<html></html>")
+        return path
+
+    fake_module(monkeypatch, "grader.batch.similarity", similar_pairs=similar_pairs)
+    fake_module(monkeypatch, "grader.batch.web_report", write_web_report=write_web_report)
+    outcome = grade_batch(small(subs, out, similarity=choice), make_executor=CountingExecutor())
+    pairs = ["alice~bob"] if compared else []
+    assert calls["similar"] == ([[("alice", subs / "alice"), ("bob", subs / "bob")]] if compared else [])
+    assert calls["report"] == [(A1, ["alice", "bob"], ["affine.forward"], pairs)]
+    assert outcome.similar == pairs and outcome.report == out / "report.html" and outcome.notes == []
+    assert [r["score"] for r in outcome.records] == [1.0, 1.0]  # no score changed
+    grade_batch(small(subs, out, similarity=choice), make_executor=CountingExecutor())  # nothing graded: written again
+    assert len(calls["report"]) == 2
+
+
+def test_without_the_similarity_and_report_modules_the_batch_grades_and_says_so(small_batch, monkeypatch):
+    subs, out = small_batch
+    monkeypatch.setitem(sys.modules, "grader.batch.similarity", None)  # importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "grader.batch.web_report", None)
+    outcome = grade_batch(small(subs, out, similarity="on"), make_executor=CountingExecutor())
+    assert outcome.report is None and outcome.similar == [] and (out / "gradebook.csv").is_file()
+    assert [note.split(":")[0] for note in outcome.notes] == ["similarity not compared", "report.html not written"]
+
+
+def test_the_batch_calls_the_installed_similarity_and_report_modules(small_batch):
+    import importlib.util
+
+    if importlib.util.find_spec("grader.batch.web_report") is None or \
+            importlib.util.find_spec("grader.batch.similarity") is None:
+        pytest.skip("grader.batch.web_report or grader.batch.similarity is not in the tree yet")
+    subs, out = small_batch
+    outcome = grade_batch(small(subs, out, similarity="on"), make_executor=CountingExecutor())
+    assert outcome.notes == [] and outcome.report is not None and outcome.report.is_file()
+    assert isinstance(outcome.similar, list)

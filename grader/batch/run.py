@@ -2,7 +2,12 @@
 to an executor, commits each result as it arrives, and writes the gradebook and summary.
 
 Resuming is re-running the same command: a submission already graded with the same content is not
-graded again (unless `regrade`); one that was being graded when the batch died is. The batch's
+graded again (unless `regrade`); one that was being graded when the batch died is. `regrade_only`
+grades the named submissions again and leaves every other one as it is.
+
+After grading, the batch looks for pairs of similar submissions (`similarity`; never changing a
+score) and writes `report.html`, through grader.batch.similarity and grader.batch.web_report where
+they are installed. The batch's
 settings (assignment, mode, seed, task selection) are fixed on its first run, so a resumed batch
 grades the rest exactly as it graded the first ones.
 """
@@ -10,7 +15,7 @@ grades the rest exactly as it graded the first ones.
 from __future__ import annotations
 
 import dataclasses
-
+import difflib
 import hashlib
 import os
 import secrets
@@ -26,7 +31,7 @@ from grader.batch.executor import EXECUTORS, BatchAborted, Executor
 from grader.batch.job import JobSettings, SubmissionJob, error_record
 from grader.batch.outputs import TaskColumn, summarize, write_gradebook, write_submission_files, write_summary
 from grader.batch.store import BatchMismatch, BatchStore
-from grader.options import GradingChoices, grading_choices
+from grader.options import SIMILARITY_AUTO_ABOVE, SIMILARITY_CHOICES, GradingChoices, grading_choices
 
 LOCK_NAME = ".batch.lock"
 # Infrastructure losses (a grading process that died, a lost node) are tried this often in all.
@@ -46,7 +51,9 @@ class BatchOptions(GradingChoices):
     executor: str = "local"               # local | slurm | ray
     mode: Optional[str] = None            # None: official where the reference solution is here
     seed: Optional[int] = None            # None: the batch's own, drawn on its first run
-    regrade: bool = False
+    regrade: bool = False                 # grade every submission again, even unchanged ones
+    regrade_only: tuple[str, ...] = ()    # grade only these again (even unchanged), keep the others as they are
+    similarity: str = "auto"              # off | on | auto (on above SIMILARITY_AUTO_ABOVE submissions)
     gpus: Optional[int] = None            # local: GPUs to hand out (default: those visible)
     partition: Optional[str] = None       # slurm
     gpus_per_job: Optional[int] = None    # slurm / ray (default: 1 when a task trains on a GPU)
@@ -66,10 +73,26 @@ class BatchOutcome:
     summary_path: Path
     summary: Any
     unwritten: list[str] = field(default_factory=list)  # "<id>: why", submissions whose files failed
+    similar: list[Any] = field(default_factory=list)    # grader.batch.similarity's pairs, when compared
+    report: Optional[Path] = None                       # report.html, when grader.batch.web_report is here
+    notes: list[str] = field(default_factory=list)      # what the batch could not do besides grading
 
 
 class BatchBusy(Exception):
     """Another batch is grading into the same --out folder."""
+
+
+class UnknownSubmissions(Exception):
+    """`regrade_only` names a submission the folder does not hold."""
+
+
+def unknown_submissions_message(unknown: Sequence[str], known: Sequence[str]) -> str:
+    lines = []
+    for ident in unknown:
+        close = difflib.get_close_matches(ident, known, n=3, cutoff=0.6)
+        lines.append(f"no submission {ident!r} in this batch"
+                     + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return "; ".join(lines)
 
 
 def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any = None) -> BatchOutcome:
@@ -80,6 +103,8 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
     assignment = load_assignment(options.assignment)
     mode = grading_mode(assignment, options.mode)
     found, passed_over = discover(assignment.id, options.submissions)
+    if unknown := [i for i in options.regrade_only if i not in {s.id for s in found}]:
+        raise UnknownSubmissions(unknown_submissions_message(unknown, [s.id for s in found]))
     options.out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(options.out / LOCK_NAME))
     try:
@@ -98,8 +123,12 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
         for submission in found:
             job = _job(assignment, submission, settings)
             previous = stored.get(submission.id)
-            if (not options.regrade and previous is not None and previous.state == "done"
-                    and previous.content_hash == job.content_hash):
+            if options.regrade_only:
+                wanted = submission.id in options.regrade_only
+            else:
+                wanted = (options.regrade or previous is None or previous.state != "done"
+                          or previous.content_hash != job.content_hash)
+            if not wanted:
                 skipped.append(submission.id)
             else:
                 jobs.append(job)
@@ -116,9 +145,14 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
                 sink.write_files(record)
         columns = [TaskColumn(t.id, t.points) for t in _selected_tasks(assignment, settings)]
         summary = summarize(assignment.id, records, columns)
-        return BatchOutcome(run, [j.submission_id for j in jobs], skipped, passed_over, records,
-                            write_gradebook(options.out, records, columns), write_summary(options.out, summary),
-                            summary, [f"{ident}: {why}" for ident, why in sorted(sink.unwritten.items())])
+        outcome = BatchOutcome(run, [j.submission_id for j in jobs], skipped, passed_over, records,
+                               write_gradebook(options.out, records, columns), write_summary(options.out, summary),
+                               summary, [f"{ident}: {why}" for ident, why in sorted(sink.unwritten.items())])
+        # Both after the gradebook: neither can change a score, and a failure of either costs no result.
+        if similarity_wanted(options.similarity, len(found)):
+            outcome.similar = _similar_pairs(assignment, found, outcome.notes)
+        outcome.report = _web_report(options.out, assignment.id, records, columns, outcome.similar, outcome.notes)
+        return outcome
     finally:
         store.close()
         lock.release()
@@ -135,12 +169,46 @@ def _bind_settings(store: BatchStore, assignment: Assignment, mode: str, options
     wanted = {"assignment": assignment.id, "mode": mode, "seed": str(seed), "only": options.only or "",
               "training": str(options.training), "device": options.device, "data": options.data}
     try:
-        bound = store.bind(wanted, replace=tuple(wanted) if options.regrade else ())
+        # Only a regrade of everything may change them: one of some submissions grades like the rest.
+        bound = store.bind(wanted, replace=tuple(wanted) if options.regrade and not options.regrade_only else ())
     except BatchMismatch as exc:
         raise ConfigError(str(exc)) from None
     return JobSettings(**grading_choices(options), assignment=assignment.id,
                        project_root=str(assignment.directory.parent.parent), mode=bound["mode"],
                        seed=int(bound["seed"]))
+
+
+def similarity_wanted(choice: str, submissions: int) -> bool:
+    if choice not in SIMILARITY_CHOICES:
+        raise ConfigError(f"similarity {choice!r}: expected one of {', '.join(SIMILARITY_CHOICES)}")
+    return choice == "on" or (choice == "auto" and submissions > SIMILARITY_AUTO_ABOVE)
+
+
+def _similar_pairs(assignment: Assignment, found: Sequence[FoundSubmission], notes: list[str]) -> list[Any]:
+    try:
+        from grader.batch.similarity import similar_pairs
+    except ImportError as exc:
+        notes.append(f"similarity not compared: grader.batch.similarity is not available ({exc})")
+        return []
+    try:
+        return list(similar_pairs(assignment, [(s.id, s.path) for s in found if s.problem is None]))
+    except Exception as exc:  # noqa: BLE001 - the grades are written; the comparison alone is lost
+        notes.append(f"similarity not compared: {type(exc).__name__}: {exc}")
+        return []
+
+
+def _web_report(out: Path, assignment_id: str, records: list[dict[str, Any]], columns: list[TaskColumn],
+                similar: list[Any], notes: list[str]) -> Optional[Path]:
+    try:
+        from grader.batch.web_report import write_web_report
+    except ImportError as exc:
+        notes.append(f"report.html not written: grader.batch.web_report is not available ({exc})")
+        return None
+    try:
+        return write_web_report(out, assignment_id, records, columns, similarity=similar)
+    except Exception as exc:  # noqa: BLE001 - the gradebook and summary are written already
+        notes.append(f"report.html not written: {type(exc).__name__}: {exc}")
+        return None
 
 
 def sandbox_verdict(settings: JobSettings) -> tuple[str, tuple[str, ...]]:
@@ -270,4 +338,4 @@ def make_default_executor(options: BatchOptions, assignment: Assignment, jobs: S
     raise ConfigError(f"unknown executor {options.executor!r} ({', '.join(EXECUTORS[:-1])} or {EXECUTORS[-1]})")
 
 
-__all__ = ["BatchAborted", "BatchBusy", "BatchOptions", "BatchOutcome", "grade_batch"]
+__all__ = ["BatchAborted", "BatchBusy", "BatchOptions", "BatchOutcome", "UnknownSubmissions", "grade_batch"]

@@ -1,0 +1,203 @@
+"""`grader gradebook`: a batch's grades in the CSV layout a learning management system imports.
+
+The grades are read from the batch's database (`DIR/batch.sqlite`, written by `grader batch`), one
+total per submission, and written as one of FORMATS:
+
+- `canvas`: Canvas's Grade Import CSV. The layout is the one Canvas's gradebook export writes and its
+  import reads back ("How do I import grades in the Gradebook?", Canvas Instructor Guide,
+  https://community.canvaslms.com/t5/Instructor-Guide/How-do-I-import-grades-in-the-Gradebook/ta-p/807;
+  the required columns spelled out in https://teaching.resources.osu.edu/toolsets/carmencanvas/guides/
+  calculating-final-grades/import-csv-file-carmen-grades): the columns `Student`, `ID`, `SIS User ID`,
+  `SIS Login ID`, `Section`, then one per assignment named `<Assignment name> (<assignment id>)`, and a
+  second row `Points Possible` that holds each assignment's points. Canvas finds a student by `ID`,
+  `SIS User ID` or `SIS Login ID`; a column name without a Canvas assignment id makes a new assignment.
+- `moodle`: Moodle's CSV grade import (https://docs.moodle.org/311/en/Grade_import): a header row, one
+  row per student, and on import the instructor maps an identifying column to a user field ("Email
+  address" to useremail, "ID number" to useridnumber, or a username) and the grade column to a grade
+  item. The columns are `Email address`, `ID number`, `Username` (the names Moodle's own export gives
+  them) and one grade column named after the assignment.
+- `csv`: `id,total,max`, one row per submission.
+
+Who a submission is in the LMS: without a roster, its id (the name of its folder or archive, or its
+submitters in a Gradescope export) is the student's login (Canvas `SIS Login ID`, Moodle `Username`)
+and name. A roster is a CSV file with a header naming some of ROSTER_COLUMNS (any order, any case):
+`submission` (required: the submission's id as `grader batch` names it), `name`, `canvas_id`,
+`sis_user_id`, `sis_login_id`, `section` (Canvas), `email`, `idnumber`, `username` (Moodle). With a
+roster, the file has one row per roster row, in its order: a submission the roster does not name is
+left out with a warning, a roster row whose submission is not in the batch gets an empty grade.
+A submission the grader itself could not grade (status `error`) gets an empty grade and a warning:
+it is not the student's zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from grader.batch.store import DATABASE_NAME
+from grader.files import write_atomically
+
+FORMATS = ("canvas", "moodle", "csv")
+CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+CANVAS_POINTS_ROW = "Points Possible"
+MOODLE_COLUMNS = ("Email address", "ID number", "Username")
+_ERROR_STATUS = "error"  # grader.batch.job.ERROR; not imported, job pulls in the whole grading engine
+
+
+class LmsExportError(Exception):
+    """What keeps the grades from being written: not a batch, an unreadable roster, an unknown format."""
+
+
+@dataclass(frozen=True)
+class Student:
+    """One student as the LMS knows them (a roster row); blank where the roster does not say."""
+
+    submission: str
+    name: str = ""
+    canvas_id: str = ""
+    sis_user_id: str = ""
+    sis_login_id: str = ""
+    section: str = ""
+    email: str = ""
+    idnumber: str = ""
+    username: str = ""
+
+    @classmethod
+    def from_submission(cls, ident: str) -> Student:
+        return cls(submission=ident, name=ident, sis_login_id=ident, username=ident)
+
+
+ROSTER_COLUMNS = tuple(f.name for f in fields(Student))
+
+
+@dataclass(frozen=True)
+class Grade:
+    student: Student
+    score: Optional[float]  # None: left empty (no submission, or the grader failed)
+
+
+@dataclass(frozen=True)
+class Export:
+    path: Path
+    rows: int
+    warnings: list[str]
+
+
+def read_batch(folder: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The batch's settings and the records of its graded submissions, in id order."""
+    database = folder / DATABASE_NAME
+    if not folder.is_dir() or not database.is_file():
+        raise LmsExportError(f"{folder} is not a batch: it holds no {DATABASE_NAME} (give the --out folder "
+                             "of `grader batch`)")
+    try:
+        connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            settings = dict(connection.execute("SELECT key, value FROM meta"))
+            rows = connection.execute("SELECT record FROM submissions WHERE state = 'done' AND record IS NOT NULL "
+                                      "ORDER BY id").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise LmsExportError(f"{database} cannot be read as a batch's database: {exc}") from None
+    return settings, [json.loads(row[0]) for row in rows]
+
+
+def read_roster(path: Path) -> list[Student]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LmsExportError(f"roster {path}: cannot be read: {exc}") from None
+    reader = csv.reader(io.StringIO(text))
+    header = [column.strip().lower() for column in next(reader, [])]
+    unknown = [column for column in header if column not in ROSTER_COLUMNS]
+    if unknown or "submission" not in header:
+        raise LmsExportError(f"roster {path}: its header must name a 'submission' column and otherwise only "
+                             f"{', '.join(ROSTER_COLUMNS[1:])}" + (f"; not {', '.join(map(repr, unknown))}" if unknown else ""))
+    students, seen = [], set()
+    for line, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        values = {column: cell.strip() for column, cell in zip(header, row)}
+        student = Student(**{column: values.get(column, "") for column in ROSTER_COLUMNS})
+        if student.submission and student.submission in seen:
+            raise LmsExportError(f"roster {path}, line {line}: submission {student.submission!r} is named twice")
+        seen.add(student.submission)
+        students.append(student)
+    return students
+
+
+def grades_for(records: Sequence[dict[str, Any]], roster: Optional[Sequence[Student]]) -> tuple[list[Grade], list[str]]:
+    """Each student's grade, and warnings: submissions left out, grades left empty."""
+    warnings = []
+    scores: dict[str, Optional[float]] = {}
+    for record in records:
+        if record["status"] == _ERROR_STATUS:
+            warnings.append(f"{record['id']}: not graded (the grader failed: see gradebook.csv); its grade is left empty")
+            scores[record["id"]] = None
+        else:
+            scores[record["id"]] = float(record["score"])
+    if roster is None:
+        return [Grade(Student.from_submission(ident), score) for ident, score in scores.items()], warnings
+    named = {student.submission for student in roster}
+    for ident in scores:
+        if ident not in named:
+            warnings.append(f"{ident}: not in the roster, left out")
+    return [Grade(student, scores.get(student.submission)) for student in roster], warnings
+
+
+def canvas_csv(grades: Sequence[Grade], column: str, points_possible: float) -> str:
+    rows = [[*CANVAS_COLUMNS, column], [CANVAS_POINTS_ROW, "", "", "", "", _number(points_possible)]]
+    rows += [[g.student.name, g.student.canvas_id, g.student.sis_user_id, g.student.sis_login_id, g.student.section,
+              _number(g.score)] for g in grades]
+    return _csv(rows)
+
+
+def moodle_csv(grades: Sequence[Grade], column: str) -> str:
+    rows = [[*MOODLE_COLUMNS, column]]
+    rows += [[g.student.email, g.student.idnumber, g.student.username, _number(g.score)] for g in grades]
+    return _csv(rows)
+
+
+def plain_csv(grades: Sequence[Grade], points_possible: float) -> str:
+    rows = [["id", "total", "max"]]
+    rows += [[g.student.submission, _number(g.score), _number(points_possible)] for g in grades]
+    return _csv(rows)
+
+
+def export_grades(batch_dir: Path, lms_format: str, *, roster: Optional[Path] = None, out: Optional[Path] = None,
+                  assignment_name: Optional[str] = None, assignment_id: Optional[str] = None) -> Export:
+    """Writes the batch's grades in `lms_format` to `out` (default DIR/grades_<format>.csv)."""
+    if lms_format not in FORMATS:
+        raise LmsExportError(f"unknown format {lms_format!r}: expected one of {', '.join(FORMATS)}")
+    settings, records = read_batch(batch_dir)
+    students = read_roster(roster) if roster is not None else None
+    grades, warnings = grades_for(records, students)
+    points_possible = max((float(r["max_score"]) for r in records), default=0.0)
+    name = assignment_name or settings.get("assignment", "grade")
+    if lms_format == "canvas":
+        text = canvas_csv(grades, f"{name} ({assignment_id})" if assignment_id else name, points_possible)
+    elif lms_format == "moodle":
+        text = moodle_csv(grades, name)
+    else:
+        text = plain_csv(grades, points_possible)
+    path = out if out is not None else batch_dir / f"grades_{lms_format}.csv"
+    try:
+        write_atomically(path, text)
+    except OSError as exc:
+        raise LmsExportError(f"cannot write {path}: {exc}") from None
+    return Export(path, len(grades), warnings)
+
+
+def _number(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _csv(rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
