@@ -114,6 +114,10 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f7f7f7; padding: .5em; overflow-x: auto; white-space: pre-wrap; word-break: break-word; font-size: 12px; }
 .figures td { min-width: 5em; } .muted { color: #757575; }
 .plot svg { max-width: 100%; height: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+th.task span { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; font-weight: normal; }
+#submissions td.message { max-width: 30em; }
+#tasks-table td:last-child { max-width: 45em; }
 .pair { display: grid; grid-template-columns: 1fr 1fr; gap: .5em; }
 """
 
@@ -180,9 +184,9 @@ def _overview(assignment_id: str, records: Sequence[dict[str, Any]]) -> str:
                ("failed to grade", str(len(records) - len(graded)))]
     if scores:
         quartiles = statistics.quantiles(scores, n=4, method="inclusive") if len(scores) > 1 else [scores[0]] * 3
-        figures += [("mean", f"{statistics.fmean(scores):.2f}"), ("median", f"{statistics.median(scores):g}"),
-                    ("lower quartile", f"{quartiles[0]:g}"), ("upper quartile", f"{quartiles[2]:g}"),
-                    ("lowest", f"{scores[0]:g}"), ("highest", f"{scores[-1]:g}"), ("out of", f"{top:g}")]
+        figures += [("mean", f"{statistics.fmean(scores):.4g}"), ("median", f"{statistics.median(scores):.4g}"),
+                    ("lower quartile", f"{quartiles[0]:.4g}"), ("upper quartile", f"{quartiles[2]:.4g}"),
+                    ("lowest", f"{scores[0]:.4g}"), ("highest", f"{scores[-1]:.4g}"), ("out of", f"{top:g}")]
     statuses: dict[str, int] = {}
     for record in records:
         statuses[record["status"]] = statuses.get(record["status"], 0) + 1
@@ -212,10 +216,10 @@ def _task_section(records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn]
             f"<td class=n>{mean:.2f}</td><td>{breakdown or '-'}</td>"
             f"<td>{_groups_html(messages, 'failure')}{_groups_html(hints, 'hint')}</td></tr>")
     return ("<h2 id=tasks>Tasks</h2>\n<p>Over graded submissions. Messages that differ only in their numbers are "
-            "counted together; one of them is shown.</p>\n<table><thead><tr><th>task</th><th class=n>points</th>"
+            "counted together; one of them is shown.</p>\n<div class=scroll><table id=tasks-table><thead><tr><th>task</th><th class=n>points</th>"
             "<th class=n>passed</th><th class=n>mean points</th><th>outcomes</th>"
             "<th>most common failures and hints (submissions)</th></tr></thead><tbody>\n"
-            + "\n".join(rows) + "\n</tbody></table>")
+            + "\n".join(rows) + "\n</tbody></table></div>")
 
 
 def _training_section(task_id: str, runs: list[_Run]) -> str:
@@ -240,26 +244,28 @@ def _training_section(task_id: str, runs: list[_Run]) -> str:
 
 def _submissions_section(records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn]) -> str:
     header = ("<th data-type=text>submission</th><th class=n data-type=number>score</th>"
-              + "".join(f"<th class=n data-type=number title=\"{_e(t.id)}\">{_e(t.id)}</th>" for t in tasks)
+              + "".join(f"<th class=\"n task\" data-type=number title=\"{_e(t.id)}\"><span>{_e(t.id)}</span></th>"
+                        for t in tasks)
               + "<th data-type=text>status</th>")
     rows = []
     for record in records:
         cells = [f"<td><a href=\"{_link(record['id'])}\">{_e(record['id'])}</a></td>",
-                 f"<td class=n data-sort=\"{record['score']!r}\">{record['score']:g}</td>"]
+                 f"<td class=n data-sort=\"{record['score']!r}\">{record['score']:.4g}</td>"]
         for task in tasks:
             entry = record["tasks"].get(task.id)
             if entry is None:
                 cells.append("<td class=n data-sort=\"-1\"></td>")
             else:
                 cells.append(f"<td class=\"n {_e(entry['outcome'])}\" data-sort=\"{entry['points']!r}\" "
-                             f"title=\"{_e(entry['outcome'])}\">{entry['points']:g}</td>")
+                             f"title=\"{_e(entry['outcome'])}\">{entry['points']:.3g}</td>")
         status = record["status"] + (": " + record["errors"] if record["errors"] else "")
         cells.append(f"<td class=message>{_e(_clip(status, 200))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return ("<h2 id=submissions-list>Submissions</h2>\n<p><label>Filter <input id=filter type=search "
             "placeholder=\"id, status, message\"></label> <span id=shown></span> "
             "<span class=muted>Click a column's header to sort by it.</span></p>\n"
-            f"<table id=submissions><thead><tr>{header}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
+            f"<div class=scroll><table id=submissions><thead><tr>{header}</tr></thead><tbody>\n" + "\n".join(rows)
+            + "\n</tbody></table></div>")
 
 
 def _similarity_section(similarity: Sequence[Any], known: set[str]) -> str:
@@ -470,7 +476,7 @@ def _scatter(task_id: str, runs: list[_Run], target: Optional[float], limit: Opt
     for outcome in OUTCOMES:
         chosen = [r for r in runs if r.outcome == outcome]
         if chosen:
-            axes.scatter([r.train_seconds for r in chosen], [100 * r.accuracy for r in chosen], s=12,
+            axes.scatter([r.train_seconds for r in chosen], [100 * r.accuracy for r in chosen], s=18,
                          color=_COLOURS[outcome], label=outcome.replace("_", " "), alpha=0.8, linewidths=0)
     if target is not None:
         axes.axhline(100 * target, color="#424242", linestyle="--", linewidth=1, label=f"target {target:.0%}")
@@ -480,7 +486,7 @@ def _scatter(task_id: str, runs: list[_Run], target: Optional[float], limit: Opt
     axes.set_ylabel("accuracy (%)")
     axes.set_xlim(left=0)
     axes.set_ylim(0, 100)
-    axes.legend(loc="lower right", fontsize=7, frameon=False)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     axes.spines[["top", "right"]].set_visible(False)
     return _svg(figure, f"accuracy against training time for {task_id}")
 
