@@ -302,7 +302,7 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
         errors.print(f"[red]grader batch:[/] {args.submissions} is not a folder of submissions")
         return EXIT_USAGE
     try:
-        with batch_progress(console, console.is_terminal and not args.quiet) as progress:
+        with batch_progress(console, not args.quiet) as progress:  # a bar, or plain lines off a terminal
             outcome = grade_batch(options, progress)
     except UnknownSubmissions as exc:  # the ids are the instructor's typing, and the folder's names
         errors.print("[red]grader batch: --regrade:[/]", plain(str(exc)))

@@ -583,3 +583,18 @@ def test_the_batch_calls_the_installed_similarity_and_report_modules(small_batch
     outcome = grade_batch(small(subs, out, similarity="on"), make_executor=CountingExecutor())
     assert outcome.notes == [] and outcome.report is not None and outcome.report.is_file()
     assert isinstance(outcome.similar, list)
+
+
+def test_off_a_terminal_the_command_prints_progress_lines_and_the_reports_paths(small_batch, capsys):
+    from grader.cli import main
+
+    subs, out = small_batch
+    assert main(["batch", A1, str(subs), "--out", str(out), "--only", "affine.forward", "--jobs", "1",
+                 "--seed", "3", "--similarity", "off"]) == 0
+    printed = capsys.readouterr().out
+    assert "graded 1/2, " in printed and "graded 2/2, 1 failed, 0 s left" not in printed  # bob's stubs are graded
+    assert "graded 2/2, 0 failed, 0 s left" in printed
+    assert f"gradebook: {out / 'gradebook.csv'}" in printed and f"report: {out / 'report.html'}" in printed
+    assert main(["batch", A1, str(subs), "--out", str(out), "--only", "affine.forward", "--jobs", "1",
+                 "--quiet", "--regrade", "bob"]) == 0
+    assert "1 graded now, 1 kept as they were" in capsys.readouterr().out
