@@ -436,10 +436,13 @@ def _number(value: Any) -> Optional[float]:
 
 # Plots.
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float, **margins: float) -> Any:
+    """A figure with fixed margins: a layout engine would cost more than the drawing, for hundreds
+    of pages."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(**{"left": 0.1, "right": 0.97, "bottom": 0.2, "top": 0.95, **margins})
     return figure
 
 
@@ -471,7 +474,7 @@ def _histogram(scores: list[float], top: float) -> str:
 
 
 def _scatter(task_id: str, runs: list[_Run], target: Optional[float], limit: Optional[float]) -> str:
-    figure = _figure(6.5, 3.0)
+    figure = _figure(6.5, 3.0, right=0.8, bottom=0.16)
     axes = figure.add_subplot()
     for outcome in OUTCOMES:
         chosen = [r for r in runs if r.outcome == outcome]
@@ -518,7 +521,7 @@ def _class_loss_plot(task_id: str, histories: list[dict[str, Any]]) -> str:
 
 def _submission_training_plot(task_id: str, run: _Run) -> str:
     history = run.history or {}
-    figure = _figure(6.5, 2.4)
+    figure = _figure(6.5, 2.4, wspace=0.3)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     points = [(x, y) for x, y in zip(history.get("loss_iterations") or [], history.get("loss") or [])
               if _number(y) is not None]
@@ -526,20 +529,20 @@ def _submission_training_plot(task_id: str, run: _Run) -> str:
         loss_axes.plot(*zip(*points), color="#1565c0", linewidth=0.8)
     if history.get("first_non_finite"):
         loss_axes.axvline(history["first_non_finite"], color=_COLOURS["failed"], linewidth=1, label="first NaN/inf")
-        loss_axes.legend(fontsize=7, frameon=False)
+        loss_axes.legend(loc="upper right", fontsize=7, frameon=False)
     loss_axes.set_xlabel("iteration")
     loss_axes.set_ylabel("training loss")
     for key, colour in (("train_accuracy", "#9e9e9e"), ("val_accuracy", "#1565c0")):
         values = [100 * v if _number(v) is not None else math.nan for v in history.get(key) or []]
         if values:
-            accuracy_axes.plot(range(len(values)), values, marker="o", markersize=3, color=colour,
+            accuracy_axes.plot(range(len(values)), values, marker=".", color=colour,
                                label=key.replace("_", " "))
     if run.target is not None:
         accuracy_axes.axhline(100 * run.target, color="#424242", linestyle="--", linewidth=1, label="target")
     accuracy_axes.set_xlabel("check (start, each epoch, end)")
     accuracy_axes.set_ylabel("accuracy (%)")
     accuracy_axes.set_ylim(0, 100)
-    accuracy_axes.legend(fontsize=7, frameon=False)
+    accuracy_axes.legend(loc="upper left", fontsize=7, frameon=False)
     for axes in (loss_axes, accuracy_axes):
         axes.spines[["top", "right"]].set_visible(False)
     return _svg(figure, f"training curves of {task_id}")
