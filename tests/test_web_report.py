@@ -20,6 +20,7 @@ import pytest
 
 from grader.batch.job import JobSettings, SubmissionJob, graded_record, unusable_record
 from grader.batch.outputs import TaskColumn, write_submission_files
+from grader.batch.similarity import SimilarPair
 from grader.batch.web_report import normalized_message, write_web_report
 from grader.engine.training_history import history_from
 from grader.oracle.mistakes import load_catalogue
@@ -252,9 +253,10 @@ def test_student_text_renders_as_text(batch):
 
 def test_similarity_is_not_computed_unless_given(batch, tmp_path):
     assert "Similarity not computed." in batch.html
-    pairs = [SimpleNamespace(first="reference", second=HOSTILE_ID, score=0.93,
-                             regions=[(f"def affine_forward(x, w, b):  # {SCRIPT}", "def affine_forward(x, w, b):")]),
-             SimpleNamespace(first="stubs", second="gone", score=0.4, regions=[])]
+    pairs = [SimilarPair("reference", HOSTILE_ID, 0.93,
+                         [(f"layers.py, lines 1-2:\ndef affine_forward(x, w, b):  # {SCRIPT}",
+                           "layers.py, lines 3-4:\ndef affine_forward(x, w, b):")]),
+             SimpleNamespace(first="stubs", second="gone", score=0.4, regions=[])]  # any object of that shape
     records = [r for r in batch.records if r["id"] in ("reference", "stubs", HOSTILE_ID)]
     page = write_web_report(tmp_path, A1, records, batch.tasks, similarity=pairs).read_text(encoding="utf-8")
     section = page[page.index("id=similarity"):]

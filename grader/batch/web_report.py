@@ -274,10 +274,11 @@ def _similarity_section(similarity: Sequence[Any], known: set[str]) -> str:
     pairs = sorted(similarity, key=lambda p: -float(p.score))
     rows = []
     for pair in pairs[:SIMILAR_SHOWN]:
+        excerpts = list(getattr(pair, "regions", None) or ())
         regions = "".join(
-            f"<div class=pair><pre>{_e(first)}</pre><pre>{_e(second)}</pre></div>" for first, second in pair.regions)
-        details = (f"<details><summary>{len(pair.regions)} similar region{'s' * (len(pair.regions) != 1)}</summary>"
-                   f"{regions}</details>") if pair.regions else ""
+            f"<div class=pair><pre>{_e(first)}</pre><pre>{_e(second)}</pre></div>" for first, second in excerpts)
+        details = (f"<details><summary>{len(excerpts)} similar region{'s' * (len(excerpts) != 1)}</summary>"
+                   f"{regions}</details>") if excerpts else ""
         rows.append(f"<tr><td>{_submission_link(pair.first, known)}</td><td>{_submission_link(pair.second, known)}</td>"
                     f"<td class=n>{float(pair.score):.0%}</td><td>{details}</td></tr>")
     more = f"<p>... and {len(pairs) - SIMILAR_SHOWN} more pairs.</p>" if len(pairs) > SIMILAR_SHOWN else ""
