@@ -574,11 +574,6 @@ def test_without_the_similarity_and_report_modules_the_batch_grades_and_says_so(
 
 
 def test_the_batch_calls_the_installed_similarity_and_report_modules(small_batch):
-    import importlib.util
-
-    if importlib.util.find_spec("grader.batch.web_report") is None or \
-            importlib.util.find_spec("grader.batch.similarity") is None:
-        pytest.skip("grader.batch.web_report or grader.batch.similarity is not in the tree yet")
     subs, out = small_batch
     outcome = grade_batch(small(subs, out, similarity="on"), make_executor=CountingExecutor())
     assert outcome.notes == [] and outcome.report is not None and outcome.report.is_file()

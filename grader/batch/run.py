@@ -6,10 +6,9 @@ graded again (unless `regrade`); one that was being graded when the batch died i
 grades the named submissions again and leaves every other one as it is.
 
 After grading, the batch looks for pairs of similar submissions (`similarity`; never changing a
-score) and writes `report.html`, through grader.batch.similarity and grader.batch.web_report where
-they are installed. The batch's
-settings (assignment, mode, seed, task selection) are fixed on its first run, so a resumed batch
-grades the rest exactly as it graded the first ones.
+score) and writes `report.html` (grader.batch.similarity, grader.batch.web_report); a failure of
+either is a note, never a lost grade. The batch's settings (assignment, mode, seed, task selection)
+are fixed on its first run, so a resumed batch grades the rest exactly as it graded the first ones.
 """
 
 from __future__ import annotations
@@ -185,12 +184,9 @@ def similarity_wanted(choice: str, submissions: int) -> bool:
 
 
 def _similar_pairs(assignment: Assignment, found: Sequence[FoundSubmission], notes: list[str]) -> list[Any]:
-    try:
+    try:  # imported when needed: the comparison's libraries load only for a batch that compares
         from grader.batch.similarity import similar_pairs
-    except ImportError as exc:
-        notes.append(f"similarity not compared: grader.batch.similarity is not available ({exc})")
-        return []
-    try:
+
         return list(similar_pairs(assignment, [(s.id, s.path) for s in found if s.problem is None]))
     except Exception as exc:  # noqa: BLE001 - the grades are written; the comparison alone is lost
         notes.append(f"similarity not compared: {type(exc).__name__}: {exc}")
@@ -201,10 +197,7 @@ def _web_report(out: Path, assignment_id: str, records: list[dict[str, Any]], co
                 similar: list[Any], notes: list[str]) -> Optional[Path]:
     try:
         from grader.batch.web_report import write_web_report
-    except ImportError as exc:
-        notes.append(f"report.html not written: grader.batch.web_report is not available ({exc})")
-        return None
-    try:
+
         return write_web_report(out, assignment_id, records, columns, similarity=similar)
     except Exception as exc:  # noqa: BLE001 - the gradebook and summary are written already
         notes.append(f"report.html not written: {type(exc).__name__}: {exc}")
