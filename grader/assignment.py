@@ -7,17 +7,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, get_args
+from typing import Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from grader.options import DataSource
+from grader.results import Visibility
 from grader.yaml_text import load_yaml
 
 # Gradescope's words for when a student sees a test's score.
-Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
-VISIBILITIES: tuple[str, ...] = get_args(Visibility)
 
 
 class ConfigError(Exception):

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from grader.batch.executor import EXECUTORS
-from grader.batch.lms import FORMATS as LMS_FORMATS, ROSTER_COLUMNS
-from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, SANDBOX_CHOICES, SIMILARITY_AUTO_ABOVE,
-                            SIMILARITY_CHOICES, WITHOUT_GPU_CHOICES, add_grading_arguments, choices_from_arguments)
+from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, LMS_FORMATS, ROSTER_COLUMNS, SANDBOX_CHOICES,
+                            SIMILARITY_AUTO_ABOVE, SIMILARITY_CHOICES, WITHOUT_GPU_CHOICES, add_grading_arguments,
+                            choices_from_arguments)
 
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C

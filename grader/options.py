@@ -26,6 +26,10 @@ EXPORT_DATA_CHOICES = ("synthetic", "auto")
 EXPORT_GPU_TASKS = ("skip", "leave-out")
 # `grader batch --similarity`: auto compares the submissions of a batch of more than SIMILARITY_AUTO_ABOVE.
 SIMILARITY_CHOICES = ("off", "on", "auto")
+# `grader gradebook --format`, and the columns a roster may have (grader.batch.lms.Student).
+LMS_FORMATS = ("canvas", "moodle", "csv")
+ROSTER_COLUMNS = ("submission", "name", "canvas_id", "sis_user_id", "sis_login_id", "section", "email", "idnumber",
+                  "username")
 SIMILARITY_AUTO_ABOVE = 5
 
 

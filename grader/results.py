@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional, get_args
 
 from grader.engine.training_history import TrainingHistory
 from grader.untrusted_text import valid_unicode
+
+# Who sees a task's result and when (Gradescope's visibilities; assignment.yaml states one per task).
+Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
+VISIBILITIES: tuple[str, ...] = get_args(Visibility)
 
 
 class Outcome(str, enum.Enum):

@@ -86,7 +86,7 @@ def test_results_json_reads_back_as_the_result_it_was_written_from(result, tmp_p
 def test_a_results_json_keeps_each_visibility_an_assignment_accepts_and_no_other(result, tmp_path):
     from types import SimpleNamespace
 
-    from grader.assignment import VISIBILITIES
+    from grader.results import VISIBILITIES
     from grader.report.gradescope import read_results_json, write_results_json
 
     assert set(VISIBILITIES) == GRADESCOPE_VISIBILITIES   # an assignment's words are Gradescope's

@@ -17,12 +17,12 @@ from typing import Any, Callable, ContextManager, Optional
 from grader import __version__
 from grader.assignment import Assignment, load_assignment
 from grader.batch.executor import JobOutcome
+from grader.batch.store import ERROR, GRADED, UNUSABLE
 from grader.engine.grading import GradeOptions, grade, library_versions
 from grader.options import GradingChoices, grading_choices
 from grader.report.gradescope import to_results_json
 from grader.results import GradingResult, Outcome, TaskResult
 
-GRADED, UNUSABLE, ERROR = "graded", "unusable", "error"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,14 +39,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from grader.batch.store import DATABASE_NAME
+from grader.batch.store import DATABASE_NAME, ERROR
 from grader.files import write_atomically
+from grader.options import LMS_FORMATS, ROSTER_COLUMNS
 
-FORMATS = ("canvas", "moodle", "csv")
+FORMATS = LMS_FORMATS
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 CANVAS_POINTS_ROW = "Points Possible"
 MOODLE_COLUMNS = ("Email address", "ID number", "Username")
-_ERROR_STATUS = "error"  # grader.batch.job.ERROR; not imported, job pulls in the whole grading engine
 
 
 class LmsExportError(Exception):
@@ -72,7 +72,7 @@ class Student:
         return cls(submission=ident, name=ident, sis_login_id=ident, username=ident)
 
 
-ROSTER_COLUMNS = tuple(f.name for f in fields(Student))
+assert ROSTER_COLUMNS == tuple(f.name for f in fields(Student)), "grader.options names the roster's columns"
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def grades_for(records: Sequence[dict[str, Any]], roster: Optional[Sequence[Stud
     warnings = []
     scores: dict[str, Optional[float]] = {}
     for record in records:
-        if record["status"] == _ERROR_STATUS:
+        if record["status"] == ERROR:
             warnings.append(f"{record['id']}: not graded (the grader failed: see gradebook.csv); its grade is left empty")
             scores[record["id"]] = None
         else:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from grader.batch.job import GRADED
+from grader.batch.store import GRADED
 from grader.files import write_atomically
 from grader.report.markdown import table_cell
 from grader.untrusted_text import log_safe, printable

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
-from grader.batch.job import GRADED
+from grader.batch.store import GRADED
 
 
 @dataclass(frozen=True)

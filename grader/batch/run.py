@@ -102,8 +102,9 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
     assignment = load_assignment(options.assignment)
     mode = grading_mode(assignment, options.mode)
     found, passed_over = discover(assignment.id, options.submissions)
-    if unknown := [i for i in options.regrade_only if i not in {s.id for s in found}]:
-        raise UnknownSubmissions(unknown_submissions_message(unknown, [s.id for s in found]))
+    ids = [s.id for s in found]
+    if unknown := sorted(set(options.regrade_only) - set(ids), key=list(options.regrade_only).index):
+        raise UnknownSubmissions(unknown_submissions_message(unknown, ids))
     options.out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(options.out / LOCK_NAME))
     try:

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 DATABASE_NAME = "batch.sqlite"
+# A record's status: graded, an unusable submission (scored 0, the student's), or not graded (the
+# grader's failure). Here, not in grader.batch.job, so that readers of records need not import grading.
+GRADED, UNUSABLE, ERROR = "graded", "unusable", "error"
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """

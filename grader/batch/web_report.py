@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 from urllib.parse import quote
 
-from grader.batch.job import GRADED
 from grader.batch.outputs import TaskColumn
+from grader.batch.store import GRADED
 from grader.files import write_atomically
 
 OUTCOMES = ("passed", "failed", "error", "timeout", "not_implemented", "skipped")

@@ -212,9 +212,9 @@ def _student_folder(assignment: Assignment, source: Path) -> Path:
     return found.folder
 
 
-def _read_regular_file(path: Path) -> bytes:
-    """Reads at most MAX_FILE_BYTES, refusing a file that became a link or a special file since it
-    was looked at (no following links, no blocking on a pipe)."""
+def _read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """Reads at most `limit` bytes, refusing a larger file and one that became a link or a special
+    file since it was looked at (no following links, no blocking on a pipe)."""
     flags = os.O_RDONLY
     for optional in ("O_NOFOLLOW", "O_NONBLOCK", "O_BINARY"):
         flags |= getattr(os, optional, 0)
@@ -226,11 +226,11 @@ def _read_regular_file(path: Path) -> bytes:
         status = os.fstat(handle.fileno())
         if not stat.S_ISREG(status.st_mode):
             raise UnusableSubmission(f"{path} is not a regular file")
-        if status.st_size > MAX_FILE_BYTES:
-            raise UnusableSubmission(f"{path} is larger than {_mib(MAX_FILE_BYTES)}")
-        data = handle.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise UnusableSubmission(f"{path} is larger than {_mib(MAX_FILE_BYTES)}")
+        if status.st_size > limit:
+            raise UnusableSubmission(f"{path} is larger than {_mib(limit)}")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise UnusableSubmission(f"{path} is larger than {_mib(limit)}")
     return data
 
 
@@ -241,26 +241,13 @@ def _case_variant(folder: Path, name: str) -> str | None:
         return None
 
 
-# --- zip archives ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Entry:
-    info: zipfile.ZipInfo
-    parts: tuple[str, ...]   # the name split on / and \, without empty and "." components
-    is_dir: bool
-
-    @property
-    def name(self) -> str:
-        return self.info.filename
-
+# --- notebooks ------------------------------------------------------------------------------------
 
 def _from_notebook(assignment: Assignment, source: Path, warnings: list[str]) -> dict[str, bytes]:
     """The student files a notebook's cells hold (grader.engine.notebook); none of its code runs here."""
     from grader.engine.notebook import NotebookError, student_files_from_notebook
 
-    if source.stat().st_size > MAX_TOTAL_BYTES:
-        raise UnusableSubmission(f"{source} is larger than {_mib(MAX_TOTAL_BYTES)}")
-    data = _read_regular_file_up_to(source, MAX_TOTAL_BYTES)
+    data = _read_regular_file(source, MAX_TOTAL_BYTES)
     stubs = {name: (assignment.directory / name).read_text(encoding="utf-8") for name in assignment.spec.student_files}
     try:
         found = student_files_from_notebook(data.decode("utf-8", "replace"), stubs)
@@ -279,9 +266,17 @@ def _from_notebook(assignment: Assignment, source: Path, warnings: list[str]) ->
     return files
 
 
-def _read_regular_file_up_to(path: Path, limit: int) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(limit + 1)[:limit]
+# --- zip archives ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Entry:
+    info: zipfile.ZipInfo
+    parts: tuple[str, ...]   # the name split on / and \, without empty and "." components
+    is_dir: bool
+
+    @property
+    def name(self) -> str:
+        return self.info.filename
 
 
 def _from_zip(assignment: Assignment, source: Path, warnings: list[str]) -> dict[str, bytes]:

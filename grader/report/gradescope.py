@@ -7,12 +7,14 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from grader.assignment import VISIBILITIES, AssignmentSpec
 from grader.engine.training_history import TrainingHistory
 from grader.files import write_atomically
-from grader.results import GradingResult, Outcome, TaskResult, TrainingMeasurement
+from grader.results import VISIBILITIES, GradingResult, Outcome, TaskResult, TrainingMeasurement
+
+if TYPE_CHECKING:
+    from grader.assignment import AssignmentSpec
 
 
 @dataclass(frozen=True)
