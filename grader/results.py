@@ -55,7 +55,21 @@ class TrainingMeasurement:
     target: float
     partial_credit_from: Optional[float]
     history: Optional["TrainingHistory"] = None  # the curves the solver recorded (explains, never scores)
-    time_limit_s: Optional[float] = None
+    time_limit_s: Optional[float] = None   # the limit applied here (the written one, scaled where calibrated)
+    grace_s: Optional[float] = None        # allowed past the limit: the last iteration, sending predictions back
+    # The limit as assignment.yaml writes it, and how it was scaled to this machine (grader.engine.calibration):
+    # factor = this device's time for the calibration workload / the reference device's; None when not scaled.
+    written_limit_s: Optional[float] = None
+    limit_factor: Optional[float] = None
+    limit_factor_spread: Optional[float] = None
+    reference_device: Optional[str] = None
+    # Where it trained and beside what: the device's model, the CPU cores it was pinned to (None: not
+    # pinned), what else this grader ran meanwhile, and the wall-clock span of the grader's clock.
+    device_model: Optional[str] = None
+    cores: Optional[tuple[int, ...]] = None
+    alongside: Optional[str] = None
+    started_at: Optional[float] = None     # seconds since the epoch
+    ended_at: Optional[float] = None
 
 
 @dataclass(frozen=True)

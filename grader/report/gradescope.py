@@ -17,6 +17,13 @@ if TYPE_CHECKING:
     from grader.assignment import AssignmentSpec
 
 
+# A training measurement's optional details, written to extra_data when known and read back.
+MEASUREMENT_NUMBERS = ("time_limit_s", "grace_s", "written_limit_s", "limit_factor", "limit_factor_spread",
+                       "started_at", "ended_at")
+MEASUREMENT_TEXTS = ("reference_device", "device_model", "alongside")
+MEASUREMENT_DETAILS = (*MEASUREMENT_NUMBERS, *MEASUREMENT_TEXTS, "cores")
+
+
 @dataclass(frozen=True)
 class LeaderboardEntry:
     name: str
@@ -33,8 +40,10 @@ def task_entry(number: int, task: TaskResult) -> dict[str, Any]:
     if task.training is not None:
         extra.update(accuracy=task.training.accuracy, train_seconds=task.training.train_seconds,
                      device=task.training.device, data=task.training.data_source)
-        if task.training.time_limit_s is not None:
-            extra.update(time_limit_s=task.training.time_limit_s)
+        for name in MEASUREMENT_DETAILS:
+            value = getattr(task.training, name)
+            if value is not None:
+                extra[name] = list(value) if isinstance(value, tuple) else value
         if task.training.history is not None:
             extra.update(history=task.training.history.as_dict())
     return {
@@ -136,7 +145,9 @@ def _training_from_entry(task_id: str, extra: Mapping[str, Any], task_spec: Any)
         device=str(extra.get("device")), data_source=source, target=task_spec.training.target[source],
         partial_credit_from=task_spec.training.partial_credit_from.get(source),
         history=None if history is None else _history(history),
-        time_limit_s=_optional_number(extra.get("time_limit_s")))
+        **{name: _optional_number(extra.get(name)) for name in MEASUREMENT_NUMBERS},
+        **{name: _optional_text(extra.get(name)) for name in MEASUREMENT_TEXTS},
+        cores=_optional_cores(extra.get("cores")))
 
 
 def _history(data: Mapping[str, Any]) -> TrainingHistory:
@@ -156,3 +167,11 @@ def _optional_number(value: Any) -> Optional[float]:
 
 def _optional_text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
+
+
+def _optional_cores(value: Any) -> Optional[tuple[int, ...]]:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(core, int) and not isinstance(core, bool) for core in value):
+        raise ValueError(f"cores: expected a list of CPU numbers, got {value!r}")
+    return tuple(value)
