@@ -51,6 +51,7 @@ from grader.assignment import TaskSpec
 from grader.boundary import wire
 from grader.checking.compare import CheckFailed
 from grader.checking.proxies import fetch
+from grader.engine.training_place import TrainingPlace
 from grader.engine.training_history import TrainingHistory, TrainingProgress, diagnosis, history_from
 from grader.results import Outcome, TaskResult, TrainingMeasurement
 from grader.sandbox import remote
@@ -187,7 +188,7 @@ class TrainingRun:
 
 
 def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData, device: str,
-                      framework: str) -> TaskResult:
+                      framework: str, place: Optional[TrainingPlace] = None) -> TaskResult:
     spec = task.training
     assert spec is not None
     target = spec.target[data.source]
@@ -409,7 +410,9 @@ def noise_generator(mode: str, seed: int, index: int) -> np.random.Generator:
 
 
 def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: Any, seed: int,
-                       framework: str) -> list[TaskResult]:
+                       framework: str, place: Optional[TrainingPlace] = None) -> list[TaskResult]:
+    """`place`: where the session's workers train (the caller started the session there)."""
+    place = place or TrainingPlace()
     from grader.data import DatasetError, DatasetUnavailable
 
     def skipped(task: TaskSpec, why: str, detail: str = "") -> TaskResult:
@@ -455,7 +458,7 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
 
         session.on_output_line = show_progress
         try:
-            result = run_training_task(session, task, data, device, framework)
+            result = run_training_task(session, task, data, device, framework, place)
         finally:
             session.on_output_line = None
         results.append(with_check_times(result, progress))
