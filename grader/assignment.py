@@ -39,6 +39,8 @@ class TrainingSpec(_Strict):
     target: dict[DataSource, float]
     # Accuracy from which partial credit starts, rising linearly to the target.
     partial_credit_from: dict[DataSource, float] = Field(default_factory=dict)
+    # Scale the time limit to the device it trains on, by the assignment's calibration (where it has one).
+    calibrated: bool = True
     # Floating-point dtype of the images handed to the entry (torch assignments also get it as an argument).
     dtype: Literal["float32", "float64"] = "float32"
     # Train on only this many training images (e.g. 50 to overfit); None for all of them.
@@ -62,6 +64,26 @@ class TrainingSpec(_Strict):
             if floor >= self.target[source]:
                 raise ValueError(f"partial_credit_from.{source} ({floor}) must be below target.{source}")
         return self
+
+
+# A calibration whose repeats spread more than this (relative) is not a measurement to scale limits by.
+MAX_CALIBRATION_SPREAD = 0.25
+
+
+class CalibrationSpec(_Strict):
+    """The device the training tasks' time limits are written for, and its time for the calibration
+    workload; written by `grader calibrate A` (grader.engine.calibration), read to scale each limit to
+    the device a task trains on. A calibration that cannot be a measurement is refused where it is loaded."""
+
+    device: Literal["cpu", "cuda"]
+    device_model: str = Field(min_length=1, max_length=200)
+    # The workload's name (grader.engine.calibration_workload.WORKLOADS): another one's time does not compare.
+    workload: str = Field(min_length=1)
+    seconds: float = Field(gt=0, le=600, allow_inf_nan=False)     # the median repeat
+    spread: float = Field(ge=0, le=MAX_CALIBRATION_SPREAD, allow_inf_nan=False)
+    repeats: int = Field(ge=3)
+    versions: dict[str, str] = Field(default_factory=dict)
+    measured_on: str = ""
 
 
 class TaskSpec(_Strict):
@@ -102,6 +124,8 @@ class AssignmentSpec(_Strict):
     # submission with those files replaced by the reference's, so that a broken layer costs the
     # layer's own tasks and not every model built on it.
     isolate_prerequisites: bool = False
+    # The device the training tasks' time limits are written for (`grader calibrate A` writes it).
+    calibration: Optional[CalibrationSpec] = None
 
     @field_validator("student_files", "provided_files")
     @classmethod
@@ -137,6 +161,17 @@ class AssignmentSpec(_Strict):
                 if module not in self.student_files + self.provided_files:
                     raise ValueError(f"task {task.id}: training entry {task.training.entry} is not in a student "
                                      "or provided file")
+        return self
+
+    @model_validator(mode="after")
+    def _calibrated_with_this_workload(self) -> "AssignmentSpec":
+        from grader.engine.calibration_workload import WORKLOADS
+
+        expected = WORKLOADS[self.framework]
+        if self.calibration is not None and self.calibration.workload != expected:
+            raise ValueError(f"calibration: measured with the workload {self.calibration.workload!r}, but this grader "
+                             f"times {expected!r} for {self.framework} assignments, so the times do not compare: "
+                             f"run `grader calibrate {self.id}` again on the reference device")
         return self
 
     def task(self, task_id: str) -> TaskSpec:

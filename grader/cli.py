@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check an assignment's configuration and checks")
     validate.add_argument("assignment")
 
+    calibrate = commands.add_parser(
+        "calibrate", help="time the reference device the training limits are written for, into assignment.yaml")
+    calibrate.add_argument("assignment")
+    calibrate.add_argument("--device", choices=list(DEVICES), default="auto",
+                           help="the device to time (auto: CUDA where a training task trains on it and there "
+                                "is a GPU, else the CPU)")
+
     selfcheck = commands.add_parser("selfcheck", help="prove the sandbox's promises before grading")
     selfcheck.add_argument("--sandbox", choices=list(SANDBOX_CHOICES), default="auto",
                            help="the level to prove (auto: every level, and the one official grading would use)")
@@ -151,6 +158,8 @@ def _run(argv: Optional[Sequence[str]]) -> int:
             return _batch(args, list(argv) if argv is not None else sys.argv[1:])
         if args.command == "gradebook":
             return _gradebook(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"grader: configuration error: {exc}", file=sys.stderr)
@@ -380,6 +389,40 @@ def _fixtures(args: argparse.Namespace) -> int:
         return EXIT_OK
     for path in write_fixtures(assignment, recorded):
         print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from grader.assignment import ConfigError, load_assignment
+    from grader.engine.calibration import CalibrationError, calibration_block, measure, write_calibration
+    from grader.engine.grading import library_versions
+    from grader.engine.training import cuda_available
+
+    assignment = load_assignment(args.assignment)
+    spec = assignment.spec
+    training = [t for t in spec.tasks if t.training is not None]
+    if not training:
+        raise ConfigError(f"{assignment.id} has no training task: there is no time limit to calibrate")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if any(t.training.device == "cuda" for t in training) and cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise ConfigError("--device cuda: this machine has no CUDA device")
+    try:
+        timing = measure(spec.framework, device)
+    except CalibrationError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    previous = spec.calibration
+    write_calibration(assignment.directory / "assignment.yaml", calibration_block(timing, library_versions()))
+    print(f"{timing.workload} on {timing.device_model} ({device}): {timing.seconds * 1000:.1f} ms per repeat "
+          f"+- {timing.spread:.1%} over {timing.repeats} repeats")
+    if previous is not None:
+        print(f"this device against the previous reference, {previous.device_model} ({previous.device}): "
+              f"x{timing.seconds / previous.seconds:.2f}")
+    limits = ", ".join(f"{t.id} {t.training.time_limit_s:g} s" for t in training if t.training.calibrated)
+    print(f"wrote the calibration into {assignment.directory / 'assignment.yaml'}: the limits ({limits or 'none scaled'}) "
+          f"now mean seconds on this device, scaled on every other")
     return EXIT_OK
 
 

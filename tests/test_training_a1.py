@@ -1,6 +1,7 @@
 """Training tasks: timed by the grader's clock, scored by the grader's accuracy on images the
 submission sees only after training, on the synthetic stand-in for CIFAR-10 (no network here)."""
 
+import dataclasses
 import textwrap
 import urllib.error
 
@@ -138,12 +139,14 @@ def clock_at_the_end(monkeypatch):
 
 @pytest.mark.parametrize("over, outcome, said", [
     (0.0, Outcome.PASSED, None),
-    (1.5, Outcome.PASSED, "1.5 s over the 60 s limit, inside the margin of 8.0 s for the last iteration and the "
-                          "predictions"),
-    (8.5, Outcome.FAILED, "training took 68.5 s, over the 60 s limit and its margin of 8.0 s"),
+    (1.5, Outcome.PASSED, "1.5 s over the limit, inside the grace"),
+    (8.5, Outcome.FAILED, "training took 68.5 s, over 68.0 s (limit 60 s, grace 8.0 s for the last iteration and "
+                          "sending predictions back)"),
 ])
 def test_the_message_says_why_a_run_over_its_limit_counts(clock_at_the_end, tmp_path, over, outcome, said):
     assignment = a1()
+    # The limit as written (a calibrated one would move with this machine's speed; see test_calibration).
+    assignment = dataclasses.replace(assignment, spec=assignment.spec.model_copy(update={"calibration": None}))
     limit = assignment.spec.task("fc_net.overfit").training.time_limit_s
     assert limit == 60  # the margin below is 10 % of it plus 2 s
     clock_at_the_end(limit + over if over else 0.5)
@@ -151,7 +154,8 @@ def test_the_message_says_why_a_run_over_its_limit_counts(clock_at_the_end, tmp_
                           data="synthetic")
     task = result.tasks[0]
     assert task.outcome is outcome, task.message
+    assert "grace 8.0 s for the last iteration and sending predictions back" in task.message
     if said is None:
-        assert "over the" not in task.message and "margin" not in task.message
+        assert "over the" not in task.message
     else:
         assert said in task.message

@@ -18,6 +18,7 @@ from grader.engine.pytest_plugin import GradingPlugin, run_checks
 from grader.engine.submission import PreparedSubmission
 from grader.engine.task_uses import point_to_failing_uses
 from grader.engine.training import run_training_tasks
+from grader.engine.training_place import TrainingPlace
 from grader.options import GradingChoices
 from grader.oracle.mistakes import load_catalogue
 from grader.oracle.reference import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
@@ -52,10 +53,11 @@ class GradeOptions(GradingChoices):
     # just ended): display only.
     on_training_progress: Callable[[str, object, bool], None] = field(
         default=lambda task_id, progress, epoch_ended: None)
-    # Where training on a GPU gets its GPU: entered around the training tasks that need one, it
-    # gives the environment of the worker they train in (CUDA_VISIBLE_DEVICES). Batch grading lends
-    # each submission one GPU of its own this way; None trains in the checks' worker on what it sees.
-    gpu_lease: Optional[Callable[[], ContextManager[dict[str, str]]]] = None
+    # Where the training tasks train: given the device they need ("cpu" or "cuda"), entered around
+    # all of them, it gives their TrainingPlace (the worker's environment, such as the GPU lent, and
+    # the CPU cores it is pinned to). Batch grading lends each submission a place no other training
+    # shares this way; None trains in the checks' worker on what it sees.
+    training_lease: Optional[Callable[[str], ContextManager[TrainingPlace]]] = None
 
 
 def library_versions() -> dict[str, str]:
@@ -213,18 +215,22 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             raise ConfigError("the checks could not be collected:\n" + "\n".join(plugin.collection_errors))
         tasks = [_task_from_checks(task, plugin.results, submission) for task in check_tasks]
         training_tasks = [t for t in selected if t.training is not None and options.training]
-        if training_tasks and options.gpu_lease is not None and any(
-                _training_device(t, options) == "cuda" for t in training_tasks):
-            session.close()
-            with options.gpu_lease() as gpu_env:
-                trainer = new_session(submission.package, submission.scratch, gpu_env)
+        if training_tasks and options.training_lease is not None:
+            session.close()  # nothing of the checks' worker runs beside the training
+            device = "cuda" if any(_training_device(t, options) == "cuda" for t in training_tasks) else "cpu"
+            # Pinned while the trainer's workers start (each inherits the cores) and while the grader
+            # times them, then back where the checks ran.
+            with options.training_lease(device) as place, place.pinned():
+                trainer = new_session(submission.package, submission.scratch, place.env)
                 try:
-                    tasks += run_training_tasks(trainer, training_tasks, options, seed, spec.framework)
+                    tasks += run_training_tasks(trainer, training_tasks, options, seed, spec.framework, place,
+                                                calibration=spec.calibration)
                 finally:
                     trainer.close()
                     session.logs.append(trainer.output())
         elif training_tasks:
-            tasks += run_training_tasks(session, training_tasks, options, seed, spec.framework)
+            tasks += run_training_tasks(session, training_tasks, options, seed, spec.framework, TrainingPlace(),
+                                        calibration=spec.calibration)
         order = {t.id: i for i, t in enumerate(spec.tasks)}
         tasks.sort(key=lambda t: order[t.task_id])
         tasks = point_to_failing_uses(spec, tasks, set(isolation))

@@ -47,11 +47,13 @@ import numpy as np
 
 from grader.checking import notes
 
-from grader.assignment import TaskSpec
+from grader.assignment import CalibrationSpec, TaskSpec
 from grader.boundary import wire
 from grader.checking.compare import CheckFailed
 from grader.checking.proxies import fetch
-from grader.engine.training_place import TrainingPlace
+from grader.engine.calibration import PROCESS_CALIBRATIONS, CalibrationError, ScaledLimit, scaled_limit
+from grader.engine.calibration_workload import cpu_model
+from grader.engine.training_place import TrainingPlace, describe_cores
 from grader.engine.training_history import TrainingHistory, TrainingProgress, diagnosis, history_from
 from grader.results import Outcome, TaskResult, TrainingMeasurement
 from grader.sandbox import remote
@@ -188,9 +190,14 @@ class TrainingRun:
 
 
 def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData, device: str,
-                      framework: str, place: Optional[TrainingPlace] = None) -> TaskResult:
+                      framework: str, place: Optional[TrainingPlace] = None,
+                      scaled: Optional[ScaledLimit] = None, device_model: Optional[str] = None) -> TaskResult:
+    """`scaled`: the task's limit on this device (grader.engine.calibration); the written one by default."""
     spec = task.training
     assert spec is not None
+    place = place or TrainingPlace()
+    scaled = scaled or ScaledLimit(spec.time_limit_s, spec.time_limit_s)
+    span: list[float] = []  # the clock's start and end, in seconds since the epoch
     target = spec.target[data.source]
     floor = spec.partial_credit_from.get(data.source)
     lost: list[str] = []  # the signal a first worker was lost to, when the task had to be trained again
@@ -201,8 +208,12 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         if lost:
             note = notes.ran_again_after_loss(lost[0], "the training was run again from the start in a fresh worker")
             detail = f"note: {note}" + (f"\n{detail}" if detail else "")
-        measurement = TrainingMeasurement(accuracy, seconds, device, data.source, target, floor, history=history,
-                                          time_limit_s=limit)
+        measurement = TrainingMeasurement(
+            accuracy, seconds, device, data.source, target, floor, history=history, time_limit_s=limit,
+            grace_s=hard_limit - limit, written_limit_s=scaled.written_s, limit_factor=scaled.factor,
+            limit_factor_spread=scaled.spread, reference_device=scaled.reference_device, device_model=device_model,
+            cores=place.cores, alongside=place.alongside, started_at=span[0] if span else None,
+            ended_at=span[1] if len(span) > 1 else None)
         return TaskResult(task.id, task.title, task.points, points, outcome, message, kind="training",
                           visibility=task.visibility, detail=detail, training=measurement)
 
@@ -213,8 +224,9 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
 
     module, function = spec.entry.split(".")
     trainer_module, trainer_class = provided_trainer(session.submission_dir)
-    limit = spec.time_limit_s
+    limit = scaled.limit_s
     hard_limit = limit * (1 + OVERRUN_FRACTION) + OVERRUN_SECONDS
+    allowed = f"{scaled.describe()}, grace {hard_limit - limit:.1f} s for the last iteration and sending predictions back"
     stage = "training"  # what the student's code was doing when it failed, for the messages below
     returned = ""       # the type the entry returned, once known not to be the provided class
 
@@ -227,6 +239,7 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         data_handle = session.keep({k: _framework_value(v, framework, spec.dtype) for k, v in data.data_dict.items()},
                                    device=worker_device, timeout_s=HAND_OFF_TIMEOUT_S)
         clock = Clock(hard_limit)
+        span[:] = [time.time()]
         session.pin_class(trainer_module, trainer_class, clock.left())
         session.import_module(module, clock.left())
         entry = getattr(getattr(StudentProxy(session), module), function)
@@ -243,6 +256,7 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         stage = "predicting"
         predictions = _predict(solver.model, data.evaluation_images, keep, clock.left, data.num_classes)
         seconds = clock.elapsed()
+        span.append(time.time())
         return TrainingRun(predictions, seconds, provided, _read_history(solver))
 
     def not_provided() -> str:
@@ -270,8 +284,8 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     except BudgetSpent:
         return result(Outcome.TIMEOUT, "not trained: the submission used up its time budget before this task")
     except WorkerTimeout:
-        return result(Outcome.TIMEOUT, f"training did not finish within {hard_limit:.0f} s (limit {limit:g} s plus "
-                                       "margin); the worker was stopped")
+        return result(Outcome.TIMEOUT, f"training did not finish within {hard_limit:.1f} s ({allowed}); the worker "
+                                       "was stopped")
     except WorkerFailure as exc:
         return result(Outcome.ERROR, f"{stage} stopped: {exc}")
     except CheckFailed as exc:
@@ -279,25 +293,42 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     except wire.WireError as exc:
         return result(Outcome.FAILED, f"{stage}: the code returned something that cannot be graded: {exc}")
     if run.seconds > hard_limit:
-        return result(Outcome.FAILED, f"training took {run.seconds:.1f} s, over the {limit:g} s limit and its margin of "
-                                      f"{hard_limit - limit:.1f} s", seconds=run.seconds)
+        return result(Outcome.FAILED, f"training took {run.seconds:.1f} s, over {hard_limit:.1f} s ({allowed})",
+                      seconds=run.seconds)
     labels = data.evaluation_labels
     accuracy = float(np.mean(run.predictions == labels))
     split = "training images (one pixel of each nudged)" if spec.evaluate_on == "train" else "held-out images"
     measured = (f"{accuracy:.1%} accuracy on {len(labels)} {split} ({data.source}, {device}) after "
-                f"{run.seconds:.1f} s of training and prediction")
+                f"{run.seconds:.1f} s of training and prediction ({allowed})")
     if not run.provided:
         return result(Outcome.FAILED, f"{not_provided()}; its model's {measured} is not scored",
                       accuracy=accuracy, seconds=run.seconds)
     points = score_for(accuracy, target, floor, task.points)
     message = (f"{measured}; target {target:.0%}" + (f", partial credit from {floor:.0%}" if floor is not None else ""))
-    if run.seconds > limit:  # within the margin, or it would have failed above: say why it counts
-        message += (f"; {run.seconds - limit:.1f} s over the {limit:g} s limit, inside the margin of "
-                    f"{hard_limit - limit:.1f} s for the last iteration and the predictions")
+    if run.seconds > limit:  # within the grace, or it would have failed above: say why it counts
+        message += f"; {run.seconds - limit:.1f} s over the limit, inside the grace"
     outcome = Outcome.PASSED if points >= task.points else Outcome.FAILED
     if outcome is Outcome.FAILED and (why := diagnosis(run.history)):
         message += f"; {why}"
     return result(outcome, message, points=points, accuracy=accuracy, seconds=run.seconds, history=run.history)
+
+
+def limit_here(task: TaskSpec, framework: str, device: str, place: TrainingPlace,
+               calibration: Optional[CalibrationSpec]) -> tuple[ScaledLimit, Optional[str], str]:
+    """The task's limit on the device it trains on, the device's model where known, and why the limit
+    is as written where it should have been scaled and could not be."""
+    spec = task.training
+    assert spec is not None
+    written = ScaledLimit(spec.time_limit_s, spec.time_limit_s)
+    cpu = f"{cpu_model()} on {describe_cores(place.cores)}" if place.cores else cpu_model()
+    fallback_model = cpu if device == "cpu" else None
+    if calibration is None or not spec.calibrated:
+        return written, fallback_model, ""
+    try:
+        timing = PROCESS_CALIBRATIONS.timing(framework, device, place)
+    except CalibrationError as exc:
+        return written, fallback_model, f"the time limit is as written: this device could not be calibrated ({exc})"
+    return scaled_limit(spec.time_limit_s, timing, calibration), timing.device_model, ""
 
 
 def with_check_times(result: TaskResult, progress: TrainingProgress) -> TaskResult:
@@ -410,8 +441,10 @@ def noise_generator(mode: str, seed: int, index: int) -> np.random.Generator:
 
 
 def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: Any, seed: int,
-                       framework: str, place: Optional[TrainingPlace] = None) -> list[TaskResult]:
-    """`place`: where the session's workers train (the caller started the session there)."""
+                       framework: str, place: Optional[TrainingPlace] = None,
+                       calibration: Optional[CalibrationSpec] = None) -> list[TaskResult]:
+    """`place`: where the session's workers train (the caller started the session there);
+    `calibration`: the assignment's, which each calibrated task's limit is scaled by."""
     place = place or TrainingPlace()
     from grader.data import DatasetError, DatasetUnavailable
 
@@ -449,7 +482,8 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
                                      num_val=min(options.validation_images, len(dataset.train_images) // 5),
                                      train_subset=task.training.train_subset,
                                      evaluate_on=task.training.evaluate_on)
-        progress = TrainingProgress(limit_s=task.training.time_limit_s)
+        scaled, device_model, why_not = limit_here(task, framework, device, place, calibration)
+        progress = TrainingProgress(limit_s=scaled.limit_s)
 
         def show_progress(line: str, task_id: str = task.id, progress: TrainingProgress = progress) -> None:
             epoch_ended = progress.read(line)
@@ -458,7 +492,9 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
 
         session.on_output_line = show_progress
         try:
-            result = run_training_task(session, task, data, device, framework, place)
+            result = run_training_task(session, task, data, device, framework, place, scaled, device_model)
+            if why_not:
+                result = dataclasses.replace(result, detail=f"note: {why_not}" + (f"\n{result.detail}" if result.detail else ""))
         finally:
             session.on_output_line = None
         results.append(with_check_times(result, progress))
