@@ -1,6 +1,6 @@
 """`grader batch`: a folder of submissions graded in parallel into a gradebook that matches grading
 each alone, resumed after SIGKILL without losing or regrading anything, and the local executor's
-scheduling (GPU lending, retries of lost gradings, aborts) on stand-in gradings."""
+scheduling (lending training slots, retries of lost gradings, aborts) on stand-in gradings."""
 
 from __future__ import annotations
 
@@ -389,27 +389,38 @@ def test_gpu_training_holds_one_gpu_each_and_no_gpu_idles_while_training_waits(t
             assert len(holders_while_waiting) >= gpus, span
 
 
-def test_a_gpu_message_is_one_of_three_steps_and_only_lent_names_a_gpu():
-    from grader.batch.local import FROM_GRADING, GpuMessage, GpuStep, accepted_gpu_message
+def test_a_training_slot_message_is_one_of_three_steps_and_only_lent_names_a_place():
+    from grader.batch.local import FROM_GRADING, SlotMessage, SlotStep, accepted_slot_message
+    from grader.engine.training_place import TrainingPlace
 
-    assert accepted_gpu_message(GpuMessage.lent("1"), (GpuStep.LENT,)).gpu == "1"
-    assert accepted_gpu_message(GpuMessage.wanted(), FROM_GRADING).step is GpuStep.WANTED
-    for malformed in (lambda: GpuMessage(GpuStep.LENT), lambda: GpuMessage.lent(""),
-                      lambda: GpuMessage(GpuStep.RETURNED, "0"), lambda: GpuMessage("wanted")):
+    gpu = TrainingPlace(env={"CUDA_VISIBLE_DEVICES": "1"})
+    assert accepted_slot_message(SlotMessage.lent("cuda", gpu), (SlotStep.LENT,), "cuda").place() == gpu
+    cpu = TrainingPlace(cores=(1,), alongside="checks of other submissions on core 0")
+    assert accepted_slot_message(SlotMessage.lent("cpu", cpu), (SlotStep.LENT,), "cpu").place() == cpu
+    assert accepted_slot_message(SlotMessage.wanted("cpu"), FROM_GRADING).step is SlotStep.WANTED
+    for malformed in (lambda: SlotMessage(SlotStep.LENT, "cuda"), lambda: SlotMessage.lent("cuda", TrainingPlace()),
+                      lambda: SlotMessage(SlotStep.RETURNED, "cpu"), lambda: SlotMessage("wanted", "cpu"),
+                      lambda: SlotMessage.wanted("gpu"), lambda: SlotMessage(SlotStep.WANTED, "cpu", cores=(0,)),
+                      lambda: SlotMessage.lent("cpu", TrainingPlace(cores=())),
+                      lambda: SlotMessage.lent("cpu", TrainingPlace(cores=([0],)))):  # type: ignore[arg-type]
         with pytest.raises(ValueError):
             malformed()
-    unpickled = object.__new__(GpuMessage)   # as pickle rebuilds one: no __post_init__
-    object.__setattr__(unpickled, "step", GpuStep.LENT)
-    object.__setattr__(unpickled, "gpu", None)
-    for message, steps, why in ((unpickled, (GpuStep.LENT,), "GPU lent as None"),
-                                (("gpu", "0"), (GpuStep.LENT,), "a tuple instead of a GPU message"),
-                                (GpuMessage.lent("0"), FROM_GRADING, "lent where wanted or returned was due")):
+    unpickled = object.__new__(SlotMessage)   # as pickle rebuilds one: no __post_init__
+    for name, value in (("step", SlotStep.LENT), ("device", "cpu"), ("env", {}), ("cores", (0, -1)),
+                        ("alongside", "nothing")):
+        object.__setattr__(unpickled, name, value)
+    for message, steps, device, why in (
+            (unpickled, (SlotStep.LENT,), "cpu", r"lent on the cores \(0, -1\)"),
+            (("gpu", "0"), (SlotStep.LENT,), "cuda", "a tuple instead of a training-slot message"),
+            (SlotMessage.lent("cuda", gpu), FROM_GRADING, None, "lent where wanted or returned was due"),
+            (SlotMessage.lent("cpu", cpu), (SlotStep.LENT,), "cuda", "slot of cpu lent where one of cuda was wanted")):
         with pytest.raises(ValueError, match=why):
-            accepted_gpu_message(message, steps)
+            accepted_slot_message(message, steps, device)
 
 
-@pytest.mark.parametrize("fake", ["lends_a_gpu_itself", "asks_for_a_gpu_naming_one", "asks_for_a_gpu_in_a_bare_tuple"])
-def test_a_malformed_gpu_message_from_a_grading_process_loses_its_attempt(tmp_path, fake):
+@pytest.mark.parametrize("fake", ["lends_a_gpu_itself", "asks_for_a_gpu_naming_one", "asks_for_a_gpu_in_a_bare_tuple",
+                                  "asks_for_a_slot_of_no_device"])
+def test_a_malformed_training_slot_message_from_a_grading_process_loses_its_attempt(tmp_path, fake):
     import batch_local_fakes
 
     sink = RecordingSink(retry=False)

@@ -19,6 +19,7 @@ from grader.assignment import Assignment, load_assignment
 from grader.batch.executor import JobOutcome
 from grader.batch.store import ERROR, GRADED, UNUSABLE
 from grader.engine.grading import GradeOptions, grade, library_versions
+from grader.engine.training_place import TrainingPlace
 from grader.options import GradingChoices, grading_choices
 from grader.report.gradescope import to_results_json
 from grader.results import GradingResult, Outcome, TaskResult
@@ -47,10 +48,12 @@ class SubmissionJob:
     extra: dict = field(default_factory=dict)
 
 
-GpuLease = Callable[[], ContextManager[dict]]
+# Where a submission's training tasks train, given the device they need ("cpu" or "cuda"): see
+# GradeOptions.training_lease.
+TrainingLease = Callable[[str], ContextManager[TrainingPlace]]
 
 
-def grade_submission(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -> dict[str, Any]:
+def grade_submission(job: SubmissionJob, training_lease: Optional[TrainingLease] = None) -> dict[str, Any]:
     """Grades one submission; returns its record. Raises only for what no submission could be
     graded with (configuration, data) or a fault of the grader itself."""
     from grader.engine.submission import UnusableSubmission, prepare_submission, read_submission
@@ -66,7 +69,7 @@ def grade_submission(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -
     except UnusableSubmission as exc:
         return unusable_record(job, assignment, str(exc), time.perf_counter() - start)
     options = GradeOptions(**grading_choices(settings), mode=settings.mode, seed=settings.seed,
-                           gpu_lease=gpu_lease)
+                           training_lease=training_lease)
     try:
         result = grade(assignment, prepared, options)
     finally:
@@ -74,7 +77,7 @@ def grade_submission(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -
     return graded_record(job, result, time.perf_counter() - start)
 
 
-def run_job(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -> JobOutcome:
+def run_job(job: SubmissionJob, training_lease: Optional[TrainingLease] = None) -> JobOutcome:
     """What a Slurm array element or a Ray task runs: the grading of one submission.
 
     A batch-wide problem is returned rather than raised, so that it cannot be mistaken for the
@@ -83,7 +86,7 @@ def run_job(job: SubmissionJob, gpu_lease: Optional[GpuLease] = None) -> JobOutc
     from grader.data import DatasetError
 
     try:
-        return JobOutcome.done(grade_submission(job, gpu_lease))
+        return JobOutcome.done(grade_submission(job, training_lease))
     except (ConfigError, DatasetError) as exc:
         return JobOutcome.fatal(f"{type(exc).__name__}: {exc}")
 

@@ -291,6 +291,13 @@ def needs_gpu(assignment: Assignment, options: BatchOptions) -> bool:
                for t in assignment.spec.select(options.only))
 
 
+def trains_on_cpu(assignment: Assignment, options: BatchOptions) -> bool:
+    if not options.training or options.device == "cuda":
+        return False
+    return any(t.training is not None and (options.device == "cpu" or t.training.device == "cpu")
+               for t in assignment.spec.select(options.only))
+
+
 def visible_gpus() -> list[str]:
     """The GPUs this machine lets the batch use: $CUDA_VISIBLE_DEVICES when set, else nvidia-smi's list."""
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -315,8 +322,10 @@ def make_default_executor(options: BatchOptions, assignment: Assignment, jobs: S
         gpus = visible_gpus() if options.gpus is None else [str(i) for i in range(options.gpus)]
         preload = ["torch"] if assignment.spec.framework == "torch" else []
         # The grading processes run on this machine: the sandbox proven here once holds for each.
+        # Cores are set apart for training on the CPU only where a task trains there: a batch of
+        # checks alone, or of GPU training, keeps every core for the checks.
         return LocalExecutor(options.jobs, gpus if gpu else [], timeout_s=limit, preload=preload,
-                             sandbox_verdict=verdict)
+                             sandbox_verdict=verdict, training_cores=None if trains_on_cpu(assignment, options) else 0)
     if options.executor == "slurm":
         from grader.batch.slurm import SlurmExecutor
 
