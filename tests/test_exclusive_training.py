@@ -3,7 +3,8 @@
 `grader batch --jobs 2` lends its one CPU training slot to one submission at a time, on the cores it
 reserved for training, while the other submissions' checks run on the other cores; with the defence
 turned off the same batch trains two submissions at once on the same cores (so the check has teeth).
-The scheduling is also shown on stand-in gradings, and the slot messages are checked."""
+The scheduling is also shown on stand-in gradings, the slot messages are checked, and a confined
+worker cannot move itself off the cores it was started on."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ import pytest
 
 from grader.batch.local import CPU_SLOT, LocalExecutor
 from grader.batch.run import BatchOptions, grade_batch, make_default_executor
-from grader.engine.training_place import ALONE, describe_cores, usable_cores
+from grader.engine.training_place import ALONE, TrainingPlace, describe_cores, usable_cores
+from grader.sandbox import levels
+from grader.sandbox.errors import StudentException
+from grader.sandbox.remote import StudentProxy, WorkerSession
+from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
 from support import A1, a1, make_submission
 
 CORES = usable_cores()
@@ -280,3 +285,75 @@ def test_a_gpu_slot_is_wanted_only_where_the_batch_lends_gpus(tmp_path):
     sink = Sink()
     LocalExecutor(jobs=1, target=batch_local_fakes.trains_on_a_gpu).run(stand_ins(tmp_path, 1), sink)
     assert sink.events == [("started", "s0"), ("lost", "s0")]
+
+
+# -- a confined worker stays on its cores --------------------------------------------------------------
+
+PINNING = '''import os
+
+
+def cores():
+    return sorted(os.sched_getaffinity(0))
+
+
+def move_to(cores):
+    os.sched_setaffinity(0, cores)
+    return sorted(os.sched_getaffinity(0))
+'''
+CONFINED = [pytest.param("bwrap", marks=pytest.mark.skipif(levels.bwrap_problem() is not None,
+                                                           reason=f"bubblewrap unusable here: {levels.bwrap_problem()}")),
+            pytest.param("restricted", marks=pytest.mark.skipif(
+                levels.restricted_problem() is not None,
+                reason=f"the restricted level cannot run here: {levels.restricted_problem()}"))]
+
+
+def pinned_worker(level: str) -> tuple[WorkerSession, Path]:
+    """A worker started at `level` from a thread pinned to the last core, as a lent training's is."""
+    scratch = make_scratch_dir()
+    package = scratch / "pinning_package"
+    package.mkdir()
+    (package / "pinning.py").write_text(PINNING)
+    session = WorkerSession(package, scratch, Limits(call_timeout_s=20, sandbox=level))
+    with TrainingPlace(cores=CORES[-1:]).pinned():
+        session.start()
+    return session, scratch
+
+
+def move_to_every_core(level: str) -> list[int]:
+    session, scratch = pinned_worker(level)
+    try:
+        pinning = StudentProxy(session).pinning
+        assert pinning.cores() == list(CORES[-1:])   # it inherited the training's cores
+        return pinning.move_to(list(CORES))
+    finally:
+        session.close()
+        remove_scratch_dir(scratch)
+
+
+@needs_two_cores
+@pytest.mark.parametrize("level", CONFINED)
+def test_a_confined_worker_cannot_move_itself_onto_other_cores(level):
+    with pytest.raises(StudentException) as refused:
+        move_to_every_core(level)
+    assert refused.value.type_name == "PermissionError", refused.value
+
+
+@needs_two_cores
+@pytest.mark.parametrize("level", CONFINED)
+def test_without_the_seccomp_filter_a_worker_moves_itself_onto_every_core(level, monkeypatch):
+    from grader.sandbox import worker_process
+
+    original = levels.restricted_jail
+
+    def without_seccomp(*args, **kwargs):
+        jail = original(*args, **kwargs)
+        return levels.WorkerJail(jail.argv, jail.user, jail.group, {**jail.confine, "seccomp": False})
+
+    monkeypatch.setattr(levels, "_seccomp_available", lambda: False)          # bwrap
+    monkeypatch.setattr(worker_process, "restricted_jail", without_seccomp)    # restricted
+    assert move_to_every_core(level) == list(CORES)
+
+
+@needs_two_cores
+def test_at_the_process_level_a_worker_moves_itself_at_will():
+    assert move_to_every_core("process") == list(CORES)

@@ -8,9 +8,10 @@ proves afterwards with `grader selfcheck` that they hold):
   read-only for the system, the Python installation and the worker's own code, read-write for the
   scratch directory only; from its ABI 6 on, signals and abstract UNIX sockets are confined to the
   worker's own processes too. A Landlock domain also forbids ptrace of any process outside it;
-- seccomp (through libseccomp): no network socket (only AF_UNIX, for local pipes), and none of the
+- seccomp (through libseccomp): no network socket (only AF_UNIX, for local pipes), none of the
   system calls a sandbox escape starts with (io_uring, which bypasses seccomp's socket rules, user
-  namespaces, mounts, ptrace, handles to inodes, keyrings, BPF, kernel modules).
+  namespaces, mounts, ptrace, handles to inodes, keyrings, BPF, kernel modules), and no change of
+  the CPU cores it was started on.
 
 Landlock is called through ctypes here: the Python bindings available cover its file rules only,
 not its network rules or scopes, and the whole interface is three system calls and two structures.
@@ -137,13 +138,17 @@ _DENIED_SYSCALLS = (
     "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
     "swapon", "swapoff", "reboot", "acct", "quotactl", "sethostname", "setdomainname",
     "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "syslog", "vhangup",
+    # A training is pinned to cores no other training of the grader uses (grader.batch.local): the
+    # worker may not move itself onto the cores the checks or another training run on.
+    "sched_setaffinity",
 )
 _AF_UNIX = 1
 _CLONE_NEWUSER = 0x10000000
 
 
 def apply_seccomp() -> None:
-    """No socket but AF_UNIX, no user namespace, none of `_DENIED_SYSCALLS`."""
+    """No socket but AF_UNIX, no user namespace, none of `_DENIED_SYSCALLS` (among them moving to
+    other CPU cores)."""
     try:
         import pyseccomp as seccomp
     except ImportError as exc:  # the grader checks this before it asks
