@@ -183,7 +183,7 @@ def write_calibration(config_path: Path, block: dict) -> None:
     original = config_path.read_text()
     kept = _without_top_level_key(original, "calibration")
     text = kept.rstrip("\n") + "\n\n" + CALIBRATION_COMMENT + yaml.safe_dump(
-        {"calibration": block}, sort_keys=False, default_flow_style=None, width=100)
+        {"calibration": block}, sort_keys=False, default_flow_style=False, width=100)
     trial = config_path.with_name(f".{config_path.name}.calibrating")
     trial.write_text(text)
     try:
