@@ -106,3 +106,37 @@ def test_non_contiguous_inputs_arrive_as_non_contiguous_views_of_the_same_values
     assert not tensor.is_contiguous() and torch.equal(tensor, torch.from_numpy(array))
     with pytest.raises(RuntimeError):
         tensor.view(2, -1)
+
+
+class ShortWrites:
+    """A raw stream that takes at most `most` bytes per write, as a pipe write interrupted by a signal
+    (a stop and continue: Ctrl-Z then fg) does."""
+
+    def __init__(self, most: int):
+        self.most, self.taken = most, bytearray()
+
+    def write(self, data) -> int:
+        part = bytes(data[:self.most])
+        self.taken += part
+        return len(part)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_message_written_in_short_writes_arrives_whole():
+    stream = ShortWrites(most=4096)
+    buffers = [np.arange(10_000, dtype=np.float64).tobytes(), b"tail"]
+    wire.write_message(stream, {"op": "keep", "n": 2}, buffers)
+    data = bytes(stream.taken)
+    position = 0
+
+    def read_exactly(n: int) -> bytes:
+        nonlocal position
+        if position + n > len(data):
+            raise EOFError
+        position += n
+        return data[position - n:position]
+
+    header, received = wire.read_message(read_exactly, 1 << 30)
+    assert header == {"op": "keep", "n": 2} and received == buffers and position == len(data)

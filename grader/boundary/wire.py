@@ -290,7 +290,14 @@ def write_message(stream: BinaryIO, header: dict, buffers: list[bytes]) -> None:
     for buffer in buffers:
         parts.append(_BUFFER_LENGTH.pack(len(buffer)))
         parts.append(buffer)
-    stream.write(b"".join(parts))
+    # A raw stream's write may take only part of the bytes (a pipe write interrupted by a signal, a
+    # stop and continue included, returns what it wrote): the rest is written until none is left.
+    remaining = memoryview(b"".join(parts))
+    while remaining:
+        written = stream.write(remaining)
+        if written is None:  # a non-blocking stream that could take nothing now
+            raise BlockingIOError("the stream took none of the message")
+        remaining = remaining[written:]
     stream.flush()
 
 
