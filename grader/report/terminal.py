@@ -110,10 +110,10 @@ class GradingProgress:
             self._training[task_id] = self._progress.add_task(f"training {task_id}", total=None)
 
     def on_training_progress(self, task_id: str, progress: TrainingProgress, epoch_ended: bool) -> None:
-        limit = f" of {progress.limit_s:g} s" if progress.limit_s else ""
+        limit = f" of {round(progress.limit_s, 1):g} s" if progress.limit_s else ""
         if self._progress is not None and task_id in self._training:
             self._progress.update(self._training[task_id], description=(
-                f"training {task_id}{f' (limit {progress.limit_s:g} s)' if progress.limit_s else ''}: "
+                f"training {task_id}{f' (limit {round(progress.limit_s, 1):g} s)' if progress.limit_s else ''}: "
                 f"{progress.describe()}"))
         elif self._lines is not None and epoch_ended:
             elapsed = time.monotonic() - self._started.get(task_id, time.monotonic())
