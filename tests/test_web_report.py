@@ -39,8 +39,9 @@ def _job(submission_id: str) -> SubmissionJob:
     return SubmissionJob(submission_id, f"/batch/{submission_id}", "0" * 64, settings)
 
 
-def _training_task(assignment, task_id: str, accuracy: float, seconds: float, rng) -> TaskResult:
-    """A training task as grader.engine.training reports one, on synthetic data."""
+def _training_task(assignment, task_id: str, accuracy: float, seconds: float, rng, factor=None) -> TaskResult:
+    """A training task as grader.engine.training reports one, on synthetic data; with `factor`, its
+    limit calibrated to a device that much slower than the reference."""
     spec = assignment.spec.task(task_id)
     target, floor = spec.training.target["synthetic"], spec.training.partial_credit_from.get("synthetic")
     iterations = 200
@@ -51,8 +52,10 @@ def _training_task(assignment, task_id: str, accuracy: float, seconds: float, rn
     points = spec.points if accuracy >= target else max(0.0, round(spec.points * (accuracy - floor) / (target - floor), 4))
     message = (f"{accuracy:.1%} accuracy on 1000 held-out images (synthetic, cpu) after {seconds:.1f} s of training "
                f"and prediction; target {target:.0%}, partial credit from {floor:.0%}")
+    written = spec.training.time_limit_s
     measurement = TrainingMeasurement(accuracy, seconds, "cpu", "synthetic", target, floor, history=history,
-                                      time_limit_s=spec.training.time_limit_s)
+                                      time_limit_s=written * (factor or 1.0),
+                                      written_limit_s=written if factor else None, limit_factor=factor)
     return TaskResult(task_id, spec.title, spec.points, points, Outcome.PASSED if points >= spec.points else Outcome.FAILED,
                       message, kind="training", visibility=spec.visibility, training=measurement)
 
@@ -84,7 +87,8 @@ def batch(tmp_path_factory):
     for i in range(TRAINED):
         accuracy, seconds = rng.uniform(0.25, 0.55), rng.uniform(5, 140)
         trained = _with_tasks(reference, _training_task(assignment, "two_layer_net.cifar10", accuracy, seconds, rng),
-                              _training_task(assignment, "fc_net.overfit", rng.uniform(0.8, 1.0), rng.uniform(2, 30), rng))
+                              _training_task(assignment, "fc_net.overfit", rng.uniform(0.8, 1.0), rng.uniform(2, 30), rng,
+                                             factor=[0.9, 1.25][i % 2]))
         records.append(graded_record(_job(f"trained_{i:02d}"), trained, 60.0))
     mistaken = graded_record(_job(f"bug_{mistake.id}"), buggy, 6.0)
     records.append(mistaken)
@@ -207,6 +211,11 @@ def test_training_tasks_show_accuracy_against_time_with_target_and_limit(batch):
     assert 'aria-label="loss curves of the class for two_layer_net.cifar10"' in section
     assert f"Loss curves of the class ({TRAINED} submissions)" in section
     assert 'id="training-fc_net.overfit"' in batch.html
+
+
+def test_calibrated_limits_show_as_written_and_as_scaled_on_the_devices_graded_on(batch):
+    section = batch.html[batch.html.index('id="training-fc_net.overfit"'):]
+    assert "time limit 60 s on the reference device, 54.0-75.0 s on the devices graded on" in section
 
 
 def test_plots_are_inline_svg_and_small(batch):

@@ -139,9 +139,10 @@ class _Run:
     outcome: str
     accuracy: Optional[float]
     train_seconds: Optional[float]
-    time_limit_s: Optional[float]
+    time_limit_s: Optional[float]        # as applied: scaled to its device where the limit is calibrated
     target: Optional[float]
     history: Optional[dict[str, Any]]
+    written_limit_s: Optional[float] = None
 
 
 def write_web_report(out: Path, assignment_id: str, records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn],
@@ -224,12 +225,18 @@ def _task_section(records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn]
 
 def _training_section(task_id: str, runs: list[_Run]) -> str:
     measured = [r for r in runs if r.accuracy is not None and r.train_seconds is not None]
-    limit = next((r.time_limit_s for r in runs if r.time_limit_s is not None), None)
+    limits = sorted(r.time_limit_s for r in runs if r.time_limit_s is not None)
+    limit = statistics.median(limits) if limits else None
+    written = next((r.written_limit_s for r in runs if r.written_limit_s is not None), None)
     target = next((r.target for r in runs if r.target is not None), None)
     facts = [f"{len(measured)} of {len(runs)} runs measured"]
     if target is not None:
         facts.append(f"target {target:.0%}")
-    if limit is not None:
+    if written is not None and limits and (limits[0] != written or limits[-1] != written):
+        # Calibrated: each run's limit was scaled to the device it trained on.
+        span = f"{limits[0]:.1f} s" if limits[0] == limits[-1] else f"{limits[0]:.1f}-{limits[-1]:.1f} s"
+        facts.append(f"time limit {written:g} s on the reference device, {span} on the devices graded on")
+    elif limit is not None:
         facts.append(f"time limit {limit:g} s")
     if measured:
         reached = sum(1 for r in measured if target is not None and r.accuracy >= target)
@@ -350,7 +357,8 @@ def _run_of(record: dict[str, Any], test: dict[str, Any]) -> Optional[_Run]:
     target = _TARGET.search(record["tasks"].get(extra.get("task"), {}).get("message", "") or test.get("output", ""))
     return _Run(record["id"], extra.get("outcome", ""), _number(extra.get("accuracy")),
                 _number(extra.get("train_seconds")), _number(extra.get("time_limit_s")),
-                float(target[1]) / 100 if target else None, extra.get("history"))
+                float(target[1]) / 100 if target else None, extra.get("history"),
+                _number(extra.get("written_limit_s")))
 
 
 def _hints(record: dict[str, Any], task_id: str) -> list[str]:
@@ -485,7 +493,7 @@ def _scatter(task_id: str, runs: list[_Run], target: Optional[float], limit: Opt
     if target is not None:
         axes.axhline(100 * target, color="#424242", linestyle="--", linewidth=1, label=f"target {target:.0%}")
     if limit is not None:
-        axes.axvline(limit, color="#424242", linestyle=":", linewidth=1, label=f"time limit {limit:g} s")
+        axes.axvline(limit, color="#424242", linestyle=":", linewidth=1, label=f"time limit {round(limit, 1):g} s")
     axes.set_xlabel("training time (s)")
     axes.set_ylabel("accuracy (%)")
     axes.set_xlim(left=0)
