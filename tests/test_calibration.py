@@ -227,3 +227,48 @@ def test_a_slowed_device_gets_a_limit_in_proportion_and_the_same_verdict(project
     unscaled, unscaled_said = graded(project, submission, tmp_path, "unscaled", slowed=True)
     assert unscaled["outcome"] == "failed" and unscaled["time_limit_s"] == 2.6, unscaled_said
     assert unscaled.get("limit_factor") is None and "on the reference" not in unscaled_said
+
+
+# -- nothing of the submission's runs while the device is timed --------------------------------------
+
+BURNER = '''
+import threading as _threading
+import numpy as _np
+
+
+def _burn():
+    block = _np.random.default_rng(0).random((300, 300))
+    while True:
+        block = _np.tanh(block @ block)
+
+
+for _ in range(3):
+    _threading.Thread(target=_burn, daemon=True).start()
+'''
+
+
+def factor_of(tmp_path, name, replace=None):
+    from support import a1, grade_folder, make_submission
+
+    assignment = a1()
+    folder = make_submission(tmp_path / name, assignment, "reference", replace)
+    result = grade_folder(assignment, folder, only="linear.forward,fc_net.overfit", data="synthetic")
+    training = next(t for t in result.tasks if t.task_id == "fc_net.overfit").training
+    return training.limit_factor
+
+
+def test_threads_the_checks_left_burning_cannot_make_the_device_look_slow(tmp_path, monkeypatch):
+    from grader.engine import training
+
+    layers = (PROJECT_ROOT / "reference" / A1 / "layers.py").read_text() + BURNER
+    monkeypatch.setattr(training, "PROCESS_CALIBRATIONS", calibration.Calibrations())
+    honest = factor_of(tmp_path, "honest")
+    monkeypatch.setattr(training, "PROCESS_CALIBRATIONS", calibration.Calibrations())
+    burning = factor_of(tmp_path, "burning", {"layers.py": layers})
+    assert burning < 1.3 * honest, (honest, burning)
+
+    # Were the checks' worker left running, its threads would buy the training more time.
+    monkeypatch.setattr(training, "PROCESS_CALIBRATIONS", calibration.Calibrations())
+    monkeypatch.setattr(training, "stop_student_code", lambda session: None)
+    unguarded = factor_of(tmp_path, "unguarded", {"layers.py": layers})
+    assert unguarded > 1.5 * honest, (honest, unguarded)

@@ -313,6 +313,13 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     return result(outcome, message, points=points, accuracy=accuracy, seconds=run.seconds, history=run.history)
 
 
+def stop_student_code(session: WorkerSession) -> None:
+    """Ends the session's worker (the checks' one, or the last task's), with whatever the submission's
+    code left running in it: a thread that burns CPU while the device is timed would make it look slow
+    and buy the training more seconds. The training starts a fresh worker anyway."""
+    session.close()
+
+
 def limit_here(task: TaskSpec, framework: str, device: str, place: TrainingPlace,
                calibration: Optional[CalibrationSpec]) -> tuple[ScaledLimit, Optional[str], str]:
     """The task's limit on the device it trains on, the device's model where known, and why the limit
@@ -482,6 +489,7 @@ def run_training_tasks(session: WorkerSession, tasks: list[TaskSpec], options: A
                                      num_val=min(options.validation_images, len(dataset.train_images) // 5),
                                      train_subset=task.training.train_subset,
                                      evaluate_on=task.training.evaluate_on)
+        stop_student_code(session)  # nothing of the submission's may run while the device is timed
         scaled, device_model, why_not = limit_here(task, framework, device, place, calibration)
         progress = TrainingProgress(limit_s=scaled.limit_s)
 
