@@ -252,7 +252,8 @@ def factor_of(tmp_path, name, replace=None):
 
     assignment = a1()
     folder = make_submission(tmp_path / name, assignment, "reference", replace)
-    result = grade_folder(assignment, folder, only="linear.forward,fc_net.overfit", data="synthetic")
+    result = grade_folder(assignment, folder, only="affine.forward,fc_net.overfit", data="synthetic")
+    assert [t.task_id for t in result.tasks] == ["affine.forward", "fc_net.overfit"]  # layers.py ran at check time
     training = next(t for t in result.tasks if t.task_id == "fc_net.overfit").training
     return training.limit_factor
 
