@@ -79,7 +79,7 @@ class CalibrationSpec(_Strict):
     device_model: str = Field(min_length=1, max_length=200)
     # The workload's name (grader.engine.calibration_workload.WORKLOADS): another one's time does not compare.
     workload: str = Field(min_length=1)
-    seconds: float = Field(gt=0, le=600, allow_inf_nan=False)     # the median repeat
+    seconds: float = Field(gt=0, le=600, allow_inf_nan=False)     # the mean repeat
     spread: float = Field(ge=0, le=MAX_CALIBRATION_SPREAD, allow_inf_nan=False)
     repeats: int = Field(ge=3)
     versions: dict[str, str] = Field(default_factory=dict)

@@ -37,7 +37,7 @@ from grader.engine.training_place import TrainingPlace, describe_cores, usable_c
 FACTOR_BOUNDS = (1 / 8, 8.0)
 # Repeats of the workload: at least this many, and for at least this long.
 MIN_REPEATS = 5
-MIN_SECONDS = 0.5
+MIN_SECONDS = 1.0
 # A measurement whose repeats spread more than this (relative) is measured again (a calibration
 # written with such a spread is refused where it is loaded).
 MAX_SPREAD = MAX_CALIBRATION_SPREAD
@@ -56,8 +56,8 @@ class Timing:
     workload: str
     device: str             # cpu | cuda
     device_model: str       # the CPU's or GPU's model, with the cores it was pinned to
-    seconds: float          # median of the repeats
-    spread: float           # relative: the repeats' robust standard deviation over their median
+    seconds: float          # the mean repeat (time_per_repeat)
+    spread: float           # relative: the standard error of that mean
     repeats: int
 
 
@@ -83,11 +83,19 @@ class ScaledLimit:
         return text
 
 
+def time_per_repeat(seconds: list[float]) -> float:
+    """The mean repeat: the workload's throughput. (Not the median: on a machine shared with busy
+    neighbours, repeats alternate between a core of their own and a shared one, and the training is
+    slowed by the shared ones too; the median would keep only the fast ones.)"""
+    return statistics.fmean(seconds)
+
+
 def spread_of(seconds: list[float]) -> float:
-    """The repeats' robust relative spread: 1.4826 x the median absolute deviation, over the median."""
-    middle = statistics.median(seconds)
-    deviation = statistics.median(abs(s - middle) for s in seconds)
-    return 1.4826 * deviation / middle if middle > 0 else math.inf
+    """The relative uncertainty of the mean repeat: the standard error over the mean."""
+    mean = statistics.fmean(seconds)
+    if len(seconds) < 2 or mean <= 0:
+        return math.inf
+    return statistics.stdev(seconds) / math.sqrt(len(seconds)) / mean
 
 
 def measure(framework: str, device: str, place: TrainingPlace = TrainingPlace(), *,
@@ -111,7 +119,11 @@ def _measure_once(framework: str, device: str, place: TrainingPlace, threads: Op
     command = [sys.executable, "-I", "-B", str(WORKLOAD_SCRIPT), framework, device, str(MIN_REPEATS), str(MIN_SECONDS)]
     with place.pinned():
         try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S)
+            # A session of its own, as the worker has: where the kernel shares the CPU between sessions
+            # (autogroups), a workload run in the grader's session would compete with whatever shares
+            # that one, and not with what the worker competes with.
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S,
+                                  start_new_session=True)
         except subprocess.TimeoutExpired:
             raise CalibrationError(f"the calibration workload did not finish within {MEASURE_TIMEOUT_S:.0f} s") from None
     if done.returncode != 0:
@@ -125,7 +137,7 @@ def _measure_once(framework: str, device: str, place: TrainingPlace, threads: Op
     if len(seconds) < MIN_REPEATS or not all(math.isfinite(s) and s > 0 for s in seconds):
         raise CalibrationError(f"the calibration workload's timings are not usable: {seconds}")
     return Timing(WORKLOADS[framework], device, _with_cores(model, device, place, threads),
-                  statistics.median(seconds), spread_of(seconds), len(seconds))
+                  time_per_repeat(seconds), spread_of(seconds), len(seconds))
 
 
 def _with_cores(model: str, device: str, place: TrainingPlace, threads: str) -> str:
