@@ -160,6 +160,9 @@ class GradingResult:
     submission_log: str = ""  # what the submission printed, capped
     checks_s: float = 0.0    # wall time of running the checks (pytest's own work for each included)
     sandbox: Optional[str] = None  # the isolation level the submission ran at (grader.sandbox.levels)
+    # Where the grading's time went, for benchmarks and instructors: `started_at`/`ended_at` (seconds
+    # since the epoch) bound the grading, `*_s` are its phases' seconds.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _keep_valid_unicode(self, "output", "submission_log")

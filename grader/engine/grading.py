@@ -6,6 +6,7 @@ import platform
 import secrets
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Optional
@@ -24,6 +25,8 @@ from grader.oracle.mistakes import load_catalogue
 from grader.oracle.reference import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
 from grader.oracle.sketches import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_sketches
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
+from grader.sandbox.errors import WorkerFailure
+from grader.sandbox.levels import CONFINED_LEVELS, level_problem
 from grader.sandbox.remote import WorkerSession
 from grader.sandbox.selfcheck import SandboxRefused, choose_level, describe_level
 from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
@@ -160,13 +163,19 @@ def isolated_tasks(assignment: Assignment, tasks: list[TaskSpec], mode: str) -> 
 
 def grade(assignment: Assignment, submission: PreparedSubmission, options: GradeOptions) -> GradingResult:
     start = time.perf_counter()
+    started_at = time.time()
     spec = assignment.spec
     seed = PUBLIC_SEED if options.mode == "public" else (
         options.seed if options.seed is not None else secrets.randbelow(2**31))
     selected = spec.select(options.only)
     check_tasks = [t for t in selected if t.training is None]
 
-    level = sandbox_level(options.sandbox, options.mode)
+    # Proving the sandbox's promises (official grading) takes as long as starting a worker: the worker
+    # starts meanwhile at the level the proof is expected to choose, and is replaced if it chooses another.
+    # Nothing is sent to it, so none of the submission's code runs there, before the proof is in.
+    proving = ThreadPoolExecutor(max_workers=1) if needs_proof(options.sandbox, options.mode) else None
+    chosen = proving.submit(sandbox_level, options.sandbox, options.mode) if proving else None
+    level = expected_level(options.sandbox) if chosen else sandbox_level(options.sandbox, options.mode)
     limits = Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s, sandbox=level)
     if options.memory_bytes:
         limits.memory_bytes = options.memory_bytes
@@ -179,11 +188,26 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             created.renew_scratch = submission.renew
         return created
 
+    timings: dict[str, float] = {}
     isolation = isolated_tasks(assignment, check_tasks, options.mode)
     session = new_session(submission.package, submission.scratch)
     isolated = IsolatedSessions(session, isolation, new_session)
     package = None
     try:
+        if chosen is not None:
+            assert proving is not None
+            try:
+                session.start()
+            except WorkerFailure:
+                pass  # the level expected cannot start here: the proof says which can
+            try:
+                level = chosen.result()
+            finally:
+                proving.shutdown()
+            timings["sandbox_proof_s"] = time.perf_counter() - start
+            if level != limits.sandbox:
+                session.close()
+                limits.sandbox = level
         if isolation:
             assert assignment.reference_directory is not None
             isolated.prepare(submission, assignment.reference_directory)
@@ -206,7 +230,12 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         checks_s = 0.0
         if check_tasks:
             try:
+                checks_start = time.perf_counter()
                 checks_s = run_checks(plugin, paths, str(assignment.directory))
+                collected_at = getattr(plugin, "collected_at", None)
+                if collected_at is not None:
+                    timings["collection_s"] = collected_at - checks_start
+                    timings["checks_s"] = checks_start + checks_s - collected_at
             finally:
                 isolated.close()
                 if isinstance(explainer, LiveExplainer):
@@ -215,6 +244,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             raise ConfigError("the checks could not be collected:\n" + "\n".join(plugin.collection_errors))
         tasks = [_task_from_checks(task, plugin.results, submission) for task in check_tasks]
         training_tasks = [t for t in selected if t.training is not None and options.training]
+        training_start = time.perf_counter()
         if training_tasks and options.training_lease is not None:
             session.close()  # nothing of the checks' worker runs beside the training
             device = "cuda" if any(_training_device(t, options) == "cuda" for t in training_tasks) else "cpu"
@@ -231,16 +261,20 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         elif training_tasks:
             tasks += run_training_tasks(session, training_tasks, options, seed, spec.framework, TrainingPlace(),
                                         calibration=spec.calibration)
+        if training_tasks:
+            timings["training_s"] = time.perf_counter() - training_start
         order = {t.id: i for i, t in enumerate(spec.tasks)}
         tasks.sort(key=lambda t: order[t.task_id])
         tasks = point_to_failing_uses(spec, tasks, set(isolation))
         session.close()  # a worker's last output reaches its log when it exits
+        timings.update(started_at=started_at, ended_at=time.time())
         return GradingResult(
             assignment=assignment.id, mode=options.mode, seed=seed, tasks=tuple(tasks),
             execution_time_s=time.perf_counter() - start, grader_version=__version__,
             versions=library_versions(),
             output=_notes(submission, assignment, check_tasks, isolation, options.mode, level),
             submission_log=session.output() + isolated.output(), checks_s=checks_s, sandbox=level,
+            timings=timings,
         )
     finally:
         session.close()
@@ -257,6 +291,19 @@ def sandbox_level(requested: str, mode: str) -> str:
         raise ConfigError(str(exc)) from None
     except ValueError as exc:
         raise ConfigError(f"--sandbox {requested}: {exc}") from None
+
+
+def needs_proof(requested: str, mode: str) -> bool:
+    """Whether choosing the level runs the selfcheck's probes (official grading at auto or a confined level)."""
+    return mode == "official" and requested not in ("process", "none")
+
+
+def expected_level(requested: str) -> str:
+    """The level the proof will choose if its promises hold: the one asked for, or at auto the strongest
+    confined level that can start here."""
+    if requested != "auto":
+        return requested
+    return next((level for level in CONFINED_LEVELS if level_problem(level) is None), CONFINED_LEVELS[0])
 
 
 def _training_device(task: TaskSpec, options: GradeOptions) -> str:

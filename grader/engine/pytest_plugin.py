@@ -146,6 +146,7 @@ class GradingPlugin:
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+        self.collected_at = time.perf_counter()
         self.on_collected(len(selected))
 
     # -- running a check ------------------------------------------------------------------------

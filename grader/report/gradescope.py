@@ -83,6 +83,8 @@ def to_results_json(result: GradingResult, *, extra: Optional[Mapping[str, Any]]
             "sandbox": result.sandbox,
         },
     }
+    if result.timings:
+        data["extra_data"]["timings"] = {k: round(v, 4) for k, v in result.timings.items()}
     for key, value in (extra or {}).items():
         data["extra_data"].setdefault(key, value)
     if leaderboard:
