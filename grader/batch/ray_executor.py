@@ -4,9 +4,11 @@ resources free.
 A task asks for `gpus_per_job` GPUs and `cpus_per_job` CPUs; Ray runs it when they are free and
 gives it those GPUs alone (CUDA_VISIBLE_DEVICES), so a GPU holds one submission at a time and time
 limits stay fair, as with the local executor. Each task runs in a fresh worker process, so nothing one
-submission's grading loaded or changed is there for the next. Ray does not retry a task itself: a
-worker or node that died, or a fault of the grader, is reported to the coordinator, which decides
-whether the submission is handed out again. A student's failure comes back as a record like any other.
+submission's grading loaded or changed is there for the next. A task is named after its submission
+(`grade <id>`): Ray's dashboard and `ray list tasks` show that name, and its worker's process title
+is `ray::grade <id>`. Ray does not retry a task itself: a worker or node that died, or a fault of the
+grader, is reported to the coordinator, which decides whether the submission is handed out again. A
+student's failure comes back as a record like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ def import_ray() -> Any:
     except ImportError as exc:
         raise ImportError(INSTALL_HINT) from exc
     return ray
+
+
+def task_name(job: SubmissionJob) -> str:
+    """The name of the Ray task grading `job` (its worker's process title is `ray::` and the name)."""
+    return f"grade {job.submission_id}"
 
 
 class RayExecutor:
@@ -69,7 +76,7 @@ class RayExecutor:
                 while pending and (self.max_in_flight is None or len(in_flight) < self.max_in_flight):
                     job = pending.popleft()
                     attempt = sink.started(job)
-                    in_flight[task.remote(job)] = (job, attempt)
+                    in_flight[task.options(name=task_name(job)).remote(job)] = (job, attempt)
                 ready, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in ready:
                     job, attempt = in_flight.pop(ref)
