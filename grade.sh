@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command a student or instructor runs.
 #   ./grade.sh [A] [options]   grade assignment A (default: every assignment you have started)
-#   ./grade.sh --selftest      run the grader's own tests
+#   ./grade.sh --selftest      run the grader's own tests (--all: the slow sweeps too, as CI does)
 # The first run creates a virtual environment in .venv and installs the grader into it. Where
 # Python has no venv (a Colab or Jupyter kernel's, often), or GRADER_NO_VENV=1, it installs the
 # grader's dependencies into that Python and runs the grader from this folder.
@@ -69,12 +69,20 @@ set_up() {
 set_up
 if [ "${1:-}" = "--selftest" ]; then
     shift
-    # Every core unless told otherwise (-n N, or -p no:xdist for one process).
+    # Every core unless told otherwise (-n N, or -p no:xdist for one process). The slow sweeps (every
+    # catalogued mistake and mutant, corpora, real clusters) run with --all, as CI does, or -m slow.
     parallel=(-n auto)
+    selection=(-m "not slow")
+    rest=()
     for arg in "$@"; do
-        case "$arg" in -n|-n*|--numprocesses*|no:xdist) parallel=() ;; esac
+        case "$arg" in
+            -n|-n*|--numprocesses*|no:xdist) parallel=() ;;
+            -m|-m*) selection=() ;;
+        esac
+        if [ "$arg" = "--all" ]; then selection=(); else rest+=("$arg"); fi
     done
-    exec "$GRADER_PYTHON" -m pytest tests ${parallel[@]+"${parallel[@]}"} "$@"
+    exec "$GRADER_PYTHON" -m pytest tests ${parallel[@]+"${parallel[@]}"} ${selection[@]+"${selection[@]}"} \
+        ${rest[@]+"${rest[@]}"}
 fi
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
     sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'

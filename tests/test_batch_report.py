@@ -18,6 +18,8 @@ from grader.cli import main
 from support import a1, make_submission
 from test_similarity import build_batch
 
+pytestmark = pytest.mark.slow  # a class of 21 submissions graded end to end: ./grade.sh --selftest --all (CI) runs it
+
 # The checks of a few tasks and one short training task: enough for every section of the report.
 ONLY = "affine.*,relu.*,softmax.*,svm.*,optim.*,fc_net.overfit"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,6 +6,8 @@ import pytest
 from mutants_a1 import MUTANTS, apply
 from support import a1, assert_mutant_loses_exactly, assert_training_mutant_misses
 
+pytestmark = pytest.mark.slow  # every catalogued mutant of a1: ./grade.sh --selftest --all (CI) runs it
+
 # Later tasks whose checks call a layer through the models.
 TWO_LAYER_GRADIENTS = {"two_layer_net.gradients"}
 FC_GRADIENTS = {"fc_net.gradients", "fc_net.dropout", "fc_net.batchnorm", "fc_net.layernorm"}

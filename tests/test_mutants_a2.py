@@ -11,6 +11,8 @@ import pytest
 from mutants_a2 import MUTANTS, apply
 from support import assert_mutant_loses_exactly, assert_training_mutant_misses, assignment
 
+pytestmark = pytest.mark.slow  # every catalogued mutant of a2: ./grade.sh --selftest --all (CI) runs it
+
 MODEL_OUTPUTS = {"two_layer_net.loss", "fc_net.loss", "three_layer_convnet.loss", "deep_convnet.loss"}
 MODEL_GRADIENTS = {"two_layer_net.gradients", "fc_net.gradients", "fc_net.dropout", "three_layer_convnet.gradients",
                    "deep_convnet.gradients", "deep_convnet.batchnorm"}

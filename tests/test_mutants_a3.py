@@ -13,6 +13,8 @@ from grader.oracle.mistakes import load_catalogue
 from mutants_a3 import MUTANTS, TRAINING_ENTRY_MUTANTS, apply
 from support import assert_mutant_loses_exactly, assignment, grade_checks, hints_shown, make_submission
 
+pytestmark = pytest.mark.slow  # every catalogued mutant of a3: ./grade.sh --selftest --all (CI) runs it
+
 # Everything built from a block (stages with it, the networks with it, their gradients).
 PLAIN_BLOCK_USERS = {"residual_block.forward", "resnet.stem_and_stage", "resnet.forward", "resnet.gradients"}
 RESIDUAL_BLOCK_USERS = {"resnet.stem_and_stage", "resnet.forward", "resnet.gradients"}

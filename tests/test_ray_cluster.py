@@ -39,6 +39,8 @@ from grader.delivery.submission_zip import write_submission_zip
 from grader.oracle.mistakes import load_catalogue
 from support import A1, PROJECT_ROOT, a1, make_submission
 
+pytestmark = pytest.mark.slow  # a real Ray cluster: ./grade.sh --selftest --all (CI) runs it
+
 SEED = 20261206
 TASKS = "affine.*,relu.*"
 HEAD_START_S = 90.0
@@ -143,6 +145,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# Runs a command as its child and is the subreaper of everything below it, for as long as it runs.
+# Asked to end (SIGTERM), it asks the command to end.
+KEEPER = """
+import ctypes, signal, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+child = subprocess.Popen(sys.argv[1:])
+signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+sys.exit(child.wait())
+"""
+
+
 def start_head() -> RayCluster:
     """`ray start --head` with a temporary directory, ports and a token of its own; returns once `ray
     status` sees its node. Raises ClusterUnavailable (the cluster stopped) where it cannot start."""
@@ -161,11 +174,13 @@ def start_head() -> RayCluster:
                "--dashboard-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
                "--disable-usage-stats"]
     log = temp_dir / "head.log"
-    # In this process's session: a grading in this process (the sandbox's self-check, a local batch)
-    # kills the children of this process that left its session, taking them for a worker's escaped
-    # descendants (grader.sandbox.worker_process.kill_escaped_orphans).
+    # In this process's session, under a keeper that adopts what the head's daemons leave behind: a
+    # grading in this process (the sandbox's self-check, a local batch) makes it the subreaper of its
+    # descendants and kills the children that left its session, taking them for a worker's escaped
+    # descendants (grader.sandbox.worker_process.kill_escaped_orphans); Ray's daemons must not be those.
     with open(log, "wb") as output:
-        head = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env)
+        head = subprocess.Popen([sys.executable, "-c", KEEPER, *command], stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=subprocess.STDOUT, env=env)
     cluster = RayCluster(head, "", env, temp_dir, log)
     deadline = time.monotonic() + HEAD_START_S
     try:

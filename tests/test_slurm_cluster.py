@@ -34,6 +34,8 @@ from grader.oracle.mistakes import load_catalogue
 from slurm_cluster import PARTITION, ClusterUnavailable, SlurmCluster, start_cluster
 from support import A1, a1, make_submission
 
+pytestmark = pytest.mark.slow  # a real Slurm cluster: ./grade.sh --selftest --all (CI) runs it
+
 SEED = 20261122
 TASKS = "affine.*,relu.*"
 # Past this, a test cancels every job of the cluster, again and again, so that a batch waiting on

@@ -14,6 +14,8 @@ from grader.delivery.touched import is_untouched_body
 from grader.results import Outcome
 from support import ASSIGNMENTS, assignment, grade_folder, make_submission
 
+pytestmark = pytest.mark.slow  # every stub of every assignment: ./grade.sh --selftest --all (CI) runs it
+
 FENCE = re.compile(r"(# BEGIN YOUR CODE\n)(.*?)(# END YOUR CODE)", re.DOTALL)
 # The one wording: "Graded by task: affine.forward" in the docstring, and in the message
 # "affine_forward in layers.py (graded by task affine.forward)".

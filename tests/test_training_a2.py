@@ -11,6 +11,8 @@ from grader.assignment import load_assignment
 from grader.results import Outcome
 from support import PROJECT_ROOT, assignment, grade_folder, make_submission, outcomes
 
+pytestmark = pytest.mark.slow  # a2's networks trained on the CPU: ./grade.sh --selftest --all (CI) runs it
+
 TRAINING = ["two_layer_net.cifar10", "fc_net.overfit_three_layer", "fc_net.overfit_five_layer", "deep_convnet.cifar10"]
 
 

@@ -11,6 +11,8 @@ from grader.results import Outcome
 from mutants_a3 import TRAINING_ENTRY_MUTANTS, apply
 from support import assert_training_mutant_misses, assignment, grade_folder, make_submission
 
+pytestmark = pytest.mark.slow  # a3's networks trained on the CPU: ./grade.sh --selftest --all (CI) runs it
+
 TASK = "resnet.cifar10"
 ENTRY = "create_resnet_trainer_instance"
 
