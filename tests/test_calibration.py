@@ -221,10 +221,11 @@ def test_a_slowed_device_gets_a_limit_in_proportion_and_the_same_verdict(project
     assert fast["outcome"] == "passed", fast_said
     assert slow["outcome"] == "passed", slow_said
     # Half the CPU: the workload took about twice as long, and so did the training, inside its limit.
+    # (Bounds wide enough for a machine that runs other tests meanwhile.)
     ratio = slow["limit_factor"] / fast["limit_factor"]
-    assert 1.5 < ratio < 2.8, (fast, slow)
+    assert 1.3 < ratio < 3.2, (fast, slow)
     assert slow["time_limit_s"] == pytest.approx(2.6 * slow["limit_factor"])
-    assert 1.4 < slow["train_seconds"] / fast["train_seconds"] < 3.0
+    assert 1.2 < slow["train_seconds"] / fast["train_seconds"] < 3.5
     assert slow["written_limit_s"] == 2.6 and "on the reference" in slow_said and "grace" in slow_said
 
     # The same slowed device with the limit as written: the submission runs out of time.
