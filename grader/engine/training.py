@@ -31,6 +31,10 @@ after training; their labels never leave the grader.
 
 A worker killed by a signal the grader did not send (`WorkerLost`) costs nothing: the task is trained
 again, once, from the hand-off in a fresh worker.
+
+The limit is the written one scaled to the device the task trains on (grader.engine.calibration),
+timed before the hand-off with nothing of the submission's running; the run may pass it by a grace
+(OVERRUN_*) for the last iteration and sending the predictions back, which every message states.
 """
 
 from __future__ import annotations
