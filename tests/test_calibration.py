@@ -211,7 +211,8 @@ def graded(project, submission, tmp_path, name, *, slowed):
 
 def test_a_slowed_device_gets_a_limit_in_proportion_and_the_same_verdict(project, tmp_path):
     config = project / "assignments" / A1 / "assignment.yaml"
-    edit_file(config, "time_limit_s: 60", "time_limit_s: 2.6")  # fc_net.overfit: the counting run needs ~1.8 s
+    # fc_net.overfit: the counting run needs ~1.8 s here, three times that slowed.
+    edit_file(config, "time_limit_s: 60", "time_limit_s: 4")
     calibrated = grader(project, "calibrate", A1)
     assert calibrated.returncode == 0, calibrated.stderr
     submission = counting_submission(project, tmp_path / "counting")
@@ -220,18 +221,18 @@ def test_a_slowed_device_gets_a_limit_in_proportion_and_the_same_verdict(project
     slow, slow_said = graded(project, submission, tmp_path, "slow", slowed=True)
     assert fast["outcome"] == "passed", fast_said
     assert slow["outcome"] == "passed", slow_said
-    # Half the CPU: the workload took about twice as long, and so did the training, inside its limit.
-    # (Bounds wide enough for a machine that runs other tests meanwhile.)
+    # A third of the CPU: the workload took about three times as long, and so did the training, inside
+    # its limit. (Bounds wide enough for a machine that runs other tests meanwhile.)
     ratio = slow["limit_factor"] / fast["limit_factor"]
-    assert 1.3 < ratio < 3.2, (fast, slow)
-    assert slow["time_limit_s"] == pytest.approx(2.6 * slow["limit_factor"])
-    assert 1.2 < slow["train_seconds"] / fast["train_seconds"] < 3.5
-    assert slow["written_limit_s"] == 2.6 and "on the reference" in slow_said and "grace" in slow_said
+    assert 1.8 < ratio < 4.5, (fast, slow)
+    assert slow["time_limit_s"] == pytest.approx(4 * slow["limit_factor"])
+    assert 1.5 < slow["train_seconds"] / fast["train_seconds"] < 5.0
+    assert slow["written_limit_s"] == 4 and "on the reference" in slow_said and "grace" in slow_said
 
     # The same slowed device with the limit as written: the submission runs out of time.
-    edit_file(config, "      time_limit_s: 2.6\n", "      time_limit_s: 2.6\n      calibrated: false\n")
+    edit_file(config, "      time_limit_s: 4\n", "      time_limit_s: 4\n      calibrated: false\n")
     unscaled, unscaled_said = graded(project, submission, tmp_path, "unscaled", slowed=True)
-    assert unscaled["outcome"] == "failed" and unscaled["time_limit_s"] == 2.6, unscaled_said
+    assert unscaled["outcome"] == "failed" and unscaled["time_limit_s"] == 4, unscaled_said
     assert unscaled.get("limit_factor") is None and "on the reference" not in unscaled_said
 
 

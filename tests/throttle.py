@@ -64,12 +64,13 @@ class Throttle:
             self._stop.wait(self.on_s)
 
 
-def run_throttled(command: list[str], *, slowed: bool, timeout: float, **kwargs) -> subprocess.CompletedProcess:
-    """`command` run to its end, at half speed when `slowed`."""
+def run_throttled(command: list[str], *, slowed: bool, timeout: float, slowdown: float = 3.0,
+                  **kwargs) -> subprocess.CompletedProcess:
+    """`command` run to its end, `slowdown` times slower when `slowed` (running one part in `slowdown`)."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
     if not slowed:
         out, err = process.communicate(timeout=timeout)
     else:
-        with Throttle(process.pid):
+        with Throttle(process.pid, on_s=0.01, off_s=0.01 * (slowdown - 1)):
             out, err = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(command, process.returncode, out, err)
