@@ -37,24 +37,15 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def tree_rss(root: int) -> int:
     """Bytes resident in `root` and every process below it."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    from grader.sandbox.worker_process import process_tree
+
+    total = 0
+    for pid in process_tree(root):
         try:
-            with open(f"/proc/{entry}/stat") as stat:
-                text = stat.read()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append(int(entry))
-        rss[int(entry)] = int(fields[21]) * PAGE
-    total, queue = 0, [root]
-    while queue:
-        pid = queue.pop()
-        total += rss.get(pid, 0)
-        queue.extend(children.get(pid, []))
+            with open(f"/proc/{pid}/statm") as statm:
+                total += int(statm.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            pass  # ended meanwhile
     return total
 
 

@@ -4,11 +4,13 @@ some broken, some hostile, and one file that is not a submission at all."""
 
 from __future__ import annotations
 
+import csv
 import json
 import zipfile
 from pathlib import Path
 
 from grader.assignment import Assignment
+from grader.batch.store import BatchStore
 from grader.oracle.mistakes import load_catalogue
 from grader.delivery.submission_zip import write_submission_zip
 from support import make_submission
@@ -72,3 +74,23 @@ def build_submissions(folder: Path, assignment: Assignment) -> dict[str, str]:
     (folder / "notes.txt").write_text("not a submission\n")
     assert len(kinds) == SUBMISSION_COUNT, len(kinds)
     return kinds
+
+
+def gradebook(out: Path) -> list[dict[str, str]]:
+    with open(out / "gradebook.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def attempts(out: Path) -> dict[str, list[tuple[int, str]]]:
+    """Each submission's attempts in the batch's last run: (number, how it ended)."""
+    store = BatchStore(out)
+    try:
+        rows = store.attempts()
+    finally:
+        store.close()
+    last = max(run for _, run, _, _ in rows)
+    found: dict[str, list[tuple[int, str]]] = {}
+    for submission, run, attempt, ended in sorted(rows):
+        if run == last:
+            found.setdefault(submission, []).append((attempt, ended or ""))
+    return found

@@ -261,17 +261,17 @@ def test_nothing_of_the_submissions_runs_while_the_device_is_timed(tmp_path, mon
 
     from grader.engine import training
     from support import a1, grade_folder, make_submission
-    from throttle import descendants
+    from grader.sandbox.worker_process import process_tree
 
     assignment = a1()
     layers = (PROJECT_ROOT / "reference" / A1 / "layers.py").read_text() + BURNER
     folder = make_submission(tmp_path / "burning", assignment, "reference", {"layers.py": layers})
     running_while_timed: list[list[int]] = []
-    before = set(descendants(os.getpid()))  # what this test process runs of its own (other tests' daemons)
+    before = set(process_tree(os.getpid()))  # what this test process runs of its own (other tests' daemons)
 
     class Probe(calibration.Calibrations):
         def timing(self, framework, device, place):
-            running_while_timed.append([pid for pid in descendants(os.getpid()) if pid not in before])
+            running_while_timed.append([pid for pid in process_tree(os.getpid()) if pid not in before])
             return Timing("numpy-fc-v1", "cpu", "probe", 0.05, 0.0, 5)
 
     def graded():

@@ -14,7 +14,6 @@ They skip, saying why (the end of the head's log), where the head cannot start h
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import secrets
@@ -33,8 +32,8 @@ from typing import Iterator, Optional
 
 import pytest
 
+from batch_submissions import attempts, gradebook
 from grader.batch.run import BatchOptions, grade_batch
-from grader.batch.store import BatchStore
 from grader.delivery.submission_zip import write_submission_zip
 from grader.oracle.mistakes import load_catalogue
 from support import A1, PROJECT_ROOT, a1, make_submission
@@ -246,24 +245,6 @@ def watching(cluster: RayCluster) -> Iterator[dict[str, set[tuple[int, int]]]]:
     finally:
         stop.set()
         watcher.join()
-
-
-def gradebook(out: Path) -> list[dict[str, str]]:
-    with open(out / "gradebook.csv", newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def attempts(out: Path) -> dict[str, list[tuple[int, str]]]:
-    """Each submission's attempts: (number, how it ended)."""
-    store = BatchStore(out)
-    try:
-        rows = store.attempts()
-    finally:
-        store.close()
-    found: dict[str, list[tuple[int, str]]] = {}
-    for submission, _, attempt, ended in rows:
-        found.setdefault(submission, []).append((attempt, ended or ""))
-    return found
 
 
 def finished(result: subprocess.CompletedProcess) -> None:

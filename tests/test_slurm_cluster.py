@@ -15,7 +15,6 @@ against a stand-in squeue.
 
 from __future__ import annotations
 
-import csv
 import re
 import shutil
 import stat
@@ -27,8 +26,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from batch_submissions import attempts, gradebook
 from grader.batch.run import BatchOptions, grade_batch
-from grader.batch.store import BatchStore
 from grader.delivery.submission_zip import write_submission_zip
 from grader.oracle.mistakes import load_catalogue
 from slurm_cluster import PARTITION, ClusterUnavailable, SlurmCluster, start_cluster
@@ -64,26 +63,6 @@ def batch_options(subs: Path, out: Path, **changes: Any) -> BatchOptions:
                                    mode="official", only=TASKS, similarity="off", executor="slurm")
     options.update(changes)
     return BatchOptions(**options)
-
-
-def gradebook(out: Path) -> list[dict[str, str]]:
-    with open(out / "gradebook.csv", newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def attempts(out: Path) -> dict[str, list[tuple[int, str]]]:
-    """Each submission's attempts in the batch's last run: (number, how it ended)."""
-    store = BatchStore(out)
-    try:
-        rows = store.attempts()
-    finally:
-        store.close()
-    last = max(run for _, run, _, _ in rows)
-    found: dict[str, list[tuple[int, str]]] = {}
-    for submission, run, attempt, ended in sorted(rows):
-        if run == last:
-            found.setdefault(submission, []).append((attempt, ended or ""))
-    return found
 
 
 def submitted_scripts(out: Path) -> list[str]:

@@ -11,27 +11,8 @@ import os
 import signal
 import subprocess
 import threading
-from pathlib import Path
 
-
-def descendants(root: int) -> list[int]:
-    """`root` and every process below it, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, queue = [], [root]
-    while queue:
-        pid = queue.pop()
-        found.append(pid)
-        queue.extend(children.get(pid, []))
-    return found
+from grader.sandbox.worker_process import process_tree
 
 
 class Throttle:
@@ -50,7 +31,7 @@ class Throttle:
         self._signal(signal.SIGCONT)
 
     def _signal(self, which: signal.Signals) -> None:
-        for pid in descendants(self.root):
+        for pid in process_tree(self.root):
             try:
                 os.kill(pid, which)
             except (ProcessLookupError, PermissionError):
