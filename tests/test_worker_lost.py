@@ -323,3 +323,42 @@ def test_a_long_lived_grader_reaps_the_orphans_it_adopts(tmp_path, defended):
     before, after = map(int, done.stdout.split()[-2:])
     assert before >= 1  # the orphan was adopted and died
     assert after == (0 if defended else before), done.stdout
+
+
+def test_a_worker_started_while_another_thread_reaps_orphans_is_not_taken_for_one(tmp_path, monkeypatch):
+    """A grading starts its worker while the sandbox proof starts the probe's, in another thread; each
+    start first reaps the orphans this process adopted. A worker started between one thread's look at
+    the live workers and its listing of this process's children must not be killed as an orphan."""
+    import grader.sandbox.worker_process as worker_process
+    from grader.sandbox.remote import StudentProxy
+
+    (tmp_path / "submission").mkdir()
+    (tmp_path / "submission" / "answer.py").write_text("def value():\n    return 42\n")
+    (tmp_path / "scratch").mkdir()
+    other = WorkerSession(tmp_path / "submission", tmp_path / "scratch", Limits(sandbox="process"))
+    started, done = threading.Event(), threading.Event()
+
+    def start_and_stay() -> None:  # a worker dies with the thread that started it: this one stays
+        other.start()
+        started.set()
+        done.wait(60)
+
+    list_children = worker_process._children
+    starter = threading.Thread(target=start_and_stay)
+
+    def children_while_another_thread_starts_a_worker(pid: int) -> list[int]:
+        if pid == os.getpid() and not starter.is_alive() and not started.is_set():
+            starter.start()
+            started.wait(3)  # a start that waits for this listing to end waits in vain here
+        return list_children(pid)
+
+    monkeypatch.setattr(worker_process, "_children", children_while_another_thread_starts_a_worker)
+    try:
+        worker_process.kill_escaped_orphans()
+        assert started.wait(30)
+        assert StudentProxy(other).answer.value() == 42
+        assert other.worker_starts == 1, "the worker was killed as an orphan and started again"
+    finally:
+        done.set()
+        starter.join(timeout=10)
+        other.close()

@@ -392,6 +392,11 @@ def _stat_fields(pid: int) -> list[str]:
         return []
 
 
+def _session_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[3]) if len(fields) > 3 else None
+
+
 def start_time(pid: int) -> str:
     fields = _stat_fields(pid)
     return fields[19] if len(fields) > 19 else ""
@@ -413,23 +418,24 @@ def reap_adopted_orphans() -> None:
 def kill_escaped_orphans() -> None:
     """Kills this process's children that no live worker accounts for and that left this process's
     session: descendants of workers that outlived them (this process is their subreaper)."""
-    with _workers_lock:
-        live = set(_live_workers)
     own_session = os.getsid(0)
-    for child in _children(os.getpid()):
-        if child in live:
-            continue
-        fields = _stat_fields(child)
-        if len(fields) > 3 and int(fields[3]) != own_session:
-            for pid in process_tree(child):
-                _kill(pid)
-            for _ in range(50):  # reap it, so that adopted orphans do not pile up as zombies
-                try:
-                    if os.waitpid(child, os.WNOHANG)[0]:
-                        break
-                except ChildProcessError:
+    # The children are listed under the lock that a worker's start holds until it is registered: a
+    # worker another thread starts meanwhile is either not a child yet or already counted as live.
+    # (Listed outside it, a worker started between the copy of the live set and the listing was
+    # killed as an orphan: a grading's speculative start did that to the sandbox proof's worker.)
+    with _workers_lock:
+        escaped = [child for child in _children(os.getpid())
+                   if child not in _live_workers and _session_of(child) not in (None, own_session)]
+    for child in escaped:  # an unreaped child keeps its pid: none of these can be a new worker
+        for pid in process_tree(child):
+            _kill(pid)
+        for _ in range(50):  # reap it, so that adopted orphans do not pile up as zombies
+            try:
+                if os.waitpid(child, os.WNOHANG)[0]:
                     break
-                time.sleep(0.01)
+            except ChildProcessError:
+                break
+            time.sleep(0.01)
 
 
 def scrubbed_environment(scratch_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
