@@ -27,7 +27,7 @@ from grader.assignment import task_matches
 from grader.boundary import wire
 from grader.checking.compare import CheckFailed
 from grader.oracle.reference import MissingFixture, ReferenceOracle
-from grader.oracle.sketches import Explainer, Sketch, explainable, sketch_failure, sketch_value
+from grader.oracle.sketches import Answer, Explainer, Sketch, explainable, sketch_answers
 from grader.results import CheckResult, Outcome
 from grader.sandbox.errors import StudentException, WorkerCrashed, WorkerLost, WorkerTimeout
 from grader.sandbox.remote import StudentProxy, WorkerSession
@@ -74,7 +74,7 @@ class GradingPlugin:
     results: list[CheckResult] = field(default_factory=list)
     collection_errors: list[str] = field(default_factory=list)
     _task_of: dict[str, str] = field(default_factory=dict)
-    _observed: Sketch = field(default_factory=list)
+    _observed: list[Answer] = field(default_factory=list)  # the running check's answers, sketched if it fails
     _observed_session: Optional[WorkerSession] = None
     _hints: dict[str, str] = field(default_factory=dict)
     _notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -101,7 +101,7 @@ class GradingPlugin:
         return StudentProxy(session)
 
     def _observe(self, value: Any, error: Optional[BaseException]) -> None:
-        self._observed.append(sketch_failure(error) if error is not None else sketch_value(value))
+        self._observed.append((value, error))
 
     @pytest.fixture
     def reference(self, request: pytest.FixtureRequest) -> ReferenceOracle:
@@ -177,13 +177,14 @@ class GradingPlugin:
             if error is None:
                 self.explainer.after_pass(nodeid, task_id, rerun)
             elif explainable(error):
-                hint = self.explainer.explain(nodeid, task_id, list(self._observed), rerun)
+                hint = self.explainer.explain(nodeid, task_id, sketch_answers(self._observed), rerun)
                 if hint:
                     self._hints[nodeid] = hint
         except (WorkerCrashed, WorkerTimeout, StudentException):
             pass  # the mistakes' worker failed: no hint, the grade is unaffected
         finally:
             notes.take()
+            self._observed.clear()  # the answers' arrays and handles are not kept past their check
 
     def _run_again_if_lost(self, item: pytest.Function, outcome: Any) -> None:
         """A worker killed by a signal the grader did not send is the machine's failure, not the
@@ -220,20 +221,20 @@ class GradingPlugin:
 
     def _rerun(self, item: pytest.Function, proxy: StudentProxy, session: WorkerSession) -> tuple[Sketch, bool]:
         """Runs `item`'s check again, same seed and inputs, with `student` bound to `proxy`."""
-        observed: Sketch = []
-        session.observer = lambda value, error: observed.append(
-            sketch_failure(error) if error is not None else sketch_value(value))
+        observed: list[Answer] = []
+        session.observer = lambda value, error: observed.append((value, error))
         kwargs, seed = self._fresh_arguments(item, proxy)
+        failed = False
         try:
             session.seed_global_generators(seed)
             item.obj(**kwargs)
         except (WorkerCrashed, WorkerTimeout, pytest.skip.Exception):
-            return observed, False
+            pass
         except Exception:  # noqa: BLE001 - the check failed, which is what a mistake does
-            return observed, True
+            failed = True
         finally:
             session.observer = None
-        return observed, False
+        return sketch_answers(observed), failed
 
     # -- outcomes -------------------------------------------------------------------------------
 
@@ -317,7 +318,7 @@ QUIET_PYTEST_OPTIONS = [
     "--disable-plugin-autoload", "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise", "-p", "no:randomly", "-p", "no:xdist",
     "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:faulthandler", "-p", "no:doctest",
     "-p", "no:junitxml", "-p", "no:pastebin", "-p", "no:nose", "-p", "no:legacypath", "-p", "no:tmpdir",
-    "-p", "no:monkeypatch", "-p", "no:recwarn", "-p", "no:setuponly", "-p", "no:setupplan",
+    "-p", "no:monkeypatch", "-p", "no:recwarn", "-p", "no:setuponly", "-p", "no:setupplan", "-p", "no:logging",
     "--assert=plain", "--import-mode=importlib",
 ]
 

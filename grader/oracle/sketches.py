@@ -20,7 +20,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -91,6 +91,18 @@ def sketch_value(value: Any) -> list:
     if isinstance(value, (list, tuple)):
         return ["l", [sketch_value(v) for v in value]]
     return ["?", type(value).__name__]
+
+
+# What the worker sent for one request of a check, or the error it raised instead.
+Answer = tuple[Any, Optional[BaseException]]
+
+
+def sketch_answers(answers: Sequence[Answer]) -> Sketch:
+    """A check's answers, sketched once the check has ended: only a failed check is compared with the
+    mistakes, and sketching every answer of every check as it came cost more than the checks' own
+    comparisons. An answer the check changed in place sketches as changed, the same way in the
+    submission's run and in each mistake's."""
+    return [sketch_failure(error) if error is not None else sketch_value(value) for value, error in answers]
 
 
 def sketch_failure(error: BaseException) -> list:
