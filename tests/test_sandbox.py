@@ -29,8 +29,8 @@ needs_landlock = pytest.mark.skipif(levels.landlock_abi() < 1, reason="this kern
 
 
 def observed(level, **kwargs):
-    return {key: o for key, promise in selfcheck.PROMISES.items()
-            for o in selfcheck.run_selfcheck(level, every_promise=True, **kwargs) if o.promise == promise}
+    observations = selfcheck.run_selfcheck(level, every_promise=True, **kwargs)  # once, for every promise
+    return {key: o for key, promise in selfcheck.PROMISES.items() for o in observations if o.promise == promise}
 
 
 def broken(observations, *keys):
