@@ -117,6 +117,7 @@ def assignment():
     return a1()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level,resolved,case", case_params())
 def test_submission_earns_nothing_it_should_not_and_is_contained(assignment, tmp_path, level, resolved, case):
     observation = grade_case(case, level, tmp_path, assignment)

@@ -68,6 +68,7 @@ def uninterrupted(tmp_path_factory, worker_id) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_the_gradebook_matches_grading_each_submission_alone(uninterrupted):
     subs, out = uninterrupted / "subs", uninterrupted / "out"
     kinds = json.loads((uninterrupted / "kinds.json").read_text())
@@ -169,6 +170,7 @@ def kill_batch_midway(subs: Path, out: Path) -> tuple[set[str], int]:
     return done_before, stop_after
 
 
+@pytest.mark.slow
 def test_a_batch_killed_at_a_random_point_resumes_to_the_same_gradebook(uninterrupted, tmp_path):
     subs, out = tmp_path / "subs", tmp_path / "out"
     build_submissions(subs, a1())
@@ -204,6 +206,7 @@ def hostile_batch(tmp_path_factory) -> tuple[Path, Path]:
     return subs, root / "out"
 
 
+@pytest.mark.slow
 def test_a_hostile_submission_leaves_the_gradebook_summary_and_every_result_complete_and_valid(hostile_batch):
     subs, out = hostile_batch
     found, _ = discover(A1, subs)
@@ -229,6 +232,7 @@ def test_a_hostile_submission_leaves_the_gradebook_summary_and_every_result_comp
     assert "\\::error::forged" in (out / "submissions" / "hostile_text" / "feedback.txt").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_a_killed_batch_with_a_hostile_submission_resumes_to_a_byte_identical_gradebook(hostile_batch, tmp_path):
     subs, uninterrupted = hostile_batch
     out = tmp_path / "out"

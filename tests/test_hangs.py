@@ -4,6 +4,8 @@ that reaches it, fail at once with a message that says so, and every task is sti
 import os
 import time
 
+import pytest
+
 from grader.sandbox.remote import StackFrame, WorkerSession, read_stack_dump
 from grader.results import Outcome
 from support import assignment, grade_checks, grade_folder, make_submission
@@ -51,6 +53,7 @@ def test_an_endless_loop_in_linear_forward_costs_one_call_limit(tmp_path):
     assert hanging_s <= honest_s + CALL_LIMIT_S + RESTART_SLACK_S, (hanging_s, honest_s)
 
 
+@pytest.mark.slow
 def test_without_remembering_the_hang_every_check_that_reaches_it_waits_again(tmp_path, monkeypatch):
     monkeypatch.setattr(WorkerSession, "_remember_hang", lambda self, called, timeout_s: None)
     folder = endless_linear_forward(make_submission(tmp_path, a2(), "reference"))

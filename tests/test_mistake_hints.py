@@ -38,6 +38,7 @@ def grade_mistake(tmp_path, assignment_id, mistake, mode):
     return grade_checks(shipped, folder, only=mistake.task, mode=mode, seed=None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("assignment_id,mistake,mode",
                          [c for c in _cases("official") if not _graded_by_the_mutant_tests(c.values[0], c.values[1].id)])
 def test_official_grading_names_the_mistake(tmp_path, assignment_id, mistake, mode):

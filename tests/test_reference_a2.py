@@ -678,6 +678,7 @@ def test_fully_connected_net_parameters_and_dropout_modes(models):
 
 # An even filter size shrinks the convolution's output by one pixel, so the pooled size is
 # not simply H // 2 x W // 2.
+@pytest.mark.slow  # every element of every parameter, through the loops of the naive layers
 @pytest.mark.parametrize("input_dims, filter_size", [((3, 8, 6), 3), ((2, 8, 5), 4)])
 def test_three_layer_conv_net_gradients(models, input_dims, filter_size):
     torch.manual_seed(2)
@@ -693,6 +694,7 @@ def test_three_layer_conv_net_gradients(models, input_dims, filter_size):
     assert max(errors.values()) < 1e-6, errors
 
 
+@pytest.mark.slow  # every element of every parameter, through the loops of the naive layers
 @pytest.mark.parametrize(
     "num_filters, max_pools, batchnorm, reg",
     [([3, 4], [0, 1], False, 0.0), ([2, 3, 3], [1], True, 0.3), ([3], [], True, 0.0)],

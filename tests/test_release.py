@@ -388,6 +388,7 @@ def grade_bundle(bundle: Path, env: dict[str, str], results: Path) -> tuple[floa
     return float(scores[0][0]), float(scores[0][1]), json.loads(results.read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("GRADER_SKIP_BUNDLE_SETUP", "") not in ("", "0"),
                     reason="GRADER_SKIP_BUNDLE_SETUP is set: the bundle's first-run set-up is skipped")
 def test_bundle_sets_itself_up_and_grades_outside_the_project(tmp_path_factory):

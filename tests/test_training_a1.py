@@ -108,7 +108,7 @@ def test_a_gpu_task_is_skipped_without_cuda_unless_device_cpu(project, tmp_path)
     skipped = grade_folder(assignment, folder, only="fc_net.overfit", data="synthetic")
     assert skipped.tasks[0].outcome is Outcome.SKIPPED and "CUDA" in skipped.tasks[0].message
     on_cpu = grade_folder(assignment, folder, only="fc_net.overfit", data="synthetic", device="cpu")
-    assert on_cpu.tasks[0].outcome is Outcome.PASSED
+    assert on_cpu.tasks[0].outcome is Outcome.PASSED, on_cpu.tasks[0].message
 
 
 @pytest.fixture
