@@ -54,3 +54,29 @@ def test_a_check_says_when_it_drew_an_input_again_away_from_a_kink(tmp_path):
     assert task.outcome is Outcome.PASSED
     notes = [n for c in task.checks for n in c.notes]
     assert any("drawn again" in n for n in notes) and "note: " in task.detail
+
+
+def test_a_models_parameters_are_probed_along_directions(assignment, tmp_path):
+    """A probe of a model is a whole forward and backward pass: every parameter with more elements than
+    there are directions is checked along the directions, 8 passes whatever its size."""
+    from grader.checking.gradcheck import DIRECTIONAL_PROBES, Mode, measuring
+
+    with measuring() as measurements:
+        result = grade_checks(assignment, make_submission(tmp_path, assignment), only="two_layer_net.gradients")
+    assert outcomes(result) == {"two_layer_net.gradients": Outcome.PASSED}
+    probed = {(m.name.split("'")[1], m.mode, m.evaluations) for m in measurements if m.passed}
+    assert probed == {(name, Mode.DIRECTIONAL, 2 * DIRECTIONAL_PROBES) for name in ("W1", "b1", "W2", "b2")}
+
+
+@pytest.mark.parametrize("parameter,element", [("b2", "3"), ("b1", "17"), ("W1", "2, 31")])
+def test_one_wrong_element_of_a_models_gradient_loses_the_task(assignment, tmp_path, parameter, element):
+    """Probed along directions, a gradient wrong in a single element still fails: the directions see it,
+    and so does the comparison with the reference's gradient, element by element."""
+    text = (assignment.reference_directory / "models.py").read_text()
+    wrong = text.replace("        return loss, grads",
+                         f"        grads[{parameter!r}][{element}] += 1e-3\n        return loss, grads", 1)
+    folder = make_submission(tmp_path, assignment, replace={"models.py": wrong})
+    result = grade_checks(assignment, folder, only="two_layer_net.gradients", seed=None)
+    task = result.tasks[0]
+    assert task.outcome is Outcome.FAILED, f"seed {result.seed}"
+    assert f"grads['{parameter}']" in task.message, task.message
