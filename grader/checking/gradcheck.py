@@ -1,9 +1,10 @@
 """Gradient checks: a submission's backward pass against central differences of its own forward pass,
 computed in float64 by the grader, and against the reference's gradient at the same inputs.
 
-Numeric side. Small inputs (at most ELEMENTWISE_MAX_SIZE elements) are checked element by element: 2
-forward evaluations per element. Large inputs are checked along a few random Gaussian directions u (2
-evaluations each, whatever the size): (f(x + h u) - f(x - h u)) / 2h must match <analytic gradient, u>,
+Numeric side. Small inputs (at most ELEMENTWISE_MAX_SIZE elements; a model's parameters at most
+MODEL_ELEMENTWISE_MAX_SIZE) are checked element by element: 2 forward evaluations per element. Large
+inputs are checked along a few random Gaussian directions u (2 evaluations each, whatever the size):
+(f(x + h u) - f(x - h u)) / 2h must match <analytic gradient, u>,
 where f(x) = <forward(x), dout>. Tolerances are absolute numbers, never scaled by size:
 |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|) for every compared number.
 
