@@ -4,8 +4,8 @@ Gradescope's default container (768 MB: <= 700 MB for grader and worker together
 
 Each run is a fresh `grader grade` process; its result's timings split the wall time:
 start-up (interpreter, imports, reading the submission: from the command to the grading's start),
-sandbox proof (official mode; overlapped with the worker's start), collection (pytest finding the
-checks), checks (running them), and teardown (from the grading's end to the process's exit: reports
+sandbox proof (official mode) and the loading of the reference with its framework (torch), side by side
+with each other and with the worker's start, collection (pytest finding the checks), checks (running them), and teardown (from the grading's end to the process's exit: reports
 written, worker stopped). Peak memory is the largest sum of the resident sizes of the grader and
 every process below it, sampled every 20 ms.
 
@@ -79,9 +79,11 @@ def grade_once(assignment: str, mode: str, work: Path) -> dict:
     startup = timings["started_at"] - began_at
     teardown = ended_at - timings["ended_at"]
     run = {"wall": wall, "startup": startup, "proof": timings.get("sandbox_proof_s", 0.0),
+           "reference": timings.get("reference_load_s", 0.0),
            "collection": timings.get("collection_s", 0.0), "checks": timings.get("checks_s", 0.0),
            "teardown": teardown, "memory_mb": peak / 2**20}
-    print(f"  {assignment} run: {wall:5.2f} s (start-up {startup:.2f}, proof {run['proof']:.2f}, collection "
+    print(f"  {assignment} run: {wall:5.2f} s (start-up {startup:.2f}, proof {run['proof']:.2f}, reference "
+          f"{run['reference']:.2f}, collection "
           f"{run['collection']:.2f}, checks {run['checks']:.2f}, teardown {teardown:.2f}), peak {run['memory_mb']:.0f} MB",
           flush=True)
     return run
@@ -100,19 +102,21 @@ def main() -> None:
             runs = [grade_once(assignment, args.mode, Path(folder)) for _ in range(args.runs)]
             rows.append((assignment, runs))
     print(f"\ngrader grade A --mode {args.mode} --skip-training, reference, {args.runs} runs each (medians of the split)")
-    print("| assignment | median | min | max | goal | start-up | proof* | collection | checks | teardown | peak memory |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| assignment | median | min | max | goal | start-up | proof* | reference* | collection | checks | teardown "
+          "| peak memory |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for assignment, runs in rows:
         walls = [r["wall"] for r in runs]
         median = statistics.median(walls)
         goal = GOALS_S.get(assignment)
         verdict = "" if goal is None else f"{goal:g} s ({'met' if median <= goal else 'NOT met'})"
         parts = " | ".join(f"{statistics.median(r[k] for r in runs):.2f} s"
-                           for k in ("startup", "proof", "collection", "checks", "teardown"))
+                           for k in ("startup", "proof", "reference", "collection", "checks", "teardown"))
         memory = max(r["memory_mb"] for r in runs)
         print(f"| {assignment} | {median:.2f} s | {min(walls):.2f} s | {max(walls):.2f} s | {verdict} | {parts} | "
               f"{memory:.0f} MB ({'within' if memory <= MEMORY_GOAL_MB else 'OVER'} {MEMORY_GOAL_MB} MB) |")
-    print("* the sandbox's proof runs beside the worker's start-up, inside the start of the grading: not additive")
+    print("* the sandbox's proof, the worker's start-up and the loading of the reference (with its framework) run "
+          "side by side at the start of the grading: not additive")
 
 
 if __name__ == "__main__":

@@ -49,3 +49,31 @@ def test_a_worker_started_at_the_level_guessed_is_replaced_when_the_proof_choose
     monkeypatch.setattr(grading.WorkerSession, "close", close_but_not_the_guessed_one)
     kept = grade_folder(assignment, folder, only="relu.forward", sandbox="auto", training=False)
     assert kept.tasks[0].outcome is not Outcome.PASSED
+
+
+def test_the_reference_loads_while_the_proof_runs(tmp_path, monkeypatch):
+    """The reference (and torch, for a torch assignment: a second's import) loads in the time the proof
+    spends waiting for its probe worker, not after it."""
+    import threading
+
+    assignment = a1()
+    folder = make_submission(tmp_path / "sub", assignment, "reference")
+    loaded, seen_during_proof = threading.Event(), []
+    real_load, real_level = grading.load_reference_package, grading.sandbox_level
+
+    def load(*args):
+        package = real_load(*args)
+        loaded.set()
+        return package
+
+    def level(requested, mode):
+        chosen = real_level(requested, mode)
+        seen_during_proof.append(loaded.wait(timeout=20))
+        return chosen
+
+    monkeypatch.setattr(grading, "load_reference_package", load)
+    monkeypatch.setattr(grading, "sandbox_level", level)
+    result = grade_folder(assignment, folder, only="relu.forward", sandbox="auto", training=False)
+    assert result.tasks[0].outcome is Outcome.PASSED, result.tasks[0].message
+    assert seen_during_proof == [True]
+    assert {"sandbox_proof_s", "reference_load_s"} <= set(result.timings)

@@ -1,6 +1,8 @@
 """The wire format: plain data round-trips exactly; anything else is refused or rebuilt as a base
 type by the grader's own code."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +142,16 @@ def test_a_message_written_in_short_writes_arrives_whole():
 
     header, received = wire.read_message(read_exactly, 1 << 30)
     assert header == {"op": "keep", "n": 2} and received == buffers and position == len(data)
+
+
+def test_values_encode_while_torch_is_half_imported(monkeypatch):
+    """Official grading imports torch while the sandbox's proof talks to its worker in another thread:
+    a torch module still being imported (no Tensor, dtype or device yet) must not break that thread's
+    encoding, and a half-imported torch leaves every value but its own to the usual rules."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
+    encoder = wire.Encoder(lambda value: "kept")
+    assert encoder.encode([1, "probe", {"a": 2.5}]) == {
+        "$": "list", "items": [1, "probe", {"$": "dict", "items": [["a", 2.5]]}]}
+    assert encoder.encode(object()) == "kept"

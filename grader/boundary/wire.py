@@ -97,14 +97,10 @@ class Encoder:
                 node["layout"] = "noncontiguous"
             return node
         torch = sys.modules.get("torch")
-        if torch is not None and isinstance(value, torch.Tensor):
-            return self._tensor(value, torch)
-        if torch is not None and isinstance(value, torch.dtype):
-            name = str(value).removeprefix("torch.")
-            if name in TORCH_DTYPES:
-                return {"$": "dtype", "lib": "torch", "name": name}
-        if torch is not None and isinstance(value, torch.device):
-            return {"$": "device", "name": str(value)}
+        if torch is not None:
+            node = self._torch_value(value, torch)
+            if node is not None:
+                return node
         if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
             kind = "list" if type(value) is list else "tuple"
             return {"$": kind, "items": [self.encode(item, depth + 1) for item in value]}
@@ -112,6 +108,20 @@ class Encoder:
             return {"$": "dict", "items": [[self.encode(k, depth + 1), self.encode(v, depth + 1)]
                                            for k, v in value.items()]}
         return self._on_object(value)
+
+    def _torch_value(self, value: Any, torch: Any) -> Any:
+        """The node of a tensor, torch dtype or device; None for any other value. The types are looked
+        up, not assumed: another thread may be importing torch, and a type not defined yet has no
+        instances."""
+        if isinstance(value, getattr(torch, "Tensor", ())):
+            return self._tensor(value, torch)
+        if isinstance(value, getattr(torch, "dtype", ())):
+            name = str(value).removeprefix("torch.")
+            if name in TORCH_DTYPES:
+                return {"$": "dtype", "lib": "torch", "name": name}
+        if isinstance(value, getattr(torch, "device", ())):
+            return {"$": "device", "name": str(value)}
+        return None
 
     def _buffer(self, data: bytes) -> int:
         self.buffers.append(data)

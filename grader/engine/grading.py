@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import platform
 import secrets
 import shutil
@@ -9,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional, TypeVar
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from grader.sandbox.selfcheck import SandboxRefused, choose_level, describe_leve
 from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
 
 PUBLIC_SEED = 0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,7 +176,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     # starts meanwhile at the level the proof is expected to choose, and is replaced if it chooses another.
     # Nothing is sent to it, so none of the submission's code runs there, before the proof is in.
     proving = ThreadPoolExecutor(max_workers=1) if needs_proof(options.sandbox, options.mode) else None
-    chosen = proving.submit(sandbox_level, options.sandbox, options.mode) if proving else None
+    chosen = proving.submit(_timed, sandbox_level, options.sandbox, options.mode) if proving else None
     level = expected_level(options.sandbox) if chosen else sandbox_level(options.sandbox, options.mode)
     limits = Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s, sandbox=level)
     if options.memory_bytes:
@@ -200,11 +202,19 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
                 session.start()
             except WorkerFailure:
                 pass  # the level expected cannot start here: the proof says which can
+            if options.mode == "official":
+                # The reference and the framework it runs on (a second's import for torch) load meanwhile:
+                # the proof's thread spends most of its time waiting for its probe worker.
+                assert assignment.reference_directory is not None
+                loading = time.perf_counter()
+                package = load_reference_package(assignment.id, assignment.reference_directory, assignment.directory)
+                for module in preload:
+                    importlib.import_module(module)
+                timings["reference_load_s"] = time.perf_counter() - loading
             try:
-                level = chosen.result()
+                level, timings["sandbox_proof_s"] = chosen.result()
             finally:
                 proving.shutdown()
-            timings["sandbox_proof_s"] = time.perf_counter() - start
             if level != limits.sandbox:
                 session.close()
                 limits.sandbox = level
@@ -214,7 +224,9 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         session.start()
         if options.mode == "official":
             assert assignment.reference_directory is not None
-            package = load_reference_package(assignment.id, assignment.reference_directory, assignment.directory)
+            if package is None:
+                package = load_reference_package(assignment.id, assignment.reference_directory,
+                                                 assignment.directory)
             oracle = ReferenceOracle(LiveBackend(package))
         else:
             oracle = ReferenceOracle(ReplayBackend(assignment.fixtures_directory))
@@ -281,6 +293,11 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         isolated.cleanup()
         if package is not None:
             unload_reference_package(package)
+
+
+def _timed(function: Callable[..., T], *args: Any) -> tuple[T, float]:
+    began = time.perf_counter()
+    return function(*args), time.perf_counter() - began
 
 
 def sandbox_level(requested: str, mode: str) -> str:
