@@ -56,16 +56,38 @@ def test_a_check_says_when_it_drew_an_input_again_away_from_a_kink(tmp_path):
     assert any("drawn again" in n for n in notes) and "note: " in task.detail
 
 
-def test_a_models_parameters_are_probed_along_directions(assignment, tmp_path):
-    """A probe of a model is a whole forward and backward pass: every parameter with more elements than
-    there are directions is checked along the directions, 8 passes whatever its size."""
+def test_a_models_parameters_are_probed_together_along_directions(assignment, tmp_path):
+    """A probe of a model is a whole forward and backward pass: the first attempt moves every parameter at
+    once, 8 passes for the whole model whatever its size, not 8 for each parameter."""
     from grader.checking.gradcheck import DIRECTIONAL_PROBES, Mode, measuring
 
     with measuring() as measurements:
         result = grade_checks(assignment, make_submission(tmp_path, assignment), only="two_layer_net.gradients")
     assert outcomes(result) == {"two_layer_net.gradients": Outcome.PASSED}
-    probed = {(m.name.split("'")[1], m.mode, m.evaluations) for m in measurements if m.passed}
-    assert probed == {(name, Mode.DIRECTIONAL, 2 * DIRECTIONAL_PROBES) for name in ("W1", "b1", "W2", "b2")}
+    assert measurements and all(m.passed and "every parameter at once" in m.name for m in measurements)
+    sizes = {m.size for m in measurements}
+    assert {(m.mode, m.evaluations) for m in measurements} == {(Mode.DIRECTIONAL, 2 * DIRECTIONAL_PROBES)}
+    assert len(sizes) == 1 and sizes.pop() > 4 * DIRECTIONAL_PROBES  # W1, b1, W2 and b2 together
+
+
+def test_where_the_joint_probes_disagree_each_parameter_is_probed_on_its_own(assignment, tmp_path):
+    """The parameter-by-parameter attempt names the parameter: along directions for every parameter with
+    more elements than there are directions, 8 passes each."""
+    from grader.checking.gradcheck import DIRECTIONAL_PROBES, Mode, measuring
+
+    text = (assignment.reference_directory / "models.py").read_text()
+    wrong = text.replace("        return loss, grads", "        grads['b2'][3] += 1e-3\n        return loss, grads", 1)
+    with measuring() as measurements:
+        result = grade_checks(assignment, make_submission(tmp_path, assignment, replace={"models.py": wrong}),
+                              only="two_layer_net.gradients", hints=False)
+    assert outcomes(result) == {"two_layer_net.gradients": Outcome.FAILED}
+    joint = [m for m in measurements if "every parameter at once" in m.name]
+    assert joint and not any(m.passed for m in joint)
+    alone = {(m.name.split("'")[1], m.mode, m.evaluations, m.passed) for m in measurements if m not in joint}
+    assert {(name, mode, evaluations) for name, mode, evaluations, passed in alone if passed} == {
+        (name, Mode.DIRECTIONAL, 2 * DIRECTIONAL_PROBES) for name in ("W1", "b1", "W2")}
+    assert {(name, mode) for name, mode, _, passed in alone if not passed} == {("b2", Mode.DIRECTIONAL)}
+    assert "grads['b2']" in result.tasks[0].message
 
 
 @pytest.mark.parametrize("parameter,element", [("b2", "3"), ("b1", "17"), ("W1", "2, 31")])

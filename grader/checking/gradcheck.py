@@ -718,7 +718,12 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
     only where a check ties the model to the reference otherwise (a dropout mask of the submission's
     own drawing, with the same network without dropout compared with the reference). A loss that
     equals the one of `other_conventions` (the reference's loss under another course's convention, at
-    the same parameters) is reported as following that convention."""
+    the same parameters) is reported as following that convention.
+
+    Where the reference's gradients are compared too, the first numeric attempt moves every parameter
+    at once, along directions in the space of all of them: a probe is a whole forward and backward
+    pass, so this costs the passes of one parameter instead of one parameter's passes for each. Only
+    where it disagrees is each parameter probed on its own, which names the parameter and elements."""
     names = list(params)
     _expect_parameters(model, names, model_name)
     expected = _reference_answer(reference_model, params, X, y, model_name) if reference_model is not None else None
@@ -726,19 +731,24 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
     # (one round trip; the order of the assignments does not matter)
     step = draw_step(rng, tolerance)
     inputs = {name: as_array(value, f"params[{name!r}]").astype(np.float64) for name, value in params.items()}
-    first = {name: Probes.along(x, mode_for_size(x.size, MODEL_ELEMENTWISE_MAX_SIZE), step, rng)
-             for name, x in inputs.items()}
+    ordinary: Group = [("call", model.loss, [X, y], {"select": [0]})]
 
     def probe(name: str) -> Callable[[np.ndarray], Group]:
         # Set one parameter, evaluate, set it back: every other call sees the parameters as they are.
         return lambda p: [("setitem", model.params, name, like(params[name], p)),
-                          ("call", model.loss, [X, y], {"select": [0]}),
+                          *ordinary,
                           ("setitem", model.params, name, params[name])]
 
     def loss_value(v: Any) -> float:
         return float(as_array(v, f"loss of {model_name}"))
 
-    groups = [[("call", model.loss, [X, y], {})]] + [probe(n)(p) for n in names for p in first[n].points()]
+    joint = _JointProbes.along(inputs, step, rng) if expected is not None and _instruments.get().forced_mode is Mode.AUTO else None
+    first = {} if joint is not None else _parameter_probes(inputs, step, rng)
+    groups = [[("call", model.loss, [X, y], {})]]
+    if joint is not None:
+        groups += [joint.group(model, params, point, ordinary) for point in joint.probes.points()]
+    else:
+        groups += [probe(n)(p) for n in names for p in first[n].points()]
     answers = _run_shuffled(remote.session_of(model), rng, groups)
     loss, grads = expect_tuple(answers[0][0], 2, f"{model_name}.loss(X, y)")
     if expected is not None:
@@ -752,17 +762,88 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
     if missing:
         raise CheckFailed(f"{model_name}.loss(X, y): grads has no entry for {', '.join(map(repr, missing))} (every "
                           f"parameter needs its gradient: {', '.join(names)})")
-    probe_answers = iter(group[1] for group in answers[1:])
-    ordinary: Group = [("call", model.loss, [X, y], {"select": [0]})]
+
+    def label(name: str) -> str:
+        return f"grads[{name!r}] of {model_name}.loss"
+
+    if joint is not None:
+        values = [loss_value(group[len(names)]) for group in answers[1:]]
+        if joint.agrees(grads, values, tolerance, f"grads of {model_name}.loss, every parameter at once"):
+            first_values: dict[str, list[float]] = {}
+        else:  # each parameter on its own, as if the joint attempt had not been made
+            first = _parameter_probes(inputs, step, rng)
+            batched = _run_shuffled(remote.session_of(model), rng,
+                                    [ordinary, *(probe(n)(p) for n in names for p in first[n].points())])
+            first_values = _values_by_parameter(first, [loss_value(group[1]) for group in batched[1:]])
+    else:
+        first_values = _values_by_parameter(first, [loss_value(group[1]) for group in answers[1:]])
     for name in names:
-        values = [loss_value(next(probe_answers)) for _ in first[name].points()]
+        if name in first_values:
+            def evaluate(points: list[np.ndarray], name: str = name) -> list[float]:
+                return _probe_values(remote.session_of(model), rng, ordinary, probe(name), points, 1, loss_value)
 
-        def evaluate(points: list[np.ndarray], name: str = name) -> list[float]:
-            return _probe_values(remote.session_of(model), rng, ordinary, probe(name), points, 1, loss_value)
-
-        label = f"grads[{name!r}] of {model_name}.loss"
-        compare_gradient(grads[name], inputs[name], evaluate, name=label, rng=rng, tolerance=tolerance,
-                         sizes=_batch_size(X), input_name=f"params[{name!r}]", first=Measured(first[name], values))
+            compare_gradient(grads[name], inputs[name], evaluate, name=label(name), rng=rng, tolerance=tolerance,
+                             sizes=_batch_size(X), input_name=f"params[{name!r}]",
+                             first=Measured(first[name], first_values[name]))
         if expected is not None:
-            _agrees_with_reference(grads[name], expected[1][name], name=label, forward_name=f"{model_name}.loss",
+            _agrees_with_reference(grads[name], expected[1][name], name=label(name), forward_name=f"{model_name}.loss",
                                    tolerance=tolerance)
+
+
+def _parameter_probes(inputs: dict[str, np.ndarray], step: float, rng: np.random.Generator) -> dict[str, Probes]:
+    return {name: Probes.along(x, mode_for_size(x.size, MODEL_ELEMENTWISE_MAX_SIZE), step, rng)
+            for name, x in inputs.items()}
+
+
+def _values_by_parameter(probes: dict[str, Probes], values: list[float]) -> dict[str, list[float]]:
+    """The values of the probes of every parameter, in order, split by parameter."""
+    remaining = iter(values)
+    return {name: [next(remaining) for _ in p.points()] for name, p in probes.items()}
+
+
+@dataclass(frozen=True)
+class _JointProbes:
+    """Directions that move every parameter of a model at once: the parameters, flattened and joined
+    in order, are one input, and a direction's slope must equal the sum over the parameters of
+    <gradient, the parameter's part of the direction>. A wrong gradient anywhere changes that sum
+    along almost every direction, unless another exactly cancels it, which random directions rule out."""
+
+    probes: Probes
+    shapes: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def along(cls, inputs: dict[str, np.ndarray], step: float, rng: np.random.Generator) -> "_JointProbes":
+        joined = np.concatenate([x.ravel() for x in inputs.values()])
+        probes = Probes.along(joined, Mode.DIRECTIONAL, step, rng)
+        return cls(probes, {name: x.shape for name, x in inputs.items()})
+
+    def split(self, joined: np.ndarray) -> dict[str, np.ndarray]:
+        parts, offset = {}, 0
+        for name, shape in self.shapes.items():
+            size = int(np.prod(shape))
+            parts[name] = joined[offset:offset + size].reshape(shape)
+            offset += size
+        return parts
+
+    def group(self, model: RemoteObject, params: dict[str, Any], point: np.ndarray, ordinary: Group) -> Group:
+        """Set every parameter to its part of `point`, evaluate, set them back."""
+        moved = self.split(point)
+        return [*(("setitem", model.params, name, like(params[name], moved[name])) for name in params),
+                *ordinary,
+                *(("setitem", model.params, name, value) for name, value in params.items())]
+
+    def agrees(self, grads: dict[str, Any], values: list[float], tolerance: Tolerance, name: str) -> bool:
+        """Whether every slope equals the analytic one (within tolerance); False as well where a
+        gradient cannot be read as the parameter's shape, which the parameter's own check names."""
+        start = time.perf_counter()
+        try:
+            joined = np.concatenate([_checked_analytic(grads[n], np.empty(shape), n).ravel()
+                                     for n, shape in self.shapes.items()])
+        except CheckFailed:
+            return False
+        passed = _compare(self.probes.project(joined), self.probes.slopes(values), tolerance).passed
+        measurements = _instruments.get().measurements
+        if measurements is not None:
+            measurements.append(Measurement(name, Mode.DIRECTIONAL, int(joined.size), len(values), 1,
+                                            time.perf_counter() - start, passed))
+        return passed
