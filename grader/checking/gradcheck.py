@@ -5,7 +5,9 @@ Numeric side. Small inputs (at most ELEMENTWISE_MAX_SIZE elements; a model's par
 MODEL_ELEMENTWISE_MAX_SIZE) are checked element by element: 2 forward evaluations per element. Large
 inputs are checked along a few random Gaussian directions u (2 evaluations each, whatever the size):
 (f(x + h u) - f(x - h u)) / 2h must match <analytic gradient, u>,
-where f(x) = <forward(x), dout>. Tolerances are absolute numbers, never scaled by size:
+where f(x) = <forward(x), dout>. A model's parameters are first moved all at once, as one input
+(`_JointProbes`), where the reference's gradients are compared as well; each is probed on its own only
+where that disagrees. Tolerances are absolute numbers, never scaled by size:
 |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|) for every compared number.
 
 Probes a forward pass cannot single out: the step h is drawn per check from a range around the
