@@ -104,6 +104,50 @@ def test_bwrap_without_its_network_namespace_and_filter_lets_tcp_through(monkeyp
     assert broken(observed("bwrap", quick=True), "tcp", "udp") == {"tcp", "udp"}
 
 
+# The probe's connection and datagram leave only with its next call: after the grader's glance.
+LATE_NETWORK_PROBE = """
+_late = []
+
+
+def tcp(port):
+    _late.append((socket.SOCK_STREAM, port))
+    return "connect deferred"
+
+
+def udp(port):
+    _late.append((socket.SOCK_DGRAM, port))
+    return "sendto deferred"
+
+
+_write = write
+
+
+def write(path):
+    for kind, port in _late:
+        s = socket.socket(socket.AF_INET, kind)
+        s.connect(("127.0.0.1", port))
+        s.send(b"late")
+    _late.clear()
+    return _write(path)
+"""
+
+
+def test_a_connection_or_datagram_that_arrives_after_its_check_is_still_seen(monkeypatch):
+    """Without a sandbox the network is open; a connection made after the grader's glance at its
+    socket still breaks the promise, seen when the proof ends."""
+    real_init = selfcheck._Probe.__init__
+
+    def init(probe, limits):
+        real_init(probe, limits)
+        with open(probe.package / "probe.py", "a") as module:
+            module.write(LATE_NETWORK_PROBE)
+
+    monkeypatch.setattr(selfcheck._Probe, "__init__", init)
+    observations = observed("process", quick=True)
+    assert broken(observations, "tcp", "udp") == {"tcp", "udp"}
+    assert "after the last probe" in observations["tcp"].observed
+
+
 @needs_bwrap
 def test_official_grading_refuses_a_bwrap_that_lets_the_network_through(monkeypatch, fresh_machine, tmp_path):
     leaky = [arg for arg in levels._namespace_args() if arg != "--unshare-net"]
