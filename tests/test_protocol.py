@@ -25,14 +25,13 @@ OPERATIONS = [
     protocol.Import("layers"),
     protocol.Pin("solver", "Solver"),
     protocol.IsPinned(protocol.Target(handle=1), "solver", "Solver"),
-    protocol.Seed(3),
 ]
 
 
 @pytest.mark.parametrize("operation", [*OPERATIONS, protocol.Batch(tuple(OPERATIONS))], ids=lambda o: o.NAME)
 def test_every_operation_crosses_as_itself(operation):
     envelope = protocol.Envelope(5, operation, release=(1, 2), refuse=(protocol.RefusedPlace("m.py", "f", 3),),
-                                 watch=protocol.StackWatchSettings("/s/.call-stack", 4, 0.5))
+                                 watch=protocol.StackWatchSettings("/s/.call-stack", 4, 0.5), seed=2**63 + 5)
     crossed = protocol.Envelope.from_json(json.loads(json.dumps(envelope.to_json())))
     assert crossed == envelope
 
@@ -44,6 +43,24 @@ def test_every_operation_crosses_as_itself(operation):
 def test_a_malformed_operation_is_named(bad):
     with pytest.raises(protocol.ProtocolError):
         protocol.operation_from_json(bad)
+
+
+def test_a_seed_that_is_not_an_integer_is_named():
+    envelope = protocol.Envelope(1, protocol.Import("layers"), seed=3).to_json()
+    with pytest.raises(protocol.ProtocolError, match="seed"):
+        protocol.Envelope.from_json({**envelope, "seed": "3"})
+
+
+def test_the_seed_travels_with_the_next_request_and_sets_the_generators_before_it_runs(session):
+    """A check's seed costs no round trip of its own: it is sent with the check's first request, and
+    only with that one (the draws after it go on from where the seeded ones left off)."""
+    draws = StudentProxy(session).models.draws
+    session.seed_global_generators(11)
+    first, later = draws(), draws()
+    session.seed_global_generators(11)
+    assert draws() == first and draws() == later and first != later
+    session.seed_global_generators(12)
+    assert draws() != first
 
 
 def test_a_reply_is_read_field_by_field():
@@ -86,6 +103,12 @@ class Model:
 def double(x):
     x *= 2
     return x
+
+
+def draws():
+    import random
+    import numpy as np
+    return [random.random(), float(np.random.rand())]
 '''
 
 
@@ -121,7 +144,7 @@ def test_the_worker_answers_a_request_it_cannot_read_and_goes_on(tmp_path, monke
     monkeypatch.setattr(loop, "install_package", lambda name, directories: None)
     requests = io.BytesIO()
     wire.write_message(requests, {"id": 1, "request": {"op": "no such thing"}}, [])
-    wire.write_message(requests, protocol.Envelope(2, protocol.Seed(1)).to_json(), [])
+    wire.write_message(requests, protocol.Envelope(2, protocol.Keep(1), seed=1).to_json(), [])
     requests.seek(0)
     responses = io.BytesIO()
     loop.serve(loop.Worker(tmp_path), requests, responses)

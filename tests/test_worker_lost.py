@@ -25,10 +25,9 @@ import pytest
 
 import grader.engine.grading
 import grader.engine.submission
-from grader.sandbox.remote import WorkerSession
 from grader.results import Outcome
-from grader.sandbox.worker_process import Limits, process_tree, start_time
-from grader.sandbox.errors import WorkerLost
+from grader.sandbox.worker_process import Limits, WorkerProcess, process_tree, start_time
+from grader.sandbox.remote import WorkerSession
 from support import PROJECT_ROOT, a1, grade_checks, grade_folder, make_submission
 
 # Appended to a student file: `_announce(...)` logs each call to calls.txt and, on the first `kills`
@@ -193,26 +192,22 @@ def test_an_import_killed_from_outside_is_imported_again(assignment, tmp_path, s
     assert sum(any(RETRY_NOTE in n for n in c.notes) for c in task.checks) == 1
 
 
-def test_a_worker_lost_while_taking_a_checks_seed_is_replaced_before_the_check_runs(assignment, tmp_path,
-                                                                                     monkeypatch):
-    """The seed request comes before any of the check's code, in its `student` fixture, so no student
-    code can time a kill there: the loss is simulated, as the session would see it."""
-    real_seed = WorkerSession.seed_global_generators
-    lost = []
+def test_a_check_run_again_after_a_loss_sends_its_seed_again(assignment, tmp_path, scratch_root, monkeypatch):
+    """A check's seed travels with its first request; the run again from the start, in a fresh worker,
+    sends the same seed with its own first request, so it draws what the lost run drew."""
+    sent = []
+    real_exchange = WorkerProcess.exchange
 
-    def lose_the_first_worker(session, seed):
-        if not lost:
-            lost.append(seed)
-            session.close()
-            raise WorkerLost("the worker was killed by SIGKILL while answering", "SIGKILL")
-        return real_seed(session, seed)
+    def exchange(worker, operation, buffers, timeout_s, **options):
+        if options.get("seed") is not None:
+            sent.append(options["seed"])
+        return real_exchange(worker, operation, buffers, timeout_s, **options)
 
-    monkeypatch.setattr(WorkerSession, "seed_global_generators", lose_the_first_worker)
-    task = grade_affine_forward(assignment, tmp_path, (assignment.reference_directory / "layers.py").read_text())
-    assert lost and task.outcome is Outcome.PASSED, task.message
-    noted = [n for c in task.checks for n in c.notes]
-    assert noted == [f"{RETRY_NOTE} (an operator or the machine's out-of-memory killer); the check was run in a "
-                     "fresh worker"]
+    monkeypatch.setattr(WorkerProcess, "exchange", exchange)
+    with OutsideKiller(scratch_root) as killer:
+        task = grade_affine_forward(assignment, tmp_path, affine_forward_that(assignment, "_announce(kills=1)"))
+    assert len(killer.killed) == 1 and task.outcome is Outcome.PASSED, task.message
+    assert len(sent) == len(task.checks) + 1 and len(set(sent)) == len(task.checks)
 
 
 def test_a_training_task_whose_worker_is_killed_from_outside_is_trained_again(assignment, tmp_path, scratch_root):

@@ -187,16 +187,8 @@ class IsPinned(Operation):
     name: str
 
 
-@dataclass(frozen=True)
-class Seed(Operation):
-    """Seeds the generators student code draws from without being handed one."""
-
-    NAME: ClassVar[str] = "seed"
-    seed: int
-
-
 OPERATIONS: dict[str, type[Operation]] = {kind.NAME: kind for kind in (
-    Call, Fetch, SetAttr, SetItem, Batch, Keep, Import, Pin, IsPinned, Seed)}
+    Call, Fetch, SetAttr, SetItem, Batch, Keep, Import, Pin, IsPinned)}
 
 
 def operation_from_json(data: Any) -> Operation:
@@ -240,26 +232,31 @@ class RefusedPlace:
 @dataclass(frozen=True)
 class Envelope:
     """One request on the pipe: its number, the operation, the handles the grader let go of, the
-    functions calls must not enter (the whole list each time) and the stack watch, if any."""
+    functions calls must not enter (the whole list each time), the stack watch, if any, and the seed,
+    if any, of the generators student code draws from without being handed one, set before the
+    operation runs (a check's seed travels with its first request, not in a round trip of its own)."""
 
     id: int
     operation: Operation
     release: tuple[int, ...] = ()
     refuse: tuple[RefusedPlace, ...] = ()
     watch: Optional[StackWatchSettings] = None
+    seed: Optional[int] = None
 
     def to_json(self) -> dict:
         return {"id": self.id, "request": self.operation.to_json(), "release": list(self.release),
                 "refuse": [place.to_json() for place in self.refuse],
-                "watch": self.watch.to_json() if self.watch is not None else None}
+                "watch": self.watch.to_json() if self.watch is not None else None, "seed": self.seed}
 
     @classmethod
     def from_json(cls, data: Any) -> "Envelope":
         data = _mapping(data, "request")
-        watch = data.get("watch")
+        watch, seed = data.get("watch"), data.get("seed")
+        if seed is not None and type(seed) is not int:
+            raise ProtocolError(f"a seed must be an integer, not {type(seed).__name__}")
         return cls(data["id"], operation_from_json(data["request"]), tuple(data.get("release", ())),
                    tuple(RefusedPlace(*_triple(place)) for place in data.get("refuse", ())),
-                   StackWatchSettings(**watch) if isinstance(watch, dict) else None)
+                   StackWatchSettings(**watch) if isinstance(watch, dict) else None, seed)
 
 
 # -- replies --------------------------------------------------------------------------------------

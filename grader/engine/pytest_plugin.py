@@ -78,8 +78,6 @@ class GradingPlugin:
     _observed_session: Optional[WorkerSession] = None
     _hints: dict[str, str] = field(default_factory=dict)
     _notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # Checks whose `student` fixture lost a worker while seeding it, by check id: the signal's name.
-    _lost_in_setup: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False  # by Ctrl-C: pytest swallows the KeyboardInterrupt, `run_checks` raises it again
 
     # -- fixtures -------------------------------------------------------------------------------
@@ -88,13 +86,7 @@ class GradingPlugin:
     def student(self, request: pytest.FixtureRequest) -> StudentProxy:
         session = self.session if self.session_for_task is None else \
             self.session_for_task(self._task_of[request.node.nodeid])
-        seed = check_seed(self.base_seed, seed_name(request.node))
-        try:
-            session.seed_global_generators(seed)
-        except WorkerLost as first:
-            # Killed from outside while taking its seed: the session starts a fresh worker.
-            _again_unless_lost(first, lambda: session.seed_global_generators(seed))
-            self._lost_in_setup[request.node.nodeid] = first.signal_name
+        session.seed_global_generators(check_seed(self.base_seed, seed_name(request.node)))
         if self.explainer is not None:
             self._observed_session = session
             session.observer = self._observe
@@ -156,9 +148,6 @@ class GradingPlugin:
         self._observed.clear()
         notes.take()
         nodeid = pyfuncitem.nodeid
-        if nodeid in self._lost_in_setup:
-            notes.note(notes.ran_again_after_loss(self._lost_in_setup.pop(nodeid),
-                                                  "the check was run in a fresh worker"))
         outcome = yield
         self._run_again_if_lost(pyfuncitem, outcome)
         self._notes[nodeid] = notes.take()

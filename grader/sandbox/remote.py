@@ -132,6 +132,7 @@ class WorkerSession:
         self._imported: set[str] = set()
         self._broken_modules: dict[str, WorkerFailure] = {}
         self._released: list[int] = []
+        self._seed: Optional[int] = None          # for the generators, sent with the next request
         self._handle_types: dict[int, str] = {}   # of the live worker's handles, for naming what they call
         self._hangs: dict[str, Hang] = {}        # by the target called (see `_called_targets`)
         self._stuck_in: list[Hang] = []          # those whose stuck frame every worker refuses to enter
@@ -234,10 +235,11 @@ class WorkerSession:
                   refused: Sequence[Hang] = (), watch: Optional[protocol.StackWatchSettings] = None) -> Any:
         worker = self._live_worker()
         release, self._released = self._released, []
+        seed, self._seed = self._seed, None
         places = tuple(protocol.RefusedPlace(*hang.stuck_in) for hang in refused if hang.stuck_in is not None)
         try:
             header, reply_buffers = worker.exchange(operation, buffers, timeout_s, release=release, refuse=places,
-                                                    watch=watch)
+                                                    watch=watch, seed=seed)
         except WorkerFailure:
             self._retire()
             raise
@@ -321,8 +323,9 @@ class WorkerSession:
         return wire.Encoder(encode_handle)
 
     def seed_global_generators(self, seed: int) -> None:
-        """Seeds np.random, random and torch in the worker (each check starts from its own seed)."""
-        self._exchange(protocol.Seed(int(seed)), [], self._timeout(None), observe=False)
+        """Seeds np.random, random and torch in the worker (each check starts from its own seed) before
+        the next request runs: the seed travels with it."""
+        self._seed = int(seed)
 
     def pin_class(self, module: str, name: str, timeout_s: float) -> None:
         """Imports the provided `module` and has the worker keep its class `name` as that module defined

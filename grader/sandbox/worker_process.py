@@ -217,12 +217,13 @@ class WorkerProcess:
 
     def exchange(self, operation: protocol.Operation, buffers: list[bytes], timeout_s: float,
                  release: Sequence[int] = (), refuse: Sequence[protocol.RefusedPlace] = (),
-                 watch: Optional[protocol.StackWatchSettings] = None) -> tuple[dict, list[bytes]]:
+                 watch: Optional[protocol.StackWatchSettings] = None,
+                 seed: Optional[int] = None) -> tuple[dict, list[bytes]]:
         """Sends one request and waits up to `timeout_s` for its reply: the reply's header, unread
         (the worker wrote it), and its buffers."""
         request_id = self._next_id
         self._next_id += 1
-        envelope = protocol.Envelope(request_id, operation, tuple(release), tuple(refuse), watch)
+        envelope = protocol.Envelope(request_id, operation, tuple(release), tuple(refuse), watch, seed)
         try:
             wire.write_message(self._requests, envelope.to_json(), buffers)
         except (BrokenPipeError, OSError) as exc:

@@ -177,9 +177,6 @@ class Worker:
             module = importlib.import_module(f"{PACKAGE}.{op.module}")
             self.pinned[(op.module, op.name)] = getattr(module, op.name)
             return None
-        if isinstance(op, protocol.Seed):
-            seed_global_generators(int(op.seed))
-            return None
         target = self.resolve(op.target, decoder)
         if isinstance(op, protocol.IsPinned):  # type(), not isinstance or __class__, which a class can make lie
             return protocol.Answer(type(target) is self.pinned.get((op.module, op.name))).to_json()
@@ -307,6 +304,8 @@ def serve(worker: Worker, requests: Any, responses: Any) -> None:
         encoder = worker.encoder()
         worker.refuse(envelope.refuse)
         worker.stack_watch.start(envelope.watch)
+        if envelope.seed is not None:
+            seed_global_generators(envelope.seed)
         reply = worker.run_guarded(envelope.operation, worker.decoder(buffers), encoder)
         synchronize_gpu()
         try:
