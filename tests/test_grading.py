@@ -68,3 +68,19 @@ def test_plugins_installed_on_the_machine_do_not_run_during_grading(tmp_path, mo
     result = grade_checks(a1, make_submission(tmp_path / "submission", a1, "reference"), mode="public")
     assert result.score == result.max_score
     assert not trace.exists()
+
+
+def test_the_graders_own_torch_work_runs_on_one_thread(tmp_path):
+    """The reference's computations on a check's small inputs gain nothing from more threads, and idle
+    threads spin-wait between round trips on the cores the worker and other gradings need."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        shipped = assignment("a2_cnn_torch")
+        result = grade_checks(shipped, make_submission(tmp_path / "sub", shipped), only="relu.forward")
+        assert result.tasks[0].outcome is Outcome.PASSED, result.tasks[0].message
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
