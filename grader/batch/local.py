@@ -36,7 +36,8 @@ from grader.sandbox.worker_process import reap_adopted_orphans
 
 POLL_S = 0.1
 # Imported once by the fork server, so that no grading process spends its time importing them.
-WARM_MODULES = ["grader.batch.local", "grader.batch.job", "grader.engine.grading", "grader.checking.gradcheck", "grader.oracle.sketches",
+WARM_MODULES = ["grader.batch.local", "grader.batch.job", "grader.engine.grading", "grader.engine.pytest_plugin",
+                "grader.engine.task_uses", "grader.checking.gradcheck", "grader.oracle.sketches", "grader.oracle.mistakes",
                 "grader.engine.training", "grader.data", "grader.sandbox.selfcheck", "grader.engine.submission", "grader.report.terminal",
                 "rich.console", "rich.table", "numpy.testing"]
 

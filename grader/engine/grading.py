@@ -10,27 +10,25 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional, TypeVar
 
 import numpy as np
 
 from grader import __version__
 from grader.assignment import Assignment, ConfigError, TaskSpec
-from grader.engine.pytest_plugin import GradingPlugin, run_checks
 from grader.engine.submission import PreparedSubmission
-from grader.engine.task_uses import point_to_failing_uses
-from grader.engine.training import run_training_tasks
 from grader.engine.training_place import TrainingPlace
 from grader.options import GradingChoices
-from grader.oracle.mistakes import load_catalogue
 from grader.oracle.reference import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
-from grader.oracle.sketches import Explainer, LiveExplainer, MistakeWorkers, ReplayExplainer, read_sketches
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
 from grader.sandbox.errors import WorkerFailure
 from grader.sandbox.levels import CONFINED_LEVELS, level_problem
 from grader.sandbox.remote import WorkerSession
 from grader.sandbox.selfcheck import SandboxRefused, choose_level, describe_level
 from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
+
+if TYPE_CHECKING:
+    from grader.oracle.sketches import Explainer
 
 PUBLIC_SEED = 0
 T = TypeVar("T")
@@ -224,6 +222,12 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         session.start()
         for module in preload:
             one_thread(importlib.import_module(module))
+        # What running the checks needs (pytest, the checking library, the mistakes' sketches: 0.15 s of
+        # imports) is imported here, once the worker is starting, not before it starts.
+        from grader.engine.pytest_plugin import GradingPlugin, run_checks
+        from grader.engine.task_uses import point_to_failing_uses
+        from grader.engine.training import run_training_tasks
+        from grader.oracle.sketches import LiveExplainer
         if options.mode == "official":
             assert assignment.reference_directory is not None
             if package is None:
@@ -343,6 +347,9 @@ def mistake_explainer(assignment: Assignment, mode: str, limits: Limits,
                       preload: tuple[str, ...]) -> Optional[Explainer]:
     """Live against the catalogue's mistakes in official mode, from the recorded sketches in
     public mode; None where there is neither."""
+    from grader.oracle.mistakes import load_catalogue
+    from grader.oracle.sketches import LiveExplainer, MistakeWorkers, ReplayExplainer, read_sketches
+
     if mode == "official":
         mistakes = load_catalogue(assignment)
         if not mistakes:
