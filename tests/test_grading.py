@@ -70,17 +70,27 @@ def test_plugins_installed_on_the_machine_do_not_run_during_grading(tmp_path, mo
     assert not trace.exists()
 
 
-def test_the_graders_own_torch_work_runs_on_one_thread(tmp_path):
+def test_the_graders_own_torch_work_runs_on_one_thread(tmp_path, monkeypatch):
     """The reference's computations on a check's small inputs gain nothing from more threads, and idle
     threads spin-wait between round trips on the cores the worker and other gradings need."""
     import torch
 
-    before = torch.get_num_threads()
+    from grader.engine import pytest_plugin
+
+    before, observed = torch.get_num_threads(), []
+    real_run_checks = pytest_plugin.run_checks
+
+    def run_checks(*args):
+        observed.append(torch.get_num_threads())
+        return real_run_checks(*args)
+
+    monkeypatch.setattr(pytest_plugin, "run_checks", run_checks)
     try:
         torch.set_num_threads(2)
         shipped = assignment("a2_cnn_torch")
         result = grade_checks(shipped, make_submission(tmp_path / "sub", shipped), only="relu.forward")
         assert result.tasks[0].outcome is Outcome.PASSED, result.tasks[0].message
-        assert torch.get_num_threads() == 1
+        assert observed == [1]
+        assert torch.get_num_threads() == 2  # the process's own setting, back when the grading ends
     finally:
         torch.set_num_threads(before)

@@ -228,7 +228,7 @@ def test_trainer_learns_a_few_images_and_keeps_the_best_parameters(ref, models):
     data = {"X_train": X, "y_train": y, "X_val": X, "y_val": y}
     network = tiny_network(models)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-2)
-    trainer = ref["trainer"].Trainer(network, optimizer, data, batch_size=10, num_epochs=60, verbose=False)
+    trainer = ref["trainer"].Trainer(network, optimizer, data, batch_size=10, num_epochs=100, verbose=False)
     trainer.train()
     assert trainer.best_val_acc == max(trainer.val_acc_history) >= 0.9
     assert trainer.check_accuracy(X, y) == trainer.best_val_acc

@@ -193,6 +193,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     session = new_session(submission.package, submission.scratch)
     isolated = IsolatedSessions(session, isolation, new_session)
     package = None
+    threads_restored: list[Callable[[], None]] = []
     try:
         if chosen is not None:
             assert proving is not None
@@ -221,7 +222,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             isolated.prepare(submission, assignment.reference_directory)
         session.start()
         for module in preload:
-            one_thread(importlib.import_module(module))
+            threads_restored.append(one_thread(importlib.import_module(module)))
         # What running the checks needs (pytest, the checking library, the mistakes' sketches: 0.15 s of
         # imports) is imported here, once the worker is starting, not before it starts.
         from grader.engine.pytest_plugin import GradingPlugin, run_checks
@@ -299,15 +300,20 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         isolated.cleanup()
         if package is not None:
             unload_reference_package(package)
+        for restore in threads_restored:
+            restore()
 
 
-def one_thread(framework: Any) -> None:
+def one_thread(framework: Any) -> Callable[[], None]:
     """The grader's own work in a framework is the reference's and the checks', on a check's small
     inputs: one thread. More would spin-wait between a check's round trips on the cores that its
     worker, and the other gradings of a batch, need (two batch jobs on two cores went from 27 to 40
-    submissions a minute)."""
-    if getattr(framework, "__name__", "") == "torch":
-        framework.set_num_threads(1)
+    submissions a minute). Returns what puts the process's setting back when the grading ends."""
+    if getattr(framework, "__name__", "") != "torch":
+        return lambda: None
+    before = framework.get_num_threads()
+    framework.set_num_threads(1)
+    return lambda: framework.set_num_threads(before)
 
 
 def _timed(function: Callable[..., T], *args: Any) -> tuple[T, float]:
