@@ -12,6 +12,7 @@ import pytest
 
 from grader.boundary import protocol, wire
 from grader.checking import call_keeping, fetch, inspect_call
+from grader.sandbox.errors import WorkerCrashed
 from grader.sandbox.remote import StudentProxy, WorkerSession
 from grader.sandbox.worker_process import Limits
 
@@ -160,3 +161,33 @@ def test_the_worker_answers_a_request_it_cannot_read_and_goes_on(tmp_path, monke
     second = protocol.Reply.from_json(wire.read_message(read_exactly, 1 << 20)[0])
     assert first.id == 1 and first.error is not None and "no such thing" in first.error.message
     assert second.id == 2 and second.ok
+
+
+FORKS_AT_IMPORT = """
+import os
+import time
+
+if os.fork() == 0:
+    time.sleep(30)
+    os._exit(0)
+
+
+def answer():
+    return 42
+"""
+
+
+def test_a_process_left_running_by_a_fresh_workers_first_request_is_charged_to_it(tmp_path):
+    """The worker's own process tree is measured on an empty request before the submission's first one,
+    so a module that leaves a process running at import is stopped for it, whatever request comes
+    first, rather than counted as part of the worker (and every later request charged instead)."""
+    package = tmp_path / "submission"
+    package.mkdir()
+    (package / "forks.py").write_text(FORKS_AT_IMPORT)
+    session = WorkerSession(package, Path(tempfile.mkdtemp(dir=tmp_path)), Limits(sandbox="process"))
+    try:
+        with pytest.raises(WorkerCrashed, match="importing forks.py stopped the worker: the code left 1 process"):
+            StudentProxy(session).forks.answer()
+    finally:
+        session.close()
+
