@@ -328,10 +328,15 @@ def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, n
         if not passed:
             raise _failure(name, input_name, g, x, comparison, mode, counter, tolerance, sizes, findings, step)
     finally:
-        measurements = _instruments.get().measurements
-        if measurements is not None:
-            measurements.append(Measurement(name, mode, int(x.size), counter.evaluations, counter.round_trips,
-                                             time.perf_counter() - start, passed))
+        _record(lambda: Measurement(name, mode, int(x.size), counter.evaluations, counter.round_trips,
+                                    time.perf_counter() - start, passed))
+
+
+def _record(measurement: Callable[[], Measurement]) -> None:
+    """Keeps the comparison's measurement where a `measuring()` block collects them (built only then)."""
+    measurements = _instruments.get().measurements
+    if measurements is not None:
+        measurements.append(measurement())
 
 
 def _passes_again(g: np.ndarray, first: Probes, failed: _Comparison, evaluate: _Counter, tolerance: Tolerance,
@@ -744,13 +749,17 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
     def loss_value(v: Any) -> float:
         return float(as_array(v, f"loss of {model_name}"))
 
-    joint = _JointProbes.along(inputs, step, rng) if expected is not None and _instruments.get().forced_mode is Mode.AUTO else None
+    def probed_alone(first: dict[str, Probes]) -> list[Group]:
+        return [probe(n)(p) for n in names for p in first[n].points()]
+
+    jointly = expected is not None and _instruments.get().forced_mode is Mode.AUTO
+    joint = _JointProbes.along(inputs, step, rng) if jointly else None
     first = {} if joint is not None else _parameter_probes(inputs, step, rng)
     groups = [[("call", model.loss, [X, y], {})]]
     if joint is not None:
         groups += [joint.group(model, params, point, ordinary) for point in joint.probes.points()]
     else:
-        groups += [probe(n)(p) for n in names for p in first[n].points()]
+        groups += probed_alone(first)
     answers = _run_shuffled(remote.session_of(model), rng, groups)
     loss, grads = expect_tuple(answers[0][0], 2, f"{model_name}.loss(X, y)")
     if expected is not None:
@@ -768,17 +777,15 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
     def label(name: str) -> str:
         return f"grads[{name!r}] of {model_name}.loss"
 
+    alone: Optional[list[list[Any]]] = answers  # the first group's answers, then each probe's
     if joint is not None:
         values = [loss_value(group[len(names)]) for group in answers[1:]]
         if joint.agrees(grads, values, tolerance, f"grads of {model_name}.loss, every parameter at once"):
-            first_values: dict[str, list[float]] = {}
+            alone = None
         else:  # each parameter on its own, as if the joint attempt had not been made
             first = _parameter_probes(inputs, step, rng)
-            batched = _run_shuffled(remote.session_of(model), rng,
-                                    [ordinary, *(probe(n)(p) for n in names for p in first[n].points())])
-            first_values = _values_by_parameter(first, [loss_value(group[1]) for group in batched[1:]])
-    else:
-        first_values = _values_by_parameter(first, [loss_value(group[1]) for group in answers[1:]])
+            alone = _run_shuffled(remote.session_of(model), rng, [ordinary, *probed_alone(first)])
+    first_values = {} if alone is None else _values_by_parameter(first, [loss_value(g[1]) for g in alone[1:]])
     for name in names:
         if name in first_values:
             def evaluate(points: list[np.ndarray], name: str = name) -> list[float]:
@@ -844,8 +851,6 @@ class _JointProbes:
         except CheckFailed:
             return False
         passed = _compare(self.probes.project(joined), self.probes.slopes(values), tolerance).passed
-        measurements = _instruments.get().measurements
-        if measurements is not None:
-            measurements.append(Measurement(name, Mode.DIRECTIONAL, int(joined.size), len(values), 1,
-                                            time.perf_counter() - start, passed))
+        _record(lambda: Measurement(name, Mode.DIRECTIONAL, int(joined.size), len(values), 1,
+                                    time.perf_counter() - start, passed))
         return passed

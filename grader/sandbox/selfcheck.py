@@ -386,7 +386,7 @@ def run_selfcheck(level: str, *, quick: bool = False, every_promise: bool = Fals
     a lower level does not give), the quick ones only with `quick`."""
     limits = dataclasses.replace(limits or default_limits(), sandbox=level)
     probe = _Probe(limits)
-    observations = []
+    observations: dict[str, Observation] = {}
     try:
         for key, promise in PROMISES.items():
             if (not every_promise and level not in promise.levels) or (quick and not promise.quick):
@@ -398,17 +398,13 @@ def run_selfcheck(level: str, *, quick: bool = False, every_promise: bool = Fals
                 held, observed = False, f"the probe's worker failed: {failure}"
             except StudentException as error:
                 held, observed = False, f"the probe raised {error}"
-            observations.append(Observation(promise, held, observed))
-        late = probe.late_arrivals()
-        observations = [Observation(o.promise, False, late[key]) if (key := _key_of(o.promise)) in late else o
-                        for o in observations]
+            observations[key] = Observation(promise, held, observed)
+        for key, seen in probe.late_arrivals().items():
+            if key in observations:
+                observations[key] = Observation(observations[key].promise, False, seen)
     finally:
         probe.close()
-    return observations
-
-
-def _key_of(promise: Promise) -> str:
-    return next(key for key, known in PROMISES.items() if known is promise)
+    return list(observations.values())
 
 
 # -- the verdict official grading acts on ------------------------------------------------------------------

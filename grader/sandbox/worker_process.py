@@ -126,7 +126,6 @@ class WorkerProcess:
             _live_workers.add(self.process.pid)
         self._seen: dict[int, str] = {}  # every process of the worker's tree seen, with its start time
         self._baseline_tree: int | None = None
-        self._measuring_baseline = False
         os.close(request_read)
         os.close(response_write)
         self._requests = os.fdopen(self._request_write, "wb", buffering=0)
@@ -222,8 +221,16 @@ class WorkerProcess:
                  seed: Optional[int] = None) -> tuple[dict, list[bytes]]:
         """Sends one request and waits up to `timeout_s` for its reply: the reply's header, unread
         (the worker wrote it), and its buffers."""
-        if self._baseline_tree is None and not self._measuring_baseline and self.limits.sandbox != "none":
-            self._measure_baseline(timeout_s)
+        if self._baseline_tree is None and self.limits.sandbox != "none":
+            # The worker's own process tree (and, under bwrap, bubblewrap's two), measured on the answer
+            # to an empty request: one that ran none of the submission's code, so that processes a
+            # first request of the submission's leaves running count against it, not into the baseline.
+            self._round_trip(protocol.Batch(()), [], timeout_s, (), (), None, None)
+        return self._round_trip(operation, buffers, timeout_s, release, refuse, watch, seed)
+
+    def _round_trip(self, operation: protocol.Operation, buffers: list[bytes], timeout_s: float,
+                    release: Sequence[int], refuse: Sequence[protocol.RefusedPlace],
+                    watch: Optional[protocol.StackWatchSettings], seed: Optional[int]) -> tuple[dict, list[bytes]]:
         request_id = self._next_id
         self._next_id += 1
         envelope = protocol.Envelope(request_id, operation, tuple(release), tuple(refuse), watch, seed)
@@ -260,16 +267,6 @@ class WorkerProcess:
         self.answered = True
         return header, reply_buffers
 
-    def _measure_baseline(self, timeout_s: float) -> None:
-        """The worker's own process tree (and, under bwrap, bubblewrap's two), measured on the answer
-        to an empty request: one that ran none of the submission's code, so that processes a first
-        request of the submission's leaves running count against it, not into the baseline."""
-        self._measuring_baseline = True
-        try:
-            self.exchange(protocol.Batch(()), [], timeout_s)
-        finally:
-            self._measuring_baseline = False
-
     def _check_nothing_left_running(self) -> None:
         """Processes the code started and left running when it answered cost this request, not a
         later one that the process watch would otherwise interrupt."""
@@ -277,7 +274,7 @@ class WorkerProcess:
             return
         size = len(process_tree(self.process.pid))
         if self._baseline_tree is None:
-            self._baseline_tree = size  # see `_measure_baseline`
+            self._baseline_tree = size  # on the answer to the empty request (see `exchange`)
         elif size > self._baseline_tree:
             extra = size - self._baseline_tree
             self.kill(f"left {extra} process(es) running after it answered")
