@@ -70,6 +70,39 @@ def test_plugins_installed_on_the_machine_do_not_run_during_grading(tmp_path, mo
     assert not trace.exists()
 
 
+def test_what_the_grader_loads_is_frozen_for_the_collector_during_the_checks(tmp_path, monkeypatch):
+    """The framework, the reference and pytest stay out of the cyclic collector's full passes while the
+    checks run (each pass would walk them all); the collector runs for what the checks make, and the
+    process gets its objects and collector back as they were when the grading ends, failed or not."""
+    import gc
+
+    from grader.engine import pytest_plugin
+
+    observed = []
+    real_run_checks = pytest_plugin.run_checks
+
+    def run_checks(*args):
+        observed.append((gc.isenabled(), gc.get_freeze_count()))
+        return real_run_checks(*args)
+
+    monkeypatch.setattr(pytest_plugin, "run_checks", run_checks)
+    a1 = assignment("a1_fc_numpy")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    result = grade_checks(a1, make_submission(tmp_path / "sub", a1, "reference"), mode="public", only="affine.forward")
+    assert result.tasks[0].outcome is Outcome.PASSED, result.tasks[0].message
+    [(enabled, frozen)] = observed
+    assert enabled and frozen > 10_000
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+    def broken_run_checks(*args):
+        raise RuntimeError("the checks broke")
+
+    monkeypatch.setattr(pytest_plugin, "run_checks", broken_run_checks)
+    with pytest.raises(RuntimeError, match="the checks broke"):
+        grade_checks(a1, make_submission(tmp_path / "again", a1, "reference"), mode="public", only="affine.forward")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
 def test_the_graders_own_torch_work_runs_on_one_thread(tmp_path, monkeypatch):
     """The reference's computations on a check's small inputs gain nothing from more threads, and idle
     threads spin-wait between round trips on the cores the worker and other gradings need."""

@@ -110,6 +110,11 @@ def draws():
     import random
     import numpy as np
     return [random.random(), float(np.random.rand())]
+
+
+def collector():
+    import gc
+    return [gc.isenabled(), gc.get_freeze_count()]
 '''
 
 
@@ -138,6 +143,13 @@ def test_the_check_operations_work_on_the_students_objects(session):
     assert np.array_equal(record.result, [2.0, 2.0]) and np.array_equal(record.args[0], [2.0, 2.0])
     kept = call_keeping(StudentProxy(session).models.double, (1, 2), items=[1])  # (1, 2, 1, 2), item 1 kept
     assert kept[0] == 1 and list(kept[2:]) == [1, 2] and fetch(kept[1]) == 2
+
+
+def test_what_the_worker_loads_before_the_submission_is_frozen_for_the_collector(session):
+    """The worker's libraries stay out of the cyclic collector's full passes (each would walk them
+    all), and the collector still runs for what the submission makes."""
+    enabled, frozen = StudentProxy(session).models.collector()
+    assert enabled and frozen > 1000
 
 
 def test_the_worker_answers_a_request_it_cannot_read_and_goes_on(tmp_path, monkeypatch):
