@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, yardstick  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_S = 0.3
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["official", "public"], default="official")
     args = parser.parse_args()
     print(f"machine: {describe_machine()}")
+    print(yardstick())
     print(f"{args.submissions} copies of the reference of {args.assignment}, {args.mode} mode, tasks scored by checks")
     rows = []
     job_counts = [int(j) for j in args.jobs.split(",")]

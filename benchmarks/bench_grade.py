@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, yardstick  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GOALS_S = {"a1_fc_numpy": 1.5, "a2_cnn_torch": 3.0, "a3_resnet_pytorch": 3.0}
@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["official", "public"], default="official")
     args = parser.parse_args()
     print(f"machine: {describe_machine()}")
+    print(yardstick())
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-grade-") as folder:
         for assignment in args.assignment.split(","):
