@@ -1,5 +1,7 @@
 """The recorded public fixtures are current, and a stale or missing recording is detected."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,64 @@ def test_two_paths_of_one_module_passed_as_arguments_are_different_arguments():
     first, second = _keyed(module.PlainBlock), _keyed(module.ResidualBlock)
     assert _digest("call", first) != _digest("call", second)
     assert _keyed(module) == ("<reference object>", "module:models")  # recorded keys of whole objects unchanged
+
+
+REFERENCE_LAYERS = '''
+import numpy as np
+
+
+def answer(x):
+    return {"v": np.arange(3.0) * x}
+
+
+def doubled_in_place(x):
+    x *= 2
+    return x
+'''
+
+
+@pytest.fixture
+def tiny_reference(tmp_path, monkeypatch):
+    package = tmp_path / "site" / "tiny_reference"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(REFERENCE_LAYERS)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    yield "tiny_reference"
+    for name in ("tiny_reference", "tiny_reference.layers"):
+        sys.modules.pop(name, None)
+
+
+def test_an_answer_changed_in_place_changes_neither_the_recording_nor_the_next_answer(tiny_reference, tmp_path):
+    """A check owns what the reference answers: changing it in place reaches neither the recording
+    being made nor the answer replayed when the check (or a later one) asks the same again."""
+    from grader.oracle.reference import RecordingBackend, ReferenceOracle, ReplayBackend, fixture_file_bytes
+
+    recording = RecordingBackend(tiny_reference)
+    recording.module = "test_layers"
+    answered = ReferenceOracle(recording).layers.answer(2.0)
+    answered["v"][:] = -1.0
+    [entry] = recording.recorded["test_layers"].values()
+    assert np.array_equal(entry.value["v"], [0.0, 2.0, 4.0])
+
+    (tmp_path / f"test_layers{FIXTURE_SUFFIX}").write_bytes(fixture_file_bytes(recording.recorded["test_layers"]))
+    replay = ReplayBackend(tmp_path)
+    replay.module = "test_layers"
+    oracle = ReferenceOracle(replay)
+    first = oracle.layers.answer(2.0)
+    first["v"][:] = -1.0
+    assert np.array_equal(oracle.layers.answer(2.0)["v"], [0.0, 2.0, 4.0])
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_the_live_reference_changes_no_argument_of_the_check(tiny_reference, library):
+    """Arguments reach the live reference as copies (with their layout), so a reference function that
+    changes its input in place leaves the check's array as it was."""
+    import torch
+
+    from grader.oracle.reference import LiveBackend, ReferenceOracle
+
+    x = np.arange(6.0).reshape(2, 3).T if library == "numpy" else torch.arange(6.0).reshape(2, 3).T
+    before = x.copy() if library == "numpy" else x.clone()
+    answer = ReferenceOracle(LiveBackend(tiny_reference)).layers.doubled_in_place(x)
+    assert (answer == 2 * before).all() and (x == before).all()

@@ -8,6 +8,8 @@ after the history of the object it was done to). Three backends share the keys:
 Answers are normalised through the wire format in every backend, so a check sees the same types
 whichever answered it. Arguments are copied before a live call, so the reference never changes
 the check's arrays; `inspect_call` shows what the call did to them, as it does for the student.
+Every backend's `answer` is a new value, which the check may change in place without changing a
+recording or a later answer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from grader.boundary import wire
 from grader.boundary.packages import install_package, uninstall_package
@@ -83,13 +87,15 @@ class LiveBackend:
         return self.normalise(key, value)
 
     def normalise(self, key: str, value: Any) -> Entry:
+        """The answer as the wire would carry it (so a check sees the same types whichever backend
+        answered), rebuilt from one encoding: a new value, which the caller owns."""
         encoder = wire.Encoder(_refuse)
         try:
-            encoder.encode(value)
+            node = encoder.encode(value)
         except _NotPlain:
             self.objects[key] = value
             return Entry(True, type(value).__name__)
-        return Entry(False, wire.unpack(wire.pack(value)))
+        return Entry(False, wire.Decoder(encoder.buffers, _no_handles).decode(node))
 
 
 class _NotPlain(Exception):
@@ -100,6 +106,10 @@ def _refuse(value: Any) -> Any:
     raise _NotPlain
 
 
+def _no_handles(ref: wire.HandleRef) -> Any:
+    raise wire.WireError("a reference answer holds no handles")
+
+
 class RecordingBackend(LiveBackend):
     def __init__(self, package: str):
         super().__init__(package)
@@ -108,7 +118,8 @@ class RecordingBackend(LiveBackend):
 
     def answer(self, key: str, compute: Any) -> Entry:
         entry = super().answer(key, compute)
-        self.recorded.setdefault(self.module, {})[key] = entry
+        # The recording keeps its own copy: the check owns the answer and may change it in place.
+        self.recorded.setdefault(self.module, {})[key] = Entry(entry.is_object, copy.deepcopy(entry.value))
         return entry
 
 
@@ -126,7 +137,8 @@ class ReplayBackend:
             raise MissingFixture(
                 f"the recorded reference answers ({self.directory.name}/{self.module}{FIXTURE_SUFFIX}) have no "
                 f"answer for this check's inputs; the fixtures are out of date (instructors: `grader fixtures`)")
-        return entries[key]
+        entry = entries[key]  # answered again wherever a check asks again: the check gets a copy
+        return Entry(entry.is_object, copy.deepcopy(entry.value))
 
 
 def read_fixture_file(path: Path) -> dict[str, Entry]:
@@ -184,7 +196,7 @@ class ReferenceObject:
         entry = self.__oracle.backend.answer(key, compute)
         if entry.is_object:
             return ReferenceObject(self.__oracle, key, [], key, type_name=str(entry.value))
-        return copy.deepcopy(entry.value)
+        return entry.value  # every backend answers with a new value, the check's own to change
 
     def __live__(self) -> Any:
         """The live object this path reaches (live and recording backends only)."""
@@ -242,7 +254,20 @@ class ReferenceOracle:
             return type(value)(self.live_args(v) for v in value)
         if type(value) is dict:
             return {k: self.live_args(v) for k, v in value.items()}
-        return copy.deepcopy(value)
+        return _copied(value)
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy. An array or a plain tensor (most of what checks pass) copies itself, with its
+    layout, several times faster than `copy.deepcopy` does it."""
+    if type(value) is np.ndarray and not value.dtype.hasobject:
+        return value.copy(order="K")
+    torch = sys.modules.get("torch")
+    if (torch is not None and type(value) is torch.Tensor and value.layout == torch.strided and value.is_leaf
+            and value.grad is None):
+        copied = value.detach().clone()  # the format preserved: a dense tensor keeps its strides
+        return copied.requires_grad_() if value.requires_grad else copied
+    return copy.deepcopy(value)
 
 
 def load_reference_package(assignment_id: str, reference_directory: Path, assignment_directory: Path) -> str:
