@@ -57,6 +57,29 @@ def test_tensors_round_trip_and_subclasses_are_rebuilt_as_base_tensors():
     assert round_trip(torch.float64) is torch.float64
 
 
+@pytest.mark.parametrize("view", ["transposed", "strided", "conjugated", "negated", "bfloat16", "empty", "scalar",
+                                  "requires_grad"])
+def test_tensor_views_arrive_with_their_values(view):
+    """A tensor crosses as its values in row-major order, whatever view it is: a transposed or strided
+    one, a lazily conjugated or negated complex one (whose stored bytes are not its values), a dtype
+    NumPy lacks."""
+    complex_values = torch.randn(2, 3, dtype=torch.complex64)
+    tensor = {"transposed": torch.randn(3, 4, dtype=torch.float64).T, "strided": torch.arange(10)[::3],
+              "conjugated": complex_values.conj(), "negated": complex_values.conj().imag,
+              "bfloat16": torch.randn(3, 4).to(torch.bfloat16).T, "empty": torch.empty(0, 3),
+              "scalar": torch.tensor(2.5), "requires_grad": torch.randn(3, requires_grad=True) * 2}[view]
+    back = round_trip(tensor)
+    assert back.dtype == tensor.dtype and back.shape == tensor.shape
+    assert torch.equal(back.detach(), tensor.detach().resolve_conj().resolve_neg())
+    assert back.requires_grad == tensor.requires_grad
+
+
+def test_sparse_tensors_are_refused_on_the_grader_side():
+    for tensor in (torch.eye(3).to_sparse(), torch.eye(3).to_sparse_csr()):
+        with pytest.raises(wire.WireError):
+            round_trip(tensor)
+
+
 def test_objects_are_refused_on_the_grader_side():
     with pytest.raises(wire.WireError):
         wire.pack(object())

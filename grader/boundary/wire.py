@@ -136,10 +136,16 @@ class Encoder:
 
     def _tensor(self, tensor: Any, torch: Any) -> Any:
         dtype_name = str(tensor.dtype).removeprefix("torch.")
-        if dtype_name not in TORCH_DTYPES or tensor.is_sparse or tensor.is_quantized:
+        if dtype_name not in TORCH_DTYPES or tensor.layout != torch.strided or tensor.is_quantized:
             return self._on_object(tensor)
-        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
-        data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+        flat = tensor.detach()
+        if flat.device.type != "cpu":
+            flat = flat.cpu()
+        if dtype_name != "bfloat16" and not flat.is_conj() and not flat.is_neg():
+            data = flat.numpy().tobytes()  # in row-major order, whatever the layout
+        else:  # no NumPy type (bfloat16), or a lazily conjugated or negated view: its bytes as stored
+            flat = flat.resolve_conj().resolve_neg().contiguous().reshape(-1)
+            data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
         return {"$": "tensor", "dtype": dtype_name, "shape": list(tensor.shape),
                 "device": str(tensor.device), "requires_grad": bool(tensor.requires_grad),
                 "buf": self._buffer(data)}
@@ -249,11 +255,11 @@ class Decoder:
         dtype = getattr(torch, dtype_name)
         shape = _shape(node.get("shape"))
         data = self._buffer(node)
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        if len(data) != math.prod(shape) * itemsize:
+        if len(data) != math.prod(shape) * dtype.itemsize:
             raise WireError(f"tensor of shape {tuple(shape)} and dtype {dtype_name} has {len(data)} bytes")
-        raw = torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
-        tensor = raw.view(dtype).reshape(shape).clone()
+        # Over a fresh bytearray, then cloned: a writable, owning, resizable tensor built by this code.
+        raw = torch.frombuffer(bytearray(data), dtype=dtype) if data else torch.empty(0, dtype=dtype)
+        tensor = raw.reshape(shape).clone()
         device = node.get("device", "cpu")
         if type(device) is not str:
             raise WireError("bad tensor device")
