@@ -96,12 +96,13 @@ def main() -> None:
     parser.add_argument("--mode", choices=["official", "public"], default="official")
     args = parser.parse_args()
     print(f"machine: {describe_machine()}")
-    print(yardstick())
+    print(f"before: {yardstick()}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-grade-") as folder:
         for assignment in args.assignment.split(","):
             runs = [grade_once(assignment, args.mode, Path(folder)) for _ in range(args.runs)]
             rows.append((assignment, runs))
+    print(f"after: {yardstick()}")
     print(f"\ngrader grade A --mode {args.mode} --skip-training, reference, {args.runs} runs each (medians of the split)")
     print("| assignment | median | min | max | goal | start-up | proof* | reference* | collection | checks | teardown "
           "| peak memory |")
