@@ -64,6 +64,23 @@ def test_the_seed_travels_with_the_next_request_and_sets_the_generators_before_i
     assert draws() != first
 
 
+def test_the_seed_sets_torchs_generator_where_torch_is_loaded(tmp_path):
+    package = tmp_path / "submission"
+    package.mkdir()
+    (package / "models.py").write_text(SHADOWING_MODEL)
+    session = WorkerSession(package, Path(tempfile.mkdtemp(dir=tmp_path)), Limits(sandbox="process"), preload=("torch",))
+    try:
+        draws = StudentProxy(session).models.torch_draws
+        session.seed_global_generators(5)
+        first = draws()
+        session.seed_global_generators(5)
+        assert draws() == first
+        session.seed_global_generators(6)
+        assert draws() != first
+    finally:
+        session.close()
+
+
 def test_a_reply_is_read_field_by_field():
     reply = protocol.Reply.from_json({"ok": False, "id": 3, "error": {
         "type": 7, "message": ["x"], "is_not_implemented": "yes", "location": ["a.py", "3"], "refused": "0",
@@ -110,6 +127,11 @@ def draws():
     import random
     import numpy as np
     return [random.random(), float(np.random.rand())]
+
+
+def torch_draws():
+    import torch
+    return torch.rand(2).tolist()
 
 
 def collector():
