@@ -326,8 +326,8 @@ class LoadedObjects:
     each) a few times while torch imports and a few times more during the checks. The collector
     pauses from the start of a grading until the checks begin (an import makes little cyclic garbage),
     then what is loaded is frozen and the collector resumes for what the checks make. `release`
-    hands the objects back to the collector when the grading ends, unless something froze objects
-    before (a batch's fork server), which keeps its freeze."""
+    hands the objects back to the collector when the grading ends, unless objects were frozen before
+    the grading began (by a program that runs gradings in its own process), which stay frozen."""
 
     def __init__(self) -> None:
         self._was_enabled = gc.isenabled()

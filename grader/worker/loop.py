@@ -48,12 +48,15 @@ def seed_global_generators(seed: int) -> None:
     torch = sys.modules.get("torch")
     if torch is None:
         return
-    if torch.cuda.is_available():
-        torch.manual_seed(seed)  # every device's generator
-    else:
-        # The CPU's only: torch.manual_seed also queues a seeding for each lazily started device kind
-        # (CUDA, XPU, MTIA), recording the caller's stack each time (0.1 ms, at every check).
-        torch.default_generator.manual_seed(seed)
+    # The generators of the devices a check can run on: the CPU's, CUDA's (seeded once it starts) where
+    # torch was built for it, and a Mac's GPU where it has one. torch.manual_seed queues a seeding for
+    # every device kind torch knows (XPU, MTIA too), recording the caller's stack for each: 0.1 ms at
+    # every check, on a machine that has none of them.
+    torch.default_generator.manual_seed(seed)
+    if torch.version.cuda is not None or torch.version.hip is not None:
+        torch.cuda.manual_seed_all(seed)
+    if torch.backends.mps.is_available():
+        torch.mps.manual_seed(seed)
 
 
 class NotCalledAgain(BaseException):
