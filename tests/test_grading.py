@@ -1,6 +1,9 @@
 """Every assignment graded end to end: the reference earns every point of every task scored by
 checks, the untouched stubs earn none and say so, in official and in public mode."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from grader.results import Outcome
@@ -101,6 +104,28 @@ def test_what_the_grader_loads_is_frozen_for_the_collector_during_the_checks(tmp
     with pytest.raises(RuntimeError, match="the checks broke"):
         grade_checks(a1, make_submission(tmp_path / "again", a1, "reference"), mode="public", only="affine.forward")
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_pydantic_plugins_installed_on_the_machine_do_not_run_in_the_grader(tmp_path):
+    """A pydantic plugin the machine has installed (an entry point in the `pydantic` group) would run
+    inside the grader when it validates an assignment's configuration; it must not."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    (site / "intruding_validator-1.0.dist-info").mkdir(parents=True)
+    (site / "intruding_validator-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: intruding-validator\nVersion: 1.0\n")
+    (site / "intruding_validator-1.0.dist-info" / "entry_points.txt").write_text(
+        "[pydantic]\nintruding = intruding_validator\n")
+    trace = tmp_path / "plugin_ran"
+    (site / "intruding_validator.py").write_text(f"open({str(trace)!r}, 'w').close()\n")
+    repository = Path(__file__).resolve().parent.parent
+    code = "from grader.assignment import load_assignment; load_assignment('a1_fc_numpy')"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(repository)])}
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+    subprocess.run([sys.executable, "-c", code], cwd=repository, env=env, check=True, timeout=120)
+    assert not trace.exists()
 
 
 def test_the_graders_own_torch_work_runs_on_one_thread(tmp_path, monkeypatch):
