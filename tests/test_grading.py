@@ -54,18 +54,23 @@ def test_the_cuda_variant_of_a_check_draws_the_inputs_of_its_cpu_twin():
     assert seed_name(plain) == plain.nodeid
 
 
+def install_plugin(site, group, module, source):
+    """`module` installed in the folder `site` the way pip installs a plugin: an entry point of `group`
+    in its distribution's metadata."""
+    metadata = site / f"{module}-1.0.dist-info"
+    metadata.mkdir(parents=True)
+    (metadata / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
+    (metadata / "entry_points.txt").write_text(f"[{group}]\nintruding = {module}\n")
+    (site / f"{module}.py").write_text(source)
+    return site
+
+
 def test_plugins_installed_on_the_machine_do_not_run_during_grading(tmp_path, monkeypatch):
     """A pytest plugin the machine has installed (found through its entry point, the way pip installs
     one) must not run while the checks do: it could reorder or reseed them, or write files."""
-    site = tmp_path / "site"
-    (site / "intruding_plugin-1.0.dist-info").mkdir(parents=True)
-    (site / "intruding_plugin-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: intruding-plugin\nVersion: 1.0\n")
-    (site / "intruding_plugin-1.0.dist-info" / "entry_points.txt").write_text(
-        "[pytest11]\nintruding = intruding_plugin\n")
     trace = tmp_path / "plugin_ran"
-    (site / "intruding_plugin.py").write_text(
-        f"def pytest_configure(config):\n    open({str(trace)!r}, 'w').close()\n")
+    site = install_plugin(tmp_path / "site", "pytest11", "intruding_plugin",
+                          f"def pytest_configure(config):\n    open({str(trace)!r}, 'w').close()\n")
     monkeypatch.syspath_prepend(str(site))
     a1 = assignment("a1_fc_numpy")
     result = grade_checks(a1, make_submission(tmp_path / "submission", a1, "reference"), mode="public")
@@ -112,14 +117,8 @@ def test_pydantic_plugins_installed_on_the_machine_do_not_run_in_the_grader(tmp_
     import subprocess
     import sys
 
-    site = tmp_path / "site"
-    (site / "intruding_validator-1.0.dist-info").mkdir(parents=True)
-    (site / "intruding_validator-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: intruding-validator\nVersion: 1.0\n")
-    (site / "intruding_validator-1.0.dist-info" / "entry_points.txt").write_text(
-        "[pydantic]\nintruding = intruding_validator\n")
     trace = tmp_path / "plugin_ran"
-    (site / "intruding_validator.py").write_text(f"open({str(trace)!r}, 'w').close()\n")
+    site = install_plugin(tmp_path / "site", "pydantic", "intruding_validator", f"open({str(trace)!r}, 'w').close()\n")
     repository = Path(__file__).resolve().parent.parent
     code = "from grader.assignment import load_assignment; load_assignment('a1_fc_numpy')"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(repository)])}
