@@ -16,6 +16,12 @@ from grader.options import DataSource
 from grader.results import Visibility
 from grader.yaml_text import load_yaml
 
+# Pydantic plugins installed on the machine do not run inside the grader (no more than pytest's do),
+# and their search through every installed package's metadata is not made at each start. Set before
+# the first model is defined (here, or in a module that imports this one first); only the grader's
+# process has it, never the worker's environment.
+os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+
 # Gradescope's words for when a student sees a test's score.
 
 
