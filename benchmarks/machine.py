@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import subprocess
+import sys
+import time
 
 
 def describe_machine() -> str:
@@ -30,11 +34,6 @@ def yardstick() -> str:
     """How fast this machine is right now, in two fixed workloads that dominate a grading: a fresh
     interpreter importing torch (each grading does it twice) and a pure-Python loop. A shared VM's
     speed moves by tens of percent from day to day; figures from two days compare through these."""
-    import statistics
-    import subprocess
-    import sys
-    import time
-
     def wall(code: str) -> float:
         began = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

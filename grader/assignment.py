@@ -22,8 +22,6 @@ from grader.yaml_text import load_yaml
 # process has it, never the worker's environment.
 os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
 
-# Gradescope's words for when a student sees a test's score.
-
 
 class ConfigError(Exception):
     """A configuration problem, located: which file, which key, what was expected."""
