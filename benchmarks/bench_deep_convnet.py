@@ -3,6 +3,12 @@ backward passes around the fast convolution) against the same network written wi
 batch, same device, in one run (budget: at least 0.8 x), and the time the reference's
 `create_convolutional_solver_instance` takes to reach the synthetic target.
 
+It first counts the kernels of one training step of each (any device: the count is the same on a
+CPU). On a GPU a small network's step is bound by their launches, so the count explains the ratio:
+the course's layers compute batch normalization and Adam in one operation per term of their formulas,
+and the update rules take one parameter at a time, where torch.nn has one kernel per layer and updates
+all parameters in a few fused kernels.
+
     python benchmarks/bench_deep_convnet.py [--device cuda|cpu] [--steps 20] [--skip-target]
 """
 
@@ -16,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,23 +47,22 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def course_step_time(models, optim, device, batch, steps) -> list[float]:
+def course_step(models, optim, device, batch):
+    """One training step of the course layers' DeepConvNet with Adam, as the Solver takes it."""
     model = models.DeepConvNet(num_filters=NUM_FILTERS, max_pools=MAX_POOLS, batchnorm=True, weight_scale="kaiming",
                                dtype=torch.float32, device=device)
     configs = {name: {"learning_rate": 1e-3} for name in model.params}
     X = torch.randn(batch, 3, 32, 32, device=device)
     y = torch.randint(10, (batch,), device=device)
-    times = []
-    for step in range(steps + 3):
-        synchronize(device)
-        start = time.perf_counter()
-        _, grads = model.loss(X, y)
+
+    def loss_and_gradients():
+        return model.loss(X, y)[1]
+
+    def update(grads):
         for name, value in model.params.items():
             model.params[name], configs[name] = optim.adam(value, grads[name], configs[name])
-        synchronize(device)
-        if step >= 3:  # warm-up steps excluded
-            times.append(time.perf_counter() - start)
-    return times
+
+    return loss_and_gradients, update
 
 
 def torch_nn_network() -> torch.nn.Module:
@@ -70,22 +76,63 @@ def torch_nn_network() -> torch.nn.Module:
     return torch.nn.Sequential(*layers, torch.nn.Flatten(), torch.nn.Linear(channels * size * size, 10))
 
 
-def torch_step_time(device, batch, steps) -> list[float]:
+def torch_nn_step(device, batch, foreach=None):
+    """The same step in torch.nn with torch.optim.Adam (one fused update over all parameters on a GPU:
+    `foreach`, torch's default there)."""
     network = torch_nn_network().to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3, foreach=foreach)
     X = torch.randn(batch, 3, 32, 32, device=device)
     y = torch.randint(10, (batch,), device=device)
-    times = []
-    for step in range(steps + 3):
-        synchronize(device)
-        start = time.perf_counter()
+
+    def loss_and_gradients():
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(network(X), y).backward()
+
+    def update(_):
         optimizer.step()
+
+    return loss_and_gradients, update
+
+
+def step_times(step, device, steps) -> list[float]:
+    loss_and_gradients, update = step
+    times = []
+    for index in range(steps + 3):
         synchronize(device)
-        if step >= 3:
+        start = time.perf_counter()
+        update(loss_and_gradients())
+        synchronize(device)
+        if index >= 3:  # warm-up steps excluded
             times.append(time.perf_counter() - start)
     return times
+
+
+class KernelCount(TorchDispatchMode):
+    """Counts the operations that run a kernel: on a GPU each is a launch, whose host-side cost
+    bounds a small network's step. Views, allocations and the profiler's markers run none."""
+
+    NO_KERNEL = {"_unsafe_view", "empty", "empty_strided", "empty_like"}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace == "aten" and not func.is_view and func.overloadpacket.__name__ not in self.NO_KERNEL:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def kernel_counts(step) -> tuple[int, int]:
+    """Kernels of the forward and backward pass and of the update, counted on a step after the first
+    (whose state is made then)."""
+    loss_and_gradients, update = step
+    update(loss_and_gradients())
+    with KernelCount() as forward_backward:
+        grads = loss_and_gradients()
+    with KernelCount() as updating:
+        update(grads)
+    return forward_backward.count, updating.count
 
 
 def time_to_synthetic_target(device: str, target: float, limit_s: float) -> tuple[float, float]:
@@ -123,8 +170,14 @@ def main() -> None:
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else "none"
     print(f"machine: {describe_machine()}, torch {torch.__version__}, device {args.device} (GPU: {gpu})")
     models, optim = load_reference()
-    course = statistics.median(course_step_time(models, optim, args.device, args.batch, args.steps))
-    native = statistics.median(torch_step_time(args.device, args.batch, args.steps))
+    counts = {"course": kernel_counts(course_step(models, optim, args.device, 4)),
+              "torch.nn": kernel_counts(torch_nn_step(args.device, 4, foreach=True))}
+    print("| kernels per training step | forward + backward | update | total |")
+    print("|---|---|---|---|")
+    for name, (forward_backward, updating) in counts.items():
+        print(f"| {name} | {forward_backward} | {updating} | {forward_backward + updating} |")
+    course = statistics.median(step_times(course_step(models, optim, args.device, args.batch), args.device, args.steps))
+    native = statistics.median(step_times(torch_nn_step(args.device, args.batch), args.device, args.steps))
     ratio = native / course
     print("| network (batch %d, %s) | images/s | relative |" % (args.batch, args.device))
     print("|---|---|---|")

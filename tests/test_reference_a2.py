@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from grader.boundary.packages import install_package, uninstall_package
 from mutants_a2 import MUTANTS, apply
@@ -582,6 +583,38 @@ def test_optimizer_defaults(optim, rule, defaults):
     _, config = getattr(optim, rule)(torch.ones(3), torch.ones(3), {})
     for key, value in defaults.items():
         assert config[key] == value
+
+
+class OperationNames(TorchDispatchMode):
+    """The names of the torch operations run inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("rule", ["sgd_momentum", "rmsprop", "adam"])
+def test_provided_defaults_make_no_state_that_is_already_there(optim, rule):
+    # Every training step runs the provided lines of each rule for each parameter: on a GPU a zero
+    # tensor made and thrown away there is a launch per parameter per step.
+    w = torch.ones(3)
+    _, config = getattr(optim, rule)(w, w, {})
+    with OperationNames() as later_step:
+        getattr(optim, rule)(w, w, config)
+    assert not {"zeros", "zeros_like"} & set(later_step.names)
+
+
+def test_provided_batchnorm_defaults_make_no_running_averages_that_are_there(layers):
+    x, gamma, beta = torch.randn(6, 3), torch.ones(3), torch.zeros(3)
+    bn_param = {"mode": "train"}
+    layers.BatchNorm.forward(x, gamma, beta, bn_param)
+    with OperationNames() as later_step:
+        layers.BatchNorm.forward(x, gamma, beta, bn_param)
+    assert not {"zeros", "zeros_like"} & set(later_step.names)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -8,7 +8,7 @@ Every rule has the same interface:
 - dw: Tensor of the same shape, dtype and device as w, the gradient of the loss with respect to w
 - config: Dictionary of hyper-parameters (learning rate, ...) and of the state the rule keeps
   between steps (velocity, moving averages, ...). The rule sets missing entries to their
-  defaults with config.setdefault, updates its state in this same dictionary, and returns it.
+  defaults, updates its state in this same dictionary, and returns it.
   Passing None starts from an empty dictionary.
 
 The rule returns the updated weights as next_w, of w's dtype and device: a new tensor, or w
@@ -56,7 +56,9 @@ def sgd_momentum(w, dw, config=None):
         config = {}
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("momentum", 0.9)
-    config.setdefault("velocity", torch.zeros_like(w))
+    # Tensors are made only when missing: setdefault's default would be made at every step.
+    if "velocity" not in config:
+        config["velocity"] = torch.zeros_like(w)
 
     next_w = None
     # BEGIN YOUR CODE
@@ -85,7 +87,8 @@ def rmsprop(w, dw, config=None):
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("decay_rate", 0.99)
     config.setdefault("epsilon", 1e-8)
-    config.setdefault("cache", torch.zeros_like(w))
+    if "cache" not in config:
+        config["cache"] = torch.zeros_like(w)
 
     next_w = None
     # BEGIN YOUR CODE
@@ -124,8 +127,10 @@ def adam(w, dw, config=None):
     config.setdefault("beta1", 0.9)
     config.setdefault("beta2", 0.999)
     config.setdefault("epsilon", 1e-8)
-    config.setdefault("m", torch.zeros_like(w))
-    config.setdefault("v", torch.zeros_like(w))
+    if "m" not in config:
+        config["m"] = torch.zeros_like(w)
+    if "v" not in config:
+        config["v"] = torch.zeros_like(w)
     config.setdefault("t", 0)
 
     next_w = None

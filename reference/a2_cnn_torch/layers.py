@@ -326,8 +326,13 @@ class BatchNorm:
         eps = bn_param.get("eps", 1e-5)
         momentum = bn_param.get("momentum", 0.9)
         N, D = x.shape
-        running_mean = bn_param.get("running_mean", torch.zeros(D, dtype=x.dtype, device=x.device))
-        running_var = bn_param.get("running_var", torch.zeros(D, dtype=x.dtype, device=x.device))
+        # Zeros made only when missing: a default of get() would be made at every call.
+        running_mean = bn_param.get("running_mean")
+        if running_mean is None:
+            running_mean = torch.zeros(D, dtype=x.dtype, device=x.device)
+        running_var = bn_param.get("running_var")
+        if running_var is None:
+            running_var = torch.zeros(D, dtype=x.dtype, device=x.device)
 
         out, cache = None, None
         # BEGIN YOUR CODE
