@@ -109,6 +109,20 @@ def test_malformed_or_dangerous_nodes_are_refused(node, buffers):
         wire.unpack(forge(node, buffers))
 
 
+def test_a_bool_sent_as_a_byte_other_than_0_or_1_arrives_as_true():
+    # A sender writes the buffer's bytes: True as 2 or 255 would otherwise differ from True as 1
+    # wherever the bytes are read (a digest, a view as integers), and be True everywhere else.
+    odd_bytes = bytes([0, 2, 255, 1])
+    truth = np.array([False, True, True, True])
+    array = wire.unpack(forge({"$": "ndarray", "dtype": "|b1", "shape": [4], "buf": 0}, [odd_bytes]))
+    assert array.dtype == np.bool_ and array.view(np.uint8).tolist() == [0, 1, 1, 1]
+    assert array.tobytes() == truth.tobytes()
+    scalar = wire.unpack(forge({"$": "npscalar", "dtype": "|b1", "buf": 0}, [bytes([7])]))
+    assert type(scalar) is np.bool_ and np.array([scalar]).view(np.uint8)[0] == 1
+    tensor = wire.unpack(forge({"$": "tensor", "dtype": "bool", "shape": [4], "buf": 0}, [odd_bytes]))
+    assert tensor.view(torch.uint8).tolist() == [0, 1, 1, 1]
+
+
 def test_deep_nesting_is_refused():
     node = 1
     for _ in range(wire.MAX_DEPTH + 5):

@@ -199,7 +199,7 @@ class Decoder:
             data = self._buffer(node)
             if len(data) != dtype.itemsize:
                 raise WireError("numpy scalar has the wrong number of bytes")
-            return np.frombuffer(data, dtype=dtype)[0].copy()
+            return _array_from_bytes(data, dtype)[0].copy()
         if kind == "tensor":
             return self._tensor(node)
         if kind == "dtype":
@@ -240,8 +240,8 @@ class Decoder:
         data = self._buffer(node)
         if len(data) != math.prod(shape) * dtype.itemsize:
             raise WireError(f"array of shape {tuple(shape)} and dtype {dtype} has {len(data)} bytes")
-        # frombuffer + copy: a writable, owning, base ndarray built by grader code.
-        array = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        # A writable, owning, base ndarray built by grader code.
+        array = _array_from_bytes(data, dtype).reshape(shape).copy()
         if node.get("layout") == "noncontiguous" and array.ndim >= 2:
             array = np.swapaxes(np.swapaxes(array, -1, -2).copy(), -1, -2)
         return array
@@ -270,6 +270,15 @@ class Decoder:
         if node.get("requires_grad") is True and tensor.is_floating_point():
             tensor.requires_grad_(True)
         return tensor
+
+
+def _array_from_bytes(data: bytes, dtype: np.dtype) -> np.ndarray:
+    """The values of `data`, read as `dtype`. A bool is one byte that numpy keeps as it is: the
+    sender's bytes other than 0 and 1 become 1, so that no two True differ (in their bytes, a
+    digest, a view as integers). Torch makes them 1 itself when it copies a bool tensor."""
+    if dtype == np.bool_:
+        return np.frombuffer(data, dtype=np.uint8) != 0
+    return np.frombuffer(data, dtype=dtype)
 
 
 def _list(node: dict, key: str) -> list:
