@@ -338,6 +338,23 @@ def test_submissions_are_named_by_their_export(tmp_path):
                                                            "upload", "upload-2"]
 
 
+def test_no_two_submissions_share_an_id_whatever_their_names(tmp_path):
+    # A numbered id must not be the name of another submission, and ids that differ only in letter
+    # case would share a folder where the output lives on a file system that ignores case.
+    subs = tmp_path / "subs"
+    for name in ("bob", "bob!", "bob-2", "Bob", "bob-3.zip"):
+        if name.endswith(".zip"):
+            subs.mkdir(exist_ok=True)
+            with zipfile.ZipFile(subs / name, "w") as archive:
+                archive.writestr("layers.py", "x = 1\n")
+        else:
+            make_submission(subs / name, a1())
+    found = {s.path.name: s.id for s in discover(A1, subs)[0]}
+    assert len({ident.casefold() for ident in found.values()}) == 5
+    assert found["bob-2"] == "bob-2" and found["bob-3.zip"] == "bob-3"  # their own names
+    assert found["Bob"] == "Bob" and found["bob"] == "bob-4" and found["bob!"] == "bob-5"
+
+
 # -- the local executor's scheduling, on stand-in gradings ----------------------------------------
 
 class RecordingSink:

@@ -94,14 +94,27 @@ def safe_id(name: str) -> str:
 
 
 def _unique(names: list[str]) -> list[str]:
-    """Each name as an id, numbered from its second use on."""
-    taken: dict[str, int] = {}
+    """Each name as an id, no two alike even where letter case is ignored (the submissions' folders
+    of the output may be on a file system that ignores it). A name keeps its own id where it is the
+    first to have it; a later one is numbered (`bob-2`), skipping every id a name has as its own, so
+    that the folders `bob`, `bob!` and `bob-2` become `bob`, `bob-3` and `bob-2`."""
+    bases = [safe_id(name) for name in names]
+    used: set[str] = set()
+    owners = set()
+    for index, base in enumerate(bases):
+        if base.casefold() not in used:
+            used.add(base.casefold())
+            owners.add(index)
     ids = []
-    for name in names:
-        base = safe_id(name)
-        count = taken.get(base, 0) + 1
-        taken[base] = count
-        ids.append(base if count == 1 else f"{base}-{count}")
+    for index, base in enumerate(bases):
+        if index in owners:
+            ids.append(base)
+            continue
+        number = 2
+        while f"{base}-{number}".casefold() in used:
+            number += 1
+        used.add(f"{base}-{number}".casefold())
+        ids.append(f"{base}-{number}")
     return ids
 
 
