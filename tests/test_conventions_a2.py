@@ -341,6 +341,24 @@ def test_deep_convnet_counting_layers_from_zero_is_told_the_names_not_the_poolin
 
 
 
+def test_models_keeping_their_parameters_in_an_ordered_dict_score_full(tmp_path):
+    models = reference_text("models.py")
+    assert models.count("self.params = {}") == 4
+    models = "from collections import OrderedDict\n" + models.replace("self.params = {}", "self.params = OrderedDict()")
+    result = grade_files(tmp_path, {"models.py": models},
+                         only="two_layer_net.*,fc_net.*,three_layer_convnet.*,deep_convnet.*")
+    assert result.tasks and lost(result) == set(), f"seed {result.seed}: {messages(result)}"
+
+
+def test_parameters_in_a_dict_of_its_own_class_are_named_by_that_class(tmp_path):
+    models = reference_text("models.py")
+    models = ("class Parameters(dict):\n    pass\n\n\n"
+              + models.replace("self.params = {}", "self.params = Parameters()", 1))
+    result = grade_files(tmp_path, {"models.py": models}, only="two_layer_net.init")
+    assert lost(result) == {"two_layer_net.init"}, f"seed {result.seed}"
+    assert "got Parameters" in result.tasks[0].message and "Remote" not in result.tasks[0].message
+
+
 # -- dropout: p is the probability of dropping a unit here, of keeping one in CS231n ------------------
 
 def test_dropout_with_cs231n_keep_probability_fails_naming_the_convention(tmp_path):

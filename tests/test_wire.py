@@ -45,6 +45,19 @@ def test_ndarray_subclass_is_rebuilt_as_a_base_array():
     assert type(back) is np.ndarray and not np.array_equal(back, np.ones(3))
 
 
+def test_an_ordered_dict_arrives_as_a_dict_read_through_dicts_own_items():
+    from collections import OrderedDict
+
+    class Lying(OrderedDict):
+        def items(self):
+            return [("W1", 0)]
+
+    assert type(round_trip(OrderedDict(W1=1.0, b1=[2]))) is dict
+    assert round_trip(OrderedDict(W1=1.0, b1=[2])) == {"W1": 1.0, "b1": [2]}
+    with pytest.raises(wire.WireError):  # a subclass of its own is not plain data: a handle on the worker's side
+        wire.pack(Lying(W1=1.0))
+
+
 def test_tensors_round_trip_and_subclasses_are_rebuilt_as_base_tensors():
     class Agreeable(torch.Tensor):
         pass

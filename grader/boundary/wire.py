@@ -17,6 +17,7 @@ import json
 import math
 import struct
 import sys
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
@@ -104,9 +105,11 @@ class Encoder:
         if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
             kind = "list" if type(value) is list else "tuple"
             return {"$": kind, "items": [self.encode(item, depth + 1) for item in value]}
-        if type(value) is dict:
+        if type(value) is dict or type(value) is OrderedDict:
+            # An OrderedDict is a dict that remembers its order, as every dict now does: it arrives as
+            # one (read through dict's own items, not a method the sender could have replaced).
             return {"$": "dict", "items": [[self.encode(k, depth + 1), self.encode(v, depth + 1)]
-                                           for k, v in value.items()]}
+                                           for k, v in dict.items(value)]}
         return self._on_object(value)
 
     def _torch_value(self, value: Any, torch: Any) -> Any:

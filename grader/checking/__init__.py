@@ -18,7 +18,8 @@ What a check author imports, all from here (`from grader.checking import assert_
 
 from grader.boundary.wire import NonContiguous
 from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close,
-                                     assert_close_naming_conventions, assert_true, assert_unchanged, expect_tuple)
+                                     assert_close_naming_conventions, assert_true, assert_unchanged, expect_tuple,
+                                     type_name)
 from grader.checking.gradcheck import (ReferenceLayer, check_layer_backward, check_loss_gradient,
                                        check_model_gradients, parameter_names_differ)
 from grader.checking.inputs import away_from_zero, distinct, hinge_safe_scores
@@ -29,7 +30,7 @@ from grader.sandbox.errors import StudentException
 
 __all__ = [
     "CheckFailed", "OtherConvention", "as_array", "assert_close", "assert_close_naming_conventions", "assert_true",
-    "assert_unchanged", "expect_tuple",
+    "assert_unchanged", "expect_tuple", "type_name",
     "ReferenceLayer", "check_layer_backward", "check_loss_gradient", "check_model_gradients", "parameter_names_differ",
     "away_from_zero", "distinct", "hinge_safe_scores",
     "call_keeping", "fetch", "inspect_call",

@@ -8,6 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from grader.sandbox.remote import RemoteObject, type_name as _remote_type_name
+
 
 class CheckFailed(AssertionError):
     """A comparison that did not hold. `message` is one line; `detail` may add more."""
@@ -30,12 +32,20 @@ def as_array(value: Any, name: str) -> np.ndarray:
     raise CheckFailed(f"{name}: expected an array, got {_describe(value)}")
 
 
+def type_name(value: Any) -> str:
+    """The name of the value's type as the student's code knows it: for an object that stayed in the
+    worker (one that does not cross as plain data), its type there, not the grader's stand-in."""
+    if isinstance(value, RemoteObject):
+        return _remote_type_name(value) or "object"
+    return type(value).__name__
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "None (did the code assign the result before returning it?)"
     if isinstance(value, tuple):
         return f"a tuple of {len(value)} items"
-    return f"a value of type {type(value).__name__}"
+    return f"a value of type {type_name(value)}"
 
 
 def _index(flat_index: int, shape: tuple) -> str:

@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 import numpy as np
 
 from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
-                            expect_tuple)
+                            expect_tuple, type_name)
 from grader.checking.gradient_diagnosis import Sizes, constant_factor, describe_factor, patterns, worst_elements
 from grader.checking.notes import note
 from grader.checking.proxies import fetch
@@ -768,7 +768,7 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
                                                                 others=other_conventions),
                         f"the loss of {model_name}", f"grads of {model_name}")
     if not isinstance(grads, dict):
-        raise CheckFailed(f"{model_name}.loss(X, y): expected grads as a dict, got {type(grads).__name__}")
+        raise CheckFailed(f"{model_name}.loss(X, y): expected grads as a dict, got {type_name(grads)}")
     missing = [n for n in names if n not in grads]
     if missing:
         raise CheckFailed(f"{model_name}.loss(X, y): grads has no entry for {', '.join(map(repr, missing))} (every "

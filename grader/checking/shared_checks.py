@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
-                            assert_unchanged, expect_tuple)
+                            assert_unchanged, expect_tuple, type_name)
 from grader.checking.gradcheck import LayerExpectation, check_model_gradients, like
 from grader.checking.proxies import inspect_call
 from grader.sandbox.remote import display_name
@@ -74,7 +74,7 @@ def compare_optimizer_steps(student_rule: Any, reference_rule: Any, rng: np.rand
         assert_close(next_w, expected_w, name=f"next_w of {name} at step {step}")
         if not isinstance(returned_config, dict):
             raise CheckFailed(f"{name}: the second value returned must be the config dict, got "
-                              f"{type(returned_config).__name__}")
+                              f"{type_name(returned_config)}")
         for key in state_keys:
             if key not in returned_config:
                 raise CheckFailed(f"{name}: config[{key!r}] is missing after step {step}; keep the optimizer's "

@@ -9,7 +9,7 @@ import pytest
 
 from grader.checking import (assert_close, assert_close_naming_conventions, assert_true,
                             check_dropout_network_gradients, check_model_gradients, CheckFailed, expect_tuple,
-                            fetch, OtherConvention, parameter_names_differ, StudentException)
+                            fetch, OtherConvention, parameter_names_differ, StudentException, type_name)
 
 N, D, H, C = 3, 5, 50, 7
 FC_HIDDEN = [20, 30]
@@ -23,7 +23,7 @@ def set_params(model, params):
 def fetch_params(model, model_name):
     params = fetch(model.params)
     if not isinstance(params, dict):
-        raise CheckFailed(f"{model_name}.params: expected a dict, got {type(params).__name__}")
+        raise CheckFailed(f"{model_name}.params: expected a dict, got {type_name(params)}")
     return params
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from grader.checking import (as_array, assert_close, assert_true, check_dropout_network_gradients,
-                            check_model_gradients, CheckFailed, expect_tuple, fetch)
+                            check_model_gradients, CheckFailed, expect_tuple, fetch, type_name)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64
@@ -27,7 +27,7 @@ def t(array, dtype=F64):
 def fetch_params(model, model_name):
     params = fetch(model.params)
     if not isinstance(params, dict):
-        raise CheckFailed(f"{model_name}.params: expected a dict, got {type(params).__name__}")
+        raise CheckFailed(f"{model_name}.params: expected a dict, got {type_name(params)}")
     return params
 
 
@@ -188,7 +188,7 @@ def test_kaiming_initializer(student, K, relu, device, dtype):
     name = f"kaiming_initializer({Din}, {Dout}, K={K}, relu={relu})"
     shape = (Din, Dout) if K is None else (Dout, Din, K, K)
     if not isinstance(weight, torch.Tensor):
-        raise CheckFailed(f"{name}: expected a tensor, got {type(weight).__name__}")
+        raise CheckFailed(f"{name}: expected a tensor, got {type_name(weight)}")
     assert_true(tuple(weight.shape) == shape, f"{name}: expected shape {shape}, got {tuple(weight.shape)}")
     assert_true(weight.dtype == dtype, f"{name}: expected dtype {dtype}, got {weight.dtype}")
     assert_true(str(weight.device).split(":")[0] == device, f"{name}: expected a tensor on {device}, got {weight.device}")

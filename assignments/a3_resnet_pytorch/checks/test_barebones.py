@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from grader.checking import (as_array, assert_close, assert_true, assert_unchanged, call_keeping, CheckFailed,
-                            fetch, inspect_call)
+                            fetch, inspect_call, type_name)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64
@@ -70,11 +70,11 @@ def test_initialize_three_layer_convnet(student, device, dtype):
                                                            dtype=dtype, device=device)
     call = f"initialize_three_layer_convnet({C}, {channel_1}, {channel_2}, {num_classes}, image_size={(H, W)})"
     if not isinstance(params, (list, tuple)) or len(params) != 6:
-        got = type(params).__name__ + (f" of {len(params)} items" if isinstance(params, (list, tuple)) else "")
+        got = type_name(params) + (f" of {len(params)} items" if isinstance(params, (list, tuple)) else "")
         raise CheckFailed(f"{call}: expected a list of 6 tensors [{', '.join(PARAM_NAMES)}], got {got}")
     for name, value, shape in zip(PARAM_NAMES, params, param_shapes(C, channel_1, channel_2, num_classes, H, W)):
         if not isinstance(value, torch.Tensor):
-            raise CheckFailed(f"{call}: {name} should be a tensor, got {type(value).__name__}")
+            raise CheckFailed(f"{call}: {name} should be a tensor, got {type_name(value)}")
         assert_true(tuple(value.shape) == shape, f"{call}: {name} has shape {tuple(value.shape)}, expected {shape}")
         assert_true(value.dtype == dtype, f"{call}: {name} has dtype {value.dtype}, expected {dtype}")
         assert_true(str(value.device).split(":")[0] == device,
@@ -125,7 +125,7 @@ def test_train_steps_match_the_reference(student, reference, rng, learning_rate)
         where = f"three_layer_convnet_train_step (learning_rate={learning_rate}), step {step}"
         if not isinstance(record.result, float):
             raise CheckFailed(f"{where}: expected the loss as a Python float (loss.item()), got "
-                              f"{type(record.result).__name__}")
+                              f"{type_name(record.result)}")
         assert_close(record.result, expected.result, name=f"loss returned by {where}")
         for index, (name, after, wanted) in enumerate(zip(PARAM_NAMES, record.args[2], expected.args[2])):
             assert_close(after, wanted, name=f"{name} after {where} (updated in place: w -= learning_rate * w.grad)")
