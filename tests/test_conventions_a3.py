@@ -114,6 +114,39 @@ def test_correct_code_in_the_students_own_styles_keeps_every_point(tmp_path):
     assert lost(result) == set(), {t.task_id: t.message for t in result.tasks if t.points < t.max_points}
 
 
+REORDERED = {  # the layers created in another order than the reference's: the state_dict's order differs
+    "ResidualBlock.__init__": """
+        if Cin == Cout and not downsample:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Conv2d(Cin, Cout, kernel_size=1, stride=2 if downsample else 1)
+        self.block = PlainBlock(Cin, Cout, downsample)
+    """,
+    "ResNet.__init__": """
+        self.fc = nn.Linear(stage_args[-1][1], num_classes)
+        layers = [ResNetStem(Cin, stage_args[0][0])]
+        layers += [ResNetStage(*args, block=block) for args in stage_args]
+        self.cnn = nn.Sequential(*layers)
+    """,
+}
+
+
+def test_layers_created_in_another_order_keep_every_point(tmp_path):
+    result = graded(tmp_path, REORDERED, only="resnet.*,residual_block.*")
+    assert result.tasks and lost(result) == set(), {t.task_id: t.message for t in result.tasks if t.points < t.max_points}
+
+
+def test_a_layer_created_in_forward_loses_the_forward_task_saying_so(tmp_path):
+    result = graded(tmp_path, {**REORDERED, "ResNet.forward": """
+        if not hasattr(self, "extra"):
+            self.extra = nn.Identity().to(x.device)
+            self.extra.register_buffer("seen", torch.zeros(1, dtype=x.dtype, device=x.device))
+        scores = self.fc(self.extra(self.cnn(x)).mean(dim=(2, 3)))
+    """}, only="resnet.forward")
+    assert lost(result) == {"resnet.forward"}
+    assert "new state_dict entries after forward (extra.seen)" in task(result, "resnet.forward").message
+
+
 # -- the ResNet's classifier in an nn.Sequential ---------------------------------------------------
 
 RESNET_TASKS = ("resnet.shapes", "resnet.parameters", "resnet.forward", "resnet.gradients")

@@ -219,10 +219,19 @@ def outputs_match(student, reference, ours, theirs, x, label, names, *, check_ru
                 if name.endswith(("running_mean", "running_var")):
                     assert_close(state[names[name]], wanted[name],
                                  name=f"{label}.state_dict()[{name!r}] after a forward pass in training mode")
+    expect_the_same_state_entries(student, ours, names, label)
+
+
+def expect_the_same_state_entries(student, ours, names, label):
+    """After forward the module has the state_dict entries it had before, in any order (the order of
+    its layers' creation in __init__, which nothing prescribes)."""
     after = student.utils.state_shapes(ours)
     created = [name for name in after if name not in names.values()]
     assert_true(not created, f"{label} has new state_dict entries after forward ({', '.join(created[:6])}); create "
                              "every layer in __init__, so that the optimizer and state_dict see it from the start")
+    gone = [name for name in names.values() if name not in after]
+    assert_true(not gone, f"{label} has lost state_dict entries in forward ({', '.join(gone[:6])}); keep every "
+                          "layer that __init__ created")
 
 
 def near(value, target):
@@ -437,9 +446,7 @@ def test_small_network_matches_the_reference(student, reference, rng, name, devi
         getattr(ours, mode)()
         getattr(theirs, mode)()
         assert_close(ours(x.to(device)), theirs(x), name=f"scores of {label} on {device} in {mode} mode")
-    after = student.utils.state_shapes(ours)
-    assert_true(list(after) == list(names.values()), f"{label} has different state_dict entries after forward; "
-                                                     "create every layer in __init__")
+    expect_the_same_state_entries(student, ours, names, label)
 
 
 GRADIENT_NETWORKS = {  # small enough that every gradient can be compared with the reference's
