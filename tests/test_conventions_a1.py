@@ -179,3 +179,19 @@ def test_momentum_in_torch_convention_fails_naming_both(tmp_path):
     task = grade_checks(shipped, folder, only="optim.sgd_momentum", seed=None).tasks[0]
     assert task.points < task.max_points
     assert "your momentum follows torch.optim.SGD's convention" in task.message, task.message
+
+
+def test_a_network_that_never_applies_dropout_drawn_otherwise_loses_the_dropout_task(tmp_path):
+    # Masks drawn otherwise than the reference's are as right; a network must still apply them.
+    shipped = a1()
+    layers = (shipped.reference_directory / "layers.py").read_text()
+    drawn = "mask = (np.random.rand(*x.shape) < p) / p"
+    assert layers.count(drawn) == 1
+    layers = layers.replace(drawn, "mask = (1 - np.random.rand(*x.shape) <= p) / p")
+    models = (shipped.reference_directory / "models.py").read_text()
+    for files, lost_tasks in (({"layers.py": layers}, set()),
+                              ({"layers.py": layers, "models.py": models.replace("if self.use_dropout:", "if False:")},
+                               {"fc_net.dropout"})):
+        folder = make_submission(tmp_path / str(len(files)), shipped, "reference", files)
+        result = grade_checks(shipped, folder, only="dropout*,fc_net.*", seed=None)
+        assert result.tasks and lost(result) == lost_tasks, {t.task_id: t.message for t in result.tasks}

@@ -374,6 +374,33 @@ def test_dropout_with_cs231n_keep_probability_fails_naming_the_convention(tmp_pa
     assert "treats p as the probability of keeping a unit (CS231n's convention)" in result.tasks[0].message
 
 
+BERNOULLI_DROPOUT = """
+    if mode == "train":
+        mask = torch.bernoulli(torch.full_like(x, 1 - p)) / (1 - p)
+        out = x * mask
+    else:
+        out = x
+"""
+
+
+def test_a_network_on_a_dropout_drawing_other_masks_scores_full(tmp_path):
+    # Other masks than the reference's (as right): the network's loss is computed with its own.
+    layers = student_method(reference_text("layers.py"), "Dropout", "forward", BERNOULLI_DROPOUT)
+    result = grade_files(tmp_path, {"layers.py": layers}, only="dropout.*,fc_net.*")
+    assert result.tasks and lost(result) == set(), f"seed {result.seed}: {messages(result)}"
+
+
+def test_a_network_that_never_applies_its_other_masks_loses_the_dropout_task(tmp_path):
+    layers = student_method(reference_text("layers.py"), "Dropout", "forward", BERNOULLI_DROPOUT)
+    models = reference_text("models.py")
+    assert models.count("if self.use_dropout:") == 4
+    models = models.replace("if self.use_dropout:", "if False:")
+    result = grade_files(tmp_path, {"layers.py": layers, "models.py": models}, only="dropout.*,fc_net.*")
+    assert lost(result) == {"fc_net.dropout"}, f"seed {result.seed}: {messages(result)}"
+    message = next(t.message for t in result.tasks if t.task_id == "fc_net.dropout")
+    assert "the loss of the network with the units its own masks keep" in message, message
+
+
 def test_dropout_dropping_with_probability_p_written_with_bernoulli_scores_full(tmp_path):
     layers = student_method(reference_text("layers.py"), "Dropout", "forward", """
         if mode == "train":

@@ -125,12 +125,13 @@ class InvertedDropout:
 
 
 def draws_reference_masks(student_forward: Any, reference_forward: Any, shapes: Sequence[tuple[int, ...]],
-                          dropout_param: dict, keep: float, template: Any, name: str) -> bool:
+                          dropout_param: dict, keep: float, template: Any, name: str) -> tuple[bool, list[np.ndarray]]:
     """Whether a dropout forward pass, seeded by `dropout_param` as a model seeds it, keeps the units the
-    reference's keeps for each shape (a model built on it then computes the reference's loss); fails
-    where it is no inverted dropout at all (a kept unit not scaled by 1 / keep). `template` gives the
-    array type of the inputs (an ndarray or a tensor)."""
-    same = True
+    reference's keeps for each shape (a model built on it then computes the reference's loss), and the
+    factors it multiplied a tensor of ones by (0, or 1 / keep), one array for each shape; fails where it
+    is no inverted dropout at all (a kept unit not scaled by 1 / keep). `template` gives the array type
+    of the inputs (an ndarray or a tensor)."""
+    same, factors = True, []
     for shape in shapes:
         ones = like(template, np.ones(shape))
         out, _ = expect_tuple(student_forward(ones, dict(dropout_param)), 2, name)
@@ -140,21 +141,63 @@ def draws_reference_masks(student_forward: Any, reference_forward: Any, shapes: 
         except CheckFailed as failure:
             raise CheckFailed(f"{failure.message}; the model's dropout layers use {name}, so fix it first",
                               failure.detail) from None
-        same = same and np.array_equal(as_array(out, name) != 0, as_array(expected, name) != 0)
-    return same
+        factors.append(as_array(out, name).astype(np.float64))
+        same = same and np.array_equal(factors[-1] != 0, as_array(expected, name) != 0)
+    return same, factors
 
 
 def check_dropout_network_gradients(network: Callable[[Any, bool], Any], student: Any, reference: Any,
                                     params: dict[str, Any], X: Any, y: Any, *, dropout: tuple[Any, Any],
                                     dropout_param: dict, keep: float, hidden_shapes: Sequence[tuple[int, ...]],
                                     name: str, rng: np.random.Generator) -> None:
-    """A network with dropout layers, `network(source, with_dropout)`, whose masks are the submission's
-    to draw. Where its dropout forward pass (`dropout`: the submission's and the reference's) keeps the
-    units the reference's keeps, the network is compared with the reference's; where it draws other
-    masks, the same network without dropout is, and the one with dropout with its own loss only."""
+    """A fully connected network with dropout layers, `network(source, with_dropout)`, whose masks are the
+    submission's to draw. Where its dropout forward pass (`dropout`: the submission's and the
+    reference's) keeps the units the reference's keeps, the network is compared with the reference's;
+    where it draws other masks (another way of drawing them is as right), the same network without
+    dropout is, the one with dropout applies the masks its layer draws (its loss is the grader's,
+    computed with them), and its gradients are those of its own loss."""
     layer_name = display_name(dropout[0])
-    same_masks = draws_reference_masks(*dropout, hidden_shapes, dropout_param, keep, X, layer_name)
+    same_masks, factors = draws_reference_masks(*dropout, hidden_shapes, dropout_param, keep, X, layer_name)
     check_model_gradients(network(student, False), X, y, params=params, reference_model=network(reference, False),
                           model_name=f"{name} without dropout", rng=rng)
+    if not same_masks:
+        _applies_its_masks(network(student, False), network(student, True), params, X, y, factors, name, layer_name)
     check_model_gradients(network(student, True), X, y, params=params,
                           reference_model=network(reference, True) if same_masks else None, model_name=name, rng=rng)
+
+
+def _applies_its_masks(without: Any, with_dropout: Any, params: dict[str, Any], X: Any, y: Any,
+                       factors: Sequence[np.ndarray], name: str, layer_name: str) -> None:
+    """The network's loss with dropout is its loss without (checked against the reference's) moved by
+    what its masks change in the data loss, which the grader computes: a network that ignores its
+    dropout layers, or applies them elsewhere, computes another loss. The regularization term, the
+    same with and without dropout, cancels, whichever convention the network follows."""
+    losses = []
+    for model in (without, with_dropout):
+        for key, value in params.items():
+            model.params[key] = value
+        loss, _ = expect_tuple(model.loss(X, y), 2, f"{name}.loss(X, y)")
+        losses.append(float(as_array(loss, f"loss of {name}")))
+    arrays = {key: as_array(value, key).astype(np.float64) for key, value in params.items()}
+    inputs, labels = as_array(X, "X").astype(np.float64), as_array(y, "y").astype(np.int64)
+    moved = _fc_data_loss(arrays, inputs, labels, factors) - _fc_data_loss(arrays, inputs, labels, None)
+    assert_close(losses[1], losses[0] + moved, rtol=1e-6, atol=1e-9,
+                 name=f"loss of {name}, whose {layer_name} keeps other units than the reference's (which is as "
+                      "right): the loss of the network with the units its own masks keep, scaled by 1 / keep, after "
+                      "each hidden ReLU")
+
+
+def _fc_data_loss(params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+                  factors: Optional[Sequence[np.ndarray]]) -> float:
+    """The softmax loss of the documented fully connected network, {affine - relu - [dropout]} x (L - 1)
+    - affine, without regularization; `factors` multiply each hidden layer's output (None: no dropout)."""
+    layers = len([key for key in params if key.startswith("W")])
+    hidden = X.reshape(X.shape[0], -1)
+    for index in range(1, layers):
+        hidden = np.maximum(hidden @ params[f"W{index}"] + params[f"b{index}"], 0)
+        if factors is not None:
+            hidden = hidden * factors[index - 1]
+    scores = hidden @ params[f"W{layers}"] + params[f"b{layers}"]
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(y)), y].mean())
