@@ -359,6 +359,23 @@ def test_parameters_in_a_dict_of_its_own_class_are_named_by_that_class(tmp_path)
     assert "got Parameters" in result.tasks[0].message and "Remote" not in result.tasks[0].message
 
 
+# -- batch normalization: the running averages stored by the student's code or by the provided lines --
+
+def test_batchnorm_storing_its_running_averages_in_bn_param_itself_scores_full(tmp_path):
+    reference = reference_text("layers.py")
+    direct = reference.replace(
+        "running_mean = momentum * running_mean + (1 - momentum) * mean",
+        'bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mean', 1).replace(
+        "running_var = momentum * running_var + (1 - momentum) * var",
+        'bn_param["running_var"] = momentum * running_var + (1 - momentum) * var', 1)
+    assert direct.count('bn_param["running_mean"] = momentum') == 1
+    result = grade_files(tmp_path, {"layers.py": direct}, only="batchnorm.*,spatial_batchnorm.*")
+    assert result.tasks and lost(result) == set(), f"seed {result.seed}: {messages(result)}"
+    forgetting = reference.replace("running_mean = momentum * running_mean + (1 - momentum) * mean", "pass", 1)
+    result = grade_files(tmp_path / "forgetting", {"layers.py": forgetting}, only="batchnorm.forward")
+    assert lost(result) == {"batchnorm.forward"}, f"seed {result.seed}"
+
+
 # -- dropout: p is the probability of dropping a unit here, of keeping one in CS231n ------------------
 
 def test_dropout_with_cs231n_keep_probability_fails_naming_the_convention(tmp_path):

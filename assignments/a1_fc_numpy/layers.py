@@ -257,7 +257,8 @@ def batchnorm_forward(x, gamma, beta, bn_param):
       - momentum: Constant of the running averages (default 0.9)
       - running_mean: Array of shape (D,), the running mean (zeros when absent)
       - running_var: Array of shape (D,), the running variance (zeros when absent)
-      The updated running averages are written back into bn_param.
+      The updated running averages are written back into bn_param: update running_mean and
+      running_var (new arrays, or the old ones in place), or store new ones in bn_param.
 
     Returns a tuple of:
     - out: Output, of shape (N, D)
@@ -272,12 +273,17 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     running_mean = bn_param.get("running_mean", np.zeros(D, dtype=x.dtype))
     running_var = bn_param.get("running_var", np.zeros(D, dtype=x.dtype))
 
+    stored_mean, stored_var = bn_param.get("running_mean"), bn_param.get("running_var")
+
     out, cache = None, None
     # BEGIN YOUR CODE
     raise NotImplementedError("batchnorm_forward in layers.py (graded by task batchnorm.forward)")
     # END YOUR CODE
-    bn_param["running_mean"] = running_mean
-    bn_param["running_var"] = running_var
+    # The running averages go back into bn_param, unless your code stored new ones there itself.
+    if bn_param.get("running_mean") is stored_mean:
+        bn_param["running_mean"] = running_mean
+    if bn_param.get("running_var") is stored_var:
+        bn_param["running_var"] = running_var
     return out, cache
 
 
