@@ -6,17 +6,25 @@ that the test would catch the defence going missing."""
 
 import base64
 import json
+import shutil
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import grader.engine.training
+from conftest import edit_file
+from grader.assignment import load_assignment
 from grader.cli import main
+from grader.sandbox.errors import StudentException
 from grader.sandbox.remote import WorkerSession
+from grader.sandbox.worker_process import Limits
 from grader.results import Outcome
-from support import a1, grade_folder, make_submission, outcomes
+from support import ASSIGNMENTS, A1, a1, assignment, grade_folder, make_submission, outcomes
 from test_training_a1 import replace_entry
+
 
 # A model that memorizes the images it is handed (nearest neighbour): robust to a nudged pixel, so only
 # the check that the entry returns the provided Solver stops it.
@@ -118,6 +126,101 @@ return Solver(Table(data_dict["X_train"], data_dict["y_train"]), data_dict, verb
         assert task.outcome is Outcome.FAILED and task.points == 0 and task.training.accuracy < 0.5, task.message
         assert "one pixel of each nudged" in task.message
     else:
+        assert task.outcome is Outcome.PASSED, task.message
+
+
+# The provided file's import of the student's optim.py at its top, as it was before the provided files
+# imported the student's modules only where they use them.
+TOP_IMPORT = ("import numpy as np\n\n", "import numpy as np\n\nfrom . import optim\n\n")
+
+
+@pytest.mark.parametrize("assignment_id, defended", [
+    *((assignment_id, True) for assignment_id in ASSIGNMENTS),
+    *((assignment_id, False) for assignment_id in ASSIGNMENTS if assignment_id != "a3_resnet_pytorch"),
+], ids=lambda value: value if isinstance(value, str) else ("defended" if value else "undefended"))
+def test_pinning_the_provided_trainer_runs_none_of_the_students_code(tmp_path, assignment_id, defended):
+    """The worker pins the provided class before any of the submission's modules is imported: importing
+    the provided module must not import one either (a student module run then could build the class)."""
+    shipped = assignment(assignment_id)
+    package = tmp_path / "submission"
+    package.mkdir()
+    for name in shipped.spec.provided_files:
+        shutil.copyfile(shipped.directory / name, package / name)
+    for name in shipped.spec.student_files:
+        (package / name).write_text("raise RuntimeError('a student module ran')\n")
+    module, name = grader.engine.training.provided_trainer(package)
+    if not defended:  # a3's Trainer never imported a student module: a Solver's import at the top
+        edit_file(package / "solver.py", *TOP_IMPORT) if assignment_id == A1 else \
+            edit_file(package / "solver.py", "import torch\n\n", "import torch\n\nfrom . import optim\n\n")
+    session = WorkerSession(package, Path(tempfile.mkdtemp(dir=tmp_path)), Limits(sandbox="process"))
+    try:
+        if defended:
+            session.pin_class(module, name, 60)
+        else:
+            with pytest.raises(StudentException, match="a student module ran"):
+                session.pin_class(module, name, 60)
+    finally:
+        session.close()
+
+
+# A submission's optim.py that hooks class creation, to be run while the provided solver.py is imported:
+# the Solver the provided module then defines (and the worker pins) is one that memorizes the training
+# images, whatever model it is handed.
+BUILD_CLASS_HOOK = """
+import builtins as _builtins
+
+_real_build_class = _builtins.__build_class__
+
+
+def _build_class(func, name, *bases, **kwargs):
+    cls = _real_build_class(func, name, *bases, **kwargs)
+    if name != "Solver" or not func.__module__.endswith(".solver"):
+        return cls
+    _builtins.__build_class__ = _real_build_class
+
+    class Solver:
+        def __init__(self, model, data, **kwargs):
+            images = data["X_train"].reshape(len(data["X_train"]), -1).astype(np.float64)
+            labels = data["y_train"]
+
+            class Nearest:
+                params = {}
+
+                def loss(self, X, y=None):
+                    X = X.reshape(len(X), -1).astype(np.float64)
+                    distances = (X * X).sum(1)[:, None] - 2 * X @ images.T + (images ** 2).sum(1)[None]
+                    return np.eye(10)[labels[distances.argmin(axis=1)]]
+
+            self.model = Nearest()
+            self.loss_history, self.train_acc_history, self.val_acc_history = [], [], []
+
+        def train(self, time_limit=None):
+            pass
+
+    Solver.__module__, Solver.__qualname__ = cls.__module__, "Solver"
+    return Solver
+
+
+_builtins.__build_class__ = _build_class
+"""
+# An honest Solver, trained for no epoch: chance accuracy, unless the Solver is not the provided one.
+UNTRAINED = """
+return Solver(FullyConnectedNet([100, 100], dtype=np.float64), data_dict, num_epochs=0, verbose=False)
+"""
+
+
+@pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
+def test_a_student_module_that_builds_the_provided_solver_itself_scores_nothing(project, tmp_path, defended):
+    if not defended:  # the provided solver.py imports the student's optim.py at its top
+        edit_file(project / "assignments" / A1 / "solver.py", *TOP_IMPORT)
+    shipped = load_assignment(A1, project)
+    folder = make_submission(tmp_path / "sub", shipped, "reference")
+    (folder / "optim.py").write_text(BUILD_CLASS_HOOK + (folder / "optim.py").read_text())
+    replace_entry(shipped, folder, "create_overfit_solver_instance", UNTRAINED)
+    task = grade_folder(shipped, folder, only="fc_net.overfit", data="synthetic").tasks[0]
+    if defended:  # the provided Solver, untrained
+        assert task.outcome is Outcome.FAILED and task.points == 0 and task.training.accuracy < 0.5, task.message
+    else:  # the Solver the hook built was pinned as the provided one: it memorized the images
         assert task.outcome is Outcome.PASSED, task.message
 
 

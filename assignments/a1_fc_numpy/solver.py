@@ -25,8 +25,6 @@ import time
 
 import numpy as np
 
-from . import optim
-
 
 class Solver:
     """Minibatch training of a model, with accuracy checks on the training and validation data.
@@ -76,6 +74,11 @@ class Solver:
             raise ValueError(f"Unrecognized arguments {unknown}")
 
         if isinstance(self.update_rule, str):
+            # optim.py is yours: imported here, when a Solver is built, and not at the top of this
+            # file, so that importing solver.py (the grader does, to know the provided Solver before
+            # any of your code runs) runs none of your code.
+            from . import optim
+
             if not hasattr(optim, self.update_rule):
                 raise ValueError(f'Invalid update_rule "{self.update_rule}"')
             self.update_rule = getattr(optim, self.update_rule)

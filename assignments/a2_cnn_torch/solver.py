@@ -25,8 +25,6 @@ import time
 
 import torch
 
-from . import optim
-
 
 class Solver:
     """Minibatch training of a model, with accuracy checks on the training and validation data.
@@ -62,6 +60,11 @@ class Solver:
         self.y_train = data["y_train"]
         self.X_val = data["X_val"]
         self.y_val = data["y_val"]
+
+        # optim.py is yours: imported here, when a Solver is built, and not at the top of this
+        # file, so that importing solver.py (the grader does, to know the provided Solver before
+        # any of your code runs) runs none of your code.
+        from . import optim
 
         self.update_rule = kwargs.pop("update_rule", optim.sgd)
         self.optim_config = kwargs.pop("optim_config", {})
