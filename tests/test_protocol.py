@@ -93,6 +93,19 @@ def test_a_reply_is_read_field_by_field():
         protocol.Reply.from_json("ok")
 
 
+def test_a_pin_check_is_read_field_by_field():
+    check = protocol.PinCheck(same_type=True, changed=("Solver.train replaced",))
+    assert protocol.PinCheck.from_json(json.loads(json.dumps(check.to_json()))) == check
+    assert not check.provided and protocol.PinCheck(True).provided and not protocol.PinCheck(False).provided
+    many = protocol.PinCheck.from_json({"same_type": True, "changed": ["x" * 1000] * 100})
+    assert len(many.changed) == protocol.PinCheck.MAX_CHANGES
+    assert len(many.changed[0]) == protocol.PinCheck.MAX_CHARACTERS
+    for bad in [True, {"same_type": 1, "changed": []}, {"same_type": True}, {"same_type": True, "changed": [3]},
+                {"same_type": True, "changed": "Solver.train replaced"}]:
+        with pytest.raises(protocol.ProtocolError):
+            protocol.PinCheck.from_json(bad)
+
+
 def test_a_batch_reply_holds_one_reply_per_operation():
     sent = protocol.Reply(value=[protocol.Reply(value={"result": 1}),
                                  protocol.Reply(error=protocol.ErrorReport("ValueError", "no"))], id=9)

@@ -9,6 +9,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+import types
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 import grader.engine.training
 from conftest import edit_file
 from grader.assignment import load_assignment
+from grader.boundary import protocol
 from grader.cli import main
 from grader.sandbox.errors import StudentException
 from grader.sandbox.remote import WorkerSession
@@ -24,7 +26,6 @@ from grader.sandbox.worker_process import Limits
 from grader.results import Outcome
 from support import ASSIGNMENTS, A1, a1, assignment, grade_folder, make_submission, outcomes
 from test_training_a1 import replace_entry
-
 
 # A model that memorizes the images it is handed (nearest neighbour): robust to a nudged pixel, so only
 # the check that the entry returns the provided Solver stops it.
@@ -101,7 +102,7 @@ def overfit(folder, **options):
 @pytest.mark.parametrize("fake", sorted(FAKES))
 def test_an_overfit_solver_that_is_not_the_provided_one_scores_nothing(tmp_path, monkeypatch, fake, defended):
     if not defended:
-        monkeypatch.setattr(WorkerSession, "is_pinned_class", lambda *args, **kwargs: True)
+        monkeypatch.setattr(WorkerSession, "is_pinned_class", lambda *args, **kwargs: protocol.PinCheck(True))
     folder = make_submission(tmp_path, a1(), "reference")
     replace_entry(a1(), folder, "create_overfit_solver_instance", FAKES[fake])
     task = overfit(folder)
@@ -222,6 +223,61 @@ def test_a_student_module_that_builds_the_provided_solver_itself_scores_nothing(
         assert task.outcome is Outcome.FAILED and task.points == 0 and task.training.accuracy < 0.5, task.message
     else:  # the Solver the hook built was pinned as the provided one: it memorized the images
         assert task.outcome is Outcome.PASSED, task.message
+
+
+# What a submission's code does to the provided Solver, at import or from code the Solver runs, with
+# what the grader says of it: the Solver (or its one object) then memorizes the images it trains on.
+MEMORIZE = NEAREST + """
+
+def _memorizing_train(self, time_limit=None):
+    self.model = Nearest(self.X_train, self.y_train)
+
+
+def _memorizing_check(self):  # run as the code of a Solver method: its globals are solver.py's
+    models = __import__("sys").modules[__name__.rpartition(".")[0] + ".models"]
+    self.model = models.Nearest(self.X_train, self.y_train)
+    self.best_params = {}
+"""
+PATCHES = {
+    # models.py replaces the Solver's method when it is imported
+    "at_import": (MEMORIZE + "\nSolver.train = _memorizing_train\n", UNTRAINED, "Solver.train replaced"),
+    # the update rule, run by train(), replaces the code of a method train() calls after it
+    "during_training": (MEMORIZE, """
+def rule(w, dw, config=None):
+    Solver._check_and_keep_best.__code__ = _memorizing_check.__code__
+    return w, config
+
+return Solver(FullyConnectedNet([100, 100], dtype=np.float64), data_dict, num_epochs=1, update_rule=rule,
+              verbose=False)
+""", "the code of Solver._check_and_keep_best changed; found after train() returned"),
+    # the entry sets the method on the one object it returns
+    "on_the_object": (MEMORIZE, """
+solver = Solver(FullyConnectedNet([100, 100], dtype=np.float64), data_dict, verbose=False)
+solver.train = _memorizing_train.__get__(solver)
+return solver
+""", "train set on the Solver object"),
+}
+
+
+@pytest.mark.parametrize("defended", [True, False], ids=["defended", "undefended"])
+@pytest.mark.parametrize("patch", sorted(PATCHES))
+def test_a_provided_solver_changed_by_the_submission_scores_nothing(tmp_path, monkeypatch, patch, defended):
+    if not defended:  # the grader hears only whether the type is the pinned class
+        monkeypatch.setattr(protocol.PinCheck, "from_json",
+                            classmethod(lambda cls, data: cls(same_type=data["same_type"] is True)))
+    module_code, entry, change = PATCHES[patch]
+    folder = make_submission(tmp_path, a1(), "reference")
+    replace_entry(a1(), folder, "create_overfit_solver_instance", entry)
+    with open(folder / "models.py", "a") as models:
+        models.write(module_code)
+    task = overfit(folder)
+    if not defended:  # the changed Solver memorized the images
+        assert task.outcome is Outcome.PASSED, task.message
+        return
+    assert task.outcome is Outcome.FAILED and task.points == 0, task.message
+    assert (f"the Solver of solver.py was changed after the grader loaded it ({change}): the provided Solver "
+            "must be used as provided") in task.message
+    assert task.training.accuracy == 1.0  # measured as asked, and not scored
 
 
 # Check-time code that rewrites the provided solver.py in its package folder: a "Solver" that swaps in a
@@ -385,9 +441,9 @@ def test_malformed_scores_cost_their_task_only_and_every_report_is_written(tmp_p
     scores, words = MALFORMED_SCORES[case]
     folder = make_submission(tmp_path / "sub", a1(), "reference")
     replace_entry(a1(), folder, "create_solver_instance", f"""
-        solver = Solver(TwoLayerNet(hidden_dim=20), data_dict, verbose=False)
-        solver.train = lambda time_limit=None: None
-        solver.model.loss = lambda X, y=None: {scores}
+        solver = Solver(TwoLayerNet(hidden_dim=20), data_dict, num_epochs=0, verbose=False)
+        # The grader predicts in batches of 500, the Solver's accuracy checks in batches of 100.
+        solver.model.loss = lambda X, y=None: {scores} if len(X) == 500 else np.zeros((len(X), 10))
         return solver
     """)
     out = tmp_path / "out"
@@ -401,3 +457,82 @@ def test_malformed_scores_cost_their_task_only_and_every_report_is_written(tmp_p
     assert malformed["extra_data"]["outcome"] == "failed" and malformed["score"] == 0
     assert words in malformed["output"]
     assert (out / "junit.xml").read_bytes().startswith(b"<?xml")
+
+
+PROVIDED_MODULE = '''
+import math
+
+
+def helper(x, scale=2):
+    return x * scale
+
+
+class Base:
+    def describe(self):
+        return "base"
+
+
+class Solver(Base):
+    rate = 0.5
+
+    def __init__(self, model):
+        self.model = model
+
+    def train(self, time_limit=None, *, every=1):
+        return helper(self.rate)
+
+    @property
+    def size(self):
+        return 1
+
+    @staticmethod
+    def tool():
+        return math.pi
+
+
+class Other:
+    def run(self):
+        return 0
+'''
+# What the submission's code does to the provided module after the pin, and how the worker says it.
+CHANGES = {
+    "nothing": ("pass", ()),
+    "a method replaced": ("Solver.train = lambda self, time_limit=None: None", ("Solver.train replaced",)),
+    "a method's code": ("Solver.train.__code__ = (lambda self, time_limit=None, *, every=1: 0).__code__",
+                        ("the code of Solver.train changed",)),
+    "a method's defaults": ("Solver.train.__defaults__ = (5,)", ("the defaults of Solver.train changed",)),
+    "keyword defaults in place": ("Solver.train.__kwdefaults__['every'] = 9",
+                                  ("the keyword defaults of Solver.train changed",)),
+    "a class attribute": ("Solver.rate = 1.0", ("Solver.rate replaced",)),
+    "a method added": ("Solver.__getattr__ = lambda self, name: 0", ("Solver.__getattr__ added",)),
+    "a method removed": ("del Solver.train", ("Solver.train removed",)),
+    "a property's getter": ("Solver.size.fget.__code__ = (lambda self: 2).__code__",
+                            ("the code of Solver.size (getter) changed",)),
+    "a static method's code": ("Solver.__dict__['tool'].__func__.__code__ = (lambda: 0).__code__",
+                               ("the code of Solver.tool changed",)),
+    "a base's method": ("Base.describe = lambda self: 'other'", ("Base.describe replaced",)),
+    "the bases": ("class Sneaky(Base):\n    pass\nSolver.__bases__ = (Sneaky,)", ("Solver.__mro__ replaced",)),
+    "a module global": ("module.math = None", ("math of solver.py replaced",)),
+    "a global added": ("module.len = lambda x: 0", ("len of solver.py added",)),
+    "a module function's code": ("helper.__code__ = (lambda x, scale=2: 0).__code__",
+                                 ("the code of helper of solver.py changed",)),
+    "another class of the module": ("Other.run = lambda self: 1", ("Other.run replaced",)),
+    "a key that is not a name": ("vars(module)[1] = 2", ("a key that is not a name of solver.py added",)),
+    "the object's own method": ("solver.train = lambda time_limit=None: None", ("train set on the Solver object",)),
+    "many things": ("for name in 'abcdefgh':\n    setattr(Solver, name, 0)", (
+        "Solver.a added", "Solver.b added", "Solver.c added", "5 more changes")),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_the_worker_names_each_change_to_the_pinned_class(change):
+    from grader.worker.loop import PACKAGE, PinnedClass
+
+    module = types.ModuleType(f"{PACKAGE}.solver")
+    exec(PROVIDED_MODULE, vars(module))
+    pinned = PinnedClass(module.Solver, module)
+    solver = module.Solver(None)
+    code, expected = CHANGES[change]
+    exec(code, {**vars(module), "module": module, "solver": solver})
+    assert pinned.check(solver) == protocol.PinCheck(same_type=True, changed=expected)
+    assert pinned.check(module.Other()) == protocol.PinCheck(same_type=False)

@@ -169,8 +169,9 @@ class Import(Operation):
 
 @dataclass(frozen=True)
 class Pin(Operation):
-    """Keeps a provided module's class as that module defined it, asked before any student module is
-    imported (which could replace it)."""
+    """Keeps a provided module's class as that module defined it, and what defines it then (its
+    namespace, its functions' code and defaults, its module's globals), asked before any student
+    module is imported (which could replace or change it)."""
 
     NAME: ClassVar[str] = "pin"
     module: str
@@ -179,7 +180,8 @@ class Pin(Operation):
 
 @dataclass(frozen=True)
 class IsPinned(Operation):
-    """Whether the target's type is exactly the pinned class (type(), which a class cannot make lie)."""
+    """Whether the target's type is exactly the pinned class (type(), which a class cannot make lie),
+    and what of that class changed since it was pinned: answered by a `PinCheck`."""
 
     NAME: ClassVar[str] = "is_pinned"
     target: Target
@@ -347,6 +349,37 @@ class Answer:
         if "args" in data:
             return cls(data.get("result"), data.get("args"), data.get("kwargs"), True)
         return cls(data.get("result"))
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    """The answer to `IsPinned`: whether the target's type is exactly the pinned class, and, where it
+    is, what defined that class and differs now from what defined it when it was pinned (its
+    functions, their code and defaults, its module's globals; the object's own attributes that hide
+    its methods), in words, a few at most. The target is the provided class's only where both hold."""
+
+    same_type: bool
+    changed: tuple[str, ...] = ()
+
+    MAX_CHANGES: ClassVar[int] = 8
+    MAX_CHARACTERS: ClassVar[int] = 200
+
+    @property
+    def provided(self) -> bool:
+        return self.same_type and not self.changed
+
+    def to_json(self) -> dict:
+        return {"same_type": self.same_type, "changed": list(self.changed)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "PinCheck":
+        """From the worker's answer: a bool and a list of strings (a few, cut short), or ProtocolError."""
+        data = _mapping(data, "pin check")
+        same_type, changed = data.get("same_type"), data.get("changed")
+        if type(same_type) is not bool or not isinstance(changed, list) \
+                or not all(type(item) is str for item in changed):
+            raise ProtocolError("a pin check is {same_type: bool, changed: [str]}")
+        return cls(same_type, tuple(item[:cls.MAX_CHARACTERS] for item in changed[:cls.MAX_CHANGES]))
 
 
 # -- helpers --------------------------------------------------------------------------------------

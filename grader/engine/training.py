@@ -8,12 +8,32 @@ after training; their labels never leave the grader.
   importing the entry's modules (their import-time work included), the entry, `train()` and the
   predictions.
 - The solver: the entry must return the provided Solver (`solver.Solver`; `trainer.Trainer` where an
-  assignment provides a Trainer) over the model it built. The worker keeps that class as the provided
-  module defined it, before the student's modules are imported, and the grader asks whether the
-  returned object's type is exactly it: a subclass, a class of the same name or any other object is
-  trained and measured as asked, and scores nothing. The fresh worker starts in a scratch directory
-  written afresh (`PreparedSubmission.renew`), so a provided file that code run at check time
-  rewrote (or a `.pyc` it planted) is not the one the worker pins.
+  assignment provides a Trainer) over the model it built. The worker imports the provided module and
+  keeps (pins) its class before any of the submission's modules is imported; the provided modules
+  import the student's ones only inside the functions that use them (the Solver's update rules), so
+  the pin runs none of the submission's code, and none of it can make the class the worker keeps. The
+  fresh worker starts in a scratch directory written afresh (`PreparedSubmission.renew`), so a
+  provided file that code run at check time rewrote (or a `.pyc` it planted) is not the one pinned.
+  At the pin the worker records what defines the class, each part as the objects it is: the namespace
+  of the class, of its bases in the package and of the other classes of its module, its bases and
+  metaclass, the globals of its module, and for each function there its code, defaults, keyword
+  defaults and closure. When the entry returns, and again when train() returns (before the
+  predictions), the grader asks whether the object's type is exactly the pinned class, none of those
+  parts changed, and the object holds none of the class's methods as its own attribute. Anything else
+  (a subclass, a class of the same name, another object, or the provided class changed: a method
+  replaced, its code or defaults, a global of its module) is trained and measured as asked, and
+  scores nothing, with a message naming what changed.
+- What that check guarantees, and what it does not: a submission that keeps to the course's rule
+  trains in the provided loop, and one that breaks it with the ordinary means (its own Solver, a
+  subclass, a patched method, class creation hooked while the provided file is imported) is named
+  and scores nothing. It does not make the loop's work honest: the submission's model (its `loss`
+  and `params`) and update rule run inside the loop, with the Solver's state at hand, and can do
+  anything there (train on anything for as long as they like, reach the Solver through its frames,
+  change the libraries it calls: torch, NumPy, `time` and the builtins are shared with the
+  submission and not recorded); and the check itself runs in the worker, in the same process as the
+  submission's code, which can rewrite it. What bounds a submission's score, whatever it does, is the
+  grader's clock (everything from the import of its modules to the last prediction) and the
+  held-out images, sent after training, whose labels never leave the grader.
 - Held-out tasks are scored on the dataset's test split with every pixel moved by up to
   HELD_OUT_NOISE steps per run. In official mode the synthetic test split is drawn from a secret seed
   per run (`secrets.randbits`: neither recorded nor sent to the worker) and the noise from another;
@@ -52,7 +72,7 @@ import numpy as np
 from grader.checking import notes
 
 from grader.assignment import CalibrationSpec, TaskSpec
-from grader.boundary import wire
+from grader.boundary import protocol, wire
 from grader.checking.compare import CheckFailed
 from grader.checking.proxies import fetch
 from grader.engine.calibration import PROCESS_CALIBRATIONS, CalibrationError, ScaledLimit, scaled_limit
@@ -189,7 +209,7 @@ class Clock:
 class TrainingRun:
     predictions: np.ndarray
     seconds: float          # from the clock's start to the last prediction
-    provided: bool          # whether the entry returned the provided class
+    provided: bool          # whether the entry returned the provided class, as provided, before and after train()
     history: Optional[TrainingHistory] = None  # as the solver recorded it, read after the clock stopped
 
 
@@ -232,11 +252,11 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     hard_limit = limit * (1 + OVERRUN_FRACTION) + OVERRUN_SECONDS
     allowed = f"{scaled.describe()}, grace {hard_limit - limit:.1f} s for the last iteration and sending predictions back"
     stage = "training"  # what the student's code was doing when it failed, for the messages below
-    returned = ""       # the type the entry returned, once known not to be the provided class
+    refused = ""        # why what the entry returned does not count, once known
 
     def train_and_predict() -> TrainingRun:
-        nonlocal stage, returned
-        stage, returned = "training", ""
+        nonlocal stage, refused
+        stage, refused = "training", ""
         session.fresh_worker()
         # None of the submission's code has run in the fresh worker: nothing watches the data cross
         # (and reach the device, whole) before the clock starts.
@@ -249,21 +269,34 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
         entry = getattr(getattr(StudentProxy(session), module), function)
         entry_args = (data_handle,) if framework != "torch" else (data_handle, _torch_dtype(spec.dtype), device)
         solver = remote.call(entry, entry_args, {}, keep=True, timeout_s=clock.left())
-        provided = session.is_pinned_class(solver, trainer_module, trainer_class, clock.left())
-        if not provided:
-            returned = remote.type_name(solver) or "object"
-        if provided:  # its progress lines feed the live display (printing costs the run microseconds)
+        refused = not_provided(session.is_pinned_class(solver, trainer_module, trainer_class, clock.left()),
+                               remote.type_name(solver) or "object")
+        if not refused:  # its progress lines feed the live display (printing costs the run microseconds)
             solver.verbose = True
         remote.call(solver.train, (), {"time_limit": max(limit - clock.elapsed(), 0.0)}, timeout_s=clock.left())
+        if not refused:  # the submission's model and update rule ran inside train(): asked again
+            refused = not_provided(session.is_pinned_class(solver, trainer_module, trainer_class, clock.left()),
+                                   "", after_training=True)
         # The clock runs until the last prediction is back: GPU work the training queued and did not
         # wait for, or training that goes on in a thread, has to finish (or is cut off) inside it.
         stage = "predicting"
         predictions = _predict(solver.model, data.evaluation_images, keep, clock.left, data.num_classes)
         seconds = clock.elapsed()
         span.append(time.time())
-        return TrainingRun(predictions, seconds, provided, _read_history(solver))
+        return TrainingRun(predictions, seconds, not refused, _read_history(solver))
 
-    def not_provided() -> str:
+    def not_provided(check: protocol.PinCheck, returned: str, after_training: bool = False) -> str:
+        """Why the object the entry returned does not count ("" where it does)."""
+        if check.provided:
+            return ""
+        as_provided = f"the provided {trainer_class} must be used as provided"
+        if check.same_type:
+            when = "; found after train() returned" if after_training else ""
+            return (f"the {trainer_class} of {trainer_module}.py was changed after the grader loaded it "
+                    f"({', '.join(check.changed)}{when}): {as_provided}")
+        if after_training:
+            return (f"the {trainer_class} that {function} returned had its class replaced during training: "
+                    f"{as_provided}")
         return (f"{function} returned {_article(returned)} {returned}, not the provided {trainer_class} of "
                 f"{trainer_module}.py (a subclass or a class of your own does not count): build the "
                 f"{trainer_class} with {trainer_class}(...) and return it untrained")
@@ -281,7 +314,7 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     except StudentException as exc:
         if exc.is_not_implemented:
             return result(Outcome.NOT_IMPLEMENTED, f"not implemented yet: {exc.message}")
-        also = f" ({not_provided()})" if returned else ""
+        also = f" ({refused})" if refused else ""
         return result(Outcome.ERROR, f"{stage} raised {exc.type_name}: {exc.message}{also}", detail=exc.traceback)
     except EarlierTimeout as exc:
         return result(Outcome.TIMEOUT, f"{stage} stopped: {exc}")
@@ -305,7 +338,7 @@ def run_training_task(session: WorkerSession, task: TaskSpec, data: TrainingData
     measured = (f"{accuracy:.1%} accuracy on {len(labels)} {split} ({data.source}, {device}) after "
                 f"{run.seconds:.1f} s of training and prediction ({allowed})")
     if not run.provided:
-        return result(Outcome.FAILED, f"{not_provided()}; its model's {measured} is not scored",
+        return result(Outcome.FAILED, f"{refused}; its model's {measured} is not scored",
                       accuracy=accuracy, seconds=run.seconds)
     points = score_for(accuracy, target, floor, task.points)
     message = (f"{measured}; target {target:.0%}" + (f", partial credit from {floor:.0%}" if floor is not None else ""))

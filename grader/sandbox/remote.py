@@ -329,15 +329,22 @@ class WorkerSession:
 
     def pin_class(self, module: str, name: str, timeout_s: float) -> None:
         """Imports the provided `module` and has the worker keep its class `name` as that module defined
-        it: asked before the student's modules are imported, none of them can have replaced it yet."""
+        it, with what defines it then: asked before the student's modules are imported (the provided
+        modules import none of them at their top), none of them can have replaced or changed it yet."""
         self._exchange(protocol.Pin(module, name), [], self._timeout(timeout_s), observe=False)
         self._imported.add(module)
 
-    def is_pinned_class(self, obj: "RemoteObject", module: str, name: str, timeout_s: float) -> bool:
-        """Whether the type of `obj` is exactly the class `pin_class` kept: not a subclass, not another
-        class of the same name."""
+    def is_pinned_class(self, obj: "RemoteObject", module: str, name: str, timeout_s: float) -> protocol.PinCheck:
+        """Whether the type of `obj` is exactly the class `pin_class` kept (not a subclass, not another
+        class of the same name), and what of that class the submission's code changed since; an answer
+        the grader cannot read counts as another class."""
         operation = protocol.IsPinned(_where(obj).live_target(), module, name)
-        return self._exchange(operation, [], self._timeout(timeout_s), observe=False) is True
+        answer = self._exchange(operation, [], self._timeout(timeout_s), observe=False)
+        try:
+            check = protocol.PinCheck.from_json(answer)
+        except protocol.ProtocolError:
+            return protocol.PinCheck(same_type=False)
+        return protocol.PinCheck(check.same_type, tuple(valid_unicode(item) for item in check.changed))
 
     def keep(self, value: Any, device: str | None = None, timeout_s: float | None = None) -> "RemoteObject":
         """Sends plain data to the worker to keep there (its tensors moved to `device`, whole);

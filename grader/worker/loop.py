@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import traceback
+import types
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +124,141 @@ class StackWatch:
         self.settings = (path, every_s)
 
 
+# A changed class is described by its first few changes (a class changed wholesale would list them all).
+MAX_CHANGES_DESCRIBED = 4
+# A namespace key that is not a plain string (only code run after the pin puts one there).
+NOT_A_NAME = "a key that is not a name"
+
+
+class PinnedClass:
+    """A provided class as its module defined it, and what defined it at that moment (`definition`),
+    to tell later whether it is still the same. Each part is held as the objects it was made of and
+    compared by identity: nothing of theirs is called to compare them, and nothing the submission
+    added is looked into (that it was added is the change)."""
+
+    def __init__(self, cls: type, module: types.ModuleType):
+        self.cls = cls
+        self.module = module
+        # The classes whose namespaces define it: it and its bases in the submission's package (a
+        # library's or Python's are not the assignment's), and the other classes its module defines.
+        own = [klass for klass in cls.__mro__
+               if klass is cls or str(vars(klass).get("__module__", "")).startswith(PACKAGE + ".")]
+        defined_there = [value for value in dict.values(vars(module))
+                         if isinstance(value, type) and vars(value).get("__module__") == module.__name__]
+        # Named as they were named then (a class's name can be set without changing what it does).
+        self.classes = [(klass, klass.__qualname__) for klass in dict.fromkeys(own + defined_there)]
+        self.name = cls.__name__
+        self.where = f"{module.__name__.rpartition('.')[2]}.py"
+        self.functions = {name for name, value in dict.items(vars(module))
+                          if type(value) is types.FunctionType and value.__module__ == module.__name__}
+        # The names an attribute of the object itself would hide (its methods: set on the object, they
+        # replace the method for that object alone).
+        self.methods = list(dict.fromkeys(name for klass in own for name, value in vars(klass).items()
+                                          if type(value) in (types.FunctionType, staticmethod, classmethod)))
+        self.parts = self.definition()
+
+    def definition(self) -> dict[tuple[str, str, str], tuple]:
+        """What defines the class, as {(owner, name, aspect): the objects it is}: the namespace of its
+        module (the globals its functions read) and of each of `classes` (`vars`), with their bases
+        (`__mro__`) and metaclass; and for each function there (a static or class method's, a
+        property's accessors) its `__code__`, `__defaults__`, `__kwdefaults__` and closure cells.
+        About fifty parts for a provided Solver, checked in some 40 microseconds."""
+        parts: dict[tuple[str, str, str], tuple] = {}
+        where = self.where
+        for name, value in dict.items(vars(self.module)):
+            name = name if type(name) is str else NOT_A_NAME
+            if name == "__warningregistry__":  # where Python notes the warnings it showed, not code
+                continue
+            parts[(where, name, "")] = (value,)
+            if name in self.functions and type(value) is types.FunctionType:
+                parts.update(_function_parts(where, name, value))
+        for klass, owner in self.classes:
+            parts[(owner, "__class__", "")] = (type(klass),)
+            parts[(owner, "__mro__", "")] = tuple(type.__dict__["__mro__"].__get__(klass))
+            for name, value in vars(klass).items():
+                name = name if type(name) is str else NOT_A_NAME
+                parts[(owner, name, "")] = (value,)
+                for accessor, function in _functions_of(value):
+                    parts.update(_function_parts(owner, name + accessor, function))
+        return parts
+
+    def check(self, obj: Any) -> protocol.PinCheck:
+        """Whether `obj`'s type is exactly the class, and what of it changed since it was pinned."""
+        if type(obj) is not self.cls:
+            return protocol.PinCheck(same_type=False)
+        now = self.definition()
+        differ = [key for key, recorded in self.parts.items() if key not in now or not _same(recorded, now[key])]
+        # A function replaced or removed is said once, not again for its code and defaults.
+        replaced = {(owner, name) for owner, name, aspect in differ if not aspect}
+        changed = [describe_change(key, key in now) for key in differ if not key[2] or key[:2] not in replaced]
+        changed += [describe_change(key, True, added=True) for key in now if key not in self.parts and not key[2]]
+        try:
+            own = object.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            own = None
+        if isinstance(own, dict):  # read as attribute lookup reads it, through dict's own methods
+            changed += [f"{name} set on the {self.name} object" for name in self.methods
+                        if dict.__contains__(own, name)]
+        if len(changed) > MAX_CHANGES_DESCRIBED:
+            changed[MAX_CHANGES_DESCRIBED - 1:] = [f"{len(changed) - MAX_CHANGES_DESCRIBED + 1} more changes"]
+        return protocol.PinCheck(same_type=True, changed=tuple(changed))
+
+
+def _functions_of(value: Any) -> list[tuple[str, types.FunctionType]]:
+    """The functions behind a class's namespace entry, each with how to name it beside the entry."""
+    if type(value) in (staticmethod, classmethod):
+        value = value.__func__
+    if type(value) is types.FunctionType:
+        return [("", value)]
+    if type(value) is property:
+        return [(f" ({accessor})", function) for accessor, function in
+                (("getter", value.fget), ("setter", value.fset), ("deleter", value.fdel))
+                if type(function) is types.FunctionType]
+    return []
+
+
+def _function_parts(owner: str, name: str, function: types.FunctionType) -> dict[tuple[str, str, str], tuple]:
+    keywords = function.__kwdefaults__
+    return {(owner, name, "code"): (function.__code__,),
+            (owner, name, "defaults"): tuple(function.__defaults__ or ()),
+            (owner, name, "keyword defaults"): tuple(item for pair in dict.items(keywords) for item in pair)
+            if type(keywords) is dict else (),
+            (owner, name, "closure"): tuple(_cell_contents(cell) for cell in function.__closure__ or ())}
+
+
+_EMPTY_CELL = object()
+
+
+def _cell_contents(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a cell not filled yet
+        return _EMPTY_CELL
+
+
+def _same(recorded: tuple, now: tuple) -> bool:
+    return len(recorded) == len(now) and all(a is b for a, b in zip(recorded, now))
+
+
+def describe_change(key: tuple[str, str, str], present: bool, added: bool = False) -> str:
+    """A change to one part of a pinned class, in words: "Solver.train replaced", "the code of
+    Solver._step changed", "len of solver.py added"."""
+    owner, name, aspect = key
+    what = f"{name} of {owner}" if owner.endswith(".py") else f"{owner}.{name}"
+    if aspect:
+        return f"the {aspect} of {what} changed"
+    if added:
+        return f"{what} added"
+    return f"{what} replaced" if present else f"{what} removed"
+
+
 class Worker:
     def __init__(self, submission_dir: Path):
         install_package(PACKAGE, [submission_dir])
         self.handles: dict[int, Any] = {}
         self.next_handle = 1
         # Classes of provided modules as those modules defined them (see the "pin" operation).
-        self.pinned: dict[tuple[str, str], type] = {}
+        self.pinned: dict[tuple[str, str], PinnedClass] = {}
         # The functions a call refuses to enter, and the trace function that does it (None: no refusals).
         self.refused_places: list = []
         self.tracer: Any = None
@@ -185,11 +314,13 @@ class Worker:
             return None
         if isinstance(op, protocol.Pin):  # before the student's modules are imported, which could replace the class
             module = importlib.import_module(f"{PACKAGE}.{op.module}")
-            self.pinned[(op.module, op.name)] = getattr(module, op.name)
+            self.pinned[(op.module, op.name)] = PinnedClass(getattr(module, op.name), module)
             return None
         target = self.resolve(op.target, decoder)
         if isinstance(op, protocol.IsPinned):  # type(), not isinstance or __class__, which a class can make lie
-            return protocol.Answer(type(target) is self.pinned.get((op.module, op.name))).to_json()
+            pinned = self.pinned.get((op.module, op.name))
+            check = pinned.check(target) if pinned is not None else protocol.PinCheck(same_type=False)
+            return protocol.Answer(encoder.encode(check.to_json())).to_json()
         if isinstance(op, protocol.Call):
             args = decoder.decode(op.args)
             kwargs = decoder.decode(op.kwargs)
