@@ -376,6 +376,25 @@ def test_batchnorm_storing_its_running_averages_in_bn_param_itself_scores_full(t
     assert lost(result) == {"batchnorm.forward"}, f"seed {result.seed}"
 
 
+# -- an init task grades __init__, whatever the state of loss ------------------------------------------
+
+def test_a_model_whose_loss_is_not_written_yet_keeps_its_init_points(tmp_path):
+    # The init tasks grade what __init__'s docstring states; the loss is the loss tasks' business, so
+    # a loss that only returns log 10 (the loss of a fresh model) gains nothing over an unwritten one.
+    models = reference_text("models.py")
+    unwritten = models
+    for owner in ("TwoLayerNet", "FullyConnectedNet", "ThreeLayerConvNet"):
+        unwritten = student_method(unwritten, owner, "loss", 'raise NotImplementedError("loss")')
+    tasks = "two_layer_net.init,fc_net.init,three_layer_convnet.init,two_layer_net.loss"
+    result = grade_files(tmp_path, {"models.py": unwritten}, only=tasks)
+    assert lost(result) == {"two_layer_net.loss"}, f"seed {result.seed}: {messages(result)}"
+    no_bias = models.replace('self.params["b1"] = torch.zeros(hidden_dim, **like)',
+                             'self.params["b1"] = torch.ones(hidden_dim, **like)', 1)
+    assert no_bias != models
+    result = grade_files(tmp_path / "ones", {"models.py": no_bias}, only="two_layer_net.init")
+    assert lost(result) == {"two_layer_net.init"}, f"seed {result.seed}"
+
+
 # -- dropout: p is the probability of dropping a unit here, of keeping one in CS231n ------------------
 
 def test_dropout_with_cs231n_keep_probability_fails_naming_the_convention(tmp_path):

@@ -46,8 +46,8 @@ def test_a_model_task_is_not_pointed_at_a_layer_it_does_not_use(tmp_path):
 
 @pytest.mark.parametrize("uses,words", [
     ("[no_such.task]", "'no_such.task' is not a task listed before it"),
-    ("[fc_net.init]", "'fc_net.init' is not a task listed before it"),   # listed after two_layer_net.init
-    ("[two_layer_net.init]", "'two_layer_net.init' is not a task listed before it"),  # itself
+    ("[fc_net.init]", "'fc_net.init' is not a task listed before it"),   # listed after two_layer_net.loss
+    ("[two_layer_net.loss]", "'two_layer_net.loss' is not a task listed before it"),  # itself
 ])
 def test_uses_names_earlier_tasks_only(project, uses, words):
     edit_config(project, "uses: [affine.forward, relu.forward, softmax_loss.loss]}",

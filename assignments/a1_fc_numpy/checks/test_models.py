@@ -1,4 +1,4 @@
-"""Checks of models.py: parameter shapes and initial loss, scores and loss against the reference
+"""Checks of models.py: parameter shapes and initial values, scores and loss against the reference
 with the same parameters, and for the documented parameters gradients equal to the numeric gradients
 of the submission's own loss and to the reference's."""
 
@@ -132,15 +132,6 @@ def test_two_layer_net_parameters(student):
     expect_gaussian_weights(params, std, "TwoLayerNet")
 
 
-@pytest.mark.task("two_layer_net.init")
-def test_two_layer_net_initial_loss(student, rng):
-    model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=10, weight_scale=1e-4)
-    X, y = rng.standard_normal((200, D)), rng.integers(10, size=200)
-    loss, _ = expect_tuple(model.loss(X, y), 2, "TwoLayerNet.loss(X, y)")
-    assert_close(loss, np.log(10), name="initial loss of TwoLayerNet with tiny weights (should be about log 10)",
-                 rtol=0.02)
-
-
 @pytest.mark.task("two_layer_net.loss")
 @pytest.mark.parametrize("inputs", ["course", "random"])
 @pytest.mark.parametrize("reg", [0.0, 1.0])
@@ -197,16 +188,6 @@ def test_fc_net_weights_follow_weight_scale(student):
     model = student.models.FullyConnectedNet([100, 80], input_dim=60, num_classes=10, weight_scale=std,
                                              dtype=np.float64)
     expect_gaussian_weights(fetch_params(model, "FullyConnectedNet"), std, "FullyConnectedNet")
-
-
-@pytest.mark.task("fc_net.init")
-def test_fc_net_initial_loss(student, rng):
-    model = student.models.FullyConnectedNet([50, 50], input_dim=15, num_classes=10, weight_scale=1e-3,
-                                             dtype=np.float64)
-    X, y = rng.standard_normal((200, 15)), rng.integers(10, size=200)
-    loss, _ = expect_tuple(model.loss(X, y), 2, "FullyConnectedNet.loss(X, y)")
-    assert_close(loss, np.log(10), name="initial loss of FullyConnectedNet with tiny weights (about log 10)",
-                 rtol=0.02)
 
 
 @pytest.mark.task("fc_net.loss")

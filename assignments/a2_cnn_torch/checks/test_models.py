@@ -1,5 +1,5 @@
 """Checks of models.py on tensors: kaiming_initializer's statistics, parameter shapes and initial
-losses, scores and losses against the reference with the same parameters, and for every model's
+values, scores and losses against the reference with the same parameters, and for every model's
 documented parameters gradients equal to the numeric gradients of the submission's own loss and to
 the reference's, DeepConvNet with several filter and pooling layouts.
 
@@ -216,21 +216,13 @@ def fc_shapes(hidden, input_dim, num_classes):
     return shapes
 
 
-def initial_loss_is_log_c(model, rng, input_shape, name):
-    X, y = t(rng.standard_normal((100, *input_shape))), labels(rng, 100)
-    loss, _ = expect_tuple(model.loss(X, y), 2, f"{name}.loss(X, y)")
-    assert_close(loss, np.log(10), name=f"initial loss of {name} with tiny weights (should be about log 10)",
-                 rtol=0.03)
-
-
 @pytest.mark.task("two_layer_net.init")
-def test_two_layer_net_init(student, rng):
+def test_two_layer_net_init(student):
     model = student.models.TwoLayerNet(input_dim=D * 20, hidden_dim=H * 3, num_classes=10, weight_scale=1e-4,
                                        dtype=F64)
     params = fetch_params(model, "TwoLayerNet")
     expect_shapes(params, {"W1": (D * 20, H * 3), "b1": (H * 3,), "W2": (H * 3, 10), "b2": (10,)}, "TwoLayerNet")
     expect_initial_values(params, 1e-4, "TwoLayerNet")
-    initial_loss_is_log_c(model, rng, (D * 20,), "TwoLayerNet")
 
 
 @pytest.mark.task("two_layer_net.loss")
@@ -256,13 +248,12 @@ FC_HIDDEN = [20, 30]
 
 
 @pytest.mark.task("fc_net.init")
-def test_fc_net_init(student, rng):
+def test_fc_net_init(student):
     hidden = [60, 50]
     model = student.models.FullyConnectedNet(hidden, input_dim=40, num_classes=10, weight_scale=1e-3, dtype=F64)
     params = fetch_params(model, "FullyConnectedNet")
     expect_shapes(params, fc_shapes(hidden, 40, 10), "FullyConnectedNet")
     expect_initial_values(params, 1e-3, "FullyConnectedNet")
-    initial_loss_is_log_c(model, rng, (40,), "FullyConnectedNet")
 
 
 @pytest.mark.task("fc_net.loss")
@@ -363,10 +354,9 @@ def three_layer(source, **kwargs):
 
 
 @pytest.mark.task("three_layer_convnet.init")
-def test_three_layer_convnet_init(student, rng):
+def test_three_layer_convnet_init(student):
     model = three_layer(student, weight_scale=1e-3)
     expect_shapes(fetch_params(model, "ThreeLayerConvNet"), three_layer_shapes(), "ThreeLayerConvNet")
-    initial_loss_is_log_c(model, rng, CONV_INPUT, "ThreeLayerConvNet")
 
 
 @pytest.mark.task("three_layer_convnet.init")
