@@ -150,6 +150,21 @@ def torch_draws():
 def collector():
     import gc
     return [gc.isenabled(), gc.get_freeze_count()]
+
+
+def hides_its_arguments(x, y):
+    """Changes the worker's own answer to this call: the arguments come back as one value, not two."""
+    import sys
+    protocol = sys.modules["grader.boundary.protocol"]
+    original = protocol.Answer
+
+    def answer(result=None, args=None, kwargs=None, returns_args=False):
+        if returns_args:
+            args = {"$": "tuple", "items": args["items"][:1]}
+        return original(result, args, kwargs, returns_args)
+
+    protocol.Answer = answer
+    return x
 '''
 
 
@@ -178,6 +193,13 @@ def test_the_check_operations_work_on_the_students_objects(session):
     assert np.array_equal(record.result, [2.0, 2.0]) and np.array_equal(record.args[0], [2.0, 2.0])
     kept = call_keeping(StudentProxy(session).models.double, (1, 2), items=[1])  # (1, 2, 1, 2), item 1 kept
     assert kept[0] == 1 and list(kept[2:]) == [1, 2] and fetch(kept[1]) == 2
+
+
+def test_an_answer_holding_fewer_arguments_than_were_sent_is_refused(session):
+    # A check walks the arguments as the call left them beside its own: a worker whose code (the
+    # submission's runs there) answers with fewer would leave comparisons undone.
+    with pytest.raises(WorkerCrashed, match="does not hold the arguments"):
+        inspect_call(StudentProxy(session).models.hides_its_arguments, np.ones(2), [1, 2, 3])
 
 
 def test_what_the_worker_loads_before_the_submission_is_frozen_for_the_collector(session):

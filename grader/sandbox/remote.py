@@ -502,7 +502,17 @@ def call(obj: RemoteObject, args: Sequence, kwargs: dict, *, select: Sequence[in
     encoder = where.session.encoder()
     operation = call_operation(obj, encoder, args, kwargs, select=select, keep=keep, keep_items=keep_items,
                                return_args=return_args)
-    return where.session.perform(operation, encoder, where.modules(), timeout_s)
+    answer = where.session.perform(operation, encoder, where.modules(), timeout_s)
+    if return_args and not _answers_the_arguments_sent(answer, args, kwargs):
+        # The arguments as the call left them are one value for each argument sent: a check walks them
+        # beside its own, and an answer with fewer would leave some of its comparisons undone.
+        raise WorkerCrashed("the worker's answer does not hold the arguments of the call it answers")
+    return answer
+
+
+def _answers_the_arguments_sent(answer: Any, args: Sequence, kwargs: dict) -> bool:
+    return (isinstance(answer, CallRecord) and len(answer.args) == len(args) and type(answer.kwargs) is dict
+            and set(answer.kwargs) == set(kwargs))
 
 
 def call_keeping(obj: RemoteObject, *args: Any, items: Sequence[int], **kwargs: Any) -> Any:
