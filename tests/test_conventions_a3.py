@@ -147,6 +147,43 @@ def test_a_layer_created_in_forward_loses_the_forward_task_saying_so(tmp_path):
     assert "new state_dict entries after forward (extra.seen)" in task(result, "resnet.forward").message
 
 
+# -- what a check reads is the grader's to choose: the caller's list, one reading of the state -----------
+
+def test_a_train_step_that_empties_the_callers_list_is_not_graded_by_what_is_left(tmp_path):
+    # Gradients never zeroed, then the list emptied: nothing of it left to compare would pass.
+    result = graded(tmp_path, {"three_layer_convnet_train_step": """
+        scores = three_layer_convnet(x, params)
+        loss_tensor = F.cross_entropy(scores, y)
+        loss_tensor.backward()
+        with torch.no_grad():
+            for w in params:
+                w -= learning_rate * w.grad
+        loss = loss_tensor.item()
+        params.clear()
+    """}, only="barebones.train_step")
+    assert lost(result) == {"barebones.train_step"}
+    assert "list of 0 items" in task(result, "barebones.train_step").message
+
+
+def test_a_module_hiding_its_state_from_one_reading_is_graded_on_the_state_it_shows(tmp_path):
+    # PyTorch's default initialization, and a state_dict that is empty for the provided state_tensors
+    # only (it runs beside the submission's code, which can see who calls): the statistics were read
+    # from a second reading, and nothing was left to check.
+    result = graded(tmp_path, {"ThreeLayerConvNet.__init__": """
+        self.conv1 = nn.Conv2d(in_channel, channel_1, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(channel_1, channel_2, kernel_size=3, padding=1)
+        self.fc = nn.Linear(channel_2 * height * width, num_classes)
+        real = self.state_dict
+
+        def state_dict(*args, **kwargs):
+            import sys
+            return {} if sys._getframe(1).f_code.co_name == "state_tensors" else real(*args, **kwargs)
+
+        self.state_dict = state_dict
+    """}, only="module_convnet.init")
+    assert lost(result) == {"module_convnet.init"}
+
+
 # -- the ResNet's classifier in an nn.Sequential ---------------------------------------------------
 
 RESNET_TASKS = ("resnet.shapes", "resnet.parameters", "resnet.forward", "resnet.gradients")

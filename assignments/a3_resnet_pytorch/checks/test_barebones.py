@@ -43,6 +43,15 @@ def labels(rng, n, classes=10):
     return torch.from_numpy(rng.integers(classes, size=n))
 
 
+def expect_the_same_list(after, call, what):
+    """The caller's list of the six parameters, as the call left it: still the six of them (each one is
+    then compared), not emptied or cut short."""
+    if not isinstance(after, list) or len(after) != len(PARAM_NAMES):
+        got = type_name(after) + (f" of {len(after)} items" if isinstance(after, (list, tuple)) else "")
+        raise CheckFailed(f"{call} left {what} as a {got}; it belongs to the caller, who keeps using the "
+                          f"{len(PARAM_NAMES)} tensors [{', '.join(PARAM_NAMES)}] in it")
+
+
 @pytest.mark.task("barebones.forward")
 @pytest.mark.parametrize("N,C,H,W,channel_1,channel_2", [(2, 3, 8, 8, 4, 3), (1, 2, 5, 7, 3, 5)])
 def test_three_layer_convnet_matches_the_reference(student, reference, rng, N, C, H, W, channel_1, channel_2):
@@ -53,6 +62,7 @@ def test_three_layer_convnet_matches_the_reference(student, reference, rng, N, C
     assert_close(record.result, expected, name=f"scores of three_layer_convnet for images of shape {(N, C, H, W)}")
     # The parameters are the network's weights: changing one in place changes the network the caller
     # holds. The images are the caller's to reuse or not, so they are not checked.
+    expect_the_same_list(record.args[1], "three_layer_convnet", "the list of weights given to it")
     for name, before, after in zip(PARAM_NAMES, params, record.args[1]):
         try:
             assert_unchanged(as_array(after, name), as_array(before, name), name=f"{name} given to three_layer_convnet")
@@ -127,6 +137,7 @@ def test_train_steps_match_the_reference(student, reference, rng, learning_rate)
             raise CheckFailed(f"{where}: expected the loss as a Python float (loss.item()), got "
                               f"{type_name(record.result)}")
         assert_close(record.result, expected.result, name=f"loss returned by {where}")
+        expect_the_same_list(record.args[2], where, "the list of parameters given to it")
         for index, (name, after, wanted) in enumerate(zip(PARAM_NAMES, record.args[2], expected.args[2])):
             assert_close(after, wanted, name=f"{name} after {where} (updated in place: w -= learning_rate * w.grad)")
             assert_true(isinstance(after, torch.Tensor) and after.requires_grad,
