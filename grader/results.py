@@ -101,9 +101,19 @@ class TaskResult:
         worst = min(ran or checks, key=lambda c: _TASK_OUTCOME_ORDER.index(c.outcome))
         passed = worst.outcome is Outcome.PASSED
         detail = "\n\n".join(_check_stories([c for c in checks if c.outcome is not Outcome.PASSED or c.notes]))
-        message = worst.message if not passed else f"{len(checks)} check{'s' * (len(checks) > 1)} passed"
+        message = worst.message if not passed else _passed_message(len(ran or checks), len(checks) - len(ran), checks)
         return cls(task_id, title, max_points, max_points if passed else 0.0, worst.outcome,
                    message, visibility=visibility, checks=tuple(checks), detail=detail)
+
+
+def _passed_message(passed: int, skipped: int, checks: list[CheckResult]) -> str:
+    """"4 checks passed", or "2 checks passed; 2 could not run here (no CUDA)": a check skipped here
+    is not counted as one that passed."""
+    message = f"{passed} check{'s' * (passed != 1)} passed"
+    if not skipped:
+        return message
+    reason = next(c.message for c in checks if c.outcome is Outcome.SKIPPED)
+    return f"{message}; {skipped} could not run here" + (f" ({reason})" if reason else "")
 
 
 def _keep_valid_unicode(result: object, *fields: str) -> None:

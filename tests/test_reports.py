@@ -126,6 +126,7 @@ def test_a_skipped_check_does_not_cost_a_task_whose_other_checks_ran():
         CheckResult("test_cuda", "conv.forward", Outcome.SKIPPED, "no CUDA here"),
     ])
     assert task.outcome is Outcome.PASSED and task.points == 3
+    assert task.message == "1 check passed; 1 could not run here (no CUDA here)"  # not "2 checks passed"
     only_skipped = TaskResult.from_checks("conv.forward", "Conv", 3, "visible",
                                           [CheckResult("test_cuda", "conv.forward", Outcome.SKIPPED, "no CUDA here")])
     assert only_skipped.outcome is Outcome.SKIPPED and only_skipped.points == 0
