@@ -80,6 +80,23 @@ def test_a_correct_submission_failing_for_another_reason_gets_no_catalogue_hint(
     assert "3 times the numeric gradient" in task.message
 
 
+@pytest.mark.parametrize("mode", ["official", "public"])
+def test_a_mistake_is_named_whatever_the_forward_pass_keeps_in_its_cache(tmp_path, mode):
+    # The cache is the student's to choose (a dict here, a tuple in the reference): the mistake shows in
+    # the output, and its hint must not depend on the cache holding what the reference's holds.
+    shipped = assignment("a1_fc_numpy")
+    (mistake,) = [m for m in CATALOGUES["a1_fc_numpy"] if m.id == "batchnorm_forward_unbiased_variance"]
+    text = mistake.source_text
+    edits = {"cache = (x_hat, gamma, inv_std)": 'cache = {"x_hat": x_hat, "gamma": gamma, "inv_std": inv_std}',
+             "x_hat, gamma, inv_std = cache": 'x_hat, gamma, inv_std = cache["x_hat"], cache["gamma"], cache["inv_std"]'}
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": text})
+    result = grade_checks(shipped, folder, only="batchnorm.forward", mode=mode, seed=None)
+    assert result.tasks[0].points == 0 and mistake.hint in hints_shown(result, "batchnorm.forward")
+
+
 def test_a_sketch_with_infinities_matches_itself_and_only_itself():
     import numpy as np
 

@@ -30,7 +30,7 @@ from grader.checking.compare import CheckFailed
 from grader.files import write_atomically
 from grader.oracle.mistakes import Mistake
 from grader.sandbox.errors import StudentException
-from grader.sandbox.remote import CallRecord, RemoteObject, StudentProxy, WorkerSession
+from grader.sandbox.remote import CallRecord, OmittedCache, RemoteObject, StudentProxy, WorkerSession
 from grader.sandbox.worker_process import Limits, make_scratch_dir, remove_scratch_dir
 
 SKETCHES_FILE = "mistake_sketches.json"
@@ -72,6 +72,8 @@ def sketch_value(value: Any) -> list:
     torch = sys.modules.get("torch")
     if isinstance(value, RemoteObject):
         return ["o"]
+    if isinstance(value, OmittedCache):
+        return ["cache"]
     if isinstance(value, CallRecord):
         return ["c", sketch_value(value.result), sketch_value(list(value.args)), sketch_value(value.kwargs)]
     if isinstance(value, np.ndarray):

@@ -232,7 +232,8 @@ class WorkerSession:
         self._imported.add(module)
 
     def _exchange(self, operation: protocol.Operation, buffers: list[bytes], timeout_s: float, observe: bool = True,
-                  refused: Sequence[Hang] = (), watch: Optional[protocol.StackWatchSettings] = None) -> Any:
+                  refused: Sequence[Hang] = (), watch: Optional[protocol.StackWatchSettings] = None,
+                  called: Sequence[str] = ()) -> Any:
         worker = self._live_worker()
         release, self._released = self._released, []
         seed, self._seed = self._seed, None
@@ -263,7 +264,7 @@ class WorkerSession:
         except StudentException as error:
             self.observer(None, error)
             raise
-        self.observer(value, None)
+        self.observer(without_cache(value) if any(map(is_forward_pass, called)) else value, None)
         return value
 
     def perform(self, operation: protocol.Operation, encoder: wire.Encoder, modules: Iterable[str],
@@ -285,7 +286,7 @@ class WorkerSession:
             watch = protocol.StackWatchSettings(str(self._stack_dump_path), self._dump_tag,
                                                 self.limits.call_timeout_s * STACK_DUMP_EVERY)
         try:
-            return self._exchange(operation, encoder.buffers, timeout, refused=refused, watch=watch)
+            return self._exchange(operation, encoder.buffers, timeout, refused=refused, watch=watch, called=called)
         except EarlierTimeout:
             raise
         except WorkerTimeout:
@@ -377,6 +378,34 @@ def _unwrap(reply: protocol.Reply, decoder: wire.Decoder, refused: Sequence[Hang
     if answer.returns_args:
         return CallRecord(result, tuple(decoder.decode(answer.args)), decoder.decode(answer.kwargs))
     return result
+
+
+class OmittedCache:
+    """Stands in, for an observer of a check's answers, for the cache a forward pass returned beside its
+    output: what a layer keeps for its backward pass is the student's to choose, so two forward passes
+    with the same output answer alike whatever their caches hold."""
+
+    def __repr__(self) -> str:
+        return "<cache>"
+
+
+OMITTED_CACHE = OmittedCache()
+
+
+def is_forward_pass(target: str) -> bool:
+    """Whether a called function, named as `_called_targets` names it, is a layer's forward pass
+    (`layers.Linear.forward`, `layers.affine_forward`), whose second result is its cache."""
+    last = target.rpartition(".")[2]
+    return last == "forward" or last.endswith("_forward")
+
+
+def without_cache(value: Any) -> Any:
+    """A forward pass's answer, (out, cache) or a call record of it, with the cache left out."""
+    if isinstance(value, CallRecord):
+        return CallRecord(without_cache(value.result), value.args, value.kwargs)
+    if isinstance(value, tuple) and len(value) == 2:
+        return (value[0], OMITTED_CACHE)
+    return value
 
 
 @dataclass
