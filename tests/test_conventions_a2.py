@@ -426,15 +426,21 @@ def test_a_network_on_a_dropout_drawing_other_masks_scores_full(tmp_path):
     assert result.tasks and lost(result) == set(), f"seed {result.seed}: {messages(result)}"
 
 
-def test_a_network_that_never_applies_its_other_masks_loses_the_dropout_task(tmp_path):
+@pytest.mark.parametrize("mode, words", [
+    ("official", "the loss of the network with the units its own masks keep"),
+    ("public", "its dropout layers change nothing"),  # no reference for masks it could not record
+])
+def test_a_network_that_never_applies_its_other_masks_loses_the_dropout_task(tmp_path, mode, words):
     layers = student_method(reference_text("layers.py"), "Dropout", "forward", BERNOULLI_DROPOUT)
     models = reference_text("models.py")
     assert models.count("if self.use_dropout:") == 4
     models = models.replace("if self.use_dropout:", "if False:")
-    result = grade_files(tmp_path, {"layers.py": layers, "models.py": models}, only="dropout.*,fc_net.*")
+    shipped = assignment(A2)
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": layers, "models.py": models})
+    result = grade_checks(shipped, folder, only="dropout.*,fc_net.*", mode=mode, seed=None)
     assert lost(result) == {"fc_net.dropout"}, f"seed {result.seed}: {messages(result)}"
     message = next(t.message for t in result.tasks if t.task_id == "fc_net.dropout")
-    assert "the loss of the network with the units its own masks keep" in message, message
+    assert words in message, message
 
 
 def test_dropout_dropping_with_probability_p_written_with_bernoulli_scores_full(tmp_path):

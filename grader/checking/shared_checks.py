@@ -10,9 +10,10 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
-                            assert_unchanged, expect_tuple, type_name)
+                            assert_true, assert_unchanged, expect_tuple, type_name)
 from grader.checking.gradcheck import LayerExpectation, check_model_gradients, like
 from grader.checking.proxies import inspect_call
+from grader.oracle.reference import MissingFixture
 from grader.sandbox.remote import display_name
 
 
@@ -146,58 +147,62 @@ def draws_reference_masks(student_forward: Any, reference_forward: Any, shapes: 
     return same, factors
 
 
-def check_dropout_network_gradients(network: Callable[[Any, bool], Any], student: Any, reference: Any,
+def check_dropout_network_gradients(network: Callable[..., Any], student: Any, reference: Any,
                                     params: dict[str, Any], X: Any, y: Any, *, dropout: tuple[Any, Any],
                                     dropout_param: dict, keep: float, hidden_shapes: Sequence[tuple[int, ...]],
                                     name: str, rng: np.random.Generator) -> None:
-    """A fully connected network with dropout layers, `network(source, with_dropout)`, whose masks are the
-    submission's to draw. Where its dropout forward pass (`dropout`: the submission's and the
-    reference's) keeps the units the reference's keeps, the network is compared with the reference's;
-    where it draws other masks (another way of drawing them is as right), the same network without
-    dropout is, the one with dropout applies the masks its layer draws (its loss is the grader's,
-    computed with them), and its gradients are those of its own loss."""
+    """A fully connected network with dropout layers, `network(source, with_dropout, reg=None)` (None: the
+    check's own strength of regularization), whose masks are the submission's to draw. Where its dropout
+    forward pass (`dropout`: the submission's and the reference's) keeps the units the reference's
+    keeps, the network is compared with the reference's; where it draws other masks (another way of
+    drawing them is as right), the same network without dropout is, the one with dropout must apply the
+    masks its layer draws (see `_applies_its_masks`), and its gradients are those of its own loss."""
     layer_name = display_name(dropout[0])
     same_masks, factors = draws_reference_masks(*dropout, hidden_shapes, dropout_param, keep, X, layer_name)
     check_model_gradients(network(student, False), X, y, params=params, reference_model=network(reference, False),
                           model_name=f"{name} without dropout", rng=rng)
     if not same_masks:
-        _applies_its_masks(network(student, False), network(student, True), params, X, y, factors, name, layer_name)
+        _applies_its_masks(network, student, reference, params, X, y, factors, name, layer_name)
     check_model_gradients(network(student, True), X, y, params=params,
                           reference_model=network(reference, True) if same_masks else None, model_name=name, rng=rng)
 
 
-def _applies_its_masks(without: Any, with_dropout: Any, params: dict[str, Any], X: Any, y: Any,
-                       factors: Sequence[np.ndarray], name: str, layer_name: str) -> None:
-    """The network's loss with dropout is its loss without (checked against the reference's) moved by
-    what its masks change in the data loss, which the grader computes: a network that ignores its
-    dropout layers, or applies them elsewhere, computes another loss. The regularization term, the
-    same with and without dropout, cancels, whichever convention the network follows."""
-    losses = []
-    for model in (without, with_dropout):
-        for key, value in params.items():
-            model.params[key] = value
-        loss, _ = expect_tuple(model.loss(X, y), 2, f"{name}.loss(X, y)")
-        losses.append(float(as_array(loss, f"loss of {name}")))
-    arrays = {key: as_array(value, key).astype(np.float64) for key, value in params.items()}
-    inputs, labels = as_array(X, "X").astype(np.float64), as_array(y, "y").astype(np.int64)
-    moved = _fc_data_loss(arrays, inputs, labels, factors) - _fc_data_loss(arrays, inputs, labels, None)
-    assert_close(losses[1], losses[0] + moved, rtol=1e-6, atol=1e-9,
-                 name=f"loss of {name}, whose {layer_name} keeps other units than the reference's (which is as "
-                      "right): the loss of the network with the units its own masks keep, scaled by 1 / keep, after "
-                      "each hidden ReLU")
+def _applies_its_masks(network: Callable[..., Any], student: Any, reference: Any, params: dict[str, Any], X: Any,
+                       y: Any, factors: Sequence[np.ndarray], name: str, layer_name: str) -> None:
+    """The loss of the network with dropout, without regularization, is the mean over the examples of
+    the reference network's loss without dropout, each example with its own masks folded into the
+    parameters: a dropout factor m >= 0 after relu(z) is relu(z * m), so hidden layer k's weight columns
+    and biases are scaled by the factors its mask gives that example. A network that ignores its
+    dropout layers, or applies them elsewhere, computes another loss. Public grading has no reference
+    for masks it could not record: there the network must at least not compute its loss without
+    dropout."""
+    def loss_of(model: Any, values: dict[str, Any], inputs: Any, labels: Any) -> float:
+        set_params(model, values)
+        loss, _ = expect_tuple(model.loss(inputs, labels), 2, f"{name}.loss(X, y)")
+        return float(as_array(loss, f"loss of {name}"))
+
+    actual = loss_of(network(student, True, reg=0.0), params, X, y)
+    arrays = {key: as_array(value, key) for key, value in params.items()}
+    examples = []
+    for i in range(len(factors[0])):
+        folded = dict(arrays)
+        for layer, factor in enumerate(factors, start=1):
+            folded[f"W{layer}"] = arrays[f"W{layer}"] * factor[i]
+            folded[f"b{layer}"] = arrays[f"b{layer}"] * factor[i]
+        examples.append(({key: like(params[key], value) for key, value in folded.items()}, X[i:i + 1], y[i:i + 1]))
+    try:
+        expected = float(np.mean([loss_of(network(reference, False, reg=0.0), *example) for example in examples]))
+    except MissingFixture:
+        without = loss_of(network(student, False, reg=0.0), params, X, y)
+        assert_true(not np.isclose(actual, without, rtol=1e-9, atol=0.0),
+                    f"the loss of {name} is its loss without dropout: its dropout layers change nothing")
+        return
+    assert_close(actual, expected, rtol=1e-6, atol=1e-9,
+                 name=f"loss of {name} (reg=0), whose {layer_name} keeps other units than the reference's (which is "
+                      "as right): the loss of the network with the units its own masks keep, scaled by 1 / keep, "
+                      "after each hidden ReLU")
 
 
-def _fc_data_loss(params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray,
-                  factors: Optional[Sequence[np.ndarray]]) -> float:
-    """The softmax loss of the documented fully connected network, {affine - relu - [dropout]} x (L - 1)
-    - affine, without regularization; `factors` multiply each hidden layer's output (None: no dropout)."""
-    layers = len([key for key in params if key.startswith("W")])
-    hidden = X.reshape(X.shape[0], -1)
-    for index in range(1, layers):
-        hidden = np.maximum(hidden @ params[f"W{index}"] + params[f"b{index}"], 0)
-        if factors is not None:
-            hidden = hidden * factors[index - 1]
-    scores = hidden @ params[f"W{layers}"] + params[f"b{layers}"]
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return float(-log_probs[np.arange(len(y)), y].mean())
+def set_params(model: Any, values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        model.params[key] = value

@@ -250,8 +250,9 @@ def test_fc_net_gradients_deeper(student, reference, rng):
 def test_fc_net_dropout_gradients(student, reference, rng, keep):
     hidden, seed = (20, 30), 123
 
-    def network(source, with_dropout):
-        return _fc_network(source, hidden, 0.1, **({"dropout_keep_ratio": keep, "seed": seed} if with_dropout else {}))
+    def network(source, with_dropout, reg=None):
+        return _fc_network(source, hidden, 0.1 if reg is None else reg,
+                           **({"dropout_keep_ratio": keep, "seed": seed} if with_dropout else {}))
 
     params = random_params(rng, fc_shapes(list(hidden), 15, 10))
     X, y = rng.standard_normal((4, 15)), rng.integers(10, size=4)

@@ -292,8 +292,9 @@ def test_fc_net_gradients_deeper(student, reference, rng):
 def test_fc_net_dropout_gradients(student, reference, rng, dropout):
     hidden, seed = (20, 30), 123
 
-    def network(source, with_dropout):
-        return _fc_network(source, hidden, reg=0.1, **({"dropout": dropout, "seed": seed} if with_dropout else {}))
+    def network(source, with_dropout, reg=None):
+        return _fc_network(source, hidden, reg=0.1 if reg is None else reg,
+                           **({"dropout": dropout, "seed": seed} if with_dropout else {}))
 
     shapes = fc_shapes(list(hidden), 15, 10)
     params = random_params(rng, shapes)
