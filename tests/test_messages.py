@@ -49,6 +49,20 @@ def test_a_missing_file_is_named_on_every_task_that_needs_it(tmp_path):
                if t.task_id.startswith(("affine.", "conv.", "two_layer_net.", "fc_net.")))
 
 
+def test_an_import_of_a_package_not_installed_here_says_what_is(tmp_path):
+    # A package the student's own machine has (scipy, say) may not be where the code is graded.
+    layers = (a1().reference_directory / "layers.py").read_text()
+    line = "def softmax_loss(x, y):\n"
+    assert layers.count(line) == 1
+    layers = layers.replace(line, line + "    from convnet_helpers_of_my_laptop.special import logsumexp  # noqa\n")
+    folder = make_submission(tmp_path, a1(), "reference", {"layers.py": layers})
+    (task,) = grade_checks(a1(), folder, only="softmax_loss.loss", mode="official").tasks
+    assert task.outcome is Outcome.ERROR
+    assert task.message.startswith("your code raised ModuleNotFoundError: No module named 'convnet_helpers_of_my_laptop'")
+    assert "convnet_helpers_of_my_laptop is not installed where your code is graded" in task.message
+    assert "standard library, NumPy and PyTorch" in task.message
+
+
 def test_a_skipped_training_task_says_where_the_archive_goes_in_the_table_and_once(tmp_path, monkeypatch):
     import urllib.error
 

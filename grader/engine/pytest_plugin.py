@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import sys
 import time
 from pathlib import Path
@@ -251,6 +252,17 @@ def _again_unless_lost(first: WorkerLost, attempt: Callable[[], None]) -> None:
         raise WorkerCrashed(notes.lost_twice(first.signal_name, second.signal_name)) from second
 
 
+def _missing_package_note(exc: StudentException) -> str:
+    """For an import of a package that is not installed where the code is graded (one a student's own
+    machine has, such as scipy): what is there instead. A module of the submission itself that is
+    missing is named by the grading as a missing file."""
+    found = re.fullmatch(r"No module named '([^']+)'", exc.message) if exc.type_name == "ModuleNotFoundError" else None
+    if found is None or found.group(1).split(".")[0] == "submission":
+        return ""
+    return (f" ({found.group(1).split('.')[0]} is not installed where your code is graded, though your machine may "
+            "have it: use Python's standard library, NumPy and PyTorch)")
+
+
 def _reason(excinfo: Any) -> str:
     try:
         return str(excinfo.value.msg)
@@ -272,7 +284,8 @@ def classify(nodeid: str, task_id: str, call: pytest.CallInfo, report: pytest.Te
             return CheckResult(name, task_id, Outcome.NOT_IMPLEMENTED,
                                f"not implemented yet: {exc.message}", duration_s=duration,
                                location=exc.location)
-        return CheckResult(name, task_id, Outcome.ERROR, f"your code raised {exc.type_name}: {exc.message}",
+        return CheckResult(name, task_id, Outcome.ERROR,
+                           f"your code raised {exc.type_name}: {exc.message}{_missing_package_note(exc)}",
                            detail=exc.traceback, duration_s=duration, location=exc.location)
     if isinstance(exc, WorkerTimeout):
         return CheckResult(name, task_id, Outcome.TIMEOUT, f"timed out: {exc}", duration_s=duration)
