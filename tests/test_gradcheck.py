@@ -429,3 +429,15 @@ def test_a_network_with_a_unit_at_the_kink_still_fails_a_wrong_gradient():
     W, gradient, evaluate = _network_with_a_unit_at_the_kink()
     failure = failure_of(gradient * 1.01, W, evaluate)
     assert "is wrong" in failure.message
+
+
+def test_a_scalar_that_differs_is_told_as_a_number_and_an_array_by_its_worst_element():
+    from grader.checking.compare import assert_close
+
+    with pytest.raises(CheckFailed) as scalar:
+        assert_close(np.float64(2.5), np.float64(2.3), name="loss")
+    assert scalar.value.message.startswith("loss: got 2.5, expected 2.3 (relative error")
+    assert "elements" not in scalar.value.message and "worst" not in scalar.value.message
+    with pytest.raises(CheckFailed) as array:
+        assert_close(np.array([[1.0, 2.0], [3.0, 9.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]), name="out")
+    assert array.value.message.startswith("out: 1 of 4 elements differ; worst at [1, 1]: got 9, expected 4")

@@ -81,11 +81,11 @@ def assert_close(actual: Any, expected: Any, *, name: str, rtol: float = 1e-6, a
     worst = int(np.argmax(excess))
     wrong = int((excess > 0).sum())
     relative = abs(a.flat[worst] - e.flat[worst]) / max(abs(a.flat[worst]) + abs(e.flat[worst]), 1e-300)
+    where = "" if a.ndim == 0 else f" {wrong} of {a.size} elements differ; worst at {_index(worst, a.shape)}:"
     raise CheckFailed(
-        f"{name}: {wrong} of {a.size} elements differ; worst at {_index(worst, a.shape)}: got "
-        f"{a.flat[worst]:.6g}, expected {e.flat[worst]:.6g} (relative error {relative:.2e}, "
+        f"{name}:{where} got {a.flat[worst]:.6g}, expected {e.flat[worst]:.6g} (relative error {relative:.2e}, "
         f"tolerance rtol={rtol:g}, atol={atol:g})",
-        detail=f"rel_error over the whole output: {rel_error(a, e):.3e}",
+        detail="" if a.ndim == 0 else f"rel_error over the whole output: {rel_error(a, e):.3e}",
     )
 
 
