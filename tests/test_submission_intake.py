@@ -196,7 +196,28 @@ def test_two_candidates_for_one_student_file_are_rejected(sandbox, names):
 
 def test_student_files_in_several_top_folders_are_rejected(sandbox):
     entries = [("a/layers.py", stub("layers.py")), ("b/optim.py", stub("optim.py"))]
-    assert_rejected(sandbox, build(sandbox / "s.zip", entries), "several top folders", "a/, b/")
+    assert_rejected(sandbox, build(sandbox / "s.zip", entries), "several folders", "a/, b/")
+
+
+@pytest.mark.parametrize("prefix", ["hw2/assignment/", "hw1/hw1/", "assignments/a1_fc_numpy/",
+                                    "course-repo-main/assignments/a1_fc_numpy/"])
+def test_a_zip_is_searched_for_the_files_as_a_folder_is(sandbox, prefix):
+    # A folder zipped after it was extracted, a repository downloaded as a zip: the files sit deeper
+    # than one folder, and the zip is graded as the same files in a folder would be.
+    entries = student_entries(prefix) + [(".git/objects/layers.py", b"x = 1\n")]
+    if prefix.startswith("course-repo"):
+        entries += [("course-repo-main/assignments/a2_cnn_torch/layers.py", b"x = 2\n")]
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert result.missing == () and taken["layers.py"] == stub("layers.py")
+
+
+def test_a_zip_takes_the_folder_holding_most_of_the_files_over_a_stray_copy(sandbox):
+    entries = student_entries("hw1/") + [("old/layers.py", b"x = 1\n")]
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert result.missing == () and taken["layers.py"] == stub("layers.py")
+    assert "ignored old/layers.py: the files to submit are taken from the folder hw1/" in result.warnings
 
 
 def test_the_same_name_at_a_depth_that_is_not_taken_is_only_ignored(sandbox):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.assignment import Assignment
-from grader.files import find_student_files
+from grader.files import SEARCH_DEPTH, find_student_files
 from grader.sandbox.worker_process import make_scratch_dir, remove_scratch_dir
 
 # Source files are kilobytes; a cap this size also keeps a submission from carrying a dataset.
@@ -385,17 +385,8 @@ def _select(assignment: Assignment, source: Path,
     """The entry taken for each student file found, and (name, reason) for each entry ignored."""
     wanted = {n.casefold(): n for n in assignment.spec.student_files}
     files = [e for e in entries if not e.is_dir and not _archiver_junk(e)]
-    candidates = [e for e in files if len(e.parts) <= 2 and e.parts[-1].casefold() in wanted]
-    if any(len(e.parts) == 1 for e in candidates):
-        layer: tuple[str, ...] = ()
-        place = "the archive's root"
-    else:
-        tops = sorted({e.parts[0] for e in candidates})
-        if len(tops) > 1:
-            raise UnusableSubmission(f"{source}: files to submit are in several top folders "
-                                     f"({', '.join(t + '/' for t in tops)}): put them in one")
-        layer = tuple(tops)
-        place = f"the folder {tops[0]}/" if tops else "the archive's root"
+    layer = _student_layer(assignment, source, files, wanted)
+    place = f"the folder {'/'.join(layer)}/" if layer else "the archive's root"
 
     taken: dict[str, _Entry] = {}
     by_key: dict[str, _Entry] = {}
@@ -421,6 +412,33 @@ def _select(assignment: Assignment, source: Path,
         else:
             ignored.append((entry.name, f"not one of the files to submit ({listing})"))
     return taken, ignored
+
+
+def _student_layer(assignment: Assignment, source: Path, files: list[_Entry],
+                   wanted: dict[str, str]) -> tuple[str, ...]:
+    """The folder of the archive the student files are taken from, chosen as a folder's is
+    (grader.files.find_student_files): its root where it holds any; else the shallowest folder named
+    after the assignment that holds any (a repository downloaded as a zip); else the shallowest folder
+    holding the most of them, which must be the only one so shallow holding as many. Hidden folders
+    (.git) are not searched, nor deeper than a folder is."""
+    holders: dict[tuple[str, ...], set[str]] = {}
+    for entry in files:
+        folder, key = entry.parts[:-1], entry.parts[-1].casefold()
+        if key in wanted and len(folder) <= SEARCH_DEPTH and not any(part.startswith(".") for part in folder):
+            holders.setdefault(folder, set()).add(key)
+    if not holders or () in holders:
+        return ()
+    ranked = sorted(holders, key=lambda folder: (len(folder), -len(holders[folder]), folder))
+    named = [folder for folder in ranked if folder[-1] == assignment.id]
+    if named:
+        return named[0]
+    choice = ranked[0]
+    rivals = [folder for folder in ranked[1:]
+              if len(folder) == len(choice) and len(holders[folder]) == len(holders[choice])]
+    if rivals:
+        listing = ", ".join("/".join(folder) + "/" for folder in (choice, *rivals))
+        raise UnusableSubmission(f"{source}: files to submit are in several folders ({listing}): put them in one")
+    return choice
 
 
 def _archiver_junk(entry: _Entry) -> bool:
