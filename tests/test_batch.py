@@ -75,7 +75,7 @@ def test_the_gradebook_matches_grading_each_submission_alone(uninterrupted):
     rows = {row["id"]: row for row in read_gradebook(out / "gradebook.csv", subs)}
     assert set(rows) == set(kinds) and len(rows) == SUBMISSION_COUNT
     found, passed_over = discover(A1, subs)
-    assert passed_over == ["notes.txt: neither a folder nor a .zip, not graded"]
+    assert passed_over == ["notes.txt: neither a folder, a .zip nor a notebook (.ipynb), not graded"]
     tasks = [t.id for t in a1().spec.select(BATCH_TASKS) if t.training is None]
     for submission in found:
         row = rows[submission.id]
@@ -353,6 +353,17 @@ def test_no_two_submissions_share_an_id_whatever_their_names(tmp_path):
     assert len({ident.casefold() for ident in found.values()}) == 5
     assert found["bob-2"] == "bob-2" and found["bob-3.zip"] == "bob-3"  # their own names
     assert found["Bob"] == "Bob" and found["bob"] == "bob-4" and found["bob!"] == "bob-5"
+
+
+def test_ids_keep_the_letters_of_every_script_and_notebooks_are_submissions(tmp_path):
+    # Names that lost their letters became "submission", "submission-2", ... in the order of the
+    # folder: a later arrival shifted every id after it, and a roster then gave one student another's grade.
+    subs = tmp_path / "subs"
+    for name in ("张伟", "李娜", "José", "Jose\u0301 Luis"):
+        make_submission(subs / name, a1())
+    (subs / "dana.ipynb").write_text("{}")
+    found = {s.path.name: s.id for s in discover(A1, subs)[0]}
+    assert found == {"张伟": "张伟", "李娜": "李娜", "José": "José", "Jose\u0301 Luis": "José_Luis", "dana.ipynb": "dana"}
 
 
 # -- the local executor's scheduling, on stand-in gradings ----------------------------------------

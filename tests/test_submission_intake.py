@@ -455,3 +455,36 @@ def test_a_file_changed_after_the_zip_was_made_is_reported(sandbox, edited):
         return
     assert len(told) == 1 and told[0].startswith(", ".join(edited) + " differ"), told
     assert all(taken[name].endswith(b"# changed later\n") for name in edited)  # graded as it is
+
+
+def test_a_folder_holding_only_the_students_zip_is_graded_from_it(sandbox):
+    # A learning platform's download keeps each student's upload in a folder of its own.
+    folder = sandbox / "Jane Doe_12346_assignsubmission_file_"
+    folder.mkdir()
+    build(folder / "hw1.zip", student_entries("hw1/"))
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert result.missing == () and taken["layers.py"] == stub("layers.py")
+    assert "graded the files in hw1.zip, the folder's only zip archive" in result.warnings
+
+
+def test_a_folder_holding_only_a_notebook_is_graded_from_it(sandbox):
+    import json
+
+    cells = [{"cell_type": "code", "id": f"cell{index}", "metadata": {}, "execution_count": None, "outputs": [],
+              "source": f"%%writefile {name}\n" + stub(name).decode()}
+             for index, name in enumerate(("layers.py", "optim.py", "models.py"))]
+    folder = sandbox / "dana"
+    folder.mkdir()
+    (folder / "a1.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert result.missing == () and taken["optim.py"] == stub("optim.py")
+
+
+def test_a_folder_holding_several_uploads_and_no_files_is_refused_naming_them(sandbox):
+    folder = sandbox / "eve"
+    folder.mkdir()
+    build(folder / "first.zip", student_entries())
+    build(folder / "second.zip", student_entries())
+    assert_rejected(sandbox, folder, "several archives or notebooks", "first.zip, second.zip")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from grader.yaml_text import load_yaml
 GRADESCOPE_METADATA = "submission_metadata.yml"
 MANIFEST = "MANIFEST.json"
 MAX_MANIFEST_BYTES = 64 * 1024
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+@-]+")
+_UNSAFE = re.compile(r"[^\w.+@-]+")  # \w: letters and digits of every script (José, 张伟), and _
 _CLAIM_SHOWN = 80  # characters of a MANIFEST's claimed id quoted in the note
 
 
@@ -54,10 +55,10 @@ def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], l
             skipped.append(f"{entry.name}: a symbolic link, not graded")
         elif entry.is_dir():
             candidates.append((named.get(entry.name, entry.name), entry))
-        elif entry.suffix.lower() == ".zip":
+        elif entry.suffix.lower() in (".zip", ".ipynb"):
             candidates.append((named.get(entry.name, entry.stem), entry))
         else:
-            skipped.append(f"{entry.name}: neither a folder nor a .zip, not graded")
+            skipped.append(f"{entry.name}: neither a folder, a .zip nor a notebook (.ipynb), not graded")
     found = []
     for ident, (name, path) in zip(_unique([name for name, _ in candidates]), candidates):
         manifest, problem, notes = _manifest(path), None, ()
@@ -89,8 +90,10 @@ def _grading_root(path: Path, assignment_id: str) -> Path:
 
 
 def safe_id(name: str) -> str:
-    """A name as an id: safe as a file name, and no spreadsheet reads it as a formula (`=`, `+`, `-`, `@`)."""
-    return _UNSAFE.sub("_", name).lstrip("._+@-").rstrip("._") or "submission"
+    """A name as an id: safe as a file name, and no spreadsheet reads it as a formula (`=`, `+`, `-`, `@`).
+    Letters of every script are kept, composed (a name read from macOS's file system comes decomposed),
+    so that a name is its own id from one run of the batch to the next."""
+    return _UNSAFE.sub("_", unicodedata.normalize("NFC", name)).lstrip("._+@-").rstrip("._") or "submission"
 
 
 def _unique(names: list[str]) -> list[str]:

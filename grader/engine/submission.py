@@ -105,7 +105,7 @@ def read_submission(assignment: Assignment, source: Path) -> SubmissionFiles:
         raise UnusableSubmission(f"the submission {source} does not exist")
     warnings: list[str] = []
     if source.is_dir():
-        files = _from_directory(assignment, _student_folder(assignment, source), warnings)
+        files = _from_folder(assignment, source, warnings)
     elif source.suffix.lower() == ".ipynb" and source.is_file():
         files = _from_notebook(assignment, source, warnings)
     elif zipfile.is_zipfile(source):
@@ -199,17 +199,35 @@ def _from_directory(assignment: Assignment, source: Path, warnings: list[str]) -
     return files
 
 
-def _student_folder(assignment: Assignment, source: Path) -> Path:
-    """Where the folder holds the student files (grader.files.find_student_files): its top, or one
+def _from_folder(assignment: Assignment, source: Path, warnings: list[str]) -> dict[str, bytes]:
+    """The student files where the folder holds them (grader.files.find_student_files): its top, or a
     folder below, as in a zip extracted into a folder of its own or a clone of the course repository
     (a student's repository in CI, GitHub Classroom) with them in `assignments/<A>/`. Only the student
     files are taken from there, so a clone's checks, provided files and workflows, which the student
-    controls, play no part in grading."""
+    controls, play no part in grading. A folder that holds none of them but one zip archive, or one
+    notebook, is the student's upload kept in a folder of its own (a learning platform's download, a
+    Gradescope export of the zip the grader writes): that archive or notebook is graded, as
+    Gradescope's own grading does."""
     found = find_student_files(source, assignment.spec.student_files, assignment.id)
     if found.ambiguous:
         raise UnusableSubmission(f"{source}: files to submit are in several folders ({found.listing()}): "
                                  "put them in one")
-    return found.folder
+    if found.present:
+        return _from_directory(assignment, found.folder, warnings)
+    notebooks = sorted(path for path in source.glob("*.ipynb") if path.is_file() and not path.is_symlink())
+    uploads = [*found.archives, *notebooks]
+    if len(uploads) > 1:
+        listing = ", ".join(path.relative_to(source).as_posix() for path in uploads)
+        raise UnusableSubmission(f"{source} holds none of the files to submit but several archives or notebooks "
+                                 f"({listing}): which one is the submission?")
+    if not uploads:
+        return {}
+    upload = uploads[0]
+    warnings.append(f"graded the files in {upload.relative_to(source).as_posix()}, the folder's only "
+                    f"{'notebook' if upload.suffix.lower() == '.ipynb' else 'zip archive'}")
+    if upload.suffix.lower() == ".ipynb":
+        return _from_notebook(assignment, upload, warnings)
+    return _from_zip(assignment, upload, warnings)
 
 
 def _read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
