@@ -74,9 +74,11 @@ class Summary:
     max_score: float
     slowest: list[tuple[str, float]]                # id, seconds
     failing: list[tuple[str, str, str]]             # id, status, why
+    passed_over: tuple[str, ...] = ()               # entries of the folder that are no submission, and why
 
 
-def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn]) -> Summary:
+def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn],
+              passed_over: Sequence[str] = ()) -> Summary:
     by_status: dict[str, int] = {}
     for record in records:
         by_status[record["status"]] = by_status.get(record["status"], 0) + 1
@@ -94,7 +96,7 @@ def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequenc
                for r in records if r["status"] != GRADED or r["errors"]]
     return Summary(assignment, len(records), by_status, pass_rates, distribution,
                    statistics.fmean(scores) if scores else 0.0, statistics.median(scores) if scores else 0.0,
-                   top, slowest, failing)
+                   top, slowest, failing, tuple(passed_over))
 
 
 def summary_markdown(summary: Summary) -> str:
@@ -117,6 +119,9 @@ def summary_markdown(summary: Summary) -> str:
             lines.append(f"\n... and {len(summary.failing) - FAILING_SHOWN} more (see gradebook.csv)")
     else:
         lines.append("None.")
+    if summary.passed_over:  # a student whose upload was not recognised has no row: said here, not only on stderr
+        lines += ["", "## Entries of the folder not graded", "", "| entry and why |", "|---|"]
+        lines += [f"| {table_cell(line)} |" for line in summary.passed_over]
     return "\n".join(lines) + "\n"
 
 

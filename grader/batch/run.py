@@ -144,7 +144,7 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
             if record["id"] not in graded_now or record["id"] in sink.unwritten:
                 sink.write_files(record)
         columns = [TaskColumn(t.id, t.points) for t in _selected_tasks(assignment, settings)]
-        summary = summarize(assignment.id, records, columns)
+        summary = summarize(assignment.id, records, columns, passed_over)
         outcome = BatchOutcome(run, [j.submission_id for j in jobs], skipped, passed_over, records,
                                write_gradebook(options.out, records, columns), write_summary(options.out, summary),
                                summary, [f"{ident}: {why}" for ident, why in sorted(sink.unwritten.items())])
