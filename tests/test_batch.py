@@ -368,6 +368,18 @@ def test_ids_keep_the_letters_of_every_script_and_notebooks_are_submissions(tmp_
     assert found == {"张伟": "张伟", "李娜": "李娜", "José": "José", "Jose\u0301 Luis": "José_Luis", "dana.ipynb": "dana"}
 
 
+def test_a_zip_beside_the_folder_of_its_name_is_graded_twice_with_a_note(tmp_path):
+    subs = tmp_path / "subs"
+    make_submission(subs / "carl", a1())
+    with zipfile.ZipFile(subs / "carl.zip", "w") as archive:
+        archive.writestr("layers.py", "x = 1\n")
+    make_submission(subs / "dora", a1())
+    found = {s.id: s for s in discover(A1, subs)[0]}
+    assert sorted(found) == ["carl", "carl-2", "dora"] and found["dora"].notes == ()
+    assert "carl.zip (graded as carl-2)" in found["carl"].notes[0]
+    assert "carl (graded as carl)" in found["carl-2"].notes[0]
+
+
 # -- the local executor's scheduling, on stand-in gradings ----------------------------------------
 
 class RecordingSink:

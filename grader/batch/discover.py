@@ -60,15 +60,30 @@ def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], l
         else:
             skipped.append(f"{entry.name}: neither a folder, a .zip nor a notebook (.ipynb), not graded")
     found = []
-    for ident, (name, path) in zip(_unique([name for name, _ in candidates]), candidates):
+    ids = _unique([name for name, _ in candidates])
+    by_name: dict[str, list[tuple[str, Path]]] = {}
+    for ident, (name, path) in zip(ids, candidates):
+        by_name.setdefault(safe_id(name).casefold(), []).append((ident, path))
+    for ident, (name, path) in zip(ids, candidates):
         manifest, problem, notes = _manifest(path), None, ()
         if manifest is not None:
             claimed = manifest.get("assignment")
             if isinstance(claimed, str) and claimed != assignment_id:
                 problem = f"its {MANIFEST} says it was made for {claimed}, not {assignment_id}"
             notes = _identity_claim(manifest, name, ident)
+        notes += _same_name_elsewhere(path, ident, by_name[safe_id(name).casefold()])
         found.append(FoundSubmission(ident, _grading_root(path, assignment_id), problem, notes))
     return sorted(found, key=lambda s: s.id), skipped
+
+
+def _same_name_elsewhere(path: Path, ident: str, named_alike: list[tuple[str, Path]]) -> tuple[str, ...]:
+    """A note where another entry bears the same name (`carl.zip` beside the folder `carl` it was
+    extracted to): each is graded as a submission of its own, which the instructor should know."""
+    twins = [f"{other.name} (graded as {other_id})" for other_id, other in named_alike if other != path]
+    if not twins:
+        return ()
+    return (f"{path.name}, graded as {ident}, has the name of {', '.join(twins)} in the same folder: each is "
+            "graded as a submission of its own",)
 
 
 def _identity_claim(manifest: dict, name: str, ident: str) -> tuple[str, ...]:
