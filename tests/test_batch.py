@@ -374,8 +374,10 @@ def test_a_zip_beside_the_folder_of_its_name_is_graded_twice_with_a_note(tmp_pat
     with zipfile.ZipFile(subs / "carl.zip", "w") as archive:
         archive.writestr("layers.py", "x = 1\n")
     make_submission(subs / "dora", a1())
+    make_submission(subs / "Dora", a1())  # another student whose name only comes out alike: no note
     found = {s.id: s for s in discover(A1, subs)[0]}
-    assert sorted(found) == ["carl", "carl-2", "dora"] and found["dora"].notes == ()
+    assert sorted(found) == ["Dora", "carl", "carl-2", "dora-2"]
+    assert found["dora-2"].notes == () and found["Dora"].notes == ()
     assert "carl.zip (graded as carl-2)" in found["carl"].notes[0]
     assert "carl (graded as carl)" in found["carl-2"].notes[0]
 

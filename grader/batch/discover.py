@@ -61,9 +61,9 @@ def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], l
             skipped.append(f"{entry.name}: neither a folder, a .zip nor a notebook (.ipynb), not graded")
     found = []
     ids = _unique([name for name, _ in candidates])
-    by_name: dict[str, list[tuple[str, Path]]] = {}
+    by_name: dict[str, list[tuple[str, Path]]] = {}   # entries by the name they bear, exactly
     for ident, (name, path) in zip(ids, candidates):
-        by_name.setdefault(safe_id(name).casefold(), []).append((ident, path))
+        by_name.setdefault(name, []).append((ident, path))
     for ident, (name, path) in zip(ids, candidates):
         manifest, problem, notes = _manifest(path), None, ()
         if manifest is not None:
@@ -71,7 +71,7 @@ def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], l
             if isinstance(claimed, str) and claimed != assignment_id:
                 problem = f"its {MANIFEST} says it was made for {claimed}, not {assignment_id}"
             notes = _identity_claim(manifest, name, ident)
-        notes += _same_name_elsewhere(path, ident, by_name[safe_id(name).casefold()])
+        notes += _same_name_elsewhere(path, ident, by_name[name])
         found.append(FoundSubmission(ident, _grading_root(path, assignment_id), problem, notes))
     return sorted(found, key=lambda s: s.id), skipped
 
@@ -106,8 +106,9 @@ def _grading_root(path: Path, assignment_id: str) -> Path:
 
 def safe_id(name: str) -> str:
     """A name as an id: safe as a file name, and no spreadsheet reads it as a formula (`=`, `+`, `-`, `@`).
-    Letters of every script are kept, composed (a name read from macOS's file system comes decomposed),
-    so that a name is its own id from one run of the batch to the next."""
+    Letters of every script are kept, composed (a name read from macOS's file system comes decomposed):
+    a name keeps its letters in its id, and only names that still come out alike (ignoring case) are
+    numbered, in the order of the folder (see `_unique`)."""
     return _UNSAFE.sub("_", unicodedata.normalize("NFC", name)).lstrip("._+@-").rstrip("._") or "submission"
 
 
