@@ -16,8 +16,8 @@ TRAINING_ENTRY_MUTANTS: list[Mutant] = [
     Mutant(
         "resnet_trainer_learning_rate_too_small",
         "models.py",
-        "batch_size, num_epochs, learning_rate, clip_grad_norm = 64, 2, 0.1, None",
-        "batch_size, num_epochs, learning_rate, clip_grad_norm = 64, 2, 1e-7, None",
+        "batch_size, num_epochs, learning_rate, clip_grad_norm = 64, 3, 0.1, 5.0",
+        "batch_size, num_epochs, learning_rate, clip_grad_norm = 64, 3, 1e-7, 5.0",
         "I picked a learning rate so small that the network barely moves in the time limit.",
     ),
 ]

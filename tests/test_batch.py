@@ -106,7 +106,7 @@ def test_the_gradebook_matches_grading_each_submission_alone(uninterrupted):
     summary = (out / "summary.md").read_text()
     assert "| affine.forward |" in summary and "## Score distribution" in summary
     # An entry that is no submission has no row: the summary says so, not only the batch's stderr.
-    assert "## Entries of the folder not graded" in summary and "| notes.txt: neither a folder" in summary
+    assert "## Entries of the folder not graded" in summary and "| notes.txt | neither a folder" in summary
     store = BatchStore(out)
     try:
         assert sorted(a[0] for a in store.attempts()) == sorted(rows)  # each graded once, in one attempt

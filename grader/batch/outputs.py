@@ -120,8 +120,9 @@ def summary_markdown(summary: Summary) -> str:
     else:
         lines.append("None.")
     if summary.passed_over:  # a student whose upload was not recognised has no row: said here, not only on stderr
-        lines += ["", "## Entries of the folder not graded", "", "| entry and why |", "|---|"]
-        lines += [f"| {table_cell(line)} |" for line in summary.passed_over]
+        lines += ["", "## Entries of the folder not graded", "", "| entry | why |", "|---|---|"]
+        lines += [f"| {table_cell(entry)} | {table_cell(why)} |"
+                  for entry, _, why in (line.partition(": ") for line in summary.passed_over)]
     return "\n".join(lines) + "\n"
 
 
