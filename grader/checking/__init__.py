@@ -9,7 +9,7 @@ What a check author imports, all from here (`from grader.checking import assert_
   `ReferenceLayer`, and `parameter_names_differ`;
 - inputs that keep a check away from kinks and ties: `away_from_zero`, `distinct`, `hinge_safe_scores`;
 - what a check does with the `student` and `reference` objects besides calling them: `fetch`,
-  `inspect_call`, `call_keeping`;
+  `inspect_call`, `call_keeping`, `set_params`;
 - checks shared by assignments: `compare_optimizer_steps`, `forward_matches`, `changed_in_place`,
   `check_dropout_network_gradients`, `InvertedDropout`;
 - `NonContiguous` (an argument sent as a non-contiguous array) and `StudentException` (the student's
@@ -23,7 +23,7 @@ from grader.checking.compare import (CheckFailed, OtherConvention, as_array, ass
 from grader.checking.gradcheck import (ReferenceLayer, check_layer_backward, check_loss_gradient,
                                        check_model_gradients, parameter_names_differ)
 from grader.checking.inputs import away_from_zero, distinct, hinge_safe_scores
-from grader.checking.proxies import call_keeping, fetch, inspect_call
+from grader.checking.proxies import call_keeping, fetch, inspect_call, set_params
 from grader.checking.shared_checks import (InvertedDropout, changed_in_place, check_dropout_network_gradients,
                                            compare_optimizer_steps, forward_matches)
 from grader.sandbox.errors import StudentException
@@ -33,7 +33,7 @@ __all__ = [
     "assert_unchanged", "expect_tuple", "type_name",
     "ReferenceLayer", "check_layer_backward", "check_loss_gradient", "check_model_gradients", "parameter_names_differ",
     "away_from_zero", "distinct", "hinge_safe_scores",
-    "call_keeping", "fetch", "inspect_call",
+    "call_keeping", "fetch", "inspect_call", "set_params",
     "InvertedDropout", "changed_in_place", "check_dropout_network_gradients", "compare_optimizer_steps",
     "forward_matches",
     "NonContiguous", "StudentException",

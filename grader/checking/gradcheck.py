@@ -47,7 +47,7 @@ from grader.checking.compare import (CheckFailed, OtherConvention, as_array, ass
                             expect_tuple, type_name)
 from grader.checking.gradient_diagnosis import Sizes, constant_factor, describe_factor, patterns, worst_elements
 from grader.checking.notes import note
-from grader.checking.proxies import fetch
+from grader.checking.proxies import fetch, set_params
 from grader.sandbox import remote
 from grader.sandbox.errors import StudentException
 from grader.sandbox.remote import RemoteObject, WorkerSession
@@ -711,8 +711,7 @@ def _readable(path: RemoteObject) -> bool:
 
 
 def _reference_answer(reference_model: Any, params: dict[str, Any], X: Any, y: Any, model_name: str) -> tuple:
-    for name, value in params.items():
-        reference_model.params[name] = value
+    set_params(reference_model, params)
     return expect_tuple(reference_model.loss(X, y), 2, f"the reference's {model_name}.loss(X, y)")
 
 

@@ -5,11 +5,12 @@ that take the object, not methods of it.
 
     record = inspect_call(student.layers.batchnorm_forward, x, gamma, beta, bn_param)
     params = fetch(model.params)
+    set_params(model, {"W1": w})
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from grader.sandbox.remote import CallRecord, RemoteObject, call_keeping as _call_keeping
 
@@ -28,6 +29,12 @@ def fetch(path: Any, *, keep: bool = False) -> Any:
             raise TypeError("only the student's objects can be kept in the worker")
         return type(path).__fetch__(path, keep=True)
     return type(path).__fetch__(path)
+
+
+def set_params(model: Any, values: Mapping[str, Any]) -> None:
+    """Sets each of `values` in `model.params` by its name (a student's model or the reference's)."""
+    for name, value in values.items():
+        model.params[name] = value
 
 
 def call_keeping(function: RemoteObject, *args: Any, items: Sequence[int], **kwargs: Any) -> Any:

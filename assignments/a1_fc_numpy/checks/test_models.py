@@ -9,15 +9,11 @@ import pytest
 
 from grader.checking import (assert_close, assert_close_naming_conventions, assert_true,
                             check_dropout_network_gradients, check_model_gradients, CheckFailed, expect_tuple,
-                            fetch, OtherConvention, parameter_names_differ, StudentException, type_name)
+                            fetch, OtherConvention, parameter_names_differ, set_params, StudentException,
+                            type_name)
 
 N, D, H, C = 3, 5, 50, 7
 FC_HIDDEN = [20, 30]
-
-
-def set_params(model, params):
-    for name, value in params.items():
-        model.params[name] = value
 
 
 def fetch_params(model, model_name):

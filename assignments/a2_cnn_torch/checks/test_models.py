@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from grader.checking import (as_array, assert_close, assert_true, check_dropout_network_gradients,
-                            check_model_gradients, CheckFailed, expect_tuple, fetch, type_name)
+                            check_model_gradients, CheckFailed, expect_tuple, fetch, set_params, type_name)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64
@@ -84,11 +84,6 @@ def expect_initial_values(params, weight_scale, model_name):
                         f"Gaussian with std weight_scale={weight_scale:g}")
         elif name.startswith("b"):
             assert_true(bool((values == 0).all()), f"{model_name}.params[{name!r}] should start at zero")
-
-
-def set_params(model, params):
-    for name, value in params.items():
-        model.params[name] = value
 
 
 def random_params(rng, shapes):
