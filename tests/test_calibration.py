@@ -217,8 +217,13 @@ def test_a_slowed_device_gets_a_limit_in_proportion_and_the_same_verdict(project
     assert calibrated.returncode == 0, calibrated.stderr
     submission = counting_submission(project, tmp_path / "counting")
 
-    fast, fast_said = graded(project, submission, tmp_path, "fast", slowed=False)
-    slow, slow_said = graded(project, submission, tmp_path, "slow", slowed=True)
+    # The two cores are shared with the other tests: a test beside the slowed run can take more of its
+    # time than the calibration, measured moments before, saw. Measured again once where that happened.
+    for attempt in range(2):
+        fast, fast_said = graded(project, submission, tmp_path, f"fast{attempt}", slowed=False)
+        slow, slow_said = graded(project, submission, tmp_path, f"slow{attempt}", slowed=True)
+        if fast["outcome"] == slow["outcome"] == "passed" and 1.8 < slow["limit_factor"] / fast["limit_factor"] < 4.5:
+            break
     assert fast["outcome"] == "passed", fast_said
     assert slow["outcome"] == "passed", slow_said
     # A third of the CPU: the workload took about three times as long, and so did the training, inside
