@@ -204,6 +204,11 @@ class Assignment:
         return self.spec.id
 
     @property
+    def other_assignments(self) -> tuple[str, ...]:
+        """The ids of the course's other assignments (folders beside this one's)."""
+        return tuple(a for a in available_assignments(self.directory.parent.parent) if a != self.id)
+
+    @property
     def checks_directory(self) -> Path:
         return self.directory / "checks"
 

@@ -7,7 +7,9 @@ import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Callable, Collection, Iterable, Iterator, Mapping, Sequence
+
+from grader.stub_text import is_untouched_stub
 
 # How a folder is searched for the student files when its top holds none: how deep, how many
 # entries at most, and which folders are passed over (archivers' and tools' own).
@@ -63,6 +65,53 @@ def _create_beside(path: Path, mode: int) -> tuple[Path, int]:
 
 # --- finding the student files ---------------------------------------------------------------------
 
+# A student file larger than this is not read to tell whether it is an untouched stub (the intake
+# refuses it anyway).
+_STUB_READ_BYTES = 2 * 1024 * 1024
+
+Folder = tuple[str, ...]   # a folder below the searched one, as its path's parts (() is the top)
+
+
+@dataclass(frozen=True)
+class HolderChoice:
+    """Which of the folders holding student files they are taken from (`choose_holder`)."""
+
+    folder: Folder
+    rivals: tuple[Folder, ...] = ()        # as shallow, holding as many: which copy is meant?
+    stub_copies: tuple[Folder, ...] = ()   # passed over: they hold the stubs as handed out
+
+
+def choose_holder(holders: Mapping[Folder, int], assignment_id: str, has_work: Callable[[Folder], bool],
+                  other_assignments: Collection[str] = ()) -> HolderChoice:
+    """The folder, of those holding student files (each with how many it holds), that the files are
+    taken from. A folder named after another assignment of the course (`other_assignments`: a clone
+    of the course repository holds them all) is not one, unless no other holds any. Where some hold
+    work and others only the stubs as handed out (`has_work`: a course repository cloned beside the
+    folder the student worked in), only those with work are considered. Of those, the top where it
+    holds any; else the shallowest folder named after the assignment; else the shallowest holding
+    the most, with the rivals as shallow holding as many."""
+    candidates = [folder for folder in holders if not (folder and folder[-1] in other_assignments)]
+    candidates = candidates or list(holders)
+    worked = [folder for folder in candidates if has_work(folder)]
+    pool = worked or candidates
+    stub_copies = tuple(sorted(folder for folder in candidates if folder not in pool))
+    if () in pool:
+        return HolderChoice((), stub_copies=stub_copies)
+    ranked = sorted(pool, key=lambda folder: (len(folder), -holders[folder], folder))
+    named = [folder for folder in ranked if folder[-1] == assignment_id]
+    if named:
+        return HolderChoice(named[0], stub_copies=stub_copies)
+    choice = ranked[0]
+    rivals = tuple(folder for folder in ranked[1:]
+                   if len(folder) == len(choice) and holders[folder] == holders[choice])
+    return HolderChoice(choice, rivals, stub_copies)
+
+
+def holds_work(texts: Iterable[str]) -> bool:
+    """Whether any of a folder's student files (their text) is more than an untouched stub."""
+    return any(not is_untouched_stub(text) for text in texts)
+
+
 @dataclass(frozen=True)
 class StudentFilesFound:
     """Where a folder holds the student files: at its top, or in the one nested folder that holds
@@ -75,6 +124,7 @@ class StudentFilesFound:
     missing: tuple[str, ...]
     rivals: tuple[Path, ...] = ()      # other folders as shallow holding as many: which copy is meant?
     archives: tuple[Path, ...] = ()    # zips found where no folder holds any student file
+    stub_copies: tuple[Path, ...] = () # folders passed over: they hold the stubs as handed out
 
     @property
     def where(self) -> str:
@@ -89,44 +139,68 @@ class StudentFilesFound:
         """The folders that hold the files, for a message about an ambiguous submission."""
         return ", ".join(f"{p.relative_to(self.searched).as_posix()}/" for p in (self.folder, *self.rivals))
 
+    def passed_over(self) -> str:
+        """A line naming the folders of untouched stubs that were not graded; "" where there are none."""
+        if not self.stub_copies:
+            return ""
+        listing = ", ".join(f"{p.relative_to(self.searched).as_posix()}/" if p != self.searched else "the top folder"
+                            for p in self.stub_copies)
+        place = f"the folder {self.where}/" if self.where else "the top folder"
+        return (f"graded the files in {place}: {listing} {'holds' if len(self.stub_copies) == 1 else 'hold'} the stubs as handed out")
 
-def find_student_files(folder: Path, student_files: Sequence[str], assignment_id: str) -> StudentFilesFound:
-    """Where `folder` holds the student files: its top where it has any of them; else the shallowest
-    folder below named after the assignment that holds any; else the shallowest folder holding the
-    most of them (ambiguous, with rivals, where several do alike); else its top, with all missing
-    and the zip archives it holds. Links are not followed, and hidden and archivers' folders not
-    entered. Whether a file is usable (a regular file, not empty) is for the reader to say."""
+
+def find_student_files(folder: Path, student_files: Sequence[str], assignment_id: str,
+                       other_assignments: Collection[str] = ()) -> StudentFilesFound:
+    """Where `folder` holds the student files, chosen among the folders that hold any as
+    `choose_holder` says (its top where it holds work, without searching further). Else its top,
+    with all missing and the zip archives it holds. Links are not followed, and hidden and
+    archivers' folders not entered. Whether a file is usable (a regular file, not empty) is for the
+    reader to say."""
     names = tuple(student_files)
     present = _present(folder, names)
-    if present:
+    if present and _has_work(folder, present):
         return _found(folder, folder, present, names)
-    holders: list[tuple[int, int, str, Path, tuple[str, ...]]] = []   # (depth, -held, name, folder, held)
+    held: dict[Folder, tuple[str, ...]] = {(): present} if present else {}
     archives: list[Path] = []
     for path, depth in _walk(folder):
         if path.is_dir():
-            held = _present(path, names)
-            if held:
-                holders.append((depth, -len(held), path.relative_to(folder).as_posix(), path, held))
+            found_here = _present(path, names)
+            if found_here:
+                held[path.relative_to(folder).parts] = found_here
         elif depth <= ARCHIVE_DEPTH and path.suffix.lower() == ".zip" and path.is_file():
             archives.append(path)
-    if not holders:
+    if not held:
         return StudentFilesFound(folder, folder, (), names, archives=tuple(sorted(archives)))
-    holders.sort(key=lambda h: h[:3])
-    named = [h for h in holders if h[3].name == assignment_id]
-    if named:
-        return _found(folder, named[0][3], named[0][4], names)
-    choice = holders[0]
-    rivals = tuple(h[3] for h in holders[1:] if h[:2] == choice[:2])
-    return _found(folder, choice[3], choice[4], names, rivals)
+    choice = choose_holder({parts: len(files) for parts, files in held.items()}, assignment_id,
+                           lambda parts: _has_work(folder.joinpath(*parts), held[parts]), other_assignments)
+    return _found(folder, folder.joinpath(*choice.folder), held[choice.folder], names,
+                  tuple(folder.joinpath(*parts) for parts in choice.rivals),
+                  tuple(folder.joinpath(*parts) for parts in choice.stub_copies))
 
 
 def _found(searched: Path, folder: Path, present: tuple[str, ...], names: tuple[str, ...],
-           rivals: tuple[Path, ...] = ()) -> StudentFilesFound:
-    return StudentFilesFound(searched, folder, present, tuple(n for n in names if n not in present), rivals)
+           rivals: tuple[Path, ...] = (), stub_copies: tuple[Path, ...] = ()) -> StudentFilesFound:
+    return StudentFilesFound(searched, folder, present, tuple(n for n in names if n not in present), rivals,
+                             stub_copies=stub_copies)
 
 
 def _present(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in names if os.path.lexists(folder / name))
+
+
+def _has_work(folder: Path, present: tuple[str, ...]) -> bool:
+    """Whether the student files `folder` holds are more than untouched stubs; a file that cannot be
+    read as one (a link, a special or huge file) counts as work, for the reader to judge."""
+    texts = []
+    for name in present:
+        path = folder / name
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > _STUB_READ_BYTES:
+                return True
+            texts.append(path.read_bytes()[:_STUB_READ_BYTES].decode("utf-8", "replace"))
+        except OSError:
+            return True
+    return holds_work(texts)
 
 
 def _walk(folder: Path) -> Iterator[tuple[Path, int]]:

@@ -63,7 +63,7 @@ def test_validate_reports_stub_and_reference_signatures_that_differ(project):
 
 
 def test_every_stub_raises_not_implemented_inside_its_fence():
-    from grader.delivery.touched import fence_bodies, is_untouched_body
+    from grader.stub_text import fence_bodies, is_untouched_body
 
     assignment = a1()
     for name in assignment.spec.student_files:

@@ -129,3 +129,58 @@ def test_a_link_at_the_top_counts_as_there_so_that_its_reader_can_refuse_it(tmp_
     (tmp_path / "layers.py").symlink_to(tmp_path / "copy" / "layers.py")
     found = find_student_files(tmp_path, NAMES, A)
     assert found.folder == tmp_path and found.present == ("layers.py",)
+
+
+STUB = '''def f(x):
+    # BEGIN YOUR CODE
+    raise NotImplementedError("f in layers.py")
+    # END YOUR CODE
+'''
+WORKED = STUB.replace('raise NotImplementedError("f in layers.py")', "return x + 1")
+
+
+def stubs(folder: Path, text: str = STUB, names=NAMES) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_a_clone_of_the_course_holding_untouched_stubs_is_passed_over_for_the_students_work(tmp_path):
+    # The student zipped their work folder together with the course repository they had cloned: the
+    # folder named after the assignment holds the stubs as handed out.
+    stubs(tmp_path / "course-main" / "assignments" / A)
+    stubs(tmp_path / "my work", WORKED, ("layers.py",))
+    found = find_student_files(tmp_path, NAMES, A)
+    assert found.folder == tmp_path / "my work" and not found.ambiguous
+    assert found.stub_copies == (tmp_path / "course-main" / "assignments" / A,)
+    assert found.passed_over() == (f"graded the files in the folder my work/: course-main/assignments/{A}/ holds "
+                                   "the stubs as handed out")
+
+
+def test_untouched_stubs_at_the_top_give_way_to_work_below_and_are_taken_where_none_is(tmp_path):
+    stubs(tmp_path)
+    assert find_student_files(tmp_path, NAMES, A).folder == tmp_path   # nothing else: the stubs are graded
+    stubs(tmp_path / "hw", WORKED)
+    found = find_student_files(tmp_path, NAMES, A)
+    assert found.folder == tmp_path / "hw" and found.passed_over().endswith("the top folder holds the stubs as handed out")
+
+
+def test_a_file_without_fences_counts_as_work_and_untouched_copies_alike_are_no_rivals(tmp_path):
+    stubs(tmp_path / "one")
+    stubs(tmp_path / "two")
+    stubs(tmp_path / "three", "def f(x):\n    return x + 1\n")   # the student removed the fences
+    found = find_student_files(tmp_path, NAMES, A)
+    assert found.folder == tmp_path / "three" and not found.ambiguous
+    assert found.stub_copies == (tmp_path / "one", tmp_path / "two")
+
+
+def test_a_folder_named_after_another_assignment_is_not_this_ones(tmp_path):
+    # A clone of the whole course: the student has worked on a2 only; grading a1 takes a1's stubs.
+    stubs(tmp_path / "assignments" / A)
+    stubs(tmp_path / "assignments" / "a2_cnn_torch", WORKED)
+    found = find_student_files(tmp_path, NAMES, A, other_assignments=("a2_cnn_torch", "a3_resnet_pytorch"))
+    assert found.folder == tmp_path / "assignments" / A and found.stub_copies == ()
+    # ...unless no other folder holds any: then it is graded (and its messages say why it fails).
+    only = stubs(tmp_path / "only" / "a2_cnn_torch", WORKED)
+    assert find_student_files(tmp_path / "only", NAMES, A, other_assignments=("a2_cnn_torch",)).folder == only

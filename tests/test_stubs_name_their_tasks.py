@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from grader.delivery.touched import is_untouched_body
+from grader.stub_text import is_untouched_body
 from grader.results import Outcome
 from support import ASSIGNMENTS, assignment, grade_folder, make_submission
 

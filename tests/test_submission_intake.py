@@ -38,6 +38,12 @@ def sandbox(tmp_path, monkeypatch):
 
 
 def stub(name: str) -> bytes:
+    """A student file a student has started: the stub with its first `raise NotImplementedError`
+    replaced (a folder of untouched stubs is passed over where another holds work)."""
+    return untouched(name).replace(b"raise NotImplementedError", b"_ = NotImplementedError", 1)
+
+
+def untouched(name: str) -> bytes:
     return (a1().directory / name).read_bytes()
 
 
@@ -488,3 +494,29 @@ def test_a_folder_holding_several_uploads_and_no_files_is_refused_naming_them(sa
     build(folder / "first.zip", student_entries())
     build(folder / "second.zip", student_entries())
     assert_rejected(sandbox, folder, "several archives or notebooks", "first.zip, second.zip")
+
+
+def test_a_zip_with_the_students_work_and_an_untouched_course_clone_is_graded_from_the_work(sandbox):
+    clone = "course-main/assignments/a1_fc_numpy/"
+    entries = [(clone + name, untouched(name)) for name in STUDENT_FILES] + student_entries("my work/")
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert result.missing == () and taken["layers.py"] == stub("layers.py")
+    assert f"graded the files in the folder my work/: {clone} holds the stubs as handed out" in result.warnings
+    # Without work beside it, the clone's stubs are what the zip holds, and are graded.
+    result, taken = prepared(build(sandbox / "t.zip", entries[:3]))
+    result.cleanup()
+    assert taken["layers.py"] == untouched("layers.py")
+
+
+def test_a_folder_with_the_students_work_and_an_untouched_course_clone_is_graded_from_the_work(sandbox):
+    folder = sandbox / "submission"
+    for name in STUDENT_FILES:
+        for where, data in (("course-main/assignments/a1_fc_numpy", untouched(name)), ("hw1", stub(name))):
+            (folder / where).mkdir(parents=True, exist_ok=True)
+            (folder / where / name).write_bytes(data)
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert taken["optim.py"] == stub("optim.py")
+    assert ("graded the files in the folder hw1/: course-main/assignments/a1_fc_numpy/ holds the stubs as handed "
+            "out") in result.warnings

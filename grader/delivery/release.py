@@ -25,7 +25,7 @@ from string import Template
 
 from grader.assignment import Assignment, AssignmentSpec, ConfigError, TaskSpec
 from grader.delivery import release_templates as templates
-from grader.delivery.touched import fence_bodies, is_untouched_body
+from grader.stub_text import fence_bodies, is_untouched_body
 import grader
 
 MANIFEST = ".grader-release.json"

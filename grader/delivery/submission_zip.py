@@ -33,7 +33,7 @@ def manifest(assignment: Assignment, files: dict[str, bytes]) -> dict:
 
 def read_student_files(assignment: Assignment, source: Path) -> dict[str, bytes]:
     """The student files of `source`, found where the intake finds them (its top, or one folder below)."""
-    found = find_student_files(source, assignment.spec.student_files, assignment.id)
+    found = find_student_files(source, assignment.spec.student_files, assignment.id, assignment.other_assignments)
     if found.ambiguous:
         raise ZipError(f"cannot write the submission zip: the files to submit are in several folders of "
                        f"{source} ({found.listing()})")

@@ -4,21 +4,10 @@ started yet), for `./grade.sh` without an assignment."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from grader.assignment import available_assignments, find_project_root, load_assignment
-
-_FENCE = re.compile(r"# BEGIN YOUR CODE\n(.*?)# END YOUR CODE", re.DOTALL)
-
-
-def fence_bodies(source: str) -> list[str]:
-    return [body for body in _FENCE.findall(source)]
-
-
-def is_untouched_body(body: str) -> bool:
-    lines = [line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith("#")]
-    return len(lines) == 1 and lines[0].startswith("raise NotImplementedError")
+from grader.stub_text import fence_bodies, is_untouched_body
 
 
 def started(directory: Path, student_files: list[str]) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.assignment import Assignment
-from grader.files import SEARCH_DEPTH, find_student_files
+from grader.files import SEARCH_DEPTH, choose_holder, find_student_files, holds_work
 from grader.sandbox.worker_process import make_scratch_dir, remove_scratch_dir
 
 # Source files are kilobytes; a cap this size also keeps a submission from carrying a dataset.
@@ -208,11 +208,13 @@ def _from_folder(assignment: Assignment, source: Path, warnings: list[str]) -> d
     notebook, is the student's upload kept in a folder of its own (a learning platform's download, a
     Gradescope export of the zip the grader writes): that archive or notebook is graded, as
     Gradescope's own grading does."""
-    found = find_student_files(source, assignment.spec.student_files, assignment.id)
+    found = find_student_files(source, assignment.spec.student_files, assignment.id, assignment.other_assignments)
     if found.ambiguous:
         raise UnusableSubmission(f"{source}: files to submit are in several folders ({found.listing()}): "
                                  "put them in one")
     if found.present:
+        if found.stub_copies:
+            warnings.append(found.passed_over())
         return _from_directory(assignment, found.folder, warnings)
     notebooks = sorted(path for path in source.glob("*.ipynb") if path.is_file() and not path.is_symlink())
     uploads = [*found.archives, *notebooks]
@@ -309,7 +311,8 @@ def _from_zip(assignment: Assignment, source: Path, warnings: list[str]) -> dict
     try:
         with zipfile.ZipFile(source) as archive:
             entries = _checked_entries(source, archive.infolist())
-            taken, ignored = _select(assignment, source, entries)
+            taken, ignored, passed_over = _select(assignment, source, archive, entries)
+            warnings.extend(passed_over)
             files = {}
             for name, entry in taken.items():
                 data = _read_entry(source, archive, entry)
@@ -398,13 +401,17 @@ def _checked_entries(source: Path, infos: list[zipfile.ZipInfo]) -> list[_Entry]
     return entries
 
 
-def _select(assignment: Assignment, source: Path,
-            entries: list[_Entry]) -> tuple[dict[str, _Entry], list[tuple[str, str]]]:
-    """The entry taken for each student file found, and (name, reason) for each entry ignored."""
+def _select(assignment: Assignment, source: Path, archive: zipfile.ZipFile, entries: list[_Entry]
+            ) -> tuple[dict[str, _Entry], list[tuple[str, str]], list[str]]:
+    """The entry taken for each student file found, (name, reason) for each entry ignored, and a
+    line naming the folders passed over because they hold untouched stubs (none where none is)."""
     wanted = {n.casefold(): n for n in assignment.spec.student_files}
     files = [e for e in entries if not e.is_dir and not _archiver_junk(e)]
-    layer = _student_layer(assignment, source, files, wanted)
+    layer, stub_copies = _student_layer(assignment, source, archive, files, wanted)
     place = f"the folder {'/'.join(layer)}/" if layer else "the archive's root"
+    copies = ", ".join("/".join(folder) + "/" if folder else "the archive's root" for folder in stub_copies)
+    passed_over = [f"graded the files in {place}: {copies} {'holds' if len(stub_copies) == 1 else 'hold'} the "
+                   "stubs as handed out"] if stub_copies else []
 
     taken: dict[str, _Entry] = {}
     by_key: dict[str, _Entry] = {}
@@ -429,34 +436,39 @@ def _select(assignment: Assignment, source: Path,
             ignored.append((entry.name, f"the files to submit are taken from {place}"))
         else:
             ignored.append((entry.name, f"not one of the files to submit ({listing})"))
-    return taken, ignored
+    return taken, ignored, passed_over
 
 
-def _student_layer(assignment: Assignment, source: Path, files: list[_Entry],
-                   wanted: dict[str, str]) -> tuple[str, ...]:
+def _student_layer(assignment: Assignment, source: Path, archive: zipfile.ZipFile, files: list[_Entry],
+                   wanted: dict[str, str]) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
     """The folder of the archive the student files are taken from, chosen as a folder's is
-    (grader.files.find_student_files): its root where it holds any; else the shallowest folder named
-    after the assignment that holds any (a repository downloaded as a zip); else the shallowest folder
-    holding the most of them, which must be the only one so shallow holding as many. Hidden folders
-    (.git) are not searched, nor deeper than a folder is."""
-    holders: dict[tuple[str, ...], set[str]] = {}
+    (grader.files.choose_holder: work before untouched stubs; the root; the shallowest folder named
+    after the assignment; the only shallowest folder holding the most), and the folders passed over
+    because they hold untouched stubs. Hidden folders (.git) are not searched, nor deeper than a
+    folder is."""
+    holders: dict[tuple[str, ...], dict[str, _Entry]] = {}
     for entry in files:
         folder, key = entry.parts[:-1], entry.parts[-1].casefold()
         if key in wanted and len(folder) <= SEARCH_DEPTH and not any(part.startswith(".") for part in folder):
-            holders.setdefault(folder, set()).add(key)
-    if not holders or () in holders:
-        return ()
-    ranked = sorted(holders, key=lambda folder: (len(folder), -len(holders[folder]), folder))
-    named = [folder for folder in ranked if folder[-1] == assignment.id]
-    if named:
-        return named[0]
-    choice = ranked[0]
-    rivals = [folder for folder in ranked[1:]
-              if len(folder) == len(choice) and len(holders[folder]) == len(holders[choice])]
-    if rivals:
-        listing = ", ".join("/".join(folder) + "/" for folder in (choice, *rivals))
+            holders.setdefault(folder, {})[key] = entry
+    if not holders:
+        return (), ()
+
+    def has_work(folder: tuple[str, ...]) -> bool:
+        texts = []
+        for entry in holders[folder].values():
+            try:
+                texts.append(_read_entry(source, archive, entry).decode("utf-8", "replace"))
+            except UnusableSubmission:
+                return True   # refused, with its reason, if it is the one taken
+        return holds_work(texts)
+
+    choice = choose_holder({folder: len(held) for folder, held in holders.items()}, assignment.id, has_work,
+                           assignment.other_assignments)
+    if choice.rivals:
+        listing = ", ".join("/".join(folder) + "/" for folder in (choice.folder, *choice.rivals))
         raise UnusableSubmission(f"{source}: files to submit are in several folders ({listing}): put them in one")
-    return choice
+    return choice.folder, choice.stub_copies
 
 
 def _archiver_junk(entry: _Entry) -> bool:
