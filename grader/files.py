@@ -16,7 +16,8 @@ from grader.stub_text import is_untouched_stub
 SEARCH_DEPTH = 3
 SEARCH_ENTRIES = 5_000
 _NOT_SEARCHED = {"__MACOSX", "__pycache__", ".git", "node_modules"}
-# Zip archives are looked for this deep (a Gradescope upload of the grader's submission zip).
+# Zip archives and notebooks are looked for this deep (a Gradescope upload of the grader's submission
+# zip, a learning platform's download of each student's upload in a folder of its own).
 ARCHIVE_DEPTH = 2
 
 
@@ -124,6 +125,7 @@ class StudentFilesFound:
     missing: tuple[str, ...]
     rivals: tuple[Path, ...] = ()      # other folders as shallow holding as many: which copy is meant?
     archives: tuple[Path, ...] = ()    # zips found where no folder holds any student file
+    notebooks: tuple[Path, ...] = ()   # notebooks (.ipynb) found where no folder holds any student file
     stub_copies: tuple[Path, ...] = () # folders passed over: they hold the stubs as handed out
 
     @property
@@ -153,7 +155,7 @@ def find_student_files(folder: Path, student_files: Sequence[str], assignment_id
                        other_assignments: Collection[str] = ()) -> StudentFilesFound:
     """Where `folder` holds the student files, chosen among the folders that hold any as
     `choose_holder` says (its top where it holds work, without searching further). Else its top,
-    with all missing and the zip archives it holds. Links are not followed, and hidden and
+    with all missing and the zip archives and notebooks it holds. Links are not followed, and hidden and
     archivers' folders not entered. Whether a file is usable (a regular file, not empty) is for the
     reader to say."""
     names = tuple(student_files)
@@ -161,16 +163,17 @@ def find_student_files(folder: Path, student_files: Sequence[str], assignment_id
     if present and _has_work(folder, present):
         return _found(folder, folder, present, names)
     held: dict[Folder, tuple[str, ...]] = {(): present} if present else {}
-    archives: list[Path] = []
+    uploads: dict[str, list[Path]] = {".zip": [], ".ipynb": []}
     for path, depth in _walk(folder):
         if path.is_dir():
             found_here = _present(path, names)
             if found_here:
                 held[path.relative_to(folder).parts] = found_here
-        elif depth <= ARCHIVE_DEPTH and path.suffix.lower() == ".zip" and path.is_file():
-            archives.append(path)
+        elif depth <= ARCHIVE_DEPTH and path.suffix.lower() in uploads and path.is_file():
+            uploads[path.suffix.lower()].append(path)
     if not held:
-        return StudentFilesFound(folder, folder, (), names, archives=tuple(sorted(archives)))
+        return StudentFilesFound(folder, folder, (), names, archives=tuple(sorted(uploads[".zip"])),
+                                 notebooks=tuple(sorted(uploads[".ipynb"])))
     choice = choose_holder({parts: len(files) for parts, files in held.items()}, assignment_id,
                            lambda parts: _has_work(folder.joinpath(*parts), held[parts]), other_assignments)
     return _found(folder, folder.joinpath(*choice.folder), held[choice.folder], names,

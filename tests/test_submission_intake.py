@@ -474,18 +474,22 @@ def test_a_folder_holding_only_the_students_zip_is_graded_from_it(sandbox):
     assert "graded the files in hw1.zip, the folder's only zip archive" in result.warnings
 
 
-def test_a_folder_holding_only_a_notebook_is_graded_from_it(sandbox):
+@pytest.mark.parametrize("where", ["", "homework/"])
+def test_a_folder_holding_only_a_notebook_is_graded_from_it(sandbox, where):
+    # At its top, or a folder below as its zips are (a platform's download of a zip extracted in place).
     import json
 
     cells = [{"cell_type": "code", "id": f"cell{index}", "metadata": {}, "execution_count": None, "outputs": [],
               "source": f"%%writefile {name}\n" + stub(name).decode()}
              for index, name in enumerate(("layers.py", "optim.py", "models.py"))]
     folder = sandbox / "dana"
-    folder.mkdir()
-    (folder / "a1.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (folder / where).mkdir(parents=True)
+    (folder / where / "a1.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                                          "nbformat_minor": 5}))
     result, taken = prepared(folder)
     result.cleanup()
     assert result.missing == () and taken["optim.py"] == stub("optim.py")
+    assert f"graded the files in {where}a1.ipynb, the folder's only notebook" in result.warnings
 
 
 def test_a_folder_holding_several_uploads_and_no_files_is_refused_naming_them(sandbox):

@@ -216,8 +216,7 @@ def _from_folder(assignment: Assignment, source: Path, warnings: list[str]) -> d
         if found.stub_copies:
             warnings.append(found.passed_over())
         return _from_directory(assignment, found.folder, warnings)
-    notebooks = sorted(path for path in source.glob("*.ipynb") if path.is_file() and not path.is_symlink())
-    uploads = [*found.archives, *notebooks]
+    uploads = [*found.archives, *found.notebooks]
     if len(uploads) > 1:
         listing = ", ".join(path.relative_to(source).as_posix() for path in uploads)
         raise UnusableSubmission(f"{source} holds none of the files to submit but several archives or notebooks "
