@@ -165,6 +165,36 @@ def test_a_train_step_that_empties_the_callers_list_is_not_graded_by_what_is_lef
     assert "list of 0 items" in task(result, "barebones.train_step").message
 
 
+ZEROED_BEFORE_BACKWARD = """
+    for w in params:
+        if w.grad is not None:
+            w.grad.zero_()
+    scores = three_layer_convnet(x, params)
+    loss_tensor = F.cross_entropy(scores, y)
+    loss_tensor.backward()
+    with torch.no_grad():
+        for w in params:
+            w -= learning_rate * w.grad
+    loss = loss_tensor.item()
+"""
+
+
+def test_gradients_zeroed_before_backward_rather_than_after_the_update_keep_every_point(tmp_path):
+    # The habit of optimizer.zero_grad() at the top of a training loop: the gradients are left in
+    # .grad when the step returns, and no step adds the previous one's, as the docstring allows.
+    result = graded(tmp_path, {"three_layer_convnet_train_step": ZEROED_BEFORE_BACKWARD}, only="barebones.train_step")
+    assert lost(result) == set(), task(result, "barebones.train_step").message
+
+
+def test_gradients_never_zeroed_fail_on_the_second_step_saying_why(tmp_path):
+    never = ZEROED_BEFORE_BACKWARD.replace("        if w.grad is not None:\n            w.grad.zero_()\n", "        pass\n")
+    assert never != ZEROED_BEFORE_BACKWARD
+    result = graded(tmp_path, {"three_layer_convnet_train_step": never}, only="barebones.train_step")
+    assert lost(result) == {"barebones.train_step"}
+    message = task(result, "barebones.train_step").message
+    assert "step 2" in message and "still held the previous step's gradient" in message, message
+
+
 def test_a_module_hiding_its_state_from_one_reading_is_graded_on_the_state_it_shows(tmp_path):
     # PyTorch's default initialization, and a state_dict that is empty for the provided state_tensors
     # only (it runs beside the submission's code, which can see who calls): the statistics were read

@@ -100,7 +100,8 @@ def three_layer_convnet_train_step(x, y, params, learning_rate):
     the batch (F.cross_entropy), and its gradients with loss.backward(). Then, inside
     torch.no_grad() (the update must not become part of the graph), updates every parameter in
     place, w -= learning_rate * w.grad, and zeroes its gradient: autograd adds to .grad and never
-    clears it, so a gradient left in place would be added to the next step's.
+    clears it, so a gradient left in place would be added to the next step's (zeroing the gradients
+    before loss.backward() instead is as right).
 
     Inputs:
     - x: Images, a tensor of shape (N, C, H, W)
