@@ -105,3 +105,31 @@ def test_grade_sh_grades_a_notebook_with_a_python_that_has_no_venv(tmp_path):
     assert "as it is (no virtual environment)" in done.stderr
     assert not (checkout / ".venv").exists()
     assert "relu.forward" in done.stdout and "passed" in done.stdout and "Score: 1 / 1" in done.stdout
+
+
+def test_imports_constants_and_helpers_the_definitions_use_come_from_any_cell(tmp_path):
+    # As students write a notebook: imports in the first cell, a helper in a cell of its own, a
+    # constant beside the function; run top to bottom, it works, and so it is graded.
+    cells = [new_code_cell("import math\nimport numpy as np\nfrom google.colab import drive\ndrive.mount('/content/drive')"),
+             new_code_cell("def flatten_rows(x):\n    return x.reshape(x.shape[0], math.prod(x.shape[1:]))\n"),
+             new_code_cell("SCALE = 1.0\nhistory = []\n\n"
+                           "def affine_forward(x, w, b):\n"
+                           "    out = SCALE * flatten_rows(x).dot(w) + b\n"
+                           "    return out, (x, w, b)\n\n"
+                           "out, _ = affine_forward(np.ones((2, 3)), np.ones((3, 4)), np.zeros(4))\nprint(out)\n"),
+             new_code_cell("from cs231n.fast_layers import conv_forward_fast\n\n"
+                           "def relu_forward(x):\n    return conv_forward_fast(x), x\n")]
+    notebook = write_notebook(tmp_path / "a1.ipynb", cells)
+    prepared = prepare_submission(a1(), notebook)
+    try:
+        layers = (prepared.package / "layers.py").read_text()
+        for taken in ("import math", "SCALE = 1.0", "def flatten_rows"):
+            assert layers.count(taken) == 1, taken
+        for left_out in ("google", "drive.mount", "history", "print(out)", "out, _ ="):
+            assert left_out not in layers, left_out
+        assert any("imports cs231n, which is not installed" in w for w in prepared.warnings), prepared.warnings
+        ast.parse(layers)
+    finally:
+        prepared.cleanup()
+    result = grade_checks(a1(), notebook, only="affine.forward")
+    assert all(t.outcome is Outcome.PASSED for t in result.tasks), [(t.task_id, t.message) for t in result.tasks]

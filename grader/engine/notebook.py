@@ -9,7 +9,11 @@ Two ways a notebook can hold the student files, both as students of these course
 - cells that define the functions and classes themselves: each top-level `def` or `class` whose name
   the assignment's stub of a student file defines replaces that definition in the stub (the last
   definition in the notebook wins, as it would when the notebook runs top to bottom). Helpers the
-  stub does not define go into the file of the definitions in their cell.
+  stub does not define go into the file of the definitions in their cell. What the definitions of a
+  file use from the notebook's other top-level lines comes with them, as the notebook run top to
+  bottom would have it: imports (of a module installed where the grader runs), assignments of
+  names (`EPS = 1e-8`) and helpers defined in other cells, each the last of its name, and what
+  those use in turn. Nothing else of a cell (a call, a print, a training run) is taken.
 
 A file written by `%%writefile` is taken as written; definitions in other cells then replace their
 counterparts in it too.
@@ -39,6 +43,17 @@ class _Definition:
 
 
 @dataclass
+class _Support:
+    """A top-level import, assignment or helper definition the definitions may use."""
+    binds: frozenset[str]
+    source: str
+    cell: int
+    order: int       # its place in the notebook, for emitting in notebook order
+    is_definition: bool
+    module: str = ""  # an import's top-level module
+
+
+@dataclass
 class NotebookFiles:
     files: dict[str, str]                        # student file name -> its text
     warnings: list[str] = field(default_factory=list)
@@ -56,6 +71,7 @@ def student_files_from_notebook(text: str, stubs: dict[str, str]) -> NotebookFil
     owner = _owners(stubs)
     written: dict[str, str] = {}
     definitions: dict[str, list[_Definition]] = {}   # file -> definitions, in notebook order
+    support: list[_Support] = []
     warnings: list[str] = []
     for number, cell in enumerate(notebook.cells, start=1):
         if cell.get("cell_type") != "code":
@@ -76,9 +92,12 @@ def student_files_from_notebook(text: str, stubs: dict[str, str]) -> NotebookFil
                                 "were not taken")
             continue
         _collect(tree, code, number, owner, definitions)
+        support.extend(_support(tree, code, number, owner, len(support)))
     files = dict(written)
     for name, found in definitions.items():
-        files[name] = _replace_definitions(files.get(name, stubs[name]), found)
+        text = files.get(name, stubs[name])
+        lines, helpers = _used_support(found, support, text, warnings)
+        files[name] = _with_support_lines(_replace_definitions(text, found + helpers), lines)
     return NotebookFiles(files, warnings)
 
 
@@ -101,6 +120,107 @@ def _collect(tree: ast.Module, code: str, cell: int, owner: dict[str, str],
         file = owner.get(node.name, home)
         if file is not None:
             definitions.setdefault(file, []).append(_Definition(node.name, _segment(code, node), cell))
+
+
+def _support(tree: ast.Module, code: str, cell: int, owner: dict[str, str], start: int) -> list[_Support]:
+    """The cell's top-level imports, assignments of names and definitions the stubs do not own."""
+    found = []
+    for node in tree.body:
+        binds, module = set(), ""
+        if isinstance(node, ast.Import):
+            binds = {(alias.asname or alias.name).partition(".")[0] for alias in node.names}
+            module = node.names[0].name.partition(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            if node.module == "__future__" or node.level or any(alias.name == "*" for alias in node.names):
+                continue   # a relative or star import binds names nobody can know here
+            binds = {alias.asname or alias.name for alias in node.names}
+            module = (node.module or "").partition(".")[0]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if node.value is None or not all(isinstance(target, ast.Name) for target in targets):
+                continue   # `x[0] = ...`, `obj.attr = ...` change something else: not taken
+            binds = {target.id for target in targets}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name not in owner:
+            binds = {node.name}
+        if binds:
+            is_definition = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            found.append(_Support(frozenset(binds), _segment(code, node), cell, start + len(found), is_definition,
+                                  module))
+    return found
+
+
+def _used_support(found: list[_Definition], support: list[_Support], text: str,
+                  warnings: list[str]) -> tuple[list[_Support], list[_Definition]]:
+    """The support statements `found` uses, and what those use in turn (each name's last binding in
+    the notebook), minus names the definitions themselves or the file's own top level bind:
+    the statements to put after the file's imports, and the helper definitions to add."""
+    import importlib.util
+
+    own = {d.name for d in found} | _top_level_names(text)
+    last: dict[str, _Support] = {}
+    for statement in support:
+        for name in statement.binds:
+            last[name] = statement
+    wanted = _names_used("\n".join(d.source for d in found))
+    taken: dict[int, _Support] = {}
+    while pending := [last[name] for name in wanted - own if name in last and last[name].order not in taken]:
+        wanted = set()
+        for statement in pending:
+            taken[statement.order] = statement
+            wanted |= _names_used(statement.source)
+        wanted -= set().union(*(s.binds for s in taken.values()))
+    lines, helpers = [], []
+    for statement in sorted(taken.values(), key=lambda s: s.order):
+        if statement.is_definition:
+            helpers.append(_Definition(next(iter(statement.binds)), statement.source, statement.cell))
+        elif statement.module and importlib.util.find_spec(statement.module) is None:
+            warnings.append(f"cell {statement.cell} imports {statement.module}, which is not installed where the "
+                            f"submission is graded: left out ({statement.source.strip()})")
+        else:
+            lines.append(statement)
+    return lines, helpers
+
+
+def _names_used(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+
+
+def _top_level_names(text: str) -> set[str]:
+    """The names a file's own top level binds (its imports, assignments, definitions)."""
+    names = set()
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def _with_support_lines(text: str, lines: list[_Support]) -> str:
+    """`text` with the support statements after its last top-level import before its first
+    definition (after its docstring where it imports nothing)."""
+    if not lines:
+        return text
+    body = ast.parse(text).body
+    anchor = 0
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or (node is body[0] and isinstance(node, ast.Expr)):
+            anchor = node.end_lineno
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            break
+    added = "".join(f"# from the notebook's cell {s.cell}\n{s.source}" for s in lines)
+    rows = text.splitlines(keepends=True)
+    if anchor and not rows[anchor - 1].endswith("\n"):
+        rows[anchor - 1] += "\n"
+    return "".join(rows[:anchor]) + "\n" + added + "".join(rows[anchor:])
 
 
 def _segment(code: str, node: ast.AST) -> str:
