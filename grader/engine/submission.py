@@ -309,7 +309,8 @@ def _from_zip(assignment: Assignment, source: Path, warnings: list[str]) -> dict
         raise UnusableSubmission(f"{source} holds {declared:,} entries, more than {MAX_ENTRIES:,}")
     try:
         with zipfile.ZipFile(source) as archive:
-            entries = _checked_entries(source, archive.infolist())
+            readable = {name.casefold() for name in (*assignment.spec.student_files, "MANIFEST.json")}
+            entries = _checked_entries(source, archive.infolist(), readable)
             taken, ignored, passed_over = _select(assignment, source, archive, entries)
             warnings.extend(passed_over)
             files = {}
@@ -371,8 +372,11 @@ def _declared_entry_count(source: Path) -> int | None:
         return None
 
 
-def _checked_entries(source: Path, infos: list[zipfile.ZipInfo]) -> list[_Entry]:
-    """Names, kinds and sizes of all entries, taken or not."""
+def _checked_entries(source: Path, infos: list[zipfile.ZipInfo], readable: set[str]) -> list[_Entry]:
+    """All entries, with the names, kinds and sizes checked of those that may be read: the entries
+    whose name (`readable`, case folded) is a student file's or the manifest's. The others are never
+    opened (nor extracted), so what they hold costs nothing and refuses nothing: a zipped virtual
+    environment's links, a dataset, a checkpoint of zeros."""
     if len(infos) > MAX_ENTRIES:
         raise UnusableSubmission(f"{source}: entry {infos[MAX_ENTRIES].filename!r} is entry "
                                  f"number {MAX_ENTRIES + 1:,}: an archive may hold at most {MAX_ENTRIES:,}")
@@ -380,12 +384,15 @@ def _checked_entries(source: Path, infos: list[zipfile.ZipInfo]) -> list[_Entry]
     for info in infos:
         where = f"{source}: entry {info.filename!r}"
         normal = info.filename.replace("\\", "/")
+        parts = tuple(p for p in normal.split("/") if p not in ("", "."))
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if not parts or parts[-1].casefold() not in readable:
+            entries.append(_Entry(info, parts, info.is_dir() or kind == stat.S_IFDIR or not parts))
+            continue
         if normal.startswith("/") or _DRIVE.match(normal):
             raise UnusableSubmission(f"{where} has an absolute path")
-        parts = tuple(p for p in normal.split("/") if p not in ("", "."))
         if ".." in parts:
             raise UnusableSubmission(f"{where} points outside the archive (a '..' component)")
-        kind = stat.S_IFMT(info.external_attr >> 16)
         if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
             what = "a symbolic link" if kind == stat.S_IFLNK else "a special file"
             raise UnusableSubmission(f"{where} is {what}: only regular files and folders are accepted")
