@@ -518,6 +518,24 @@ def test_a_folder_holding_several_uploads_and_no_files_is_refused_naming_them(sa
     assert_rejected(sandbox, folder, "several archives or notebooks", "first.zip, second.zip")
 
 
+def test_a_zip_beside_a_notebook_of_written_answers_is_graded_from_the_zip(sandbox):
+    import json
+
+    folder = sandbox / "Jane Doe_12346_assignsubmission_file_"
+    folder.mkdir()
+    build(folder / "a1_code.zip", student_entries("a1/"))
+    cells = [{"cell_type": "markdown", "id": "q1", "metadata": {}, "source": "Inline question 1: ..."},
+             {"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": None, "outputs": [],
+              "source": "import matplotlib.pyplot as plt\nplt.plot([1, 2])"}]
+    (folder / "a1_written.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                                         "nbformat_minor": 5}))
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert result.missing == () and taken["layers.py"] == stub("layers.py")
+    assert ("graded the files in a1_code.zip, the only one of the folder's uploads (a1_code.zip, a1_written.ipynb) "
+            "that holds any of the files to submit") in result.warnings
+
+
 def test_a_zip_with_the_students_work_and_an_untouched_course_clone_is_graded_from_the_work(sandbox):
     clone = "course-main/assignments/a1_fc_numpy/"
     entries = [(clone + name, untouched(name)) for name in STUDENT_FILES] + student_entries("my work/")

@@ -217,18 +217,50 @@ def _from_folder(assignment: Assignment, source: Path, warnings: list[str]) -> d
             warnings.append(found.passed_over())
         return _from_directory(assignment, found.folder, warnings)
     uploads = [*found.archives, *found.notebooks]
-    if len(uploads) > 1:
-        listing = ", ".join(path.relative_to(source).as_posix() for path in uploads)
-        raise UnusableSubmission(f"{source} holds none of the files to submit but several archives or notebooks "
-                                 f"({listing}): which one is the submission?")
     if not uploads:
         return {}
-    upload = uploads[0]
-    warnings.append(f"graded the files in {upload.relative_to(source).as_posix()}, the folder's only "
-                    f"{'notebook' if upload.suffix.lower() == '.ipynb' else 'zip archive'}")
+    if len(uploads) == 1:
+        upload = uploads[0]
+        warnings.append(f"graded the files in {upload.relative_to(source).as_posix()}, the folder's only "
+                        f"{'notebook' if upload.suffix.lower() == '.ipynb' else 'zip archive'}")
+        return _read_upload(assignment, upload, warnings)
+    return _from_one_of(assignment, source, uploads, warnings)
+
+
+def _read_upload(assignment: Assignment, upload: Path, warnings: list[str]) -> dict[str, bytes]:
     if upload.suffix.lower() == ".ipynb":
         return _from_notebook(assignment, upload, warnings)
     return _from_zip(assignment, upload, warnings)
+
+
+def _from_one_of(assignment: Assignment, source: Path, uploads: list[Path], warnings: list[str]) -> dict[str, bytes]:
+    """Of several uploads in a folder, the one that holds student files (a zip of the code beside a
+    notebook of written answers); refused where several do, or where none does and one is unusable."""
+    listing = ", ".join(path.relative_to(source).as_posix() for path in uploads)
+    holding, refused = [], []
+    for upload in uploads:
+        notes: list[str] = []
+        try:
+            files = _read_upload(assignment, upload, notes)
+        except UnusableSubmission as exc:
+            refused.append(exc)
+            continue
+        if files:
+            holding.append((upload, files, notes))
+    if len(holding) == 1:
+        upload, files, notes = holding[0]
+        warnings.append(f"graded the files in {upload.relative_to(source).as_posix()}, the only one of the "
+                        f"folder's uploads ({listing}) that holds any of the files to submit")
+        warnings.extend(notes)
+        return files
+    if holding:
+        which = ", ".join(upload.relative_to(source).as_posix() for upload, _, _ in holding)
+        raise UnusableSubmission(f"{source} holds none of the files to submit but several archives or notebooks "
+                                 f"that do ({which}): which one is the submission?")
+    if refused:
+        raise UnusableSubmission(f"{source}: none of its uploads ({listing}) holds a file to submit that can be "
+                                 f"read; {'; '.join(str(exc) for exc in refused)}")
+    return {}
 
 
 def _read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
