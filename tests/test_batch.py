@@ -289,6 +289,20 @@ def test_unchanged_submissions_are_not_graded_again_changed_ones_are(small_batch
     assert sorted(everything.graded) == ["alice", "bob"]
 
 
+def test_a_submission_gone_from_the_folder_since_an_earlier_run_is_not_in_the_lms_grades(small_batch):
+    # A platform names a resubmission anew (`bob-1.zip` replaced by `bob-2.zip`): the download holds
+    # the new one only, and the grades exported are those of the submissions the latest run found.
+    from grader.batch.lms import export_grades
+
+    subs, out = small_batch
+    grade_batch(small(subs, out))
+    (subs / "bob").rename(subs / "bob-2")
+    grade_batch(small(subs, out))
+    export = export_grades(out, "csv")
+    assert [row.split(",")[0] for row in export.path.read_text().splitlines()[1:]] == ["alice", "bob-2"]
+    assert export.warnings == ["bob: graded by an earlier run but no longer in the submissions folder, left out"]
+
+
 def test_a_batch_keeps_its_settings_and_its_folder(small_batch):
     subs, out = small_batch
     grade_batch(small(subs, out, seed=1))

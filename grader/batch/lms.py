@@ -39,7 +39,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from grader.batch.store import DATABASE_NAME, ERROR
+from grader.batch.store import DATABASE_NAME, ERROR, FOUND_KEY
 from grader.files import write_atomically
 from grader.options import LMS_FORMATS, ROSTER_COLUMNS
 
@@ -88,8 +88,10 @@ class Export:
     warnings: list[str]
 
 
-def read_batch(folder: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """The batch's settings and the records of its graded submissions, in id order."""
+def read_batch(folder: Path) -> tuple[dict[str, str], list[dict[str, Any]], list[str]]:
+    """The batch's settings, the records of its graded submissions that its latest run found, in id
+    order, and the ids of those graded by an earlier run only (gone from the submissions folder since:
+    a resubmission the platform named anew), which are left out."""
     database = folder / DATABASE_NAME
     if not folder.is_dir() or not database.is_file():
         raise LmsExportError(f"{folder} is not a batch: it holds no {DATABASE_NAME} (give the --out folder "
@@ -104,7 +106,14 @@ def read_batch(folder: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
             connection.close()
     except sqlite3.Error as exc:
         raise LmsExportError(f"{database} cannot be read as a batch's database: {exc}") from None
-    return settings, [json.loads(row[0]) for row in rows]
+    records = [json.loads(row[0]) for row in rows]
+    try:
+        found = set(json.loads(settings[FOUND_KEY])) if FOUND_KEY in settings else None
+    except ValueError:
+        found = None
+    if found is None:
+        return settings, records, []
+    return settings, [r for r in records if r["id"] in found], [r["id"] for r in records if r["id"] not in found]
 
 
 def read_roster(path: Path) -> list[Student]:
@@ -174,9 +183,10 @@ def export_grades(batch_dir: Path, lms_format: str, *, roster: Optional[Path] = 
     """Writes the batch's grades in `lms_format` to `out` (default DIR/grades_<format>.csv)."""
     if lms_format not in FORMATS:
         raise LmsExportError(f"unknown format {lms_format!r}: expected one of {', '.join(FORMATS)}")
-    settings, records = read_batch(batch_dir)
+    settings, records, gone = read_batch(batch_dir)
     students = read_roster(roster) if roster is not None else None
     grades, warnings = grades_for(records, students)
+    warnings += [f"{ident}: graded by an earlier run but no longer in the submissions folder, left out" for ident in gone]
     points_possible = max((float(r["max_score"]) for r in records), default=0.0)
     name = assignment_name or settings.get("assignment", "grade")
     if lms_format == "canvas":

@@ -118,6 +118,7 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
         # Every job grades at the level proven here; one on another node proves it there again.
         settings = dataclasses.replace(settings, sandbox=verdict[0])
         run = store.begin_run(options.arguments)
+        store.record_found(ids)
         stored = store.stored()
         jobs, skipped = [], []
         for submission in found:

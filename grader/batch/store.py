@@ -23,6 +23,7 @@ DATABASE_NAME = "batch.sqlite"
 # grader's failure). Here, not in grader.batch.job, so that readers of records need not import grading.
 GRADED, UNUSABLE, ERROR = "graded", "unusable", "error"
 SCHEMA_VERSION = "1"
+FOUND_KEY = "found"   # meta: the ids the latest run found, as a JSON list
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -121,6 +122,13 @@ class BatchStore:
             db.execute("UPDATE attempts SET ended = 'interrupted', ended_at = ? WHERE ended IS NULL",
                        (time.time(),))
         return int(cursor.lastrowid)
+
+    def record_found(self, ids: list[str]) -> None:
+        """The ids of the submissions the latest run found in the submissions folder: a submission
+        graded by an earlier run and gone since (replaced by a newer upload) is not in the batch's
+        grades any more (grader.batch.lms reads this)."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (FOUND_KEY, json.dumps(sorted(ids))))
 
     # -- submissions ----------------------------------------------------------------------------
 
