@@ -338,7 +338,9 @@ def test_submissions_are_named_by_their_export(tmp_path):
     make_submission(subs / "submission_102", a1())
     (subs / "submission_metadata.yml").write_text(
         "submission_101:\n  :submitters:\n  - :name: Ada\n    :sid: '2024001'\n    :email: ada@uni.edu\n"
-        "submission_102:\n  :submitters:\n  - :name: Bo\n    :email: bo@uni.edu\n  - :name: Cy\n    :sid: '2024003'\n")
+        "submission_102:\n  :submitters:\n  - :name: Bo\n    :email: bo@uni.edu\n  - :name: Cy\n    :sid: '2024003'\n"
+        "submission_103:\n  :submitters:\n  - :name: Di\n    :sid: 0034567\n")   # unquoted: text, not octal
+    make_submission(subs / "submission_103", a1())
     make_submission(subs / "hw-dana" / "assignments" / A1, a1())  # a clone of the course repository
     with zipfile.ZipFile(subs / "upload.zip", "w") as archive:
         archive.writestr("MANIFEST.json", json.dumps({"assignment": A1, "student": "eve/../x"}))
@@ -346,11 +348,11 @@ def test_submissions_are_named_by_their_export(tmp_path):
     (subs / "link").symlink_to(subs / "hw-dana")
     found, passed_over = discover(A1, subs)
     names = {s.id: s for s in found}
-    assert sorted(names) == ["2024001", "bo@uni.edu+2024003", "hw-dana", "upload"]  # not what its MANIFEST says
+    assert sorted(names) == ["0034567", "2024001", "bo@uni.edu+2024003", "hw-dana", "upload"]  # not its MANIFEST's
     assert names["hw-dana"].path == subs / "hw-dana" / "assignments" / A1
     assert passed_over == ["link: a symbolic link, not graded"]
     make_submission(subs / "upload", a1())
-    assert sorted(s.id for s in discover(A1, subs)[0]) == ["2024001", "bo@uni.edu+2024003", "hw-dana",
+    assert sorted(s.id for s in discover(A1, subs)[0]) == ["0034567", "2024001", "bo@uni.edu+2024003", "hw-dana",
                                                            "upload", "upload-2"]
 
 

@@ -24,7 +24,7 @@ from typing import Optional
 
 import yaml
 
-from grader.yaml_text import load_yaml
+from grader.yaml_text import load_yaml_as_text
 
 GRADESCOPE_METADATA = "submission_metadata.yml"
 MANIFEST = "MANIFEST.json"
@@ -144,7 +144,7 @@ def _gradescope_names(folder: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        metadata = load_yaml(path.read_text(errors="replace"))
+        metadata = load_yaml_as_text(path.read_text(errors="replace"))
     except yaml.YAMLError:
         return {}
     names = {}
