@@ -188,7 +188,16 @@ def _found(searched: Path, folder: Path, present: tuple[str, ...], names: tuple[
 
 
 def _present(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(name for name in names if os.path.lexists(folder / name))
+    """The student files `folder` has an entry for, by name or by the name but for letter case (made
+    on a file system that ignores it: the reader takes it under the right name)."""
+    present = tuple(name for name in names if os.path.lexists(folder / name))
+    if len(present) == len(names):
+        return present
+    try:
+        folded = {entry.casefold() for entry in os.listdir(folder)}
+    except OSError:
+        return present
+    return tuple(name for name in names if name in present or name.casefold() in folded)
 
 
 def _has_work(folder: Path, present: tuple[str, ...]) -> bool:

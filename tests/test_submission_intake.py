@@ -129,12 +129,13 @@ def test_thousands_of_ignored_entries_give_ten_warnings_and_a_count(sandbox):
     assert result.warnings[-1] == "ignored 2,990 more entries of the archive that are not files to submit"
 
 
-def test_a_name_differing_in_case_is_not_taken_and_says_the_right_name(sandbox):
+def test_a_name_differing_in_case_is_taken_under_the_right_name_saying_so(sandbox):
+    # Zipped on macOS or Windows, where the student's own imports found Layers.py as layers.py.
     entries = student_entries(skip=("layers.py",)) + [("Layers.py", stub("layers.py"))]
     result, taken = prepared(build(sandbox / "s.zip", entries))
     result.cleanup()
-    assert result.missing == ("layers.py",) and "layers.py" not in taken and "Layers.py" not in taken
-    assert result.warnings == ("ignored Layers.py: the file to submit is named layers.py",)
+    assert result.missing == () and taken["layers.py"] == stub("layers.py") and "Layers.py" not in taken
+    assert result.warnings == ("graded Layers.py as layers.py, the name the file must have",)
 
 
 def test_a_file_that_is_not_utf8_is_taken_as_it_is(sandbox):
@@ -394,15 +395,31 @@ def test_a_pipe_named_like_a_student_file_is_rejected_without_blocking(sandbox):
     assert_rejected(sandbox, folder, "optim.py", "not a regular file")
 
 
-def test_a_folder_file_named_in_the_wrong_case_is_named_in_a_warning(sandbox):
+def test_a_folder_file_named_in_the_wrong_case_is_taken_under_the_right_name_saying_so(sandbox):
     folder = _folder(sandbox, skip=("optim.py",))
     (folder / "Optim.py").write_bytes(stub("optim.py"))
     if (folder / "optim.py").exists():
         pytest.skip("case-insensitive file system")
-    result, _ = prepared(folder)
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert result.missing == () and taken["optim.py"] == stub("optim.py")
+    assert result.warnings == ("graded Optim.py as optim.py, the name the file must have",)
+    # Two such names: which one is meant is not guessed.
+    (folder / "OPTIM.py").write_bytes(b"x = 1\n")
+    result, taken = prepared(folder)
     result.cleanup()
     assert result.missing == ("optim.py",)
-    assert result.warnings == ("optim.py not found: Optim.py is there, but the file must be named optim.py",)
+    assert result.warnings == ("optim.py not found: OPTIM.py, Optim.py are there; which one is optim.py?",)
+
+
+def test_a_folder_holding_only_case_variants_of_the_names_is_graded_from_them(sandbox):
+    folder = sandbox / "hw"
+    folder.mkdir()
+    for name in STUDENT_FILES:
+        (folder / name.capitalize()).write_bytes(stub(name))
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert result.missing == () and taken["models.py"] == stub("models.py")
 
 
 def test_a_folder_holding_the_files_one_folder_down_is_graded_from_there(sandbox):

@@ -178,13 +178,18 @@ def _from_directory(assignment: Assignment, source: Path, warnings: list[str]) -
     files = {}
     for name in assignment.spec.student_files:
         path = source / name
+        if not os.path.lexists(path):
+            others = _case_variants(source, name)
+            if len(others) != 1:
+                if others:
+                    warnings.append(f"{name} not found: {', '.join(others)} are there; which one is {name}?")
+                continue
+            # Made on a file system that ignores case (macOS, Windows), where the student's own
+            # imports found it: graded under the name it must have.
+            warnings.append(f"graded {others[0]} as {name}, the name the file must have")
+            path = source / others[0]
         try:
             mode = path.lstat().st_mode
-        except FileNotFoundError:
-            other = _case_variant(source, name)
-            if other:
-                warnings.append(f"{name} not found: {other} is there, but the file must be named {name}")
-            continue
         except OSError as exc:
             raise UnusableSubmission(f"{path} cannot be read ({exc.strerror or exc})") from exc
         if stat.S_ISLNK(mode):
@@ -285,11 +290,12 @@ def _read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
-def _case_variant(folder: Path, name: str) -> str | None:
+def _case_variants(folder: Path, name: str) -> list[str]:
+    """The entries of `folder` named `name` but for letter case."""
     try:
-        return next((p.name for p in folder.iterdir() if p.name.casefold() == name.casefold()), None)
+        return sorted(p.name for p in folder.iterdir() if p.name.casefold() == name.casefold() and p.name != name)
     except OSError:
-        return None
+        return []
 
 
 # --- notebooks ------------------------------------------------------------------------------------
@@ -452,6 +458,7 @@ def _select(assignment: Assignment, source: Path, archive: zipfile.ZipFile, entr
                    "stubs as handed out"] if stub_copies else []
 
     taken: dict[str, _Entry] = {}
+    renamed: list[str] = []   # made where letter case is ignored (macOS, Windows): taken under the right name
     by_key: dict[str, _Entry] = {}
     ignored: list[tuple[str, str]] = []
     listing = ", ".join(assignment.spec.student_files)
@@ -464,17 +471,16 @@ def _select(assignment: Assignment, source: Path, archive: zipfile.ZipFile, entr
                 raise UnusableSubmission(f"{source}: entry {entry.name!r} and entry {by_key[key].name!r} "
                                          f"are both {wanted[key]} (names differing only in case count as one)")
             by_key[key] = entry
-            if base == wanted[key]:
-                taken[base] = entry
-            else:
-                ignored.append((entry.name, f"the file to submit is named {wanted[key]}"))
+            taken[wanted[key]] = entry
+            if base != wanted[key]:
+                renamed.append(f"graded {entry.name} as {wanted[key]}, the name the file must have")
         elif in_layer and base in _SILENT_EXTRAS:
             continue
         elif key in wanted:
             ignored.append((entry.name, f"the files to submit are taken from {place}"))
         else:
             ignored.append((entry.name, f"not one of the files to submit ({listing})"))
-    return taken, ignored, passed_over
+    return taken, ignored, passed_over + renamed
 
 
 def _student_layer(assignment: Assignment, source: Path, archive: zipfile.ZipFile, files: list[_Entry],
