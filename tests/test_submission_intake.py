@@ -227,6 +227,12 @@ def test_a_zip_takes_the_folder_holding_most_of_the_files_over_a_stray_copy(sand
     assert "ignored old/layers.py: the files to submit are taken from the folder hw1/" in result.warnings
 
 
+def test_files_deeper_than_the_search_say_so(sandbox):
+    entries = student_entries("Users/me/cs231n/assignments/a1_fc_numpy/")
+    assert_rejected(sandbox, build(sandbox / "s.zip", entries), "none of the files to submit",
+                    "deeper than 3 folders, where the files to submit are not looked for")
+
+
 def test_the_same_name_at_a_depth_that_is_not_taken_is_only_ignored(sandbox):
     entries = student_entries() + [("old/layers.py", b"x = 1\n"), ("old/Layers.py", b"x = 2\n")]
     result, taken = prepared(build(sandbox / "s.zip", entries))

@@ -476,6 +476,9 @@ def _select(assignment: Assignment, source: Path, archive: zipfile.ZipFile, entr
                 renamed.append(f"graded {entry.name} as {wanted[key]}, the name the file must have")
         elif in_layer and base in _SILENT_EXTRAS:
             continue
+        elif key in wanted and len(entry.parts) - 1 > SEARCH_DEPTH:
+            ignored.append((entry.name, f"deeper than {SEARCH_DEPTH} folders, where the files to submit are not "
+                                        "looked for: zip the folder that holds them"))
         elif key in wanted:
             ignored.append((entry.name, f"the files to submit are taken from {place}"))
         else:
