@@ -306,7 +306,7 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
     from grader.batch.executor import BatchAborted
     from grader.batch.outputs import print_summary
     from grader.batch.progress import batch_progress
-    from grader.batch.run import BatchBusy, BatchOptions, UnknownSubmissions, grade_batch
+    from grader.batch.run import BatchBusy, BatchOptions, NoSubmissions, UnknownSubmissions, grade_batch
     from grader.report.terminal import plain
 
     from grader.assignment import load_assignment
@@ -329,6 +329,9 @@ def _batch(args: argparse.Namespace, argv: list[str]) -> int:
             outcome = grade_batch(options, progress)
     except UnknownSubmissions as exc:  # the ids are the instructor's typing, and the folder's names
         errors.print("[red]grader batch: --regrade:[/]", plain(str(exc)))
+        return EXIT_USAGE
+    except NoSubmissions as exc:  # the folder's entries are named as the students named them
+        errors.print("[red]grader batch:[/]", plain(str(exc)))
         return EXIT_USAGE
     except (BatchAborted, BatchBusy, ImportError) as exc:
         errors.print(f"[red]grader batch:[/] {exc}", markup=True, highlight=False)

@@ -330,6 +330,21 @@ def test_the_command_line_grades_a_folder_and_refuses_what_is_not_one(small_batc
     assert usage.value.code == 2 and "--jobs: must be at least 1" in capsys.readouterr().err
 
 
+def test_a_folder_holding_no_submission_is_a_usage_error_saying_what_it_holds(tmp_path, capsys):
+    from grader.cli import main
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("doejane_12345_67890_layers.py", "doejane_12345_67891_optim.py"):
+        (subs / name).write_text("x = 1\n")
+    out = tmp_path / "out"
+    assert main(["batch", A1, str(subs), "--out", str(out), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "holds no submission" in error and "put each student's files in a folder of their own" in error
+    assert "passed over doejane_12345_67890_layers.py" in error
+    assert not out.exists()
+
+
 # -- finding submissions ------------------------------------------------------------------------
 
 def test_submissions_are_named_by_their_export(tmp_path):

@@ -81,6 +81,22 @@ class BatchBusy(Exception):
     """Another batch is grading into the same --out folder."""
 
 
+class NoSubmissions(Exception):
+    """The submissions folder holds nothing to grade."""
+
+
+def no_submissions_message(folder: Path, passed_over: Sequence[str]) -> str:
+    lines = [f"{folder} holds no submission: each must be a folder, a zip or a notebook (.ipynb) directly "
+             "inside it, one per student"]
+    if any(line.lower().split(":")[0].endswith(".py") for line in passed_over):
+        lines.append("it holds loose .py files (a platform's download of each student's files side by side?): "
+                     "put each student's files in a folder of their own")
+    lines += [f"passed over {line}" for line in passed_over[:10]]
+    if len(passed_over) > 10:
+        lines.append(f"and {len(passed_over) - 10} more entries")
+    return "\n".join(lines)
+
+
 class UnknownSubmissions(Exception):
     """`regrade_only` names a submission the folder does not hold."""
 
@@ -102,6 +118,8 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
     assignment = load_assignment(options.assignment)
     mode = grading_mode(assignment, options.mode)
     found, passed_over = discover(assignment.id, options.submissions)
+    if not found:
+        raise NoSubmissions(no_submissions_message(options.submissions, passed_over))
     ids = [s.id for s in found]
     if unknown := sorted(set(options.regrade_only) - set(ids), key=list(options.regrade_only).index):
         raise UnknownSubmissions(unknown_submissions_message(unknown, ids))
@@ -342,4 +360,5 @@ def make_default_executor(options: BatchOptions, assignment: Assignment, jobs: S
     raise ConfigError(f"unknown executor {options.executor!r} ({', '.join(EXECUTORS[:-1])} or {EXECUTORS[-1]})")
 
 
-__all__ = ["BatchAborted", "BatchBusy", "BatchOptions", "BatchOutcome", "UnknownSubmissions", "grade_batch"]
+__all__ = ["BatchAborted", "BatchBusy", "BatchOptions", "BatchOutcome", "NoSubmissions", "UnknownSubmissions",
+           "grade_batch"]
