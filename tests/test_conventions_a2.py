@@ -127,6 +127,21 @@ def test_relu_flattening_a_view_with_view_fails_naming_the_view(tmp_path):
 
 # -- in place: an error only where it breaks the caller -----------------------------------------------
 
+def test_a_convolution_forward_pass_returning_float32_is_named_as_why_its_backward_is_not_graded(tmp_path):
+    # `torch.empty(shape)` takes the default dtype: the forward pass's values are right to float32, too
+    # coarse for central differences; the backward pass is not graded, saying why, instead of failing
+    # with the error a float32 dout raises in a right backward pass.
+    text = reference_text("layers.py")
+    wrong = text.replace("out = torch.empty((N, F, out_h, out_w), dtype=x.dtype, device=x.device)",
+                         "out = torch.empty((N, F, out_h, out_w), device=x.device)")
+    assert wrong != text
+    result = grade_files(tmp_path, {"layers.py": wrong}, only="conv.*")
+    assert lost(result) == {"conv.forward", "conv.backward"}, messages(result)
+    backward = next(t for t in result.tasks if t.task_id == "conv.backward")
+    assert backward.message.startswith("Conv.backward: not graded, because Conv.forward disagrees"), backward.message
+    assert "expected dtype float64 (the input's), got float32" in backward.message
+
+
 def test_a_relu_that_zeroes_its_input_in_place_scores_full(tmp_path):
     layers = student_method(reference_text("layers.py"), "ReLU", "forward", """
         x[x < 0] = 0

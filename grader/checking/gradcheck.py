@@ -420,6 +420,21 @@ def _slice_text(s: slice) -> str:
     return f"{s.start}:{s.stop}" if s.stop - s.start > 1 else str(s.start)
 
 
+def _is_array(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return isinstance(value, np.ndarray) or (torch is not None and isinstance(value, torch.Tensor))
+
+
+def _keeps_dtype(out: Any, x: Any, forward_name: str) -> None:
+    """A forward pass's output has its input's floating dtype: the central differences of a float32
+    computation of a float64 input are too coarse to judge a backward pass by."""
+    if not (_is_array(out) and _is_array(x)):
+        return
+    out_dtype, x_dtype = str(out.dtype).removeprefix("torch."), str(x.dtype).removeprefix("torch.")
+    if out_dtype != x_dtype and x_dtype.startswith("float"):
+        raise CheckFailed(f"out of {forward_name}: expected dtype {x_dtype} (the input's), got {out_dtype}")
+
+
 def like(template: Any, array: np.ndarray) -> Any:
     """`array` in the form of `template`: a tensor of its dtype and device for a torch tensor, else an
     ndarray of its dtype. The numeric work stays in float64 NumPy on the grader's side."""
@@ -588,7 +603,8 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
     answers = _run_shuffled(remote.session_of(forward), rng, groups)
     kept = answers[0][0]
     out, cache = expect_tuple(kept.result, 2, forward_name)
-    _forward_agrees(lambda: expected.check_output(out), forward_name, backward_name)
+    _forward_agrees(lambda: (_keeps_dtype(out, args[0], forward_name), expected.check_output(out)),
+                    forward_name, backward_name)
     # Changing an input in place is no error in itself; it matters only where the cache then holds the
     # changed values and the gradients come out wrong, which is what the message of a wrong gradient says.
     argument_names = {i: grad_name.removeprefix("d") or f"argument {i + 1}" for grad_name, i in gradients}
