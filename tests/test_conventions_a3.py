@@ -321,6 +321,16 @@ def test_convolutions_without_a_bias_are_explained(tmp_path):
     assert "has no net.2.bias, net.5.bias" in message and "no bias (bias=False)" in message, message
 
 
+def test_a_wrong_plain_block_is_named_by_the_tasks_built_on_it(tmp_path):
+    # The residual blocks, the stages and the networks are built on PlainBlock: each of their
+    # messages starts by pointing at it.
+    result = graded(tmp_path, {"PlainBlock.forward": "out = self.net(x) * 2"},
+                    only="plain_block.forward,residual_block.*,resnet.stem_and_stage,resnet.forward")
+    assert {"plain_block.forward", "residual_block.forward", "resnet.stem_and_stage", "resnet.forward"} <= lost(result)
+    for task_id in ("residual_block.forward", "resnet.stem_and_stage", "resnet.forward"):
+        assert task(result, task_id).message.startswith("this uses plain_block.forward"), task(result, task_id).message
+
+
 # -- initialization --------------------------------------------------------------------------------
 
 def test_a_sequential_left_at_the_default_initialization_is_told_to_use_kaiming(tmp_path):

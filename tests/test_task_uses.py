@@ -27,7 +27,7 @@ def test_each_model_task_failing_with_a_broken_layer_names_the_layer(tmp_path):
     for task_id in MODEL_GRADIENTS:
         task = tasks[task_id]
         assert task.outcome is Outcome.FAILED, task_id
-        assert task.message.startswith("this uses relu.backward, which fails its own task: fix it first; "), \
+        assert task.message.startswith("this uses relu.backward, which fails its own task and may be the cause: fix it first; "), \
             task.message
 
 

@@ -1,6 +1,6 @@
 """Pointing a failed task at the failing tasks it is built on: a model whose ReLU backward pass is
 wrong fails its gradient checks too, and its message should send the student to the layer first
-("this model uses relu.backward, which fails its own task: fix it first"). Which tasks a task builds
+("this uses relu.backward, which fails its own task and may be the cause: fix it first"). Which tasks a task builds
 on is stated in assignment.yaml (`uses`); nothing here runs code, so no reference runs beside the
 student's."""
 
@@ -38,5 +38,6 @@ def point_to_failing_uses(spec: AssignmentSpec, tasks: list[TaskResult],
 
 def pointer(failing: list[str]) -> str:
     if len(failing) == 1:
-        return f"this uses {failing[0]}, which fails its own task: fix it first"
-    return f"this uses {', '.join(failing[:-1])} and {failing[-1]}, which fail their own tasks: fix them first"
+        return f"this uses {failing[0]}, which fails its own task and may be the cause: fix it first"
+    return (f"this uses {', '.join(failing[:-1])} and {failing[-1]}, which fail their own tasks and may be the "
+            "cause: fix them first")
