@@ -20,10 +20,11 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import yaml
 
+from grader.batch.platform_downloads import StudentUpload, group, moodle_plugin, read_name, stage
 from grader.yaml_text import load_yaml_as_text
 
 GRADESCOPE_METADATA = "submission_metadata.yml"
@@ -39,32 +40,50 @@ class FoundSubmission:
     path: Path               # the zip, or the folder holding the student files
     problem: Optional[str] = None  # why it cannot be graded, found before grading (e.g. wrong assignment)
     notes: tuple[str, ...] = ()    # what its result should say about it (e.g. a MANIFEST claiming another id)
+    upload: Optional[StudentUpload] = None  # loose files of a platform's download, to be staged at `path`
 
 
-def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], list[str]]:
-    """The submissions in `folder` sorted by id, and a line for each entry that was passed over."""
+def discover(assignment_id: str, folder: Path, student_files: Sequence[str] = (),
+             stage_in: Optional[Path] = None) -> tuple[list[FoundSubmission], list[str]]:
+    """The submissions in `folder` sorted by id, and a line for each entry that was passed over.
+    With `stage_in`, loose files a learning platform's download named after their students
+    (grader.batch.platform_downloads) are grouped into a submission per student, to be copied
+    (`stage_uploads`) into a folder of `stage_in` and graded from there."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder of submissions")
     named = _gradescope_names(folder)
-    candidates: list[tuple[str, Path]] = []
+    candidates: list[tuple[str, Path | StudentUpload]] = []
     skipped: list[str] = []
+    platform_files = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(".") or entry.name == GRADESCOPE_METADATA or entry.name == "__MACOSX":
             continue
+        plugin = moodle_plugin(entry.name)
         if entry.is_symlink():
             skipped.append(f"{entry.name}: a symbolic link, not graded")
+        elif plugin not in (None, "file"):
+            skipped.append(f"{entry.name}: Moodle's {plugin} submission, not uploaded files: not graded")
         elif entry.is_dir():
             candidates.append((named.get(entry.name, entry.name), entry))
+        elif stage_in is not None and entry.name not in named and (platform_file := read_name(entry)) is not None:
+            platform_files.append(platform_file)
         elif entry.suffix.lower() in (".zip", ".ipynb"):
             candidates.append((named.get(entry.name, entry.stem), entry))
         else:
             skipped.append(f"{entry.name}: neither a folder, a .zip nor a notebook (.ipynb), not graded")
+    uploads, passed_over = group(platform_files, student_files)
+    candidates += [(upload.student, upload) for upload in uploads]
+    skipped += passed_over
     found = []
     ids = _unique([name for name, _ in candidates])
     by_name: dict[str, list[tuple[str, Path]]] = {}   # entries by the name they bear, exactly
+    for ident, (name, item) in zip(ids, candidates):
+        if isinstance(item, Path):
+            by_name.setdefault(name, []).append((ident, item))
     for ident, (name, path) in zip(ids, candidates):
-        by_name.setdefault(name, []).append((ident, path))
-    for ident, (name, path) in zip(ids, candidates):
+        if isinstance(path, StudentUpload):
+            found.append(FoundSubmission(ident, stage_in / ident, upload=path))
+            continue
         manifest, problem, notes = _manifest(path), None, ()
         if manifest is not None:
             claimed = manifest.get("assignment")
@@ -74,6 +93,13 @@ def discover(assignment_id: str, folder: Path) -> tuple[list[FoundSubmission], l
         notes += _same_name_elsewhere(path, ident, by_name[name])
         found.append(FoundSubmission(ident, _grading_root(path, assignment_id), problem, notes))
     return sorted(found, key=lambda s: s.id), skipped
+
+
+def stage_uploads(found: Sequence[FoundSubmission]) -> None:
+    """Copies each student's loose files of a platform's download to the folder they are graded from."""
+    for submission in found:
+        if submission.upload is not None:
+            stage(submission.upload, submission.path)
 
 
 def _same_name_elsewhere(path: Path, ident: str, named_alike: list[tuple[str, Path]]) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from grader.assignment import Assignment, ConfigError, load_assignment
-from grader.batch.discover import FoundSubmission, discover
+from grader.batch.discover import FoundSubmission, discover, stage_uploads
 from grader.batch.executor import EXECUTORS, BatchAborted, Executor
 from grader.batch.job import JobSettings, SubmissionJob, error_record
 from grader.batch.outputs import TaskColumn, summarize, write_gradebook, write_submission_files, write_summary
@@ -33,6 +33,7 @@ from grader.batch.store import BatchMismatch, BatchStore
 from grader.options import SIMILARITY_AUTO_ABOVE, SIMILARITY_CHOICES, GradingChoices, grading_choices
 
 LOCK_NAME = ".batch.lock"
+UPLOADS_FOLDER = ".uploads"   # loose files of a platform's download, staged one folder per student
 # Infrastructure losses (a grading process that died, a lost node) are tried this often in all.
 MAX_ATTEMPTS = 3
 # Slack over the limits a submission's grading can take, for start-up, data loading and reports.
@@ -117,7 +118,8 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
 
     assignment = load_assignment(options.assignment)
     mode = grading_mode(assignment, options.mode)
-    found, passed_over = discover(assignment.id, options.submissions)
+    found, passed_over = discover(assignment.id, options.submissions, assignment.spec.student_files,
+                                  stage_in=options.out / UPLOADS_FOLDER)
     if not found:
         raise NoSubmissions(no_submissions_message(options.submissions, passed_over))
     ids = [s.id for s in found]
@@ -131,6 +133,7 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
         raise BatchBusy(f"another batch is grading into {options.out} (it holds {options.out / LOCK_NAME})") from None
     store = BatchStore(options.out)
     try:
+        stage_uploads(found)
         settings = _bind_settings(store, assignment, mode, options)
         verdict = sandbox_verdict(settings)
         # Every job grades at the level proven here; one on another node proves it there again.

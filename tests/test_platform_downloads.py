@@ -1,0 +1,75 @@
+"""Loose files of a learning platform's bulk download (Canvas, Blackboard, Moodle) grouped into one
+submission per student, graded from a folder of their own: the latest attempt, under the names the
+files were uploaded with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.batch.discover import discover, stage_uploads
+from grader.batch.platform_downloads import read_name
+from grader.batch.run import grade_batch
+from support import a1, make_submission
+from test_batch import batch_options
+
+A1 = "a1_fc_numpy"
+NAMES = ("layers.py", "optim.py", "models.py")
+
+
+def test_names_are_read_as_each_platform_writes_them():
+    canvas = read_name(Path("garcíajosé_LATE_34567_89012_layers-2.py"))
+    assert (canvas.platform, canvas.student, canvas.original, canvas.again) == ("Canvas", "garcíajosé_34567",
+                                                                                "layers.py", 2)
+    blackboard = read_name(Path("Assignment 1_jdoe_attempt_2026-02-03-09-30-00_optim.py"))
+    assert (blackboard.platform, blackboard.student, blackboard.attempt, blackboard.original) == \
+        ("Blackboard", "jdoe", "2026-02-03-09-30-00", "optim.py")
+    receipt = read_name(Path("Assignment 1_jdoe_attempt_2026-02-03-09-30-00.txt"))
+    assert receipt.platform == "Blackboard" and receipt.original == ""
+    moodle = read_name(Path("Jane Doe_12345_assignsubmission_file_models.py"))
+    assert (moodle.platform, moodle.student, moodle.original) == ("Moodle", "Jane Doe_12345", "models.py")
+    assert read_name(Path("layers.py")) is None and read_name(Path("my_homework_1.zip")) is None
+
+
+def download(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, source in files.items():
+        (folder / name).write_text(source)
+    return folder
+
+
+def test_each_students_latest_files_are_one_submission_under_their_uploaded_names(tmp_path):
+    ref, stub = a1().reference_directory, a1().directory
+    files = {}
+    for name in NAMES:
+        files[f"doejane_12345_6789{len(files)}_{name}"] = (ref / name).read_text()
+        # Uploaded again: Canvas numbers the new file; only it is graded.
+        files[f"smithjohn_LATE_23456_7890{len(files)}_{Path(name).stem}-1.py"] = (ref / name).read_text()
+        files[f"smithjohn_LATE_23456_7891{len(files)}_{name}"] = (stub / name).read_text()
+        files[f"A1_jlee_attempt_2026-02-01-10-00-00_{name}"] = (stub / name).read_text()
+        files[f"A1_jlee_attempt_2026-02-03-09-30-00_{name}"] = (ref / name).read_text()
+    files["A1_jlee_attempt_2026-02-03-09-30-00.txt"] = "Name: J Lee\n"
+    files["doejane_12345_67999_notes.pdf"] = "%PDF"
+    subs = download(tmp_path / "subs", files)
+    found, passed_over = discover(A1, subs, NAMES, stage_in=tmp_path / "staged")
+    assert [s.id for s in found] == ["doejane_12345", "jlee", "smithjohn_23456"]
+    stage_uploads(found)
+    for submission in found:
+        assert sorted(p.name for p in submission.path.iterdir()) == sorted(NAMES)
+        assert (submission.path / "layers.py").read_text() == (ref / "layers.py").read_text()
+    assert sum("an earlier attempt of jlee" in line for line in passed_over) == 3
+    assert any(line.startswith("A1_jlee_attempt_2026-02-03-09-30-00.txt: Blackboard's record") for line in passed_over)
+    assert any(line.startswith("doejane_12345_67999_notes.pdf: uploaded by doejane_12345, not a file")
+               for line in passed_over)
+
+
+def test_a_batch_of_a_canvas_download_grades_each_student_once(tmp_path):
+    ref = a1().reference_directory
+    files = {f"doejane_12345_6789{i}_{name}": (ref / name).read_text() for i, name in enumerate(NAMES)}
+    subs = download(tmp_path / "subs", files)
+    make_submission(subs / "Min Kim_56789_assignsubmission_file_", a1(), "reference")
+    download(subs / "Min Kim_56789_assignsubmission_onlinetext_", {"onlinetext.html": "<p>done</p>"})
+    outcome = grade_batch(batch_options(subs, tmp_path / "out", only="affine.forward", jobs=1, similarity="off"))
+    assert {r["id"]: r["score"] for r in outcome.records} == {"doejane_12345": 2.0,
+                                                               "Min_Kim_56789_assignsubmission_file": 2.0}
+    assert outcome.passed_over == ["Min Kim_56789_assignsubmission_onlinetext_: Moodle's onlinetext submission, "
+                                   "not uploaded files: not graded"]
