@@ -388,6 +388,20 @@ def test_no_two_submissions_share_an_id_whatever_their_names(tmp_path):
     assert found["Bob"] == "Bob" and found["bob"] == "bob-4" and found["bob!"] == "bob-5"
 
 
+def test_a_name_that_comes_out_as_anothers_id_cannot_take_it(tmp_path):
+    # `alice!.zip` sorts before `alice.zip`: were the first to come to keep the id, it would take
+    # alice's row of the gradebook (and her login in an LMS export).
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("alice!.zip", "alice.zip"):
+        with zipfile.ZipFile(subs / name, "w") as archive:
+            archive.writestr("layers.py", "x = 1\n")
+    found = {s.path.name: s for s in discover(A1, subs)[0]}
+    assert found["alice.zip"].id == "alice" and found["alice!.zip"].id == "alice-2"
+    assert found["alice!.zip"].notes == ("alice!.zip is graded as alice-2: its name comes out as alice, the id of "
+                                         "alice.zip",)
+
+
 def test_ids_keep_the_letters_of_every_script_and_notebooks_are_submissions(tmp_path):
     # Names that lost their letters became "submission", "submission-2", ... in the order of the
     # folder: a later arrival shifted every id after it, and a roster then gave one student another's grade.
@@ -405,10 +419,11 @@ def test_a_zip_beside_the_folder_of_its_name_is_graded_twice_with_a_note(tmp_pat
     with zipfile.ZipFile(subs / "carl.zip", "w") as archive:
         archive.writestr("layers.py", "x = 1\n")
     make_submission(subs / "dora", a1())
-    make_submission(subs / "Dora", a1())  # another student whose name only comes out alike: no note
+    make_submission(subs / "Dora", a1())  # another student whose name only comes out alike: numbered
     found = {s.id: s for s in discover(A1, subs)[0]}
     assert sorted(found) == ["Dora", "carl", "carl-2", "dora-2"]
-    assert found["dora-2"].notes == () and found["Dora"].notes == ()
+    assert found["dora-2"].notes == ("dora is graded as dora-2: its name comes out as dora, the id of Dora",)
+    assert found["Dora"].notes == ()
     assert "carl.zip (graded as carl-2)" in found["carl"].notes[0]
     assert "carl (graded as carl)" in found["carl-2"].notes[0]
 

@@ -80,6 +80,8 @@ def discover(assignment_id: str, folder: Path, student_files: Sequence[str] = ()
     for ident, (name, item) in zip(ids, candidates):
         if isinstance(item, Path):
             by_name.setdefault(name, []).append((ident, item))
+    owner_of = {ident.casefold(): item.name if isinstance(item, Path) else item.student
+                for ident, (_, item) in zip(ids, candidates)}
     for ident, (name, path) in zip(ids, candidates):
         if isinstance(path, StudentUpload):
             found.append(FoundSubmission(ident, stage_in / ident, upload=path))
@@ -90,7 +92,8 @@ def discover(assignment_id: str, folder: Path, student_files: Sequence[str] = ()
             if isinstance(claimed, str) and claimed != assignment_id:
                 problem = f"its {MANIFEST} says it was made for {claimed}, not {assignment_id}"
             notes = _identity_claim(manifest, name, ident)
-        notes += _same_name_elsewhere(path, ident, by_name[name])
+        twins = _same_name_elsewhere(path, ident, by_name[name])
+        notes += twins or _numbered(name, ident, path, owner_of)
         found.append(FoundSubmission(ident, _grading_root(path, assignment_id), problem, notes))
     return sorted(found, key=lambda s: s.id), skipped
 
@@ -100,6 +103,15 @@ def stage_uploads(found: Sequence[FoundSubmission]) -> None:
     for submission in found:
         if submission.upload is not None:
             stage(submission.upload, submission.path)
+
+
+def _numbered(name: str, ident: str, path: Path, owner_of: dict[str, str]) -> tuple[str, ...]:
+    """A note where the submission's name came out as another's id, so that it was numbered."""
+    base = safe_id(name)
+    if ident == base or base.casefold() not in owner_of:
+        return ()
+    return (f"{path.name} is graded as {ident}: its name comes out as {base}, the id of "
+            f"{owner_of[base.casefold()]}",)
 
 
 def _same_name_elsewhere(path: Path, ident: str, named_alike: list[tuple[str, Path]]) -> tuple[str, ...]:
@@ -140,16 +152,19 @@ def safe_id(name: str) -> str:
 
 def _unique(names: list[str]) -> list[str]:
     """Each name as an id, no two alike even where letter case is ignored (the submissions' folders
-    of the output may be on a file system that ignores it). A name keeps its own id where it is the
-    first to have it; a later one is numbered (`bob-2`), skipping every id a name has as its own, so
-    that the folders `bob`, `bob!` and `bob-2` become `bob`, `bob-3` and `bob-2`."""
+    of the output may be on a file system that ignores it). Of the names that come out alike, the one
+    that is its id as it stands (`alice` of `alice.zip`) keeps it, else the first in the folder's
+    order; the others are numbered (`bob-2`), skipping every id a name has as its own, so that the
+    folders `bob`, `bob!` and `bob-2` become `bob`, `bob-3` and `bob-2`, and `alice!.zip`, sorted
+    before `alice.zip`, cannot take the id (and the gradebook row) of alice."""
     bases = [safe_id(name) for name in names]
     used: set[str] = set()
     owners = set()
-    for index, base in enumerate(bases):
-        if base.casefold() not in used:
-            used.add(base.casefold())
-            owners.add(index)
+    for exact in (True, False):
+        for index, base in enumerate(bases):
+            if (names[index] == base) == exact and base.casefold() not in used:
+                used.add(base.casefold())
+                owners.add(index)
     ids = []
     for index, base in enumerate(bases):
         if index in owners:
