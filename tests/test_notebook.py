@@ -133,3 +133,18 @@ def test_imports_constants_and_helpers_the_definitions_use_come_from_any_cell(tm
         prepared.cleanup()
     result = grade_checks(a1(), notebook, only="affine.forward")
     assert all(t.outcome is Outcome.PASSED for t in result.tasks), [(t.task_id, t.message) for t in result.tasks]
+
+
+@pytest.mark.parametrize("magic", ["%%script false --no-raise-error", "%%bash", "%%timeit", "%%python3"])
+def test_a_cell_the_notebook_does_not_run_as_its_python_defines_nothing(tmp_path, magic):
+    # Jupyter never runs it (or runs it elsewhere): a reader sees the stub fail, and so does the grade.
+    cells = [new_code_cell(magic + "\n" + definition("layers.py", "affine_forward"))]
+    prepared = prepare_submission(a1(), write_notebook(tmp_path / "a1.ipynb", cells + [
+        new_code_cell("%%time\n" + definition("layers.py", "relu_forward"))]))
+    try:
+        layers = (prepared.package / "layers.py").read_text()
+        assert "raise NotImplementedError(\"affine_forward" in layers and "def relu_forward(x):" in layers
+        assert f"cell 1 begins with {magic.split()[0]}" in " ".join(prepared.warnings)
+        assert 'raise NotImplementedError("relu_forward' not in layers   # %%time runs the cell as Python
+    finally:
+        prepared.cleanup()

@@ -28,6 +28,11 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 # A cell magic or shell line: not Python, left out of what is parsed.
 _MAGIC = re.compile(r"^\s*[%!]")
+# A cell that begins with a cell magic runs as the kernel's Python only for these; the others
+# (`%%script false`, `%%bash`, `%%html`, `%%timeit`, `%%python3` in a subprocess, ...) define nothing
+# in the notebook's namespace, so their definitions are not the notebook's.
+_CELL_MAGIC = re.compile(r"^\s*%%(?P<name>\w+)")
+_PYTHON_CELL_MAGICS = {"time", "capture"}
 _WRITEFILE = re.compile(r"^%%writefile(?P<append>\s+-a)?\s+(?P<path>\S+)\s*$")
 
 
@@ -82,6 +87,11 @@ def student_files_from_notebook(text: str, stubs: dict[str, str]) -> NotebookFil
             name = _file_name(match["path"])
             if name in stubs:
                 written[name] = (written.get(name, "") if match["append"] else "") + body
+            continue
+        if (magic := _CELL_MAGIC.match(first)) is not None and magic["name"] not in _PYTHON_CELL_MAGICS:
+            if re.search(r"^\s*(def|class)\s", body, re.MULTILINE):
+                warnings.append(f"cell {number} begins with %%{magic['name']}, so the notebook does not run it as "
+                                "Python: its definitions were not taken")
             continue
         code = "\n".join("" if _MAGIC.match(line) else line for line in source.splitlines())
         try:
