@@ -195,3 +195,17 @@ def test_a_network_that_never_applies_dropout_drawn_otherwise_loses_the_dropout_
         folder = make_submission(tmp_path / str(len(files)), shipped, "reference", files)
         result = grade_checks(shipped, folder, only="dropout*,fc_net.*", seed=None)
         assert result.tasks and lost(result) == lost_tasks, {t.task_id: t.message for t in result.tasks}
+
+
+def test_dropout_keeping_the_same_units_whatever_the_seed_loses_the_dropout_tasks(tmp_path):
+    # The right fraction kept and scaled, always the first units: no dropout, though each value is right.
+    shipped = a1()
+    layers = (shipped.reference_directory / "layers.py").read_text()
+    drawn = "mask = (np.random.rand(*x.shape) < p) / p"
+    fixed = "mask = (np.arange(x.size).reshape(x.shape) < round(p * x.size)) / p"
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": layers.replace(drawn, fixed)})
+    result = grade_checks(shipped, folder, only="dropout*,fc_net.dropout", seed=None)
+    assert lost(result) == {"dropout.forward", "fc_net.dropout"}, {t.task_id: t.message for t in result.tasks}
+    for task in result.tasks:
+        if task.task_id != "dropout.backward":
+            assert "keeps the same units whatever dropout_param['seed'] is" in task.message, task.message

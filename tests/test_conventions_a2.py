@@ -434,6 +434,25 @@ BERNOULLI_DROPOUT = """
 """
 
 
+FIXED_PATTERN_DROPOUT = """
+    if mode == "train":
+        keep = torch.zeros(x.numel(), dtype=x.dtype, device=x.device)
+        keep[:round((1 - p) * x.numel())] = 1
+        mask = keep.reshape(x.shape) / (1 - p)
+        out = x * mask
+    else:
+        out = x
+"""
+
+
+def test_a_dropout_keeping_the_same_units_whatever_the_seed_loses_the_dropout_tasks(tmp_path):
+    # The right fraction kept and scaled, always the first units: no dropout, though each value is right.
+    layers = student_method(reference_text("layers.py"), "Dropout", "forward", FIXED_PATTERN_DROPOUT)
+    result = grade_files(tmp_path, {"layers.py": layers}, only="dropout.*,fc_net.dropout")
+    assert lost(result) == {"dropout.forward", "fc_net.dropout"}, messages(result)
+    assert "keeps the same units whatever dropout_param['seed'] is" in messages(result)
+
+
 def test_a_network_on_a_dropout_drawing_other_masks_scores_full(tmp_path):
     # Other masks than the reference's (as right): the network's loss is computed with its own.
     layers = student_method(reference_text("layers.py"), "Dropout", "forward", BERNOULLI_DROPOUT)

@@ -25,7 +25,7 @@ from grader.checking.gradcheck import (ReferenceLayer, check_layer_backward, che
 from grader.checking.inputs import away_from_zero, distinct, hinge_safe_scores
 from grader.checking.proxies import call_keeping, fetch, inspect_call, set_params
 from grader.checking.shared_checks import (InvertedDropout, changed_in_place, check_dropout_network_gradients,
-                                           compare_optimizer_steps, forward_matches)
+                                           check_masks_are_drawn, compare_optimizer_steps, forward_matches)
 from grader.sandbox.errors import StudentException
 
 __all__ = [
@@ -34,7 +34,8 @@ __all__ = [
     "ReferenceLayer", "check_layer_backward", "check_loss_gradient", "check_model_gradients", "parameter_names_differ",
     "away_from_zero", "distinct", "hinge_safe_scores",
     "call_keeping", "fetch", "inspect_call", "set_params",
-    "InvertedDropout", "changed_in_place", "check_dropout_network_gradients", "compare_optimizer_steps",
+    "InvertedDropout", "changed_in_place", "check_dropout_network_gradients", "check_masks_are_drawn",
+    "compare_optimizer_steps",
     "forward_matches",
     "NonContiguous", "StudentException",
 ]

@@ -125,6 +125,23 @@ class InvertedDropout:
         return LayerExpectation(x.shape, check_output, gradients)
 
 
+def check_masks_are_drawn(kept: Callable[[int], Any], name: str, seeds: int = 24) -> None:
+    """Dropout's masks are drawn at random: `kept(seed)` (the units a train-mode forward pass keeps,
+    seeded so, with units kept with probability one half) differs from seed to seed, and over the
+    seeds each unit is kept in some draws and dropped in others. A fixed pattern (the same units
+    every time) keeps the right fraction and scales right, and is no dropout."""
+    masks = np.array([np.asarray(as_array(kept(seed), f"mask of {name}"), dtype=bool).ravel() for seed in range(seeds)])
+    if (masks == masks[0]).all():
+        raise CheckFailed(f"{name} keeps the same units whatever dropout_param['seed'] is: each unit is kept or "
+                          "dropped at random, drawn after seeding the random generator with the seed")
+    frequency = masks.mean(axis=0)
+    fixed = float(np.mean((frequency == 0) | (frequency == 1)))
+    # A unit kept with probability 1/2 is kept in all 24 draws or in none with probability 1.2e-7.
+    if fixed > 0.2:
+        raise CheckFailed(f"{name} keeps {fixed:.0%} of the units in all of {seeds} differently seeded draws or in "
+                          "none: each unit is kept or dropped at random, independently of its place")
+
+
 def draws_reference_masks(student_forward: Any, reference_forward: Any, shapes: Sequence[tuple[int, ...]],
                           dropout_param: dict, keep: float, template: Any, name: str) -> tuple[bool, list[np.ndarray]]:
     """Whether a dropout forward pass, seeded by `dropout_param` as a model seeds it, keeps the units the
@@ -144,6 +161,14 @@ def draws_reference_masks(student_forward: Any, reference_forward: Any, shapes: 
                               failure.detail) from None
         factors.append(as_array(out, name).astype(np.float64))
         same = same and np.array_equal(factors[-1] != 0, as_array(expected, name) != 0)
+    if not same and "seed" in dropout_param:
+        # Other masks than the reference's are as right only where they are drawn at random.
+        ones = like(template, np.ones(shapes[0]))
+        other, _ = expect_tuple(student_forward(ones, {**dropout_param, "seed": dropout_param["seed"] + 1}), 2, name)
+        if np.array_equal(as_array(other, name) != 0, factors[0] != 0) and factors[0].size >= 16:
+            raise CheckFailed(f"{name} keeps the same units whatever dropout_param['seed'] is: each unit is kept "
+                              "or dropped at random, drawn after seeding the random generator with the seed; "
+                              "the model's dropout layers use it, so fix it first")
     return same, factors
 
 

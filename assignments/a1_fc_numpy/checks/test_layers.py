@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from grader.checking import (as_array, assert_close, assert_true, away_from_zero, changed_in_place,
-                            check_layer_backward, check_loss_gradient, distinct, expect_tuple, forward_matches,
-                            hinge_safe_scores, inspect_call, InvertedDropout, ReferenceLayer)
+                            check_layer_backward, check_loss_gradient, check_masks_are_drawn, distinct, expect_tuple,
+                            forward_matches, hinge_safe_scores, inspect_call, InvertedDropout, ReferenceLayer)
 
 # The arguments of each forward pass that its caller keeps and uses again: a model's parameters. A
 # forward pass may change any other argument in place (the layers' docstring says so); whether its
@@ -178,6 +178,18 @@ def test_dropout_forward_keeps_p_and_scales(student, rng, p):
     assert_true(abs(fraction - p) < 0.01, f"dropout_forward in train mode kept {fraction:.3f} of the units "
                                           f"with p={p}; p is the probability of KEEPING a unit")
     assert_close(out[kept], x[kept] / p, name="kept units of dropout_forward (should be x / p)")
+
+
+@pytest.mark.task("dropout.forward")
+def test_dropout_forward_draws_its_masks_at_random(student):
+    x = np.full((10, 100), 2.0)
+
+    def kept(seed):
+        out, _ = expect_tuple(student.layers.dropout_forward(x, {"mode": "train", "p": 0.5, "seed": seed}), 2,
+                              "dropout_forward")
+        return as_array(out, "out of dropout_forward") != 0
+
+    check_masks_are_drawn(kept, "dropout_forward")
 
 
 @pytest.mark.task("dropout.forward")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from grader.checking import (as_array, assert_close, assert_true, away_from_zero, check_layer_backward,
-                            check_loss_gradient, CheckFailed, distinct, expect_tuple,
+                            check_loss_gradient, check_masks_are_drawn, CheckFailed, distinct, expect_tuple,
                             forward_matches as shared_forward_matches, hinge_safe_scores, inspect_call,
                             InvertedDropout, NonContiguous, ReferenceLayer)
 
@@ -197,6 +197,18 @@ def test_dropout_forward_drops_p_and_scales(student, rng, p):
     assert_true(abs(dropped - p) < 0.01, f"Dropout.forward in train mode dropped {dropped:.3f} of the units with "
                                          f"p={p}; p is the probability of DROPPING a unit")
     assert_close(out[kept], x[kept] / (1 - p), name="kept units of Dropout.forward (should be x / (1 - p))")
+
+
+@pytest.mark.task("dropout.forward")
+def test_dropout_forward_draws_its_masks_at_random(student):
+    x = t(np.full((10, 100), 2.0))
+
+    def kept(seed):
+        out, _ = expect_tuple(student.layers.Dropout.forward(x, {"mode": "train", "p": 0.5, "seed": seed}), 2,
+                              "Dropout.forward")
+        return as_array(out, "out of Dropout.forward") != 0
+
+    check_masks_are_drawn(kept, "Dropout.forward")
 
 
 @pytest.mark.task("dropout.forward")
