@@ -116,3 +116,20 @@ def test_a_flood_of_output_is_capped(assignment, tmp_path):
     result = grade_affine_and_relu(assignment, tmp_path, layers)
     assert result.score == 3
     assert len(result.submission_log) < 200_000 and "bytes of output dropped" in result.submission_log
+
+
+def test_an_answer_larger_than_any_check_asks_for_is_not_read(assignment, tmp_path):
+    # 300 MB of bytes fit the worker's memory; read, copied as float64 to compare and sketched, they
+    # cost the grader's process many times that. The grader stops at the size the answer declares.
+    import resource
+
+    layers = with_affine_body(assignment, """
+        out = np.zeros(300 * 1024 * 1024, dtype=np.uint8)
+    """)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = grade_affine_and_relu(assignment, tmp_path, layers)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    affine = next(t for t in result.tasks if t.task_id == "affine.forward")
+    assert affine.outcome in (Outcome.FAILED, Outcome.ERROR) and "larger than 256 MiB" in affine.message, affine.message
+    assert outcomes(result)["relu.forward"] is Outcome.PASSED
+    assert grown_mib < 200, f"the grader's process grew by {grown_mib:.0f} MiB"

@@ -45,6 +45,10 @@ class WireError(ValueError):
     """A message that does not follow the format (never trusted, never half decoded)."""
 
 
+class TooLarge(WireError):
+    """A message over the reader's size limit, refused before its buffers are read."""
+
+
 @dataclass(frozen=True)
 class NonContiguous:
     """An array or tensor to be rebuilt on the other side as a non-contiguous view of the same values
@@ -343,7 +347,7 @@ def read_message(read_exactly: Callable[[int], bytes], max_bytes: int) -> tuple[
         (length,) = _BUFFER_LENGTH.unpack(read_exactly(_BUFFER_LENGTH.size))
         total += length
         if total > max_bytes:
-            raise WireError(f"message larger than the {max_bytes} byte limit")
+            raise TooLarge(f"message larger than the {max_bytes} byte limit")
         buffers.append(read_exactly(length))
     try:
         header = json.loads(header_bytes)

@@ -57,9 +57,16 @@ def _projections(size: int) -> tuple[np.ndarray, np.ndarray]:
     return _projection_cache[size]
 
 
+# An answer larger than any check's is sketched by its shape and kind alone: its values, copied as
+# float64, would cost the grader eight times the memory of a byte array.
+_SKETCHED_ELEMENTS = 4_000_000
+
+
 def _array_entry(array: np.ndarray) -> list:
     flat = np.asarray(array).ravel()
     kind = f"{flat.dtype.kind}{flat.dtype.itemsize}"
+    if flat.size > _SKETCHED_ELEMENTS:
+        return ["a", list(array.shape), kind, []]
     values = flat.astype(np.float64) if flat.dtype.kind in "biuf" else np.zeros(flat.size)
     positions, weights = _projections(flat.size)
     with np.errstate(all="ignore"):
@@ -80,6 +87,8 @@ def sketch_value(value: Any) -> list:
         return _array_entry(value)
     if torch is not None and isinstance(value, torch.Tensor):
         tensor = value.detach().cpu()
+        if tensor.numel() > _SKETCHED_ELEMENTS:
+            return ["a", list(tensor.shape), str(tensor.dtype).removeprefix("torch."), []]
         numbers = np.zeros(tuple(tensor.shape)) if tensor.dtype.is_complex else tensor.double().numpy()
         entry = _array_entry(numbers)
         entry[2] = str(tensor.dtype).removeprefix("torch.")

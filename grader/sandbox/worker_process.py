@@ -32,7 +32,10 @@ from grader.sandbox.worker_memory import worker_memory_bytes
 from grader.sandbox.worker_uid import WorkerUidLease, lease_worker_uid
 from grader.worker.loop import CONFINEMENT_FAILED_EXIT  # the worker's status when it could not confine itself
 
-MAX_RESPONSE_BYTES = 2 * 1024 * 1024 * 1024
+# The largest answer the grader reads: far more than any check's (layers on small inputs, a small
+# network's parameters, a test set's predictions), and small enough that what the grader makes of
+# an answer (a copy as float64 to compare it, its sketch) stays within its own memory.
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); import grader.worker.loop as loop; "
     "del sys.path[0]; loop.main()"
@@ -257,6 +260,10 @@ class WorkerProcess:
 
         try:
             header, reply_buffers = wire.read_message(read_exactly, MAX_RESPONSE_BYTES)
+        except wire.TooLarge as exc:
+            self.kill("sent an answer too large")
+            raise WorkerCrashed(f"the answer is larger than {MAX_RESPONSE_BYTES // 2**20} MiB, more than any "
+                                "check asks for: the grader does not read it") from exc
         except wire.WireError as exc:
             self.kill("sent a malformed answer")
             raise WorkerCrashed(f"the worker sent a malformed answer ({exc})") from exc
