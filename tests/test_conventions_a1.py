@@ -209,3 +209,25 @@ def test_dropout_keeping_the_same_units_whatever_the_seed_loses_the_dropout_task
     for task in result.tasks:
         if task.task_id != "dropout.backward":
             assert "keeps the same units whatever dropout_param['seed'] is" in task.message, task.message
+
+
+def test_a_network_right_only_on_the_notebooks_inputs_loses_its_loss_task(tmp_path):
+    # What a table of the public recordings can answer: the notebook's fixed inputs. Inputs drawn for
+    # each grading are not in any table.
+    shipped = a1()
+    models = (shipped.reference_directory / "models.py").read_text() + '''
+
+_loss = FullyConnectedNet.loss
+
+
+def _only_the_notebooks(self, X, y=None):
+    if X.shape == (4, 15) and np.allclose(X, np.linspace(-3, 3, num=60).reshape(4, 15)):
+        return _loss(self, X, y)
+    return _loss(self, np.zeros_like(X), y)
+
+
+FullyConnectedNet.loss = _only_the_notebooks
+'''
+    folder = make_submission(tmp_path, shipped, "reference", {"models.py": models})
+    result = grade_checks(shipped, folder, only="fc_net.loss", seed=None)
+    assert lost(result) == {"fc_net.loss"}, {t.task_id: t.message for t in result.tasks}
