@@ -237,6 +237,29 @@ def test_the_codes_own_crash_is_its_error_and_not_retried(assignment, tmp_path, 
     assert calls_logged(scratch_root) == len(task.checks)  # each check called it once: no second run
 
 
+@pytest.mark.parametrize("suicide", [
+    "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+    "import os, signal; os.kill(0, signal.SIGTERM)",
+    "import os, signal, threading; signal.pthread_kill(threading.main_thread().ident, signal.SIGKILL)",
+    "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import os; os.kill(os.getppid(), 9)'], check=True)",
+    "import resource, signal; signal.signal(signal.SIGXCPU, signal.SIG_IGN); "
+    "resource.setrlimit(resource.RLIMIT_CPU, (1, 1)); exec('while True: pass')",
+], ids=["sigkill", "group_sigterm", "thread_sigkill", "child_kills_parent", "cpu_limit"])
+def test_a_worker_cannot_kill_itself_to_pass_for_lost_and_be_graded_again(assignment, tmp_path, scratch_root,
+                                                                        suicide):
+    # Read as sent from outside, its own SIGKILL would say "not your code's error" and buy a second
+    # try (a second training run, where the first went badly); the worker may not send it.
+    from grader.sandbox.levels import bwrap_problem
+
+    if bwrap_problem() is not None:
+        pytest.skip("the filter that denies it is applied by the sandbox levels, and bubblewrap is unusable here")
+    task = grade_affine_forward(assignment, tmp_path, affine_forward_that(assignment, f"_announce(0); {suicide}"),
+                                sandbox="bwrap")
+    assert task.outcome is Outcome.ERROR and task.points == 0, task.message
+    assert "lost" not in task.message and "regrade" not in task.message, task.message
+    assert calls_logged(scratch_root) == len(task.checks)  # each check called it once: no second run
+
+
 SLEEP = """
     _announce(0)
     import time

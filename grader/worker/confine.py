@@ -10,8 +10,9 @@ proves afterwards with `grader selfcheck` that they hold):
   worker's own processes too. A Landlock domain also forbids ptrace of any process outside it;
 - seccomp (through libseccomp): no network socket (only AF_UNIX, for local pipes), none of the
   system calls a sandbox escape starts with (io_uring, which bypasses seccomp's socket rules, user
-  namespaces, mounts, ptrace, handles to inodes, keyrings, BPF, kernel modules), and no change of
-  the CPU cores it was started on.
+  namespaces, mounts, ptrace, handles to inodes, keyrings, BPF, kernel modules), no change of
+  the CPU cores it was started on, and no SIGKILL (nor another signal the grader reads as sent from
+  outside) to itself.
 
 Landlock is called through ctypes here: the Python bindings available cover its file rules only,
 not its network rules or scopes, and the whole interface is three system calls and two structures.
@@ -144,11 +145,39 @@ _DENIED_SYSCALLS = (
 )
 _AF_UNIX = 1
 _CLONE_NEWUSER = 0x10000000
+# The signals the grader reads as sent from outside the worker (an operator, the out-of-memory
+# killer: grader.sandbox.worker_process), after which it grades again and blames no one. The worker
+# may not send them to itself or its process group, nor make the kernel send one (a CPU-time limit
+# lowered below its use), so that a submission cannot pass off its own exit as the machine's fault
+# and buy a second try. Its own children it may still stop (a data loader's workers).
+_OUTSIDE_SIGNALS = (9, 15, 2, 1, 3)   # SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT
+_RLIMIT_CPU = 0
+_LOW_32_BITS = 0xFFFFFFFF
+
+
+def _deny_signals_to_itself(seccomp, rules, pid: int, group: int) -> None:
+    """pid and group as the worker sees them (its PID namespace's numbers)."""
+    def target(argument: int, value: int):
+        # pid_t is 32 bits: compare those, whatever the register's upper half holds.
+        return seccomp.Arg(argument, seccomp.MASKED_EQ, _LOW_32_BITS, value & _LOW_32_BITS)
+
+    denied = seccomp.ERRNO(errno.EPERM)
+    for signal_number in _OUTSIDE_SIGNALS:
+        for whom in sorted({pid, -group, 0, -1}):   # itself, its group, its own group, all it may signal
+            rules.add_rule(denied, "kill", target(0, whom), seccomp.Arg(1, seccomp.EQ, signal_number))
+        rules.add_rule(denied, "tkill", target(0, pid), seccomp.Arg(1, seccomp.EQ, signal_number))
+        rules.add_rule(denied, "tgkill", target(0, pid), seccomp.Arg(2, seccomp.EQ, signal_number))
+        rules.add_rule(denied, "rt_sigqueueinfo", target(0, pid), seccomp.Arg(1, seccomp.EQ, signal_number))
+        rules.add_rule(denied, "rt_tgsigqueueinfo", target(0, pid), seccomp.Arg(2, seccomp.EQ, signal_number))
+        # A pidfd may be the worker's own, which the filter cannot tell.
+        rules.add_rule(denied, "pidfd_send_signal", seccomp.Arg(1, seccomp.EQ, signal_number))
+    rules.add_rule(denied, "setrlimit", seccomp.Arg(0, seccomp.EQ, _RLIMIT_CPU))
+    rules.add_rule(denied, "prlimit64", seccomp.Arg(1, seccomp.EQ, _RLIMIT_CPU), seccomp.Arg(2, seccomp.NE, 0))
 
 
 def apply_seccomp() -> None:
     """No socket but AF_UNIX, no user namespace, none of `_DENIED_SYSCALLS` (among them moving to
-    other CPU cores)."""
+    other CPU cores), no signal the grader reads as sent from outside to the worker itself."""
     try:
         import pyseccomp as seccomp
     except ImportError as exc:  # the grader checks this before it asks
@@ -167,6 +196,7 @@ def apply_seccomp() -> None:
                 rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
             except (ValueError, RuntimeError, OSError):
                 pass  # a system call this architecture does not have
+        _deny_signals_to_itself(seccomp, rules, os.getpid(), os.getpgrp())
         rules.load()
     except (OSError, RuntimeError, ValueError) as exc:
         raise ConfinementError(f"the seccomp filter could not be loaded: {exc}") from None
