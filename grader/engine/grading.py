@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 PUBLIC_SEED = 0
 T = TypeVar("T")
 
+# A NumPy assignment's layers and models are written with NumPy: a framework's autograd (or its
+# ready-made layers) would compute their backward passes for them.
+FRAMEWORKS_HIDDEN_FROM_NUMPY = ("torch", "torchvision", "torchaudio", "functorch", "torchgen", "jax", "jaxlib",
+                                "tensorflow", "keras", "autograd", "chainer", "mxnet", "cupy")
+
 
 @dataclass(frozen=True, kw_only=True)
 class GradeOptions(GradingChoices):
@@ -180,6 +185,8 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
     limits = Limits(call_timeout_s=options.call_timeout_s or spec.call_timeout_s, sandbox=level)
     if options.memory_bytes:
         limits.memory_bytes = options.memory_bytes
+    if spec.framework == "numpy":
+        limits.hidden_modules = FRAMEWORKS_HIDDEN_FROM_NUMPY
     preload = ("torch",) if spec.framework == "torch" else ()
 
     def new_session(package: Path, scratch: Path, extra_env: Optional[dict[str, str]] = None) -> WorkerSession:

@@ -191,10 +191,67 @@ def landlock_abi() -> int:
     return abi()
 
 
-def restricted_jail(argv: list[str], scratch_dir: Path, worker_uid: Optional[int]) -> WorkerJail:
+def package_directories(modules: tuple[str, ...]) -> list[str]:
+    """Where the installed packages (or single-file modules) named are, as real paths; nothing for
+    those not installed. Nothing of them is imported."""
+    import importlib.util
+
+    found = []
+    for name in modules:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        locations = list(spec.submodule_search_locations or []) or ([spec.origin] if spec.origin else [])
+        found += [os.path.realpath(path) for path in locations if os.path.exists(path)]
+    return sorted(set(found))
+
+
+def readable_except(roots: list[str], hidden: list[str]) -> tuple[list[str], list[str]]:
+    """Landlock rules that make `roots` readable but for the `hidden` paths below them: (paths
+    readable with all beneath, folders only listable). A Landlock rule grants a whole tree, so each
+    folder on the way down to a hidden path is listable only, and its other entries readable."""
+    readable: list[str] = []
+    listable: list[str] = []
+
+    def expand(directory: str, below: list[str]) -> None:
+        listable.append(directory)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(directory, name)
+            if path in below:
+                continue
+            real = os.path.realpath(path)
+            if os.path.islink(path) and any(_inside(h, real) or _inside(real, h) for h in hidden):
+                continue   # a link above or into a hidden path (a virtual environment's lib64 -> lib) grants it
+            deeper = [h for h in below if _inside(h, path) and h != path]
+            if deeper and os.path.isdir(path) and not os.path.islink(path):
+                expand(path, deeper)
+            else:
+                readable.append(path)
+
+    for root in (os.path.realpath(root) for root in roots):   # /lib may be a link to /usr/lib
+        below = [h for h in hidden if _inside(h, root) and h != root]
+        if below:
+            expand(root, below)
+        else:
+            readable.append(root)
+    return readable, listable
+
+
+def restricted_jail(argv: list[str], scratch_dir: Path, worker_uid: Optional[int],
+                    hidden: list[str] = ()) -> WorkerJail:
+    """`hidden`: paths below the readable ones that the worker may not read (package_directories)."""
     readable = [d for d in _SYSTEM_DIRS if os.path.exists(d)] + ["/opt", "/proc", "/sys"]
     readable += _python_paths() + [str(worker_code_directory())]
-    landlock = {"readable": readable, "writable": [str(Path(scratch_dir).resolve())], "devices": ["/dev"]}
+    readable, listable = readable_except(readable, list(hidden))
+    landlock = {"readable": readable, "writable": [str(Path(scratch_dir).resolve())], "devices": ["/dev"],
+                "listable": listable}
     confine = {"no_new_privs": True, "seccomp": True, "landlock": landlock if landlock_abi() > 0 else None}
     return WorkerJail(argv, user=worker_uid, group=worker_uid, confine=confine)
 
@@ -274,15 +331,18 @@ def _private(path: str, is_kind) -> bool:
     return is_kind(info.st_mode) and not info.st_mode & stat.S_IROTH
 
 
-def bwrap_jail(argv: list[str], scratch_dir: Path, tmpfs_bytes: int) -> WorkerJail:
+def bwrap_jail(argv: list[str], scratch_dir: Path, tmpfs_bytes: int, hidden: list[str] = ()) -> WorkerJail:
     """`argv` run inside a bubblewrap sandbox whose only writable directory is `scratch_dir`; the
-    machine's NVIDIA devices and driver files, where there are any, are passed through."""
+    machine's NVIDIA devices and driver files, where there are any, are passed through. `hidden`:
+    folders (package_directories) replaced by empty ones."""
     executable = bwrap_executable()
     if executable is None:
         raise SandboxUnavailable("bubblewrap is not installed")
     args = [executable, *_namespace_args(), *_system_mounts(tmpfs_bytes)]
     for path in _python_paths():
         args += ["--ro-bind", path, path]
+    for path in hidden:
+        args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
     code = str(worker_code_directory())
     args += ["--ro-bind", code, code]
     if glob.glob("/dev/nvidia*"):

@@ -26,8 +26,8 @@ from grader import untrusted_text
 
 from grader.boundary import protocol, wire
 from grader.sandbox.errors import SandboxBroken, WorkerCrashed, WorkerLost, WorkerTimeout
-from grader.sandbox.levels import (WorkerJail, bwrap_jail, grader_directory, restricted_jail, running_as_root,
-                                   worker_code_directory, worker_python)
+from grader.sandbox.levels import (WorkerJail, bwrap_jail, grader_directory, package_directories, restricted_jail,
+                                   running_as_root, worker_code_directory, worker_python)
 from grader.sandbox.worker_memory import worker_memory_bytes
 from grader.sandbox.worker_uid import WorkerUidLease, lease_worker_uid
 from grader.worker.loop import CONFINEMENT_FAILED_EXIT  # the worker's status when it could not confine itself
@@ -57,6 +57,9 @@ class Limits:
     open_files: int = 1024
     processes: int = 64                  # the worker and everything it started, at once
     sandbox: str = "process"             # none | process | restricted | bwrap (grader.sandbox.levels)
+    # Installed packages the submission may not use (a NumPy assignment's deep-learning frameworks):
+    # its imports of them fail, and the restricted and bwrap levels leave their files unreadable.
+    hidden_modules: tuple[str, ...] = ()
 
 
 @dataclass
@@ -145,8 +148,11 @@ class WorkerProcess:
         level = self.limits.sandbox
         code = str(worker_code_directory() if level != "none" else grader_directory().parent)
 
+        hidden = self.limits.hidden_modules
+
         def argv(confine: dict) -> list[str]:
-            settings = json.dumps({"submission_dir": str(submission_dir), "preload": list(preload), "confine": confine})
+            settings = json.dumps({"submission_dir": str(submission_dir), "preload": list(preload), "confine": confine,
+                                   "hidden_modules": list(hidden)})
             # -I ignores every PYTHON* variable, so the command line says the rest. -u: what the student
             # prints must arrive as it is printed (a training's live progress; the log of a worker that
             # is killed). -B: no bytecode written next to the worker's code, which grading processes
@@ -155,9 +161,10 @@ class WorkerProcess:
                     settings]
 
         if level == "bwrap":
-            jail = bwrap_jail([], scratch_dir, self.limits.memory_bytes)
+            jail = bwrap_jail([], scratch_dir, self.limits.memory_bytes, package_directories(hidden))
         elif level == "restricted":
-            jail = restricted_jail([], scratch_dir, self._uid_lease.uid if self._uid_lease else None)
+            jail = restricted_jail([], scratch_dir, self._uid_lease.uid if self._uid_lease else None,
+                                   package_directories(hidden))
         else:
             jail = WorkerJail([], confine={"no_new_privs": True} if level == "process" else {})
         return WorkerJail(jail.argv + argv(jail.confine), jail.user, jail.group, jail.confine)

@@ -84,9 +84,11 @@ def landlock_abi() -> int:
     return max(int(version), 0)
 
 
-def apply_landlock(readable: Iterable[str], writable: Iterable[str], devices: Iterable[str]) -> int:
-    """Restricts this process (and all it starts) to reading `readable`, using `devices` (read,
-    write, ioctl) and doing anything in `writable`; returns the ABI version used."""
+def apply_landlock(readable: Iterable[str], writable: Iterable[str], devices: Iterable[str],
+                   listable: Iterable[str] = ()) -> int:
+    """Restricts this process (and all it starts) to reading `readable`, listing `listable` (folders
+    whose files are not all readable), using `devices` (read, write, ioctl) and doing anything in
+    `writable`; returns the ABI version used."""
     abi = landlock_abi()
     if abi < 1:
         raise ConfinementError("this kernel has no Landlock (Linux >= 5.13 with landlock in its LSM list)")
@@ -100,7 +102,7 @@ def apply_landlock(readable: Iterable[str], writable: Iterable[str], devices: It
     if ruleset < 0:
         raise ConfinementError(f"landlock_create_ruleset failed: {os.strerror(ctypes.get_errno())}")
     try:
-        for paths, rights in ((readable, READ), (devices, DEVICES), (writable, handled_fs)):
+        for paths, rights in ((readable, READ), (listable, _READ_DIR), (devices, DEVICES), (writable, handled_fs)):
             for path in paths:
                 _allow(libc, ruleset, path, rights & handled_fs)
         set_no_new_privs()
@@ -211,4 +213,4 @@ def confine(settings: dict) -> None:
         apply_seccomp()
     landlock = asked.get("landlock")
     if landlock:
-        apply_landlock(landlock["readable"], landlock["writable"], landlock["devices"])
+        apply_landlock(landlock["readable"], landlock["writable"], landlock["devices"], landlock.get("listable", ()))

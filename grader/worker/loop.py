@@ -16,6 +16,7 @@ import dataclasses
 import faulthandler
 import gc
 import importlib
+import importlib.abc
 import json
 import os
 import sys
@@ -456,6 +457,27 @@ def serve(worker: Worker, requests: Any, responses: Any) -> None:
             wire.write_message(responses, failed.to_json(), [])
 
 
+class _HiddenModules(importlib.abc.MetaPathFinder):
+    """Makes an import of a module the assignment leaves out (a NumPy assignment's deep-learning
+    frameworks) fail, saying why; the sandbox leaves its files unreadable besides, so that code that
+    removes this finder finds nothing to import either."""
+
+    def __init__(self, names: list[str]):
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        top = fullname.partition(".")[0]
+        if top in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r}: this assignment is written with NumPy, and "
+                                      f"{top} is not available to its code", name=fullname)
+        return None
+
+
+def hide_modules(names: list[str]) -> None:
+    if names:
+        sys.meta_path.insert(0, _HiddenModules(names))
+
+
 def main() -> None:
     request_fd, response_fd = int(sys.argv[1]), int(sys.argv[2])
     settings = json.loads(sys.argv[3])
@@ -471,6 +493,7 @@ def main() -> None:
     # of the cyclic collector's full passes, which would walk it all (about 80 ms each) a few times
     # while it imports and a few times more while the submission runs.
     gc.disable()
+    hide_modules(settings.get("hidden_modules", []))
     for library in settings.get("preload", []):  # e.g. torch, imported while the grader starts up
         importlib.import_module(library)
     worker = Worker(Path(settings["submission_dir"]))
