@@ -128,6 +128,9 @@ class AssignmentSpec(_Strict):
     # submission with those files replaced by the reference's, so that a broken layer costs the
     # layer's own tasks and not every model built on it.
     isolate_prerequisites: bool = False
+    # The student's code computes its gradients by hand: where its own code reaches autograd, the
+    # result says so for a person to read (grader.engine.source_review); it never changes a score.
+    hand_written_backward: bool = False
     # The device the training tasks' time limits are written for (`grader calibrate A` writes it).
     calibration: Optional[CalibrationSpec] = None
 

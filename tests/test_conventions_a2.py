@@ -487,3 +487,26 @@ def test_dropout_dropping_with_probability_p_written_with_bernoulli_scores_full(
     """)
     result = grade_files(tmp_path, {"layers.py": layers}, only="dropout.*")
     assert lost(result) == set(), f"seed {result.seed}: {messages(result)}"
+
+
+# -- autograd where the backward passes are written by hand: said for a person to read -------------------
+
+AUTOGRAD_LINEAR_BACKWARD = """
+x, w, b = cache
+with torch.enable_grad():
+    x, w, b = (t.detach().requires_grad_() for t in (x, w, b))
+    out = x.reshape(x.shape[0], -1).mm(w) + b
+    dx, dw, db = torch.autograd.grad(out, (x, w, b), dout)
+"""
+
+
+def test_a_backward_pass_that_asks_autograd_is_named_for_a_person_to_read(tmp_path):
+    # Its values are right, and no answer can tell how they were computed: the grade stands, and the
+    # result says where the code reaches autograd, as the reference's own code never does.
+    layers = student_method(reference_text("layers.py"), "Linear", "backward", AUTOGRAD_LINEAR_BACKWARD)
+    result = grade_files(tmp_path, {"layers.py": layers}, only="linear.*")
+    assert lost(result) == set(), messages(result)
+    assert "To read: layers.py reaches autograd in code of its own (Linear.backward (line" in result.output
+    assert ".enable_grad" in result.output and ".autograd" in result.output
+    reference = grade_files(tmp_path / "reference", {}, only="linear.*")
+    assert "To read:" not in reference.output

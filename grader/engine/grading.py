@@ -17,6 +17,7 @@ import numpy as np
 
 from grader import __version__
 from grader.assignment import Assignment, ConfigError, TaskSpec
+from grader.engine.source_review import review_notes
 from grader.engine.submission import PreparedSubmission
 from grader.engine.training_place import TrainingPlace
 from grader.options import GradingChoices
@@ -435,6 +436,7 @@ def _notes(submission: PreparedSubmission, assignment: Assignment, check_tasks: 
     if submission.missing:
         notes.append(f"Missing from the submission: {', '.join(submission.missing)} (graded as absent).")
     notes.extend(submission.warnings)
+    notes.extend(review_notes(assignment, dict(submission.student_files)))
     for files in sorted(set(isolation.values())):
         tasks = [t.id for t in check_tasks if isolation.get(t.id) == files]
         verb = "was" if len(tasks) == 1 else "were"
