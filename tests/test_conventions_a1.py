@@ -231,3 +231,17 @@ FullyConnectedNet.loss = _only_the_notebooks
     folder = make_submission(tmp_path, shipped, "reference", {"models.py": models})
     result = grade_checks(shipped, folder, only="fc_net.loss", seed=None)
     assert lost(result) == {"fc_net.loss"}, {t.task_id: t.message for t in result.tasks}
+
+
+def test_weights_carried_in_the_source_are_named_for_a_person_to_read(tmp_path):
+    # Trained elsewhere and pasted in (as a nested list, or encoded): nothing of the answers shows it.
+    shipped = a1()
+    models = (shipped.reference_directory / "models.py").read_text()
+    rows = ",\n".join("    [" + ", ".join(f"{(i * 7 + j) % 13 / 10:.3f}" for j in range(100)) + "]" for i in range(50))
+    carried = models + f"\n\nPRETRAINED_W1 = [\n{rows}\n]\nPRETRAINED_B64 = '{'QUJD' * 20000}'\n"
+    folder = make_submission(tmp_path, shipped, "reference", {"models.py": carried})
+    result = grade_checks(shipped, folder, only="two_layer_net.init", seed=None)
+    assert "To read: models.py carries" in result.output and ": a list of 5,000 numbers" in result.output, result.output
+    assert "a str of 80,000 characters" in result.output
+    assert "To read" not in grade_checks(shipped, make_submission(tmp_path / "ref", shipped, "reference"),
+                                         only="two_layer_net.init", seed=None).output

@@ -1,5 +1,5 @@
-"""What a submission's own code does that its assignment rules out and no answer can show: autograd
-where the backward passes are written by hand (a backward pass that asks autograd for its gradients
+"""What a submission's own code does that no answer can show: data carried in its source (trained
+weights, a table of answers), and autograd where the backward passes are written by hand (a backward pass that asks autograd for its gradients
 returns the right ones). Said in the result for a person to read, never scored: a name in the code is
 a reason to read it, not a proof. A definition the stub provides whole (a2's FastConv asks autograd,
 as provided) is not looked at while it is as provided; everything else of a student file is the
@@ -19,12 +19,18 @@ _AUTOGRAD_NAMES = {"autograd", "functorch", "RecordedGraph", "vjp", "jacrev", "j
 _SHOWN = 5
 
 
+# A literal this large in a student file is data, not code (the largest literal of the references is
+# a few hundred bytes).
+DATA_LITERAL_BYTES = 64 * 1024
+DATA_LITERAL_ELEMENTS = 4096
+
+
 def review_notes(assignment: Assignment, files: dict[str, bytes]) -> list[str]:
-    """A note for each student file whose own code reaches autograd, where the assignment's backward
-    passes are written by hand."""
+    """A note for each student file that carries data in its source, and for each whose own code
+    reaches autograd where the assignment's backward passes are written by hand."""
+    notes = [note for name, data in sorted(files.items()) if (note := _data_note(name, data))]
     if not assignment.spec.hand_written_backward:
-        return []
-    notes = []
+        return notes
     for name, data in sorted(files.items()):
         stub = assignment.directory / name
         uses = autograd_uses(data.decode("utf-8", "replace"),
@@ -35,6 +41,44 @@ def review_notes(assignment: Assignment, files: dict[str, bytes]) -> list[str]:
                          "backward passes are written by hand; the grade compares values only, so an instructor "
                          "may read it.")
     return notes
+
+
+def _data_note(name: str, data: bytes) -> str:
+    found = data_literals(data.decode("utf-8", "replace"))
+    if not found:
+        return ""
+    total = sum(size for _, size, _ in found)
+    where = "; ".join(f"line {line}: {what}" for line, _, what in found[:3])
+    return (f"To read: {name} carries {total / 1024:,.0f} KiB of data in its source ({where}): trained weights or a "
+            "table of answers brought in from outside are not what the tasks grade, so an instructor may read it.")
+
+
+def data_literals(text: str) -> list[tuple[int, int, str]]:
+    """(line, bytes, what) of each literal in `text` large enough to be data: a string or bytes of
+    DATA_LITERAL_BYTES or more, a list, tuple or set of DATA_LITERAL_ELEMENTS numbers or more."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    found = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
+            if len(node.value) >= DATA_LITERAL_BYTES:
+                found.append((node.lineno, len(node.value),
+                              f"a {type(node.value).__name__} of {len(node.value):,} characters"))
+            return
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            numbers = sum(isinstance(n, ast.Constant) for n in ast.walk(node))   # nested lists too
+            if numbers >= DATA_LITERAL_ELEMENTS:
+                size = len(ast.get_source_segment(text, node) or "")
+                found.append((node.lineno, size, f"a {type(node).__name__.lower()} of {numbers:,} numbers"))
+                return
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return sorted(found)
 
 
 def provided_definitions(stub: str) -> dict[str, str]:
