@@ -73,3 +73,15 @@ def test_a_batch_of_a_canvas_download_grades_each_student_once(tmp_path):
                                                                "Min_Kim_56789_assignsubmission_file": 2.0}
     assert outcome.passed_over == ["Min Kim_56789_assignsubmission_onlinetext_: Moodle's onlinetext submission, "
                                    "not uploaded files: not graded"]
+
+
+def test_code_to_read_is_listed_in_the_batchs_summary(tmp_path):
+    ref = a1().reference_directory
+    layers = (ref / "layers.py").read_text() + "\n\nTABLE = '" + "x" * 70_000 + "'\n"
+    subs = tmp_path / "subs"
+    make_submission(subs / "carl", a1(), "reference", {"layers.py": layers})
+    make_submission(subs / "dana", a1(), "reference")
+    outcome = grade_batch(batch_options(subs, tmp_path / "out", only="affine.forward", jobs=1, similarity="off"))
+    assert [ident for ident, _ in outcome.summary.to_read] == ["carl"]
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "## Code to read" in summary and "| carl | layers.py carries 68 KiB of data in its source" in summary

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from grader.engine.source_review import TO_READ
 from grader.batch.store import GRADED
 from grader.files import write_atomically
 from grader.report.markdown import table_cell
@@ -75,6 +76,8 @@ class Summary:
     slowest: list[tuple[str, float]]                # id, seconds
     failing: list[tuple[str, str, str]]             # id, status, why
     passed_over: tuple[str, ...] = ()               # entries of the folder that are no submission, and why
+    # id, what: submissions whose result asks a person to read their code (grader.engine.source_review)
+    to_read: tuple[tuple[str, str], ...] = ()
 
 
 def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn],
@@ -94,9 +97,11 @@ def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequenc
     slowest = sorted(((r["id"], r["seconds"]) for r in graded), key=lambda p: -p[1])[:SLOWEST_SHOWN]
     failing = [(r["id"], r["status"], r["errors"] or f"{r['score']:g}/{r['max_score']:g}")
                for r in records if r["status"] != GRADED or r["errors"]]
+    to_read = tuple((r["id"], line.removeprefix(TO_READ).strip()) for r in records
+                    for line in str(r.get("feedback", "")).splitlines() if line.startswith(TO_READ))
     return Summary(assignment, len(records), by_status, pass_rates, distribution,
                    statistics.fmean(scores) if scores else 0.0, statistics.median(scores) if scores else 0.0,
-                   top, slowest, failing, tuple(passed_over))
+                   top, slowest, failing, tuple(passed_over), to_read)
 
 
 def summary_markdown(summary: Summary) -> str:
@@ -119,6 +124,9 @@ def summary_markdown(summary: Summary) -> str:
             lines.append(f"\n... and {len(summary.failing) - FAILING_SHOWN} more (see gradebook.csv)")
     else:
         lines.append("None.")
+    if summary.to_read:  # what no score shows: code that reaches autograd, data carried in the source
+        lines += ["", "## Code to read", "", "| submission | what |", "|---|---|"]
+        lines += [f"| {table_cell(ident)} | {table_cell(what)} |" for ident, what in summary.to_read]
     if summary.passed_over:  # a student whose upload was not recognised has no row: said here, not only on stderr
         lines += ["", "## Entries of the folder not graded", "", "| entry | why |", "|---|---|"]
         lines += [f"| {table_cell(entry)} | {table_cell(why)} |"

@@ -11,6 +11,8 @@ import ast
 
 from grader.assignment import Assignment
 
+TO_READ = "To read:"   # how each note begins: the batch's summary lists them
+
 # Names through which code reaches autograd: torch.autograd.grad, x.requires_grad_(),
 # torch.enable_grad(), torch.func.vjp, the provided RecordedGraph of the fast layers, ...
 _AUTOGRAD_ATTRIBUTES = {"autograd", "requires_grad", "requires_grad_", "enable_grad", "set_grad_enabled",
@@ -37,7 +39,7 @@ def review_notes(assignment: Assignment, files: dict[str, bytes]) -> list[str]:
                              provided_definitions(stub.read_text(encoding="utf-8")) if stub.is_file() else {})
         if uses:
             shown = "; ".join(uses[:_SHOWN]) + (f"; and {len(uses) - _SHOWN} more" if len(uses) > _SHOWN else "")
-            notes.append(f"To read: {name} reaches autograd in code of its own ({shown}). This assignment's "
+            notes.append(f"{TO_READ} {name} reaches autograd in code of its own ({shown}). This assignment's "
                          "backward passes are written by hand; the grade compares values only, so an instructor "
                          "may read it.")
     return notes
@@ -49,7 +51,7 @@ def _data_note(name: str, data: bytes) -> str:
         return ""
     total = sum(size for _, size, _ in found)
     where = "; ".join(f"line {line}: {what}" for line, _, what in found[:3])
-    return (f"To read: {name} carries {total / 1024:,.0f} KiB of data in its source ({where}): trained weights or a "
+    return (f"{TO_READ} {name} carries {total / 1024:,.0f} KiB of data in its source ({where}): trained weights or a "
             "table of answers brought in from outside are not what the tasks grade, so an instructor may read it.")
 
 
