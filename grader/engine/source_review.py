@@ -125,8 +125,9 @@ def _autograd_use(node: ast.AST) -> str:
 
 
 def _definitions(tree: ast.Module, text: str) -> dict[str, str]:
-    """`Class.method` or function name -> source, for every definition at any depth."""
-    return {owner: ast.get_source_segment(text, node) or "" for owner, node in _walk_with_owner(tree)
+    """`Class.method` or function name -> source (its lines), for every definition at any depth."""
+    lines = text.splitlines(keepends=True)   # once: ast.get_source_segment splits the text at each call
+    return {owner: "".join(lines[node.lineno - 1:node.end_lineno]) for owner, node in _walk_with_owner(tree)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
