@@ -4,6 +4,7 @@ files were uploaded with."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from grader.batch.discover import discover, stage_uploads
@@ -50,6 +51,8 @@ def test_each_students_latest_files_are_one_submission_under_their_uploaded_name
     files["A1_jlee_attempt_2026-02-03-09-30-00.txt"] = "Name: J Lee\n"
     files["doejane_12345_67999_notes.pdf"] = "%PDF"
     subs = download(tmp_path / "subs", files)
+    os.mkfifo(subs / "doejane_12345_68000_optim.py")   # not a regular file: never opened
+    (subs / "doejane_12345_68001_models.py").symlink_to("/etc/passwd")
     found, passed_over = discover(A1, subs, NAMES, stage_in=tmp_path / "staged")
     assert [s.id for s in found] == ["doejane_12345", "jlee", "smithjohn_23456"]
     stage_uploads(found)
@@ -60,6 +63,8 @@ def test_each_students_latest_files_are_one_submission_under_their_uploaded_name
     assert any(line.startswith("A1_jlee_attempt_2026-02-03-09-30-00.txt: Blackboard's record") for line in passed_over)
     assert any(line.startswith("doejane_12345_67999_notes.pdf: uploaded by doejane_12345, not a file")
                for line in passed_over)
+    assert "doejane_12345_68000_optim.py: not a regular file of at most 80 MiB" in passed_over
+    assert "doejane_12345_68001_models.py: a symbolic link, not graded" in passed_over
 
 
 def test_a_batch_of_a_canvas_download_grades_each_student_once(tmp_path):

@@ -33,6 +33,8 @@ _MOODLE = re.compile(r"^(?P<name>.+)_(?P<user>\d+)_assignsubmission_(?P<plugin>[
 _CANVAS_AGAIN = re.compile(r"-(?P<number>\d+)(?=\.[^.]+$)")   # layers-1.py: uploaded again
 # What of a student's upload can hold the submission: zips and notebooks besides the student files.
 _UPLOADS = (".zip", ".ipynb")
+# Larger files are not copied (the intake would refuse them: its largest archive is 80 MiB).
+MAX_STAGED_BYTES = 80 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ def group(files: Iterable[PlatformFile], student_files: Iterable[str]) -> tuple[
                                    "is graded")
             elif file.original in (".", "..") or file.original.startswith("."):
                 passed_over.append(f"{file.path.name}: uploaded by {student} under a name that is no file's")
+            elif not file.path.is_file() or file.path.stat().st_size > MAX_STAGED_BYTES:
+                passed_over.append(f"{file.path.name}: not a regular file of at most {MAX_STAGED_BYTES // 2**20} MiB")
             elif file.original.casefold() in wanted or file.original.lower().endswith(_UPLOADS):
                 chosen[file.original] = file   # the last uploaded again wins
             else:
