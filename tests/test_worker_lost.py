@@ -25,6 +25,7 @@ import pytest
 
 import grader.engine.grading
 import grader.engine.submission
+import grader.sandbox.worker_process
 from grader.results import Outcome
 from grader.sandbox.worker_process import Limits, WorkerProcess, process_tree, start_time
 from grader.sandbox.remote import WorkerSession
@@ -96,11 +97,24 @@ def calls_logged(scratch_root: Path) -> int:
     return len((scratch / "calls.txt").read_text().splitlines())
 
 
-class OutsideKiller:
-    """A thread that SIGKILLs each worker announcing itself in a `worker.pid` under `root`, once."""
+# The machine's count of out-of-memory kills as the grader reads it (grader.sandbox.worker_process
+# .oom_kills): an OutsideKiller that stands for the kernel's OOM killer counts its kills there.
+OOM_KILLS = [0]
 
-    def __init__(self, root: Path):
+
+@pytest.fixture(autouse=True)
+def machine_oom_count(monkeypatch):
+    OOM_KILLS[0] = 0
+    monkeypatch.setattr(grader.sandbox.worker_process, "oom_kills", lambda: OOM_KILLS[0])
+
+
+class OutsideKiller:
+    """A thread that SIGKILLs each worker announcing itself in a `worker.pid` under `root`, once: the
+    machine's out-of-memory killer (counted as one), or, with `oom=False`, an operator (not counted)."""
+
+    def __init__(self, root: Path, oom: bool = True):
         self.root = root
+        self.oom = oom
         self.killed: list[int] = []
         self._done: set[str] = set()
         self._stop = threading.Event()
@@ -122,6 +136,8 @@ class OutsideKiller:
                     continue
                 pid = self._host_pid(*text.split())
                 if pid is not None:
+                    if self.oom:
+                        OOM_KILLS[0] += 1
                     os.kill(pid, signal.SIGKILL)
                     self.killed.append(pid)
                     self._done.add(text)
@@ -192,6 +208,20 @@ def test_an_import_killed_from_outside_is_imported_again(assignment, tmp_path, s
     assert sum(any(RETRY_NOTE in n for n in c.notes) for c in task.checks) == 1
 
 
+def test_a_worker_killed_by_an_operator_is_the_codes_end_and_says_to_grade_again(assignment, tmp_path,
+                                                                              scratch_root):
+    # Nothing on the machine tells an operator's SIGKILL from the code's own: without an out-of-memory
+    # kill meanwhile, it is not run again, and the message says what an operator should do.
+    with OutsideKiller(scratch_root, oom=False) as killer:
+        task = grade_affine_forward(assignment, tmp_path, affine_forward_that(assignment, "_announce(kills=1)"))
+    assert len(killer.killed) == 1
+    assert task.outcome is Outcome.ERROR and task.points < task.max_points
+    (ended,) = [c for c in task.checks if c.outcome is not Outcome.PASSED]
+    assert "killed nothing meanwhile, so it is the code's own end" in ended.message, ended.message
+    assert "if an operator killed the worker, grade the submission again" in ended.message
+    assert not any(RETRY_NOTE in n for c in task.checks for n in c.notes)
+
+
 def test_a_check_run_again_after_a_loss_sends_its_seed_again(assignment, tmp_path, scratch_root, monkeypatch):
     """A check's seed travels with its first request; the run again from the start, in a fresh worker,
     sends the same seed with its own first request, so it draws what the lost run drew."""
@@ -244,11 +274,18 @@ def test_the_codes_own_crash_is_its_error_and_not_retried(assignment, tmp_path, 
     "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import os; os.kill(os.getppid(), 9)'], check=True)",
     "import resource, signal; signal.signal(signal.SIGXCPU, signal.SIG_IGN); "
     "resource.setrlimit(resource.RLIMIT_CPU, (1, 1)); exec('while True: pass')",
-], ids=["sigkill", "group_sigterm", "thread_sigkill", "child_kills_parent", "cpu_limit"])
+    "import os; os._exit(137)",   # under bubblewrap, the status a SIGKILL gives
+    "import os, signal, threading, time; t = threading.Thread(target=time.sleep, args=(5,)); t.start(); "
+    "os.kill(t.native_id, signal.SIGKILL)",
+    "import os, signal; os.setsid(); os.killpg(os.getpgrp(), signal.SIGTERM)",
+], ids=["sigkill", "group_sigterm", "thread_sigkill", "child_kills_parent", "cpu_limit", "exit_137",
+        "other_thread_id", "new_session_group"])
 def test_a_worker_cannot_kill_itself_to_pass_for_lost_and_be_graded_again(assignment, tmp_path, scratch_root,
                                                                         suicide):
     # Read as sent from outside, its own SIGKILL would say "not your code's error" and buy a second
-    # try (a second training run, where the first went badly); the worker may not send it.
+    # try (a second training run, where the first went badly): the seccomp filter denies the plain
+    # routes, and whatever ends the worker so, with no out-of-memory kill on the machine meanwhile, is
+    # the code's own end.
     from grader.sandbox.levels import bwrap_problem
 
     if bwrap_problem() is not None:

@@ -43,8 +43,23 @@ _BOOTSTRAP = (
 
 
 # Signals that end a process from outside; a crash of the code itself (SIGSEGV, SIGABRT, SIGBUS,
-# SIGFPE) is the student's.
+# SIGFPE) is the student's. The code can end its own worker so too (from another thread, another
+# process group, or as an exit status that reads alike under bubblewrap), so a worker ended by one is
+# the machine's loss only where the kernel's out-of-memory killer killed something meanwhile.
 _OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
+
+
+def oom_kills() -> Optional[int]:
+    """How many processes the kernel's out-of-memory killer has ended on this machine (`oom_kill` of
+    /proc/vmstat, a memory cgroup's kills included); None where the kernel does not say."""
+    try:
+        with open("/proc/vmstat") as vmstat:
+            for line in vmstat:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 @dataclass
@@ -111,6 +126,7 @@ class WorkerProcess:
         self.output = OutputLog(limits.output_bytes)
         self.killed_reason: str | None = None
         self.answered = False
+        self._oom_kills_at_start = oom_kills()
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
         self._uid_lease: WorkerUidLease | None = None
@@ -312,8 +328,15 @@ class WorkerProcess:
         if number is not None:
             name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
             if number in _OUTSIDE_SIGNALS:
-                return WorkerLost(f"the worker was killed by {name} {when}, a signal the grader did not send "
-                                  "(an operator, or the machine's out-of-memory killer)", name)
+                now, before = oom_kills(), self._oom_kills_at_start
+                if now is None or before is None or now > before:
+                    return WorkerLost(f"the worker was killed by {name} {when}, a signal the grader did not send "
+                                      "(the machine's out-of-memory killer, or an operator)", name)
+                alike = f" (or exited with code {code}, which reads alike)" if code is not None and code > 0 else ""
+                return WorkerCrashed(f"the worker was ended by {name}{alike} {when}: the grader did not send it and "
+                                     "the machine's out-of-memory killer killed nothing meanwhile, so it is the "
+                                     "code's own end, not run again (if an operator killed the worker, grade the "
+                                     "submission again)")
             return WorkerCrashed(f"the worker was killed by {name} {when}")
         return WorkerCrashed(f"the worker exited with code {code} {when} (did the code call os._exit or exit?)")
 
