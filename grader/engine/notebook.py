@@ -164,8 +164,6 @@ def _used_support(found: list[_Definition], support: list[_Support], text: str,
     """The support statements `found` uses, and what those use in turn (each name's last binding in
     the notebook), minus names the definitions themselves or the file's own top level bind:
     the statements to put after the file's imports, and the helper definitions to add."""
-    import importlib.util
-
     own = {d.name for d in found} | _top_level_names(text)
     last: dict[str, _Support] = {}
     for statement in support:
@@ -183,12 +181,24 @@ def _used_support(found: list[_Definition], support: list[_Support], text: str,
     for statement in sorted(taken.values(), key=lambda s: s.order):
         if statement.is_definition:
             helpers.append(_Definition(next(iter(statement.binds)), statement.source, statement.cell))
-        elif statement.module and importlib.util.find_spec(statement.module) is None:
+        elif statement.module and not _installed(statement.module):
             warnings.append(f"cell {statement.cell} imports {statement.module}, which is not installed where the "
                             f"submission is graded: left out ({statement.source.strip()})")
         else:
             lines.append(statement)
     return lines, helpers
+
+
+def _installed(module: str) -> bool:
+    """Whether a top-level module can be imported where the grader runs (nothing of it is imported
+    here). A name this process holds without a spec (`__main__`, a compiled extension's runtime) is
+    not one a notebook's code can import."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _names_used(source: str) -> set[str]:
