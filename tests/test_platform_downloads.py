@@ -29,6 +29,10 @@ def test_names_are_read_as_each_platform_writes_them():
     moodle = read_name(Path("Jane Doe_12345_assignsubmission_file_models.py"))
     assert (moodle.platform, moodle.student, moodle.original) == ("Moodle", "Jane Doe_12345", "models.py")
     assert read_name(Path("layers.py")) is None and read_name(Path("my_homework_1.zip")) is None
+    # The part of a Canvas name a student chose cannot make it another platform's file of another student.
+    for chosen in ("jdoe_attempt_2026-01-01-00-00-00_layers.py", "x_333_assignsubmission_file_layers.py"):
+        smuggled = read_name(Path(f"mallory_111_3_{chosen}"))
+        assert (smuggled.platform, smuggled.student, smuggled.original) == ("Canvas", "mallory_111", chosen)
 
 
 def download(folder: Path, files: dict[str, str]) -> Path:

@@ -56,19 +56,22 @@ def moodle_plugin(name: str) -> Optional[str]:
 
 
 def read_name(path: Path) -> Optional[PlatformFile]:
-    """What a loose file's name says, where a platform named it; None otherwise."""
+    """What a loose file's name says, where a platform named it; None otherwise. Canvas is read first:
+    its student part is anchored at the start of the name (letters, then numbers), where the other
+    patterns could find a student in the part of the name the student chose (`mallory_111_3_` +
+    `jdoe_attempt_<date>_layers.py` is mallory's file, not jdoe's attempt)."""
     name = path.name
+    if (match := _CANVAS.match(name)) is not None:
+        again = _CANVAS_AGAIN.search(match["file"])
+        original = _CANVAS_AGAIN.sub("", match["file"]) if again else match["file"]
+        return PlatformFile(path, "Canvas", f"{match['name']}_{match['user']}", "", original,
+                            int(again["number"]) if again else 0)
     if (match := _MOODLE.match(name)) is not None:
         if match["plugin"] != "file":
             return PlatformFile(path, "Moodle", f"{match['name']}_{match['user']}", "", "")
         return PlatformFile(path, "Moodle", f"{match['name']}_{match['user']}", "", match["file"])
     if (match := _BLACKBOARD.match(name)) is not None:
         return PlatformFile(path, "Blackboard", match["user"], match["when"], match["file"] or "")
-    if (match := _CANVAS.match(name)) is not None:
-        again = _CANVAS_AGAIN.search(match["file"])
-        original = _CANVAS_AGAIN.sub("", match["file"]) if again else match["file"]
-        return PlatformFile(path, "Canvas", f"{match['name']}_{match['user']}", "", original,
-                            int(again["number"]) if again else 0)
     return None
 
 
