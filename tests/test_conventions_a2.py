@@ -510,3 +510,26 @@ def test_a_backward_pass_that_asks_autograd_is_named_for_a_person_to_read(tmp_pa
     assert ".enable_grad" in result.output and ".autograd" in result.output
     reference = grade_files(tmp_path / "reference", {}, only="linear.*")
     assert "To read:" not in reference.output
+
+
+@pytest.mark.parametrize("code,named", [
+    ("p = torch.nn.Parameter(x)\nf(p).backward(dout)\ndx = p.grad", ".Parameter"),
+    ("from torch.func import vjp as V\ndx = V(f, x)[1](dout)", "from torch.func import"),
+    ("setattr(x, 'requires_' + 'grad', True)", "setattr of a name computed as it runs"),
+    ("engine = getattr(torch, 'autograd')", "getattr('autograd')"),
+    ("x.requires_grad = True", ".requires_grad ="),
+])
+def test_the_ways_code_reaches_autograd_are_named(code, named):
+    from grader.engine.source_review import autograd_uses
+
+    source = "def backward(dout, cache):\n" + "".join(f"    {line}\n" for line in code.splitlines())
+    assert any(named in use for use in autograd_uses(source, {})), autograd_uses(source, {})
+
+
+def test_code_that_only_turns_autograd_off_is_not_named():
+    from grader.engine.source_review import autograd_uses
+
+    source = ("def forward(x):\n    out = torch.zeros(3, requires_grad=False)\n    assert not x.requires_grad\n"
+              "    x.requires_grad = False\n    with torch.set_grad_enabled(False):\n        out = out + 1\n"
+              "    x.requires_grad_(False)\n    return out\n")
+    assert autograd_uses(source, {}) == []

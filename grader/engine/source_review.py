@@ -110,18 +110,53 @@ def autograd_uses(text: str, provided: dict[str, str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+_DYNAMIC = {"getattr", "setattr", "__import__", "eval", "exec", "import_module"}
+_AUTOGRAD_MODULES = ("torch.autograd", "torch.func", "functorch")
+
+
 def _autograd_use(node: ast.AST) -> str:
-    if isinstance(node, ast.Attribute) and (node.attr in _AUTOGRAD_ATTRIBUTES or
-                                            (node.attr == "func" and isinstance(node.value, ast.Name)
-                                             and node.value.id == "torch")):
-        return f".{node.attr}"
-    if isinstance(node, ast.Name) and node.id in _AUTOGRAD_NAMES:
+    """What `node` does to reach autograd; "" for nothing (or for what only turns it off:
+    requires_grad=False, set_grad_enabled(False), reading x.requires_grad)."""
+    if isinstance(node, ast.Call):
+        function = node.func
+        called = function.id if isinstance(function, ast.Name) else function.attr if isinstance(function, ast.Attribute) else ""
+        if called in ("requires_grad_", "set_grad_enabled"):
+            return "" if node.args and _is_false(node.args[0]) else f".{called}()"
+        if called in _DYNAMIC:
+            names = node.args[1:2] if called in ("getattr", "setattr") else node.args[:1]
+            for name in names:
+                if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+                    return f"{called} of a name computed as it runs"
+                if any(word in name.value for word in (*_AUTOGRAD_ATTRIBUTES, *_AUTOGRAD_NAMES, "grad")):
+                    return f"{called}({name.value!r})"
+        return ""
+    if isinstance(node, ast.Attribute):
+        if node.attr in ("requires_grad_", "set_grad_enabled"):
+            return ""   # judged at the call
+        if node.attr == "requires_grad":
+            return ""   # read, or set: judged at the assignment
+        if node.attr in _AUTOGRAD_ATTRIBUTES or node.attr == "Parameter" or (
+                node.attr == "func" and isinstance(node.value, ast.Name) and node.value.id == "torch"):
+            return f".{node.attr}"
+        return ""
+    if isinstance(node, ast.Name) and (node.id in _AUTOGRAD_NAMES or node.id == "Parameter"):
         return node.id
     if isinstance(node, ast.keyword) and node.arg == "requires_grad":
-        return "requires_grad="
+        return "" if _is_false(node.value) else "requires_grad="
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(_AUTOGRAD_MODULES):
+        return f"from {node.module} import"
+    if isinstance(node, ast.Import) and any(alias.name.startswith(_AUTOGRAD_MODULES) for alias in node.names):
+        return "import " + ", ".join(alias.name for alias in node.names)
+    if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad"
+                                            for t in node.targets):
+        return "" if _is_false(node.value) else ".requires_grad ="
     # Not `.backward()` itself: a layer's own (sandwich.backward(dout, cache)) reads alike, and a
     # tensor's needs one of the above first (the grader's inputs never require grad).
     return ""
+
+
+def _is_false(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is False
 
 
 def _definitions(tree: ast.Module, text: str) -> dict[str, str]:
