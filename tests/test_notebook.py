@@ -112,7 +112,7 @@ def test_imports_constants_and_helpers_the_definitions_use_come_from_any_cell(tm
     # constant beside the function; run top to bottom, it works, and so it is graded.
     cells = [new_code_cell("import math\nimport numpy as np\nfrom google.colab import drive\ndrive.mount('/content/drive')"),
              new_code_cell("def flatten_rows(x):\n    return x.reshape(x.shape[0], math.prod(x.shape[1:]))\n"),
-             new_code_cell("SCALE = 1.0\nhistory = []\n\n"
+             new_code_cell("SCALE = 1.0; history = []; print('SMUGGLED')\n\n"
                            "def affine_forward(x, w, b):\n"
                            "    out = SCALE * flatten_rows(x).dot(w) + b\n"
                            "    return out, (x, w, b)\n\n"
@@ -125,7 +125,7 @@ def test_imports_constants_and_helpers_the_definitions_use_come_from_any_cell(tm
         layers = (prepared.package / "layers.py").read_text()
         for taken in ("import math", "SCALE = 1.0", "def flatten_rows"):
             assert layers.count(taken) == 1, taken
-        for left_out in ("google", "drive.mount", "history", "print(out)", "out, _ ="):
+        for left_out in ("google", "drive.mount", "history", "print(out)", "out, _ =", "SMUGGLED"):
             assert left_out not in layers, left_out
         assert any("imports cs231n, which is not installed" in w for w in prepared.warnings), prepared.warnings
         ast.parse(layers)

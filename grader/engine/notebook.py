@@ -154,8 +154,9 @@ def _support(tree: ast.Module, code: str, cell: int, owner: dict[str, str], star
             binds = {node.name}
         if binds:
             is_definition = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            found.append(_Support(frozenset(binds), _segment(code, node), cell, start + len(found), is_definition,
-                                  module))
+            # A statement's own text, not its line's: `EPS = 1e-8; train()` brings no call along.
+            source = _segment(code, node) if is_definition else (ast.get_source_segment(code, node) or "") + "\n"
+            found.append(_Support(frozenset(binds), source, cell, start + len(found), is_definition, module))
     return found
 
 
