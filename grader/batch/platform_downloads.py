@@ -66,10 +66,9 @@ def read_name(path: Path) -> Optional[PlatformFile]:
         original = _CANVAS_AGAIN.sub("", match["file"]) if again else match["file"]
         return PlatformFile(path, "Canvas", f"{match['name']}_{match['user']}", "", original,
                             int(again["number"]) if again else 0)
-    if (match := _MOODLE.match(name)) is not None:
-        if match["plugin"] != "file":
-            return PlatformFile(path, "Moodle", f"{match['name']}_{match['user']}", "", "")
-        return PlatformFile(path, "Moodle", f"{match['name']}_{match['user']}", "", match["file"])
+    if (match := _MOODLE.match(name)) is not None:   # an online text or a comment is no file uploaded
+        original = match["file"] if match["plugin"] == "file" else ""
+        return PlatformFile(path, "Moodle", f"{match['name']}_{match['user']}", "", original)
     if (match := _BLACKBOARD.match(name)) is not None:
         return PlatformFile(path, "Blackboard", match["user"], match["when"], match["file"] or "")
     return None

@@ -125,6 +125,11 @@ class InvertedDropout:
         return LayerExpectation(x.shape, check_output, gradients)
 
 
+def _same_units_whatever_the_seed(name: str) -> str:
+    return (f"{name} keeps the same units whatever dropout_param['seed'] is: each unit is kept or dropped at "
+            "random, drawn after seeding the random generator with the seed")
+
+
 def check_masks_are_drawn(kept: Callable[[int], Any], name: str, seeds: int = 12) -> None:
     """Dropout's masks are drawn at random: `kept(seed)` (the units a train-mode forward pass keeps,
     seeded so, with units kept with probability one half) differs from seed to seed, and over the
@@ -132,8 +137,7 @@ def check_masks_are_drawn(kept: Callable[[int], Any], name: str, seeds: int = 12
     every time) keeps the right fraction and scales right, and is no dropout."""
     masks = np.array([np.asarray(as_array(kept(seed), f"mask of {name}"), dtype=bool).ravel() for seed in range(seeds)])
     if (masks == masks[0]).all():
-        raise CheckFailed(f"{name} keeps the same units whatever dropout_param['seed'] is: each unit is kept or "
-                          "dropped at random, drawn after seeding the random generator with the seed")
+        raise CheckFailed(_same_units_whatever_the_seed(name))
     frequency = masks.mean(axis=0)
     fixed = float(np.mean((frequency == 0) | (frequency == 1)))
     # A unit kept with probability 1/2 is kept in all 12 draws or in none with probability 4.9e-4: of
@@ -167,9 +171,8 @@ def draws_reference_masks(student_forward: Any, reference_forward: Any, shapes: 
         ones = like(template, np.ones(shapes[0]))
         other, _ = expect_tuple(student_forward(ones, {**dropout_param, "seed": dropout_param["seed"] + 1}), 2, name)
         if np.array_equal(as_array(other, name) != 0, factors[0] != 0) and factors[0].size >= 16:
-            raise CheckFailed(f"{name} keeps the same units whatever dropout_param['seed'] is: each unit is kept "
-                              "or dropped at random, drawn after seeding the random generator with the seed; "
-                              "the model's dropout layers use it, so fix it first")
+            raise CheckFailed(f"{_same_units_whatever_the_seed(name)}; the model's dropout layers use it, so fix "
+                              "it first")
     return same, factors
 
 

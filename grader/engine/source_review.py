@@ -8,6 +8,7 @@ student's, inside the fences or not."""
 from __future__ import annotations
 
 import ast
+import functools
 
 from grader.assignment import Assignment
 
@@ -55,12 +56,21 @@ def _data_note(name: str, data: bytes) -> str:
             "table of answers brought in from outside are not what the tasks grade, so an instructor may read it.")
 
 
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str) -> ast.Module | None:
+    """A file's syntax tree, read once for both kinds of note (and a stub's once per process); None
+    where it is not valid Python (its own task says so)."""
+    try:
+        return ast.parse(text)
+    except SyntaxError:
+        return None
+
+
 def data_literals(text: str) -> list[tuple[int, int, str]]:
     """(line, bytes, what) of each literal in `text` large enough to be data: a string or bytes of
     DATA_LITERAL_BYTES or more, a list, tuple or set of DATA_LITERAL_ELEMENTS numbers or more."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
+    tree = _parsed(text)
+    if tree is None:
         return []
     found = []
 
@@ -86,9 +96,8 @@ def data_literals(text: str) -> list[tuple[int, int, str]]:
 def provided_definitions(stub: str) -> dict[str, str]:
     """`Class.method` or function name -> its source, for the stub's definitions that hold no fence
     (provided whole)."""
-    try:
-        tree = ast.parse(stub)
-    except SyntaxError:
+    tree = _parsed(stub)
+    if tree is None:
         return {}
     return {name: source for name, source in _definitions(tree, stub).items() if "# BEGIN YOUR CODE" not in source}
 
@@ -96,9 +105,8 @@ def provided_definitions(stub: str) -> dict[str, str]:
 def autograd_uses(text: str, provided: dict[str, str]) -> list[str]:
     """Where a student file's own code reaches autograd (`where (line n): what`), leaving out the
     definitions that are as `provided`."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
+    tree = _parsed(text)
+    if tree is None:
         return []
     definitions = _definitions(tree, text)
     found = []

@@ -191,9 +191,11 @@ def landlock_abi() -> int:
     return abi()
 
 
+@functools.lru_cache(maxsize=4)
 def package_directories(modules: tuple[str, ...]) -> list[str]:
     """Where the installed packages (or single-file modules) named are, as real paths; nothing for
-    those not installed. Nothing of them is imported."""
+    those not installed. Nothing of them is imported. Searched once per process: each worker start
+    asks again (callers must not change the list)."""
     import importlib.util
 
     found = []
