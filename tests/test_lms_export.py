@@ -123,3 +123,26 @@ def test_an_unknown_format_or_a_folder_that_is_not_a_batch_is_a_usage_error(batc
     assert "roster" in capsys.readouterr().err
     with pytest.raises(LmsExportError, match="unknown format 'xls'"):
         export_grades(batch, "xls")
+
+
+def test_a_canvas_downloads_user_ids_fill_the_id_column_and_a_rosters_blanks(tmp_path):
+    out = tmp_path / "out"
+    store = BatchStore(out)
+    try:
+        store.bind({"assignment": "a1_fc_numpy", "mode": "official", "seed": "1"})
+        run = store.begin_run([])
+        for rec in (record("doejane_12345", 9.0), record("leeamy_23456", 4.0), record("kimmin_34567", 5.0)):
+            attempt = store.claim(rec["id"], f"subs/{rec['id']}", "hash", run)
+            store.finish(rec["id"], run, attempt, rec)
+        store.record_found(["doejane_12345", "leeamy_23456", "kimmin_34567"],
+                           {"doejane_12345": "12345", "leeamy_23456": "23456", "kimmin_34567": "34567"})
+    finally:
+        store.close()
+    assert [row[:2] for row in rows(export_grades(out, "canvas").path)[2:]] == [
+        ["doejane_12345", "12345"], ["kimmin_34567", "34567"], ["leeamy_23456", "23456"]]
+    roster = tmp_path / "roster.csv"
+    roster.write_text("submission,name,canvas_id\ndoejane_12345,\"Doe, Jane\",\nleeamy_23456,\"Lee, Amy\",999\n")
+    export = export_grades(out, "canvas", roster=roster, out=tmp_path / "c.csv")
+    assert [row[:2] for row in rows(export.path)[2:]] == [["Doe, Jane", "12345"], ["Lee, Amy", "999"]]
+    assert ("leeamy_23456: the roster's canvas_id 999 is not the user id 23456 of the Canvas download's file names; "
+            "the roster's is written") in export.warnings

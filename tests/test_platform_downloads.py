@@ -4,10 +4,12 @@ files were uploaded with."""
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
 from grader.batch.discover import discover, stage_uploads
+from grader.batch.lms import export_grades
 from grader.batch.platform_downloads import read_name
 from grader.batch.run import grade_batch
 from support import a1, make_submission
@@ -82,6 +84,11 @@ def test_a_batch_of_a_canvas_download_grades_each_student_once(tmp_path):
                                                                "Min_Kim_56789_assignsubmission_file": 2.0}
     assert outcome.passed_over == ["Min Kim_56789_assignsubmission_onlinetext_: Moodle's onlinetext submission, "
                                    "not uploaded files: not graded"]
+    # Canvas's import finds a student by the user id of its download's names; Moodle's participant id is no user's.
+    export = export_grades(tmp_path / "out", "canvas")
+    with open(export.path, newline="", encoding="utf-8") as file:
+        table = list(csv.reader(file))
+    assert [row[:2] for row in table[2:]] == [["Min_Kim_56789_assignsubmission_file", ""], ["doejane_12345", "12345"]]
 
 
 def test_code_to_read_is_listed_in_the_batchs_summary(tmp_path):

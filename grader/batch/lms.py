@@ -20,7 +20,9 @@ total per submission, and written as one of FORMATS:
 
 Who a submission is in the LMS: without a roster, its id (the name of its folder or archive, or its
 submitters in a Gradescope export) is the student's login (Canvas `SIS Login ID`, Moodle `Username`)
-and name. A roster is a CSV file with a header naming some of ROSTER_COLUMNS (any order, any case):
+and name; a submission from Canvas's own download also has its Canvas user id (`ID`, read from the
+download's file names by grader.batch.platform_downloads), which Canvas matches first, so that such a
+batch imports into Canvas without a roster. A roster's blank `canvas_id` is filled the same way. A roster is a CSV file with a header naming some of ROSTER_COLUMNS (any order, any case):
 `submission` (required: the submission's id as `grader batch` names it), `name`, `canvas_id`,
 `sis_user_id`, `sis_login_id`, `section` (Canvas), `email`, `idnumber`, `username` (Moodle). With a
 roster, the file has one row per roster row, in its order: a submission the roster does not name is
@@ -35,11 +37,11 @@ import csv
 import io
 import json
 import sqlite3
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from grader.batch.store import DATABASE_NAME, ERROR, FOUND_KEY
+from grader.batch.store import CANVAS_IDS_KEY, DATABASE_NAME, ERROR, FOUND_KEY
 from grader.files import write_atomically
 from grader.options import LMS_FORMATS, ROSTER_COLUMNS
 
@@ -68,8 +70,8 @@ class Student:
     username: str = ""
 
     @classmethod
-    def from_submission(cls, ident: str) -> Student:
-        return cls(submission=ident, name=ident, sis_login_id=ident, username=ident)
+    def from_submission(cls, ident: str, canvas_id: str = "") -> Student:
+        return cls(submission=ident, name=ident, canvas_id=canvas_id, sis_login_id=ident, username=ident)
 
 
 assert ROSTER_COLUMNS == tuple(f.name for f in fields(Student)), "grader.options names the roster's columns"
@@ -140,8 +142,12 @@ def read_roster(path: Path) -> list[Student]:
     return students
 
 
-def grades_for(records: Sequence[dict[str, Any]], roster: Optional[Sequence[Student]]) -> tuple[list[Grade], list[str]]:
-    """Each student's grade, and warnings: submissions left out, grades left empty."""
+def grades_for(records: Sequence[dict[str, Any]], roster: Optional[Sequence[Student]],
+               canvas_ids: Optional[dict[str, str]] = None) -> tuple[list[Grade], list[str]]:
+    """Each student's grade, and warnings: submissions left out, grades left empty, a roster's Canvas id
+    that is not the one the submission's download names. `canvas_ids`: the Canvas user ids of the
+    submissions that a Canvas download named."""
+    canvas_ids = canvas_ids or {}
     warnings = []
     scores: dict[str, Optional[float]] = {}
     for record in records:
@@ -151,12 +157,22 @@ def grades_for(records: Sequence[dict[str, Any]], roster: Optional[Sequence[Stud
         else:
             scores[record["id"]] = float(record["score"])
     if roster is None:
-        return [Grade(Student.from_submission(ident), score) for ident, score in scores.items()], warnings
+        return [Grade(Student.from_submission(ident, canvas_ids.get(ident, "")), score)
+                for ident, score in scores.items()], warnings
     named = {student.submission for student in roster}
     for ident in scores:
         if ident not in named:
             warnings.append(f"{ident}: not in the roster, left out")
-    return [Grade(student, scores.get(student.submission)) for student in roster], warnings
+    grades = []
+    for student in roster:
+        downloaded = canvas_ids.get(student.submission, "")
+        if downloaded and not student.canvas_id:
+            student = replace(student, canvas_id=downloaded)
+        elif downloaded and student.canvas_id != downloaded:
+            warnings.append(f"{student.submission}: the roster's canvas_id {student.canvas_id} is not the user id "
+                            f"{downloaded} of the Canvas download's file names; the roster's is written")
+        grades.append(Grade(student, scores.get(student.submission)))
+    return grades, warnings
 
 
 def canvas_csv(grades: Sequence[Grade], column: str, points_possible: float) -> str:
@@ -185,7 +201,7 @@ def export_grades(batch_dir: Path, lms_format: str, *, roster: Optional[Path] = 
         raise LmsExportError(f"unknown format {lms_format!r}: expected one of {', '.join(FORMATS)}")
     settings, records, gone = read_batch(batch_dir)
     students = read_roster(roster) if roster is not None else None
-    grades, warnings = grades_for(records, students)
+    grades, warnings = grades_for(records, students, _canvas_ids(settings))
     warnings += [f"{ident}: graded by an earlier run but no longer in the submissions folder, left out" for ident in gone]
     points_possible = max((float(r["max_score"]) for r in records), default=0.0)
     name = assignment_name or settings.get("assignment", "grade")
@@ -201,6 +217,14 @@ def export_grades(batch_dir: Path, lms_format: str, *, roster: Optional[Path] = 
     except OSError as exc:
         raise LmsExportError(f"cannot write {path}: {exc}") from None
     return Export(path, len(grades), warnings)
+
+
+def _canvas_ids(settings: dict[str, str]) -> dict[str, str]:
+    try:
+        read = json.loads(settings.get(CANVAS_IDS_KEY, "{}"))
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in read.items()} if isinstance(read, dict) else {}
 
 
 def _number(value: Optional[float]) -> str:

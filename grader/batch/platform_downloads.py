@@ -14,7 +14,8 @@ student's files side by side in one folder, each named after its student:
 Each student's files are copied under the names they were uploaded with into a folder of their own
 (an uploaded zip or notebook stays one, and is graded as a folder holding only it is), which is
 graded as a submission named `<name>_<user id>` (Canvas), `<username>` (Blackboard) or
-`<full name>_<participant id>` (Moodle). Of a student's Blackboard attempts the latest is graded and
+`<full name>_<participant id>` (Moodle). A Canvas user id is the one Canvas's gradebook import finds a
+student by (its `ID` column): it is kept with the submission for `grader gradebook --format canvas`. Of a student's Blackboard attempts the latest is graded and
 the others are named as passed over. Nothing else of a file is read here.
 """
 
@@ -47,6 +48,7 @@ class PlatformFile:
     attempt: str       # sortable; the latest of a student's attempts is graded ("" where only one is kept)
     original: str      # the file's name as the student uploaded it ("" for a platform's receipt)
     again: int = 0     # Canvas: how many times the file was uploaded again
+    canvas_id: str = ""  # Canvas: the student's user id, which Canvas's gradebook import matches
 
 
 def moodle_plugin(name: str) -> Optional[str]:
@@ -65,7 +67,7 @@ def read_name(path: Path) -> Optional[PlatformFile]:
         again = _CANVAS_AGAIN.search(match["file"])
         original = _CANVAS_AGAIN.sub("", match["file"]) if again else match["file"]
         return PlatformFile(path, "Canvas", f"{match['name']}_{match['user']}", "", original,
-                            int(again["number"]) if again else 0)
+                            int(again["number"]) if again else 0, match["user"])
     if (match := _MOODLE.match(name)) is not None:   # an online text or a comment is no file uploaded
         original = match["file"] if match["plugin"] == "file" else ""
         return PlatformFile(path, "Moodle", f"{match['name']}_{match['user']}", "", original)
@@ -81,6 +83,7 @@ class StudentUpload:
     student: str
     platform: str
     files: dict[str, Path]   # the name to stage it under -> the downloaded file
+    canvas_id: str = ""      # Canvas: the student's user id (PlatformFile.canvas_id)
 
 
 def group(files: Iterable[PlatformFile], student_files: Iterable[str]) -> tuple[list[StudentUpload], list[str]]:
@@ -112,7 +115,8 @@ def group(files: Iterable[PlatformFile], student_files: Iterable[str]) -> tuple[
                 passed_over.append(f"{file.path.name}: uploaded by {student}, not a file to submit, a zip nor a "
                                    "notebook")
         if chosen:
-            uploads.append(StudentUpload(student, platform, {name: f.path for name, f in chosen.items()}))
+            uploads.append(StudentUpload(student, platform, {name: f.path for name, f in chosen.items()},
+                                         found[0].canvas_id))
     return uploads, passed_over
 
 

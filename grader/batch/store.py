@@ -24,6 +24,7 @@ DATABASE_NAME = "batch.sqlite"
 GRADED, UNUSABLE, ERROR = "graded", "unusable", "error"
 SCHEMA_VERSION = "1"
 FOUND_KEY = "found"   # meta: the ids the latest run found, as a JSON list
+CANVAS_IDS_KEY = "canvas_ids"   # meta: id -> Canvas user id, for submissions of a Canvas download (JSON)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -123,12 +124,14 @@ class BatchStore:
                        (time.time(),))
         return int(cursor.lastrowid)
 
-    def record_found(self, ids: list[str]) -> None:
+    def record_found(self, ids: list[str], canvas_ids: Optional[dict[str, str]] = None) -> None:
         """The ids of the submissions the latest run found in the submissions folder: a submission
         graded by an earlier run and gone since (replaced by a newer upload) is not in the batch's
-        grades any more (grader.batch.lms reads this)."""
+        grades any more (grader.batch.lms reads this); and the Canvas user ids that a Canvas download's
+        file names gave some of them."""
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (FOUND_KEY, json.dumps(sorted(ids))))
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                           [(FOUND_KEY, json.dumps(sorted(ids))), (CANVAS_IDS_KEY, json.dumps(canvas_ids or {}))])
 
     # -- submissions ----------------------------------------------------------------------------
 
