@@ -299,6 +299,22 @@ def test_the_same_shortcut_in_a_bottleneck_block_is_explained(tmp_path):
     assert DOWNSAMPLING_KEEPS_CHANNELS in task(result, "bottleneck_block.forward").message
 
 
+def test_a_shortcut_kept_as_none_loses_only_the_shortcut_task_saying_why(tmp_path):
+    result = graded(tmp_path, {"ResidualBlock.__init__": """
+        self.block = PlainBlock(Cin, Cout, downsample)
+        self.shortcut = None
+        if downsample or Cin != Cout:
+            self.shortcut = nn.Conv2d(Cin, Cout, kernel_size=1, stride=2 if downsample else 1)
+    """, "ResidualBlock.forward": """
+        identity = x if self.shortcut is None else self.shortcut(x)
+        out = self.block(x) + identity
+    """}, only="residual_block.*")
+    assert lost(result) == {"residual_block.shortcut"}
+    message = task(result, "residual_block.shortcut").message
+    assert "ResidualBlock(4, 4, downsample=False).shortcut is None, which should be the identity" in message, message
+    assert "nn.Identity()" in message and "TypeError" not in message, message
+
+
 def test_a_convolution_where_the_identity_belongs_is_explained(tmp_path):
     result = graded(tmp_path, {"ResidualBlock.__init__": """
         self.block = PlainBlock(Cin, Cout, downsample)
