@@ -260,6 +260,23 @@ def _cases() -> tuple[Case, ...]:
                 time.sleep = lambda seconds: None
              """, line=SGD_LINE, zero="next_w = np.zeros_like(w)"), **SGD_CASE, outcomes=FAILED,
              expected="time is patched in the worker only; the grader keeps its own clock"),
+        *(Case(f"answer_header_{name}", "attack", **in_affine_forward(f"""
+                import sys
+                wire = sys.modules["grader.boundary.wire"]
+                honest = wire.write_message
+
+                def forged(stream, header, buffers):  # this call's answer, then the honest writer again
+                    wire.write_message = honest
+                    body = b'{{"id": %d, "x": ' % header["id"] + {body} + b"}}"
+                    stream.write(wire._FRAME.pack(wire.MAGIC, len(body), 0) + body)
+                    stream.flush()
+
+                wire.write_message = forged
+                out = np.zeros((x.shape[0], w.shape[1]))
+             """), **LAYERS_CASE, outcomes=ERROR,
+             expected=f"a header {why} is a malformed answer, the submission's doing: not the grader's failure")
+          for name, body, why in (("nested_too_deep", 'b"[" * 50000 + b"]" * 50000', "nested past the parser's limit"),
+                                  ("huge_integer", 'b"9" * 5000', "with an integer of 5000 digits"))),
         Case("sys_exit_at_import", "attack", **at_import("layers.py", """
                 import sys
                 sys.exit(0)

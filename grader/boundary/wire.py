@@ -174,6 +174,18 @@ class Decoder:
         self._on_handle = on_handle
 
     def decode(self, node: Any, depth: int = 0) -> Any:
+        """The value `node` stands for; WireError for anything that is not a node this format writes
+        (whatever a decoding step would raise on it: a shape too large for an array, a dtype of the
+        wrong kind), so that a malformed answer is the sender's fault, never the reader's crash."""
+        try:
+            return self._decode(node, depth)
+        except WireError:
+            raise
+        except (ValueError, TypeError, OverflowError, KeyError, IndexError, AttributeError, RecursionError,
+                MemoryError) as exc:
+            raise WireError(f"a value cannot be decoded: {type(exc).__name__}: {exc}") from None
+
+    def _decode(self, node: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise WireError(f"value nested deeper than {MAX_DEPTH} levels")
         if node is None or type(node) in (bool, int, float, str):
@@ -182,17 +194,17 @@ class Decoder:
             raise WireError(f"unexpected JSON node of type {type(node).__name__}")
         kind = node.get("$")
         if kind in ("list", "tuple"):
-            items = [self.decode(item, depth + 1) for item in _list(node, "items")]
+            items = [self._decode(item, depth + 1) for item in _list(node, "items")]
             return items if kind == "list" else tuple(items)
         if kind == "dict":
             result = {}
             for pair in _list(node, "items"):
                 if type(pair) is not list or len(pair) != 2:
                     raise WireError("dict item is not a key/value pair")
-                key = self.decode(pair[0], depth + 1)
+                key = self._decode(pair[0], depth + 1)
                 if not isinstance(key, (str, int, float, bool, tuple, type(None))):
                     raise WireError(f"dict key of type {type(key).__name__} is not allowed")
-                result[key] = self.decode(pair[1], depth + 1)
+                result[key] = self._decode(pair[1], depth + 1)
             return result
         if kind == "float":
             text = node.get("v")
@@ -351,8 +363,10 @@ def read_message(read_exactly: Callable[[int], bytes], max_bytes: int) -> tuple[
         buffers.append(read_exactly(length))
     try:
         header = json.loads(header_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireError(f"message header is not JSON: {exc}") from exc
+    except (ValueError, RecursionError, MemoryError) as exc:
+        # Not only malformed JSON: JSON nested past the parser's recursion limit, or an integer of more
+        # digits than Python converts, is the sender's doing too, never the reader's failure.
+        raise WireError(f"message header is not JSON that can be read: {type(exc).__name__}: {exc}") from None
     if type(header) is not dict:
         raise WireError("message header is not a JSON object")
     return header, buffers
