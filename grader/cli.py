@@ -16,6 +16,9 @@ from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, LMS_
 
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
+# The grader itself failed (a bug to report): not 1, which a course's CI reads as a score below
+# --fail-under, nor 3, which says the submission was unusable.
+EXIT_INTERNAL = 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,6 +154,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # traceback of where the grader happened to be would only hide this line.
         print("\ngrader: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # noqa: BLE001 - the last word: the traceback, and a status no other outcome has
+        import traceback
+
+        traceback.print_exc()
+        print(f"grader: internal error (exit status {EXIT_INTERNAL}): the grader failed, not the submission; "
+              "nothing of this run's results can be trusted. Please report the traceback above.", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _run(argv: Optional[Sequence[str]]) -> int:

@@ -38,6 +38,18 @@ def test_usage_errors_exit_2(capsys):
     assert "no_such_assignment" in capsys.readouterr().err
 
 
+def test_a_failure_of_the_grader_itself_exits_4_not_the_fail_under_status(monkeypatch, capsys):
+    import grader.cli
+
+    def broken(args):
+        raise RuntimeError("a bug of the grader")
+
+    monkeypatch.setattr(grader.cli, "_validate", broken)
+    assert main(["validate", "a1_fc_numpy"]) == grader.cli.EXIT_INTERNAL == 4
+    err = capsys.readouterr().err
+    assert "RuntimeError: a bug of the grader" in err and "grader: internal error (exit status 4)" in err
+
+
 def test_grade_writes_json_junit_and_zip_and_fail_under_sets_the_status(tmp_path):
     folder = make_submission(tmp_path / "sub", a1(), "reference")
     out = tmp_path / "out"
