@@ -73,6 +73,17 @@ def test_each_students_latest_files_are_one_submission_under_their_uploaded_name
     assert "doejane_12345_68001_models.py: a symbolic link, not graded" in passed_over
 
 
+def test_of_two_canvas_downloads_merged_the_later_upload_is_graded_and_the_other_named(tmp_path):
+    ref, stub = a1().reference_directory, a1().directory
+    files = {f"doejane_12345_99999_{name}": (stub / name).read_text() for name in NAMES}
+    files.update({f"doejane_12345_{100000 + i}_{name}": (ref / name).read_text() for i, name in enumerate(NAMES)})
+    found, passed_over = discover(A1, download(tmp_path / "subs", files), NAMES, stage_in=tmp_path / "staged")
+    stage_uploads(found)
+    assert (found[0].path / "layers.py").read_text() == (ref / "layers.py").read_text()
+    assert ("doejane_12345_99999_layers.py: doejane_12345 uploaded layers.py again later "
+            "(doejane_12345_100000_layers.py), which is graded") in passed_over
+
+
 def test_a_batch_of_a_canvas_download_grades_each_student_once(tmp_path):
     ref = a1().reference_directory
     files = {f"doejane_12345_6789{i}_{name}": (ref / name).read_text() for i, name in enumerate(NAMES)}

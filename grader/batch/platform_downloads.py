@@ -49,6 +49,7 @@ class PlatformFile:
     original: str      # the file's name as the student uploaded it ("" for a platform's receipt)
     again: int = 0     # Canvas: how many times the file was uploaded again
     canvas_id: str = ""  # Canvas: the student's user id, which Canvas's gradebook import matches
+    upload: int = 0    # Canvas: the attachment's id, larger for a later upload (two downloads merged)
 
 
 def moodle_plugin(name: str) -> Optional[str]:
@@ -67,7 +68,7 @@ def read_name(path: Path) -> Optional[PlatformFile]:
         again = _CANVAS_AGAIN.search(match["file"])
         original = _CANVAS_AGAIN.sub("", match["file"]) if again else match["file"]
         return PlatformFile(path, "Canvas", f"{match['name']}_{match['user']}", "", original,
-                            int(again["number"]) if again else 0, match["user"])
+                            int(again["number"]) if again else 0, match["user"], int(match["attachment"]))
     if (match := _MOODLE.match(name)) is not None:   # an online text or a comment is no file uploaded
         original = match["file"] if match["plugin"] == "file" else ""
         return PlatformFile(path, "Moodle", f"{match['name']}_{match['user']}", "", original)
@@ -101,7 +102,9 @@ def group(files: Iterable[PlatformFile], student_files: Iterable[str]) -> tuple[
     for (platform, student), found in sorted(by_student.items()):
         latest = max(file.attempt for file in found)
         chosen: dict[str, PlatformFile] = {}
-        for file in sorted(found, key=lambda f: (f.attempt, f.again, f.path.name)):
+        # The latest upload of a name wins: numbered again by Canvas, then by its attachment id as a
+        # number (99999 before 100000), where two downloads were merged.
+        for file in sorted(found, key=lambda f: (f.attempt, f.again, f.upload, f.path.name)):
             if file.attempt != latest:
                 passed_over.append(f"{file.path.name}: an earlier attempt of {student}, whose latest ({latest}) "
                                    "is graded")
@@ -110,7 +113,10 @@ def group(files: Iterable[PlatformFile], student_files: Iterable[str]) -> tuple[
             elif not file.path.is_file() or file.path.stat().st_size > MAX_STAGED_BYTES:
                 passed_over.append(f"{file.path.name}: not a regular file of at most {MAX_STAGED_BYTES // 2**20} MiB")
             elif file.original.casefold() in wanted or file.original.lower().endswith(_UPLOADS):
-                chosen[file.original] = file   # the last uploaded again wins
+                if file.original in chosen:
+                    passed_over.append(f"{chosen[file.original].path.name}: {student} uploaded {file.original} "
+                                       f"again later ({file.path.name}), which is graded")
+                chosen[file.original] = file   # the last uploaded wins
             else:
                 passed_over.append(f"{file.path.name}: uploaded by {student}, not a file to submit, a zip nor a "
                                    "notebook")
