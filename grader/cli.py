@@ -266,9 +266,10 @@ def _grade(args: argparse.Namespace) -> int:
     if ci and github.in_github_actions(os.environ):
         writers += github.github_writers(result, os.environ, files=student_files, default_workspace=Path.cwd(),
                                          print_line=lambda line: print(line, flush=True))
+    status = EXIT_OK
     for failure in write_each(writers):
         errors.print(plain(f"grader: {failure}"))
-    status = EXIT_OK
+        status = EXIT_USAGE  # a file asked for is not there: a CI step that reads it must not pass
     if not args.no_zip:
         source = args.submission if args.submission and args.submission.is_dir() else assignment.directory
         if args.submission is None or args.submission.is_dir():
@@ -280,7 +281,10 @@ def _grade(args: argparse.Namespace) -> int:
                 errors.print(f"[red]grader: {exc}[/]")
                 status = EXIT_UNUSABLE
     if args.fail_under is not None and result.score < args.fail_under:
-        console.print(f"Score {result.score:g} is under --fail-under {args.fail_under:g}")
+        most = result.max_score
+        console.print(f"Score {result.score:g} is under --fail-under {args.fail_under:g}"
+                      + (f", which is more than the {most:g} points the tasks graded here can give" if args.fail_under > most
+                         else ""))
         return EXIT_FAIL_UNDER
     return status
 
@@ -296,13 +300,19 @@ def _write_training_plots(tasks, folder: Path, console) -> None:  # noqa: ANN001
 def _only_matches_nothing(spec, only: Optional[str]) -> Optional[str]:  # noqa: ANN001 - AssignmentSpec
     """The usage error for an `--only` that selects no task (else None): grading nothing would print
     "Score: 0 / 0" as if it had worked."""
-    if only is None or spec.select(only):
+    if only is None:
+        return None
+    # Each glob must match: one mistyped among several would otherwise grade less than was asked, silently.
+    unmatched = [glob.strip() for glob in only.split(",") if glob.strip() and not spec.select(glob.strip())]
+    if not unmatched and spec.select(only):
         return None
     import textwrap
 
     listed = textwrap.fill(", ".join(t.id for t in spec.tasks), width=100, initial_indent="  ",
                            subsequent_indent="  ", break_on_hyphens=False)
-    return f"grader: error: --only {only!r} matches no task of {spec.id}; its tasks are:\n{listed}"
+    what = f"--only {only!r}" if not unmatched or unmatched == [only.strip()] else \
+        f"{', '.join(map(repr, unmatched))} of --only {only!r}"
+    return f"grader: error: {what} matches no task of {spec.id}; its tasks are:\n{listed}"
 
 
 def _positive_int(text: str) -> int:

@@ -69,6 +69,17 @@ def test_grade_writes_json_junit_and_zip_and_fail_under_sets_the_status(tmp_path
     passing = run_cli("grade", "a1_fc_numpy", "--submission", str(folder), "--only", "affine.*", "--no-zip",
                       "--mode", "official", "--fail-under", "5")
     assert passing.returncode == 0, passing.stdout + passing.stderr
+    beyond = run_cli("grade", "a1_fc_numpy", "--submission", str(folder), "--only", "affine.*", "--no-zip",
+                     "--mode", "official", "--fail-under", "88")
+    assert beyond.returncode == 1 and "more than the 5 points the tasks graded here can give" in beyond.stdout
+
+
+def test_a_result_file_that_cannot_be_written_is_not_a_passing_run(tmp_path):
+    folder = make_submission(tmp_path / "sub", a1(), "reference")
+    (tmp_path / "taken").write_text("a file where a folder is needed")
+    done = run_cli("grade", "a1_fc_numpy", "--submission", str(folder), "--only", "relu.forward", "--no-zip",
+                   "--mode", "official", "--json", str(tmp_path / "taken" / "results.json"))
+    assert done.returncode == 2 and "results.json" in done.stderr, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty"])
@@ -128,6 +139,9 @@ def test_only_that_matches_no_task_is_a_usage_error_listing_the_tasks(tmp_path):
         assert "affine.forward" in done.stderr and "fc_net.overfit" in done.stderr
         assert "Score" not in done.stdout
     assert run_cli("grade", "a1_fc_numpy", "--no-zip", "--only", "relu.forward", "--mode", "public").returncode == 0
+    # One mistyped glob among several is named, rather than grading less than was asked.
+    done = run_cli("grade", "a1_fc_numpy", "--no-zip", "--only", "relu.forward,afine.*", "--mode", "public")
+    assert done.returncode == 2 and "'afine.*' of --only 'relu.forward,afine.*' matches no task" in done.stderr
 
 
 def test_grade_sh_help_prints_the_usage_once():
