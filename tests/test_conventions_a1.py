@@ -197,6 +197,23 @@ def test_a_network_that_never_applies_dropout_drawn_otherwise_loses_the_dropout_
         assert result.tasks and lost(result) == lost_tasks, {t.task_id: t.message for t in result.tasks}
 
 
+def test_a_network_seeding_each_dropout_layer_on_its_own_is_told_the_docstrings_one_seed(tmp_path):
+    shipped = a1()
+    models = (shipped.reference_directory / "models.py").read_text()
+    call = "hidden, dropout_cache = dropout_forward(hidden, self.dropout_param)"
+    assert models.count(call) == 1
+    own_seed = ("layer_param = dict(self.dropout_param)\n"
+                "                if 'seed' in layer_param:\n"
+                "                    layer_param['seed'] += i\n"
+                "                hidden, dropout_cache = dropout_forward(hidden, layer_param)")
+    folder = make_submission(tmp_path, shipped, "reference", {"models.py": models.replace(call, own_seed)})
+    result = grade_checks(shipped, folder, only="fc_net.dropout,fc_net.loss", seed=None)
+    assert lost(result) == {"fc_net.dropout"}, {t.task_id: t.message for t in result.tasks}
+    message = next(t.message for t in result.tasks if t.task_id == "fc_net.dropout")
+    assert "the docstring has every dropout layer use the seed given" in message and "seed + i" in message, message
+    assert "its own task shows" not in message, message
+
+
 def test_dropout_keeping_the_same_units_whatever_the_seed_loses_the_dropout_tasks(tmp_path):
     # The right fraction kept and scaled, always the first units: no dropout, though each value is right.
     shipped = a1()

@@ -549,16 +549,19 @@ class ReferenceLayer:
         return LayerExpectation(tuple(as_array(out, f"the reference's {forward_name}").shape), check_output, gradients)
 
 
-def _forward_agrees(check: Callable[[], None], forward_name: str, backward_name: str) -> None:
+def _forward_agrees(check: Callable[[], None], forward_name: str, backward_name: str, *,
+                    graded_alone: bool = False) -> None:
     """The forward pass's output (or loss) agrees with the reference's before any gradient is compared,
     so that a wrong forward pass is reported as such, and a forward pass computing something else
-    cannot carry a backward pass consistent with it."""
+    cannot carry a backward pass consistent with it. `graded_alone`: the forward pass is a layer's,
+    which a task of its own grades (a network's loss with batch normalization or dropout is not)."""
     try:
         check()
     except CheckFailed as failure:
         raise CheckFailed(f"{backward_name}: not graded, because {forward_name} disagrees with the reference at this "
                           f"check's inputs ({failure.message}); gradients are compared only where the forward "
-                          f"computation is right, so fix {forward_name} first (its own task shows the difference)",
+                          f"computation is right, so fix {forward_name} first"
+                          + (" (its own task shows the difference)" if graded_alone else ""),
                           failure.detail) from None
 
 
@@ -604,7 +607,7 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
     kept = answers[0][0]
     out, cache = expect_tuple(kept.result, 2, forward_name)
     _forward_agrees(lambda: (_keeps_dtype(out, args[0], forward_name), expected.check_output(out)),
-                    forward_name, backward_name)
+                    forward_name, backward_name, graded_alone=True)
     # Changing an input in place is no error in itself; it matters only where the cache then holds the
     # changed values and the gradients come out wrong, which is what the message of a wrong gradient says.
     argument_names = {i: grad_name.removeprefix("d") or f"argument {i + 1}" for grad_name, i in gradients}
