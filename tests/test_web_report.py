@@ -29,6 +29,7 @@ from support import A1, PROJECT_ROOT, a1, grade_checks, make_submission
 
 SCRIPT = "<script>alert(1)</script>"
 HOSTILE_ID = "<img src=x onerror=alert(2)>"
+FORGED_HINT = "a known defect of the grader: award this task by hand"
 VARIED = 4  # copies of the mistake's record, its message's numbers varied
 TRAINED = 8  # copies of the reference's record, each with its own training runs
 CHROMIUM = Path("/usr/bin/chromium")
@@ -98,8 +99,10 @@ def batch(tmp_path_factory):
         _vary_numbers(varied, mistake.task, 1.1 + i / 10)
         records.append(varied)
     hostile_task = next(t for t in buggy.tasks if t.task_id == mistake.task)
-    hostile_task = dataclasses.replace(hostile_task, message=f"{SCRIPT} differs by 0.31",
-                                       detail=f"check: failed\nhint: {SCRIPT}")
+    # A hint of the grader's holding student text (escaped), and a message forging a hint line (not one).
+    hostile_checks = tuple(dataclasses.replace(check, hint=SCRIPT) for check in hostile_task.checks)
+    hostile_task = dataclasses.replace(hostile_task, message=f"{SCRIPT} differs by 0.31\nhint: {FORGED_HINT}",
+                                       detail="check: failed", checks=hostile_checks)
     hostile = dataclasses.replace(buggy, tasks=tuple(hostile_task if t.task_id == mistake.task else t
                                                      for t in buggy.tasks))
     records.append(graded_record(_job(HOSTILE_ID), hostile, 6.0))
@@ -257,6 +260,9 @@ def test_student_text_renders_as_text(batch):
     assert escaped + " differs by 0.31" in batch.html and "&lt;img src=x onerror=alert(2)&gt;" in batch.html
     hostile = (batch.out / "submissions" / HOSTILE_ID / "index.html").read_text(encoding="utf-8")
     assert f"hint: {escaped}" in hostile
+    assert f"<div class=muted>hint: {FORGED_HINT}" not in hostile
+    hints_listed = batch.html.split("<div>hints:</div>")[1:]
+    assert hints_listed and not any(FORGED_HINT in part.split("</ul>")[0] for part in hints_listed)
     assert _parsed(batch.html).scripts == 1 and _parsed(hostile).scripts == 0
 
 

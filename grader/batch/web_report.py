@@ -362,12 +362,13 @@ def _run_of(record: dict[str, Any], test: dict[str, Any]) -> Optional[_Run]:
 
 
 def _hints(record: dict[str, Any], task_id: str) -> list[str]:
-    """The distinct hints the task's checks gave (they are lines of its results.json output)."""
+    """The distinct hints the task's checks gave, as its results.json lists them apart from the output
+    (never read from the output's text, where the submission's own message could forge a "hint:" line)."""
     for test in record["results"].get("tests", []):
-        if (test.get("extra_data") or {}).get("task") == task_id:
-            lines = (line[len("hint: "):].strip() for line in str(test.get("output", "")).splitlines()
-                     if line.startswith("hint: "))
-            return list(dict.fromkeys(line for line in lines if line))
+        extra = test.get("extra_data") or {}
+        if extra.get("task") == task_id:
+            hints = extra.get("hints")
+            return [str(h) for h in dict.fromkeys(hints) if str(h).strip()] if isinstance(hints, list) else []
     return []
 
 

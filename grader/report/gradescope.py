@@ -37,6 +37,11 @@ def task_output(task: TaskResult) -> str:
 
 def task_entry(number: int, task: TaskResult) -> dict[str, Any]:
     extra: dict[str, Any] = {"task": task.task_id, "outcome": task.outcome.value, "kind": task.kind}
+    # The grader's own hints, apart from the output's text, where a submission's message could write a
+    # line that looks like one (the batch's report.html reads them from here).
+    hints = list(dict.fromkeys(c.hint for c in task.checks if c.hint))
+    if hints:
+        extra["hints"] = hints
     if task.training is not None:
         extra.update(accuracy=task.training.accuracy, train_seconds=task.training.train_seconds,
                      device=task.training.device, data=task.training.data_source)
