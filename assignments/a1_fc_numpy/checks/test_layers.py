@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from grader.checking import (as_array, assert_close, assert_true, away_from_zero, changed_in_place,
-                            check_layer_backward, check_loss_gradient, check_masks_are_drawn, distinct, expect_tuple,
+                            check_backward_cost, check_layer_backward, check_loss_cost, check_loss_gradient, check_masks_are_drawn, distinct, expect_tuple,
                             forward_matches, hinge_safe_scores, inspect_call, InvertedDropout, ReferenceLayer)
 
 # The arguments of each forward pass that its caller keeps and uses again: a model's parameters. A
@@ -413,6 +413,75 @@ def test_spatial_groupnorm_backward(student, reference, rng, shape, G):
             G, {}]
     check_backward(student, reference, rng, "spatial_groupnorm_forward", "spatial_groupnorm_backward", args,
                    [("dx", 0), ("dgamma", 1), ("dbeta", 2)])
+
+
+# -- what a backward pass costs ---------------------------------------------------------------------
+
+def cost_cases():
+    """(task, forward, backward, input builder, what the gradients are of) on inputs of 10^4 to 10^5
+    elements, where a gradient measured by finite differences takes minutes (see check_backward_cost)."""
+    def affine(rng):
+        # 70,000 elements; N * D * M = 10^6, so that even loops over every product finish in seconds
+        return [rng.standard_normal((50, 1000)), rng.standard_normal((1000, 20)), rng.standard_normal(20)]
+
+    def elementwise(rng):
+        return [away_from_zero(rng, (400, 500))]
+
+    def dropout(rng):
+        return [rng.standard_normal((400, 500)), {"mode": "train", "p": 0.5, "seed": 7}]
+
+    def normalized(rng):
+        return [4 * rng.standard_normal((500, 400)) + 10, rng.standard_normal(400), rng.standard_normal(400),
+                {"mode": "train"}]
+
+    def layer_normalized(rng):
+        return normalized(rng)[:3] + [{}]
+
+    def conv(rng):
+        return [rng.standard_normal((4, 3, 32, 32)), rng.standard_normal((16, 3, 3, 3)), rng.standard_normal(16),
+                {"stride": 1, "pad": 1}]
+
+    def pool(rng):
+        return [distinct(rng, (4, 16, 32, 32)), {"pool_height": 2, "pool_width": 2, "stride": 2}]
+
+    def spatial(rng):
+        return [4 * rng.standard_normal((8, 16, 32, 32)) + 10, rng.standard_normal(16), rng.standard_normal(16),
+                {"mode": "train"}]
+
+    def grouped(rng):
+        return [4 * rng.standard_normal((8, 16, 32, 32)) + 10, rng.standard_normal((1, 16, 1, 1)),
+                rng.standard_normal((1, 16, 1, 1)), 4, {}]
+
+    cases = [("affine", "affine", affine, "x, w and b"), ("relu", "relu", elementwise, "x"),
+             ("sigmoid", "sigmoid", elementwise, "x"), ("dropout", "dropout", dropout, "x"),
+             ("batchnorm", "batchnorm", normalized, "x, gamma and beta"),
+             ("batchnorm.backward_alt", "batchnorm", normalized, "x, gamma and beta"),
+             ("layernorm", "layernorm", layer_normalized, "x, gamma and beta"),
+             ("conv", "conv", conv, "x, w and b"), ("max_pool", "max_pool", pool, "x"),
+             ("spatial_batchnorm", "spatial_batchnorm", spatial, "x, gamma and beta"),
+             ("spatial_groupnorm", "spatial_groupnorm", grouped, "x, gamma and beta")]
+    params = []
+    for task, layer, make, names in cases:
+        suffix = "_naive" if layer in ("conv", "max_pool") else ""
+        backward = f"{layer}_backward_alt" if task.endswith("_alt") else f"{layer}_backward{suffix}"
+        task_id = task if "." in task else f"{task}.backward"
+        params.append(pytest.param(f"{layer}_forward{suffix}", backward, make, names, marks=pytest.mark.task(task_id),
+                                   id=task_id))
+    return params
+
+
+@pytest.mark.parametrize("forward,backward,make_args,names", cost_cases())
+def test_backward_costs_about_what_its_forward_pass_costs(student, rng, forward, backward, make_args, names):
+    check_backward_cost(getattr(student.layers, forward), getattr(student.layers, backward), make_args(rng), rng=rng,
+                        input_names=names)
+
+
+@pytest.mark.parametrize("loss_name", [pytest.param(name, marks=pytest.mark.task(f"{name}.gradient"))
+                                       for name in ("softmax_loss", "svm_loss")])
+def test_loss_gradient_costs_about_what_the_loss_costs(student, rng, loss_name):
+    N, C = 2000, 100
+    check_loss_cost(getattr(student.layers, loss_name), [rng.standard_normal((N, C)), rng.integers(0, C, N)],
+                    input_names="x")
 
 
 # -- float32 ----------------------------------------------------------------------------------------

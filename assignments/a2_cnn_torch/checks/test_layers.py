@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking import (as_array, assert_close, assert_true, away_from_zero, check_layer_backward,
-                            check_loss_gradient, check_masks_are_drawn, CheckFailed, distinct, expect_tuple,
+from grader.checking import (as_array, assert_close, assert_true, away_from_zero, check_backward_cost,
+                            check_layer_backward, check_loss_cost, check_loss_gradient, check_masks_are_drawn, CheckFailed, distinct, expect_tuple,
                             forward_matches as shared_forward_matches, hinge_safe_scores, inspect_call,
                             InvertedDropout, NonContiguous, ReferenceLayer)
 
@@ -388,3 +388,56 @@ def test_conv_batchnorm_relu_pool_backward(student, reference, rng):
             {"mode": "train"}, {"pool_height": 2, "pool_width": 2, "stride": 2}]
     check_backward(student, reference, rng, "Conv_BatchNorm_ReLU_Pool", args,
                    [("dx", 0), ("dw", 1), ("db", 2), ("dgamma", 3), ("dbeta", 4)])
+
+
+# -- what a backward pass costs ---------------------------------------------------------------------
+
+def cost_cases():
+    """(task, layer, backward, input builder, what the gradients are of) on inputs of 10^4 to 10^5
+    elements, where a gradient measured by finite differences takes minutes (see check_backward_cost).
+    The convolution is left out: a naive convolution written as scalar loops over tensors is slow
+    enough that no input size tells its honest backward pass from a measured one by time alone."""
+    def linear(rng):
+        return [t(rng.standard_normal((50, 1000))), t(rng.standard_normal((1000, 20))), t(rng.standard_normal(20))]
+
+    def elementwise(rng):
+        return [t(away_from_zero(rng, (400, 500)))]
+
+    def dropout(rng):
+        return [t(rng.standard_normal((400, 500))), {"mode": "train", "p": 0.5, "seed": 7}]
+
+    def normalized(rng):
+        return [t(4 * rng.standard_normal((250, 200)) + 10), t(rng.standard_normal(200)), t(rng.standard_normal(200)),
+                {"mode": "train"}]
+
+    def spatial(rng):
+        return [t(4 * rng.standard_normal((8, 16, 32, 32)) + 10), t(rng.standard_normal(16)),
+                t(rng.standard_normal(16)), {"mode": "train"}]
+
+    def pool(rng):
+        return [t(distinct(rng, (4, 16, 32, 32))), {"pool_height": 2, "pool_width": 2, "stride": 2}]
+
+    cases = [("linear.backward", "Linear", "backward", linear, "x, w and b"),
+             ("relu.backward", "ReLU", "backward", elementwise, "x"),
+             ("linear_relu.backward", "Linear_ReLU", "backward", linear, "x, w and b"),
+             ("dropout.backward", "Dropout", "backward", dropout, "x"),
+             ("batchnorm.backward", "BatchNorm", "backward", normalized, "x, gamma and beta"),
+             ("batchnorm.backward_alt", "BatchNorm", "backward_alt", normalized, "x, gamma and beta"),
+             ("spatial_batchnorm.backward", "SpatialBatchNorm", "backward", spatial, "x, gamma and beta"),
+             ("max_pool.backward", "MaxPool", "backward", pool, "x")]
+    return [pytest.param(layer, backward, make, names, marks=pytest.mark.task(task), id=task)
+            for task, layer, backward, make, names in cases]
+
+
+@pytest.mark.parametrize("layer,backward,make_args,names", cost_cases())
+def test_backward_costs_about_what_its_forward_pass_costs(student, rng, layer, backward, make_args, names):
+    ours = getattr(student.layers, layer)
+    check_backward_cost(ours.forward, getattr(ours, backward), make_args(rng), rng=rng, input_names=names)
+
+
+@pytest.mark.parametrize("loss_name", [pytest.param(name, marks=pytest.mark.task(f"{name}.gradient"))
+                                       for name in ("softmax_loss", "svm_loss")])
+def test_loss_gradient_costs_about_what_the_loss_costs(student, rng, loss_name):
+    N, C = 2000, 100
+    check_loss_cost(getattr(student.layers, loss_name), [t(rng.standard_normal((N, C))),
+                                                         torch.from_numpy(rng.integers(C, size=N))], input_names="x")

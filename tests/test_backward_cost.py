@@ -1,0 +1,124 @@
+"""A gradient measured by finite differences of the submission's own forward pass has the right values
+and passes every value check; it loses its task because it cannot have backpropagation's cost
+(grader.checking.backward_cost). Students who write the gradient as loops keep every point."""
+
+from __future__ import annotations
+
+import pytest
+
+import grader.checking.backward_cost as backward_cost
+from mutants_a1 import student_version
+from support import a1, grade_checks, lost, make_submission
+
+# What a student writes who measures each gradient as the course's numeric gradient check does.
+NUMERIC = """
+def numeric_gradient(f, x, df, h=1e-5):
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    while not it.finished:
+        ix = it.multi_index
+        old = x[ix]
+        x[ix] = old + h
+        pos = np.array(f(x), dtype=float).copy()
+        x[ix] = old - h
+        neg = np.array(f(x), dtype=float).copy()
+        x[ix] = old
+        grad[ix] = np.sum((pos - neg) * df) / (2 * h)
+        it.iternext()
+    return grad
+"""
+
+MEASURED = {
+    "affine_backward": """
+        x, w, b = cache
+        dx = numeric_gradient(lambda v: affine_forward(v, w, b)[0], x.copy(), dout)
+        dw = numeric_gradient(lambda v: affine_forward(x, v, b)[0], w.copy(), dout)
+        db = numeric_gradient(lambda v: affine_forward(x, w, v)[0], b.copy(), dout)
+    """,
+    "relu_backward": """
+        dx = numeric_gradient(lambda v: relu_forward(v)[0], cache.copy(), dout)
+    """,
+    "softmax_loss": """
+        def value(scores):
+            shifted = scores - scores.max(axis=1, keepdims=True)
+            log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            return -log_probs[np.arange(scores.shape[0]), y].mean()
+
+        loss = value(x)
+        dx = numeric_gradient(value, x.astype(float).copy(), 1.0)
+    """,
+}
+ONLY = "affine.*,relu.*,softmax_loss.*"
+MEASURED_TASKS = {"affine.backward", "relu.backward", "softmax_loss.gradient"}
+
+
+def measured_submission(tmp_path):
+    shipped = a1()
+    text = (shipped.reference_directory / "layers.py").read_text()
+    for function, body in MEASURED.items():
+        text = student_version(text, function, body)
+    text += "\n" + NUMERIC
+    return shipped, make_submission(tmp_path, shipped, "reference", {"layers.py": text})
+
+
+def test_gradients_measured_by_finite_differences_lose_their_tasks_saying_why(tmp_path, monkeypatch):
+    # A lower floor keeps the test short; the measured gradients take minutes at these sizes either way.
+    monkeypatch.setattr(backward_cost, "FLOOR_S", 3.0)
+    shipped, folder = measured_submission(tmp_path)
+    result = grade_checks(shipped, folder, only=ONLY, seed=None)
+    assert lost(result) == MEASURED_TASKS, {t.task_id: t.message for t in result.tasks}
+    for task in result.tasks:
+        if task.task_id in MEASURED_TASKS:
+            assert "did not answer within 3 s" in task.message and "finite differences" in task.message, task.message
+
+
+def test_without_the_cost_check_the_measured_gradients_earn_full_marks(tmp_path, monkeypatch):
+    """Teeth for the test above: every value check of these tasks passes the measured gradients."""
+    monkeypatch.setattr(backward_cost, "_within", lambda call, limit, what, forward_time: None)
+    shipped, folder = measured_submission(tmp_path)
+    result = grade_checks(shipped, folder, only=ONLY, seed=None)
+    assert result.tasks and not lost(result), {t.task_id: t.message for t in result.tasks}
+
+
+LOOPS = {
+    "affine_backward": """
+        x, w, b = cache
+        X = x.reshape(x.shape[0], -1)
+        dx = np.zeros_like(X)
+        dw = np.zeros_like(w)
+        for i in range(X.shape[0]):
+            for k in range(X.shape[1]):
+                total = 0.0
+                for j in range(w.shape[1]):
+                    total += dout[i, j] * w[k, j]
+                    dw[k, j] += X[i, k] * dout[i, j]
+                dx[i, k] = total
+        dx = dx.reshape(x.shape)
+        db = np.zeros(w.shape[1])
+        for i in range(dout.shape[0]):
+            db += dout[i]
+    """,
+    "relu_backward": """
+        x = cache
+        dx = np.zeros_like(dout)
+        for index in np.ndindex(*x.shape):
+            if x[index] > 0:
+                dx[index] = dout[index]
+    """,
+}
+
+
+def test_backward_passes_written_as_loops_over_every_element_keep_every_point(tmp_path):
+    shipped = a1()
+    text = (shipped.reference_directory / "layers.py").read_text()
+    for function, body in LOOPS.items():
+        text = student_version(text, function, body)
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": text})
+    result = grade_checks(shipped, folder, only="affine.*,relu.*", seed=None)
+    assert result.tasks and not lost(result), {t.task_id: t.message for t in result.tasks}
+
+
+@pytest.mark.parametrize("forward_s,limit", [(0.001, 3.0), (0.5, 25.0)])
+def test_the_limit_is_the_floor_or_fifty_forward_passes(monkeypatch, forward_s, limit):
+    monkeypatch.setattr(backward_cost, "FLOOR_S", 3.0)
+    assert backward_cost.limit_for(forward_s) == pytest.approx(limit)
