@@ -49,10 +49,13 @@ def test_validate_reports_a_check_without_task(project):
     checks = project / "assignments" / "a1_fc_numpy" / "checks"
     (checks / "test_extra.py").write_text(
         "import pytest\n\n@pytest.mark.task('no.such.task')\ndef test_x(student):\n    pass\n\n"
-        "def test_unmarked(student):\n    pass\n")
+        "def test_unmarked(student):\n    pass\n\n"
+        "@pytest.mark.task('relu.forward', 'relu.backward')\ndef test_both(student):\n    pass\n")
     problems = validate(load_assignment("a1_fc_numpy", project))
     assert any("no.such.task" in p for p in problems)
     assert any("test_unmarked" in p and "marker" in p for p in problems)
+    assert any("test_both" in p and "names 2 tasks (relu.forward, relu.backward)" in p for p in problems), problems
+    assert not any("test_both" in p and "has no" in p for p in problems), problems
 
 
 def test_validate_reports_stub_and_reference_signatures_that_differ(project):
@@ -81,3 +84,17 @@ def test_only_takes_one_glob_or_several_separated_by_commas():
     assert task_matches("relu.backward", "affine.*, relu.*")
     assert not task_matches("optim.adam", "affine.*,relu.*")
     assert not task_matches("affine.forward", ",")
+
+
+def test_validate_reports_a_training_entry_that_names_no_function(project):
+    edit_config(project, "entry: models.create_solver_instance", "entry: models.create_solver_instanse")
+    problems = validate(load_assignment("a1_fc_numpy", project))
+    for what in ("stub", "reference"):
+        assert any("create_solver_instanse is no function of the " + what + "'s models.py" in p for p in problems), problems
+
+
+def test_validate_says_which_side_lacks_a_function(project):
+    layers = project / "reference" / "a1_fc_numpy" / "layers.py"
+    layers.write_text(layers.read_text().replace("def sigmoid_forward(x):", "def sigmoid_forward_renamed(x):"))
+    problems = validate(load_assignment("a1_fc_numpy", project))
+    assert "layers.py: sigmoid_forward is in the stub but not in the reference" in problems, problems

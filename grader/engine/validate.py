@@ -28,6 +28,9 @@ class _Collector:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             marker = item.get_closest_marker("task")
+            if marker is not None and len(marker.args) > 1:
+                self.errors.append(f"{item.nodeid}: its @pytest.mark.task names {len(marker.args)} tasks "
+                                   f"({', '.join(map(str, marker.args))}); a check belongs to exactly one")
             self.markers[item.nodeid] = marker.args[0] if marker is not None and len(marker.args) == 1 else None
 
 
@@ -70,6 +73,8 @@ def validate(assignment: Assignment) -> list[str]:
     task_ids = {t.id for t in spec.tasks}
     checked = set()
     for nodeid, task_id in sorted(collector.markers.items()):
+        if task_id is None and any(nodeid in error for error in collector.errors):
+            continue  # already said: more than one task named
         if task_id is None:
             problems.append(f"{nodeid}: has no @pytest.mark.task(\"<task id>\") marker")
         elif task_id not in task_ids:
@@ -89,7 +94,30 @@ def validate(assignment: Assignment) -> list[str]:
                 continue
             stub_names, solution_names = _signatures(stub), _signatures(solution)
             for symbol in sorted(set(stub_names) | set(solution_names)):
-                if stub_names.get(symbol) != solution_names.get(symbol):
+                if symbol not in solution_names:
+                    problems.append(f"{name}: {symbol} is in the stub but not in the reference")
+                elif symbol not in stub_names:
+                    problems.append(f"{name}: {symbol} is in the reference but not in the stub")
+                elif stub_names[symbol] != solution_names[symbol]:
                     problems.append(f"{name}: {symbol} differs between the stub and the reference "
-                                    f"({stub_names.get(symbol)!r} vs {solution_names.get(symbol)!r})")
+                                    f"({stub_names[symbol]!r} vs {solution_names[symbol]!r})")
+    problems += _training_entries_defined(assignment)
+    return problems
+
+
+def _training_entries_defined(assignment: Assignment) -> list[str]:
+    """Each training task's entry is a function of its module in the stub and in the reference: a
+    misspelt one would fail every submission, the reference's too, as if the students' code were wrong."""
+    problems = []
+    for task in assignment.spec.tasks:
+        if task.training is None:
+            continue
+        module, function = task.training.entry.split(".")
+        for folder, what in ((assignment.directory, "stub"), (assignment.reference_directory, "reference")):
+            path = folder / f"{module}.py" if folder is not None else None
+            if path is None or not path.is_file():
+                continue
+            if _signatures(path).get(function) in (None, "class"):
+                problems.append(f"{assignment.directory / 'assignment.yaml'}: task {task.id!r}: its training entry "
+                                f"{task.training.entry} is no function of the {what}'s {module}.py")
     return problems

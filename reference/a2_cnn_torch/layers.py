@@ -19,6 +19,12 @@ that Linear and Linear_ReLU get is contiguous.
 A backward pass is graded only where its forward pass is right: at the inputs of a backward check
 the forward pass's output must equal the reference's, and the gradients must equal both the numeric
 gradients of your forward pass and the reference's gradients. Fix a forward pass first.
+
+A backward pass computes its gradients from the cache with the layer's derivatives
+(backpropagation), at about the cost of a forward pass. A gradient measured by finite differences
+(running the forward pass again for each input element, as the numeric gradient check does) is not
+a backward pass: on the large inputs the grader also uses it takes minutes, and fails for its time.
+The same holds for the losses' dx and the models' grads.
 """
 
 import torch
