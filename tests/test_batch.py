@@ -364,6 +364,7 @@ def test_submissions_are_named_by_their_export(tmp_path):
     found, passed_over = discover(A1, subs)
     names = {s.id: s for s in found}
     assert sorted(names) == ["0034567", "2024001", "bo@uni.edu+2024003", "hw-dana", "upload"]  # not its MANIFEST's
+    assert names["bo@uni.edu+2024003"].members == ("bo@uni.edu", "2024003") and names["2024001"].members == ()
     assert names["hw-dana"].path == subs / "hw-dana" / "assignments" / A1
     assert passed_over == ["link: a symbolic link, not graded"]
     make_submission(subs / "upload", a1())

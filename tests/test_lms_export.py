@@ -88,16 +88,13 @@ def test_a_roster_names_the_students_leaves_out_the_unnamed_and_keeps_the_unsubm
                                      ["carol@uni.edu", "2024003", "", ""]]
 
 
-def test_a_roster_with_an_unknown_column_or_a_submission_named_twice_is_refused(tmp_path):
+def test_a_roster_with_an_unknown_column_or_no_submission_column_is_refused(tmp_path):
     roster = tmp_path / "roster.csv"
     roster.write_text("submission,mail\nalice,a@b\n")
     with pytest.raises(LmsExportError, match="not 'mail'"):
         read_roster(roster)
     roster.write_text("name\nAlice\n")
     with pytest.raises(LmsExportError, match="must name a 'submission' column"):
-        read_roster(roster)
-    roster.write_text("submission,name\nalice,A\nalice,B\n")
-    with pytest.raises(LmsExportError, match="line 3: submission 'alice' is named twice"):
         read_roster(roster)
 
 
@@ -146,3 +143,26 @@ def test_a_canvas_downloads_user_ids_fill_the_id_column_and_a_rosters_blanks(tmp
     assert [row[:2] for row in rows(export.path)[2:]] == [["Doe, Jane", "12345"], ["Lee, Amy", "999"]]
     assert ("leeamy_23456: the roster's canvas_id 999 is not the user id 23456 of the Canvas download's file names; "
             "the roster's is written") in export.warnings
+
+
+def test_a_groups_submission_gives_each_member_the_groups_grade(tmp_path):
+    out = tmp_path / "out"
+    store = BatchStore(out)
+    try:
+        store.bind({"assignment": "a1_fc_numpy", "mode": "official", "seed": "1"})
+        run = store.begin_run([])
+        for rec in (record("23456+34567", 9.0), record("45678", 4.0)):
+            attempt = store.claim(rec["id"], f"subs/{rec['id']}", "hash", run)
+            store.finish(rec["id"], run, attempt, rec)
+        store.record_found(["23456+34567", "45678"], members={"23456+34567": ["23456", "34567"]})
+    finally:
+        store.close()
+    assert rows(export_grades(out, "csv").path)[1:] == [["23456", "9", "10"], ["34567", "9", "10"], ["45678", "4", "10"]]
+    roster = tmp_path / "roster.csv"
+    roster.write_text("submission,name,sis_user_id\n23456+34567,Ann,23456\n23456+34567,Ben,34567\n"
+                      "45678,Cy,45678\n45678,Cy again,45678\n")
+    export = export_grades(out, "canvas", roster=roster, out=tmp_path / "c.csv")
+    assert [(row[0], row[-1]) for row in rows(export.path)[2:]] == [("Ann", "9"), ("Ben", "9"), ("Cy", "4"),
+                                                                    ("Cy again", "4")]
+    assert export.warnings == ["45678: named on 2 rows of the roster, though no group's submission; each row gets its "
+                               "grade"]

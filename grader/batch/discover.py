@@ -41,6 +41,7 @@ class FoundSubmission:
     problem: Optional[str] = None  # why it cannot be graded, found before grading (e.g. wrong assignment)
     notes: tuple[str, ...] = ()    # what its result should say about it (e.g. a MANIFEST claiming another id)
     upload: Optional[StudentUpload] = None  # loose files of a platform's download, to be staged at `path`
+    members: tuple[str, ...] = ()  # a group's submitters, where a Gradescope export names several
 
 
 def discover(assignment_id: str, folder: Path, student_files: Sequence[str] = (),
@@ -51,7 +52,8 @@ def discover(assignment_id: str, folder: Path, student_files: Sequence[str] = ()
     (`stage_uploads`) into a folder of `stage_in` and graded from there."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder of submissions")
-    named = _gradescope_names(folder)
+    submitters = _gradescope_submitters(folder)
+    named = {entry: "+".join(people) for entry, people in submitters.items()}
     candidates: list[tuple[str, Path | StudentUpload]] = []
     skipped: list[str] = []
     platform_files = []
@@ -94,7 +96,9 @@ def discover(assignment_id: str, folder: Path, student_files: Sequence[str] = ()
             notes = _identity_claim(manifest, name, ident)
         twins = _same_name_elsewhere(path, ident, by_name[name])
         notes += twins or _numbered(name, ident, path, owner_of)
-        found.append(FoundSubmission(ident, _grading_root(path, assignment_id), problem, notes))
+        people = submitters.get(path.name, ())
+        found.append(FoundSubmission(ident, _grading_root(path, assignment_id), problem, notes,
+                                     members=tuple(people) if len(people) > 1 else ()))
     return sorted(found, key=lambda s: s.id), skipped
 
 
@@ -178,9 +182,9 @@ def _unique(names: list[str]) -> list[str]:
     return ids
 
 
-def _gradescope_names(folder: Path) -> dict[str, str]:
-    """Folder name -> its submitters' ids, from a Gradescope export's metadata (keys written as
-    Ruby symbols, `:submitters:`); empty when there is none or it cannot be read."""
+def _gradescope_submitters(folder: Path) -> dict[str, list[str]]:
+    """Folder name -> its submitters' ids (several for a group), from a Gradescope export's metadata
+    (keys written as Ruby symbols, `:submitters:`); empty when there is none or it cannot be read."""
     path = folder / GRADESCOPE_METADATA
     if not path.is_file():
         return {}
@@ -200,7 +204,7 @@ def _gradescope_names(folder: Path) -> dict[str, str]:
                 if ident:
                     ids.append(str(ident))
         if ids:
-            names[str(key)] = "+".join(ids)
+            names[str(key)] = ids
     return names
 
 

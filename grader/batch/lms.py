@@ -22,7 +22,9 @@ Who a submission is in the LMS: without a roster, its id (the name of its folder
 submitters in a Gradescope export) is the student's login (Canvas `SIS Login ID`, Moodle `Username`)
 and name; a submission from Canvas's own download also has its Canvas user id (`ID`, read from the
 download's file names by grader.batch.platform_downloads), which Canvas matches first, so that such a
-batch imports into Canvas without a roster. A roster's blank `canvas_id` is filled the same way. A roster is a CSV file with a header naming some of ROSTER_COLUMNS (any order, any case):
+batch imports into Canvas without a roster. A roster's blank `canvas_id` is filled the same way.
+A group's submission (a Gradescope export naming several submitters) gives each member a row of
+their own with the group's grade; a roster names such a submission on each member's row. A roster is a CSV file with a header naming some of ROSTER_COLUMNS (any order, any case):
 `submission` (required: the submission's id as `grader batch` names it), `name`, `canvas_id`,
 `sis_user_id`, `sis_login_id`, `section` (Canvas), `email`, `idnumber`, `username` (Moodle). With a
 roster, the file has one row per roster row, in its order: a submission the roster does not name is
@@ -41,7 +43,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from grader.batch.store import CANVAS_IDS_KEY, DATABASE_NAME, ERROR, FOUND_KEY
+from grader.batch.store import CANVAS_IDS_KEY, DATABASE_NAME, ERROR, FOUND_KEY, MEMBERS_KEY
 from grader.files import write_atomically
 from grader.options import LMS_FORMATS, ROSTER_COLUMNS
 
@@ -129,25 +131,23 @@ def read_roster(path: Path) -> list[Student]:
     if unknown or "submission" not in header:
         raise LmsExportError(f"roster {path}: its header must name a 'submission' column and otherwise only "
                              f"{', '.join(ROSTER_COLUMNS[1:])}" + (f"; not {', '.join(map(repr, unknown))}" if unknown else ""))
-    students, seen = [], set()
-    for line, row in enumerate(reader, start=2):
+    students = []
+    for row in reader:
         if not any(cell.strip() for cell in row):
             continue
         values = {column: cell.strip() for column, cell in zip(header, row)}
-        student = Student(**{column: values.get(column, "") for column in ROSTER_COLUMNS})
-        if student.submission and student.submission in seen:
-            raise LmsExportError(f"roster {path}, line {line}: submission {student.submission!r} is named twice")
-        seen.add(student.submission)
-        students.append(student)
+        students.append(Student(**{column: values.get(column, "") for column in ROSTER_COLUMNS}))
     return students
 
 
 def grades_for(records: Sequence[dict[str, Any]], roster: Optional[Sequence[Student]],
-               canvas_ids: Optional[dict[str, str]] = None) -> tuple[list[Grade], list[str]]:
+               canvas_ids: Optional[dict[str, str]] = None,
+               members: Optional[dict[str, list[str]]] = None) -> tuple[list[Grade], list[str]]:
     """Each student's grade, and warnings: submissions left out, grades left empty, a roster's Canvas id
-    that is not the one the submission's download names. `canvas_ids`: the Canvas user ids of the
-    submissions that a Canvas download named."""
-    canvas_ids = canvas_ids or {}
+    that is not the one the submission's download names, a submission a roster names on several rows
+    that is no group's. `canvas_ids`: the Canvas user ids of the submissions that a Canvas download
+    named; `members`: the submitters of each group's submission."""
+    canvas_ids, members = canvas_ids or {}, members or {}
     warnings = []
     scores: dict[str, Optional[float]] = {}
     for record in records:
@@ -157,9 +157,16 @@ def grades_for(records: Sequence[dict[str, Any]], roster: Optional[Sequence[Stud
         else:
             scores[record["id"]] = float(record["score"])
     if roster is None:
-        return [Grade(Student.from_submission(ident, canvas_ids.get(ident, "")), score)
-                for ident, score in scores.items()], warnings
+        return [Grade(Student.from_submission(person, canvas_ids.get(ident, "")), score)
+                for ident, score in scores.items() for person in members.get(ident) or [ident]], warnings
     named = {student.submission for student in roster}
+    rows = {}
+    for student in roster:
+        rows[student.submission] = rows.get(student.submission, 0) + 1
+    for ident, count in rows.items():
+        if ident and count > 1 and ident not in members:
+            warnings.append(f"{ident}: named on {count} rows of the roster, though no group's submission; each row "
+                            "gets its grade")
     for ident in scores:
         if ident not in named:
             warnings.append(f"{ident}: not in the roster, left out")
@@ -201,7 +208,8 @@ def export_grades(batch_dir: Path, lms_format: str, *, roster: Optional[Path] = 
         raise LmsExportError(f"unknown format {lms_format!r}: expected one of {', '.join(FORMATS)}")
     settings, records, gone = read_batch(batch_dir)
     students = read_roster(roster) if roster is not None else None
-    grades, warnings = grades_for(records, students, _canvas_ids(settings))
+    grades, warnings = grades_for(records, students, _json_mapping(settings, CANVAS_IDS_KEY),
+                                  _json_mapping(settings, MEMBERS_KEY))
     warnings += [f"{ident}: graded by an earlier run but no longer in the submissions folder, left out" for ident in gone]
     points_possible = max((float(r["max_score"]) for r in records), default=0.0)
     name = assignment_name or settings.get("assignment", "grade")
@@ -219,12 +227,13 @@ def export_grades(batch_dir: Path, lms_format: str, *, roster: Optional[Path] = 
     return Export(path, len(grades), warnings)
 
 
-def _canvas_ids(settings: dict[str, str]) -> dict[str, str]:
+def _json_mapping(settings: dict[str, str], key: str) -> dict[str, Any]:
+    """A mapping the batch's meta table keeps as JSON (empty where a batch of an earlier version has none)."""
     try:
-        read = json.loads(settings.get(CANVAS_IDS_KEY, "{}"))
+        read = json.loads(settings.get(key, "{}"))
     except ValueError:
         return {}
-    return {str(k): str(v) for k, v in read.items()} if isinstance(read, dict) else {}
+    return {str(k): v for k, v in read.items()} if isinstance(read, dict) else {}
 
 
 def _number(value: Optional[float]) -> str:

@@ -139,7 +139,8 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
         # Every job grades at the level proven here; one on another node proves it there again.
         settings = dataclasses.replace(settings, sandbox=verdict[0])
         run = store.begin_run(options.arguments)
-        store.record_found(ids, {s.id: s.upload.canvas_id for s in found if s.upload is not None and s.upload.canvas_id})
+        store.record_found(ids, {s.id: s.upload.canvas_id for s in found if s.upload is not None and s.upload.canvas_id},
+                           {s.id: list(s.members) for s in found if s.members})
         stored = store.stored()
         jobs, skipped = [], []
         for submission in found:

@@ -25,6 +25,7 @@ GRADED, UNUSABLE, ERROR = "graded", "unusable", "error"
 SCHEMA_VERSION = "1"
 FOUND_KEY = "found"   # meta: the ids the latest run found, as a JSON list
 CANVAS_IDS_KEY = "canvas_ids"   # meta: id -> Canvas user id, for submissions of a Canvas download (JSON)
+MEMBERS_KEY = "members"         # meta: id -> its group's submitters, for a group's submission (JSON)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -124,14 +125,16 @@ class BatchStore:
                        (time.time(),))
         return int(cursor.lastrowid)
 
-    def record_found(self, ids: list[str], canvas_ids: Optional[dict[str, str]] = None) -> None:
+    def record_found(self, ids: list[str], canvas_ids: Optional[dict[str, str]] = None,
+                     members: Optional[dict[str, list[str]]] = None) -> None:
         """The ids of the submissions the latest run found in the submissions folder: a submission
         graded by an earlier run and gone since (replaced by a newer upload) is not in the batch's
-        grades any more (grader.batch.lms reads this); and the Canvas user ids that a Canvas download's
-        file names gave some of them."""
+        grades any more (grader.batch.lms reads this); the Canvas user ids that a Canvas download's
+        file names gave some of them; and the members of each group's submission."""
         with self._transaction() as db:
             db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                           [(FOUND_KEY, json.dumps(sorted(ids))), (CANVAS_IDS_KEY, json.dumps(canvas_ids or {}))])
+                           [(FOUND_KEY, json.dumps(sorted(ids))), (CANVAS_IDS_KEY, json.dumps(canvas_ids or {})),
+                            (MEMBERS_KEY, json.dumps(members or {}))])
 
     # -- submissions ----------------------------------------------------------------------------
 
