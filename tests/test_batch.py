@@ -297,7 +297,11 @@ def test_a_submission_gone_from_the_folder_since_an_earlier_run_is_not_in_the_lm
     subs, out = small_batch
     grade_batch(small(subs, out))
     (subs / "bob").rename(subs / "bob-2")
-    grade_batch(small(subs, out))
+    outcome = grade_batch(small(subs, out))
+    # Said at once, and kept in summary.md: another folder graded into the same --out would look alike.
+    assert any(note.startswith(f"1 submission(s) graded into this --out by an earlier run are not in {subs} now "
+                               "(bob)") for note in outcome.notes), outcome.notes
+    assert "## Graded earlier, not in the folder now" in (out / "summary.md").read_text()
     export = export_grades(out, "csv")
     assert [row.split(",")[0] for row in export.path.read_text().splitlines()[1:]] == ["alice", "bob-2"]
     assert export.warnings == ["bob: graded by an earlier run but no longer in the submissions folder, left out"]

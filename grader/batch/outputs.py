@@ -78,10 +78,11 @@ class Summary:
     passed_over: tuple[str, ...] = ()               # entries of the folder that are no submission, and why
     # id, what: submissions whose result asks a person to read their code (grader.engine.source_review)
     to_read: tuple[tuple[str, str], ...] = ()
+    gone: tuple[str, ...] = ()   # graded by an earlier run into the same --out, not in the folder now
 
 
 def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn],
-              passed_over: Sequence[str] = ()) -> Summary:
+              passed_over: Sequence[str] = (), gone: Sequence[str] = ()) -> Summary:
     by_status: dict[str, int] = {}
     for record in records:
         by_status[record["status"]] = by_status.get(record["status"], 0) + 1
@@ -101,7 +102,7 @@ def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequenc
                     for line in str(r.get("feedback", "")).splitlines() if line.startswith(TO_READ))
     return Summary(assignment, len(records), by_status, pass_rates, distribution,
                    statistics.fmean(scores) if scores else 0.0, statistics.median(scores) if scores else 0.0,
-                   top, slowest, failing, tuple(passed_over), to_read)
+                   top, slowest, failing, tuple(passed_over), to_read, tuple(gone))
 
 
 def summary_markdown(summary: Summary) -> str:
@@ -131,6 +132,11 @@ def summary_markdown(summary: Summary) -> str:
         lines += ["", "## Entries of the folder not graded", "", "| entry | why |", "|---|---|"]
         lines += [f"| {table_cell(entry)} | {table_cell(why)} |"
                   for entry, _, why in (line.partition(": ") for line in summary.passed_over)]
+    if summary.gone:  # their grades are in the database, not in this summary nor in the gradebook
+        lines += ["", "## Graded earlier, not in the folder now", "",
+                  f"{len(summary.gone)} submission(s) graded into this folder by an earlier run are not in the "
+                  "submissions folder now, and are left out of this summary, gradebook.csv and report.html: "
+                  + ", ".join(table_cell(ident) for ident in summary.gone)]
     return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,7 @@ from grader.batch.store import BatchMismatch, BatchStore
 from grader.options import SIMILARITY_AUTO_ABOVE, SIMILARITY_CHOICES, GradingChoices, grading_choices
 
 LOCK_NAME = ".batch.lock"
+GONE_SHOWN = 5   # ids named in the note on submissions an earlier run graded that are gone from the folder
 UPLOADS_FOLDER = ".uploads"   # loose files of a platform's download, staged one folder per student
 # Infrastructure losses (a grading process that died, a lost node) are tried this often in all.
 MAX_ATTEMPTS = 3
@@ -167,10 +168,13 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
             if record["id"] not in graded_now or record["id"] in sink.unwritten:
                 sink.write_files(record)
         columns = [TaskColumn(t.id, t.points) for t in _selected_tasks(assignment, settings)]
-        summary = summarize(assignment.id, records, columns, passed_over)
+        gone = sorted(ident for ident, r in stored.items() if ident not in set(ids) and r.record)
+        summary = summarize(assignment.id, records, columns, passed_over, gone)
         outcome = BatchOutcome(run, [j.submission_id for j in jobs], skipped, passed_over, records,
                                write_gradebook(options.out, records, columns), write_summary(options.out, summary),
                                summary, [f"{ident}: {why}" for ident, why in sorted(sink.unwritten.items())])
+        if gone:
+            outcome.notes.append(gone_note(gone, options.submissions))
         # Both after the gradebook: neither can change a score, and a failure of either costs no result.
         if similarity_wanted(options.similarity, len(found)):
             outcome.similar = _similar_pairs(assignment, found, outcome.notes)
@@ -179,6 +183,16 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
     finally:
         store.close()
         lock.release()
+
+
+def gone_note(gone: Sequence[str], submissions: Path) -> str:
+    """What an instructor must know where this folder lacks submissions an earlier run graded into the
+    same --out: a resubmission named anew replaces its old one, but another folder graded into it (the
+    late submissions downloaded apart) would leave the first folder's out of every file."""
+    shown = ", ".join(gone[:GONE_SHOWN]) + (f" and {len(gone) - GONE_SHOWN} more" if len(gone) > GONE_SHOWN else "")
+    return (f"{len(gone)} submission(s) graded into this --out by an earlier run are not in {submissions} now ({shown}): "
+            "gradebook.csv, summary.md, report.html and `grader gradebook` hold this folder's submissions only. "
+            "Grade another folder of submissions into its own --out")
 
 
 def _bind_settings(store: BatchStore, assignment: Assignment, mode: str, options: BatchOptions) -> JobSettings:
