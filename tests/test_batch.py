@@ -656,8 +656,8 @@ def test_similar_pairs_are_found_after_grading_and_the_report_is_written_every_r
         calls["similar"].append(sorted(submissions))
         return ["alice~bob"]
 
-    def write_web_report(out_dir, assignment_id, records, tasks, similarity=()):
-        calls["report"].append((assignment_id, [r["id"] for r in records], [t.id for t in tasks], list(similarity)))
+    def write_web_report(out_dir, assignment_id, records, tasks, similarity=None):
+        calls["report"].append((assignment_id, [r["id"] for r in records], [t.id for t in tasks], similarity))
         path = out_dir / "report.html"
         path.write_text("<html></html>")
         return path
@@ -667,7 +667,8 @@ def test_similar_pairs_are_found_after_grading_and_the_report_is_written_every_r
     outcome = grade_batch(small(subs, out, similarity=choice), make_executor=CountingExecutor())
     pairs = ["alice~bob"] if compared else []
     assert calls["similar"] == ([[("alice", subs / "alice"), ("bob", subs / "bob")]] if compared else [])
-    assert calls["report"] == [(A1, ["alice", "bob"], ["affine.forward"], pairs)]
+    # None: not compared, which report.html says apart from a comparison that found no pair
+    assert calls["report"] == [(A1, ["alice", "bob"], ["affine.forward"], pairs if compared else None)]
     assert outcome.similar == pairs and outcome.report == out / "report.html" and outcome.notes == []
     assert [r["score"] for r in outcome.records] == [1.0, 1.0]  # no score changed
     grade_batch(small(subs, out, similarity=choice), make_executor=CountingExecutor())  # nothing graded: written again
@@ -703,3 +704,15 @@ def test_off_a_terminal_the_command_prints_progress_lines_and_the_reports_paths(
     assert main(["batch", A1, str(subs), "--out", str(out), "--only", "affine.forward", "--jobs", "1",
                  "--quiet", "--regrade", "bob"]) == 0
     assert "1 graded now, 1 kept as they were" in capsys.readouterr().out
+
+
+def test_an_out_that_is_a_file_is_a_usage_error_naming_it(small_batch, capsys):
+    from grader.cli import main
+
+    subs, out = small_batch
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("not a folder")
+    assert main(["batch", A1, str(subs), "--out", str(out), "--skip-training"]) == 2
+    assert f"--out {out} is a file, not a folder" in capsys.readouterr().err
+    assert main(["batch", A1, str(subs), "--out", str(out / "below"), "--skip-training"]) == 2
+    assert f"--out {out / 'below'} cannot be made a folder" in capsys.readouterr().err

@@ -267,7 +267,10 @@ def test_student_text_renders_as_text(batch):
 
 
 def test_similarity_is_not_computed_unless_given(batch, tmp_path):
-    assert "Similarity not computed." in batch.html
+    assert "Similarity not computed (" in batch.html
+    records = [r for r in batch.records if r["id"] in ("reference", "stubs")]
+    none_found = write_web_report(tmp_path / "none", A1, records, batch.tasks, similarity=[]).read_text(encoding="utf-8")
+    assert "not computed" not in none_found and "No pair of submissions shares more of its own code" in none_found
     pairs = [SimilarPair("reference", HOSTILE_ID, 0.93,
                          [(f"layers.py, lines 1-2:\ndef affine_forward(x, w, b):  # {SCRIPT}",
                            "layers.py, lines 3-4:\ndef affine_forward(x, w, b):")]),

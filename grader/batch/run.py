@@ -126,7 +126,12 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
     ids = [s.id for s in found]
     if unknown := sorted(set(options.regrade_only) - set(ids), key=list(options.regrade_only).index):
         raise UnknownSubmissions(unknown_submissions_message(unknown, ids))
-    options.out.mkdir(parents=True, exist_ok=True)
+    if options.out.exists() and not options.out.is_dir():
+        raise ConfigError(f"--out {options.out} is a file, not a folder for the batch's results")
+    try:
+        options.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {options.out} cannot be made a folder: {exc.strerror or exc}") from None
     lock = FileLock(str(options.out / LOCK_NAME))
     try:
         lock.acquire(timeout=0)
@@ -176,9 +181,11 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
         if gone:
             outcome.notes.append(gone_note(gone, options.submissions))
         # Both after the gradebook: neither can change a score, and a failure of either costs no result.
-        if similarity_wanted(options.similarity, len(found)):
+        compared = similarity_wanted(options.similarity, len(found))
+        if compared:
             outcome.similar = _similar_pairs(assignment, found, outcome.notes)
-        outcome.report = _web_report(options.out, assignment.id, records, columns, outcome.similar, outcome.notes)
+        outcome.report = _web_report(options.out, assignment.id, records, columns,
+                                     outcome.similar if compared else None, outcome.notes)
         return outcome
     finally:
         store.close()
@@ -232,7 +239,7 @@ def _similar_pairs(assignment: Assignment, found: Sequence[FoundSubmission], not
 
 
 def _web_report(out: Path, assignment_id: str, records: list[dict[str, Any]], columns: list[TaskColumn],
-                similar: list[Any], notes: list[str]) -> Optional[Path]:
+                similar: Optional[list[Any]], notes: list[str]) -> Optional[Path]:
     try:
         from grader.batch.web_report import write_web_report
 

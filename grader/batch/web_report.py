@@ -146,7 +146,7 @@ class _Run:
 
 
 def write_web_report(out: Path, assignment_id: str, records: Sequence[dict[str, Any]], tasks: Sequence[TaskColumn],
-                     similarity: Sequence[Any] = ()) -> Path:
+                     similarity: Optional[Sequence[Any]] = None) -> Path:
     """Writes `out/report.html` and `out/submissions/<id>/index.html` for each record; returns the
     report's path.
 
@@ -275,9 +275,14 @@ def _submissions_section(records: Sequence[dict[str, Any]], tasks: Sequence[Task
             + "\n</tbody></table></div>")
 
 
-def _similarity_section(similarity: Sequence[Any], known: set[str]) -> str:
+def _similarity_section(similarity: Optional[Sequence[Any]], known: set[str]) -> str:
+    if similarity is None:
+        return ("<h2 id=similarity>Similarity</h2>\n<p class=muted>Similarity not computed (--similarity off, or a "
+                "batch too small for auto).</p>")
     if not similarity:
-        return "<h2 id=similarity>Similarity</h2>\n<p class=muted>Similarity not computed.</p>"
+        return ("<h2 id=similarity>Similarity</h2>\n<p>No pair of submissions shares more of its own code than the "
+                "threshold. What the class shares is not counted: the stubs, the provided files and the reference "
+                "solution, so submissions that are copies of the reference are not paired with each other.</p>")
     pairs = sorted(similarity, key=lambda p: -float(p.score))
     rows = []
     for pair in pairs[:SIMILAR_SHOWN]:
