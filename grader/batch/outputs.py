@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from grader.engine.source_review import TO_READ
-from grader.batch.store import GRADED
+from grader.batch.store import ERROR, GRADED
 from grader.files import write_atomically
 from grader.report.markdown import table_cell
 from grader.untrusted_text import log_safe, printable
 
+# Which submissions the class's mean and median count (report.html gives the graded ones' too).
+GRADES_COUNTED = "every submission graded or unusable, an unusable one as 0"
 SLOWEST_SHOWN = 5
 FAILING_SHOWN = 20
 
@@ -89,7 +91,8 @@ def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequenc
     graded = [r for r in records if r["status"] == GRADED]
     pass_rates = [(t.id, sum(1 for r in graded if r["tasks"].get(t.id, {}).get("outcome") == "passed"), len(graded))
                   for t in tasks]
-    scores = [r["score"] for r in records]
+    # The class's grades: an unusable submission is its student's 0; one the grader failed on is no grade.
+    scores = [r["score"] for r in records if r["status"] != ERROR]
     top = max((r["max_score"] for r in records), default=0.0)
     bands = [0] * 10
     for score in scores:
@@ -108,7 +111,8 @@ def summarize(assignment: str, records: Sequence[dict[str, Any]], tasks: Sequenc
 def summary_markdown(summary: Summary) -> str:
     lines = [f"# Batch of {summary.assignment}", "",
              f"{summary.submissions} submissions: " + ", ".join(f"{n} {s}" for s, n in sorted(summary.by_status.items())),
-             "", f"Score: mean {summary.mean:.2f}, median {summary.median:g} of {summary.max_score:g}", "",
+             "", f"Score: mean {summary.mean:.2f}, median {summary.median:g} of {summary.max_score:g} "
+                 f"({GRADES_COUNTED})", "",
              "## Pass rate per task", "", "| task | passed | rate |", "|---|---:|---:|"]
     for task, passed, graded in summary.pass_rates:
         lines.append(f"| {table_cell(task)} | {passed}/{graded} | {_rate(passed, graded)} |")
@@ -146,7 +150,7 @@ def print_summary(summary: Summary, console: Any) -> None:
 
     console.print(f"[bold]{summary.assignment}[/]: {summary.submissions} submissions, "
                   + ", ".join(f"{n} {s}" for s, n in sorted(summary.by_status.items()))
-                  + f"; mean {summary.mean:.2f}, median {summary.median:g} of {summary.max_score:g}")
+                  + f"; mean {summary.mean:.2f}, median {summary.median:g} of {summary.max_score:g} ({GRADES_COUNTED})")
     rates = Table(title="pass rate per task")
     for column in ("task", "passed", "rate"):
         rates.add_column(column, justify="left" if column == "task" else "right")

@@ -185,7 +185,9 @@ def _overview(assignment_id: str, records: Sequence[dict[str, Any]]) -> str:
                ("failed to grade", str(len(records) - len(graded)))]
     if scores:
         quartiles = statistics.quantiles(scores, n=4, method="inclusive") if len(scores) > 1 else [scores[0]] * 3
-        figures += [("mean", f"{statistics.fmean(scores):.4g}"), ("median", f"{statistics.median(scores):.4g}"),
+        # Of the graded submissions (summary.md's mean also counts an unusable one as 0): said in the header.
+        figures += [("mean of graded", f"{statistics.fmean(scores):.4g}"),
+                    ("median of graded", f"{statistics.median(scores):.4g}"),
                     ("lower quartile", f"{quartiles[0]:.4g}"), ("upper quartile", f"{quartiles[2]:.4g}"),
                     ("lowest", f"{scores[0]:.4g}"), ("highest", f"{scores[-1]:.4g}"), ("out of", f"{top:g}")]
     statuses: dict[str, int] = {}
