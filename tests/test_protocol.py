@@ -260,3 +260,14 @@ def test_a_process_left_running_by_a_fresh_workers_first_request_is_charged_to_i
     finally:
         session.close()
 
+
+
+def test_a_path_into_the_worker_refuses_to_be_iterated_rather_than_indexing_forever():
+    # Indexing builds a path without a round trip: iterating by index would never end.
+    from grader.sandbox.remote import RemoteObject
+
+    handle = RemoteObject(None, protocol.Target(module="layers"), 0).affine_forward
+    with pytest.raises(TypeError, match="cannot be iterated"):
+        tuple(handle)
+    with pytest.raises(TypeError, match="cannot be iterated"):
+        a, b = handle

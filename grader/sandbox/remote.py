@@ -20,7 +20,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 from grader.boundary import protocol, wire
 from grader.sandbox.errors import (BudgetSpent, EarlierTimeout, StudentException, WorkerCrashed, WorkerFailure,
@@ -476,6 +476,11 @@ class RemoteObject:
         if encoder.buffers:
             raise TypeError("item keys must be numbers or strings")
         return self.__extend(protocol.Step("item", node))
+
+    def __iter__(self) -> Iterator[Any]:
+        # Without it Python would iterate by indexing 0, 1, 2, ..., and indexing builds a path without
+        # asking the worker, so `tuple(handle)` would never end (and take the grader's memory with it).
+        raise TypeError(f"{self!r} is a path into the worker and cannot be iterated: fetch it, or index it")
 
     def __repr__(self) -> str:
         target = _where(self).target
