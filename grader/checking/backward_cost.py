@@ -22,8 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from grader.checking.compare import CheckFailed, as_array, expect_tuple
-from grader.checking.gradcheck import like
+from grader.checking.compare import CheckFailed, expect_tuple
 from grader.sandbox import remote
 from grader.sandbox.errors import WorkerTimeout
 from grader.sandbox.remote import RemoteObject
@@ -40,43 +39,44 @@ def limit_for(forward_s: float) -> float:
 
 
 def check_backward_cost(forward: RemoteObject, backward: RemoteObject, args: Sequence[Any], *,
-                        rng: np.random.Generator, input_names: str) -> None:
-    """`forward(*args) -> (out, cache)` timed twice (the faster counts), then `backward(dout, cache)`
-    given `limit_for` that time: a backward pass that does not answer within it fails, saying why.
-    `input_names` names what the gradients are of, for the message ("x, w and b")."""
+                        input_names: str) -> None:
+    """`forward(*args) -> (out, cache)` timed, then `backward(out, cache)` given `limit_for` that time:
+    a backward pass that does not answer within it fails, saying why. `input_names` names what the
+    gradients are of, for the message ("x, w and b"). The inputs cross to the worker once, and nothing
+    comes back: the forward pass's own output serves as dout (any upstream gradient of its shape costs
+    backpropagation the same), so what is timed is the work, not the copying."""
     forward_name, backward_name = remote.display_name(forward), remote.display_name(backward)
-    forward_s, out, cache = float("inf"), None, None
-    for _ in range(2):
-        started = time.perf_counter()
-        out, cache = expect_tuple(remote.call(forward, list(args), {}, keep_items=[1]), 2, forward_name)
-        forward_s = min(forward_s, time.perf_counter() - started)
-    shape = as_array(out, f"out of {forward_name}").shape
-    dout = like(out, rng.standard_normal(shape))
-    elements = sum(int(np.prod(np.shape(a))) for a in args if hasattr(a, "shape"))
-    _within(lambda limit: remote.call(backward, (dout, cache), {}, timeout_s=limit), limit_for(forward_s),
-            f"{backward_name} on {input_names} of {elements:,} elements", f"{forward_name} takes {forward_s:.3g} s there")
+    session = remote.session_of(forward)
+    kept = [session.keep(a) if hasattr(a, "shape") else a for a in args]
+    started = time.perf_counter()
+    out, cache = expect_tuple(remote.call(forward, kept, {}, keep_items=[0, 1]), 2, forward_name)
+    forward_s = time.perf_counter() - started
+    _within(lambda limit: remote.call(backward, (out, cache), {}, keep=True, timeout_s=limit), limit_for(forward_s),
+            f"{backward_name} on {input_names} of {_elements(args):,} elements",
+            f"{forward_name} takes {forward_s:.3g} s there")
 
 
 def check_loss_cost(loss: RemoteObject, args: Sequence[Any], *, input_names: str) -> None:
     """`loss(*args) -> (value, gradient)`: computed within FLOOR_S on a large input (there is no
     forward pass apart to time: the floor alone is the limit)."""
     name = remote.display_name(loss)
-    elements = sum(int(np.prod(np.shape(a))) for a in args if hasattr(a, "shape"))
-    _within(lambda limit: remote.call(loss, list(args), {}, timeout_s=limit), FLOOR_S,
-            f"{name} on {input_names} of {elements:,} elements", "")
+    _within(lambda limit: remote.call(loss, list(args), {}, keep=True, timeout_s=limit), FLOOR_S,
+            f"{name} on {input_names} of {_elements(args):,} elements", "")
 
 
 def check_model_cost(model: RemoteObject, X: Any, y: Any, *, name: str, parameters: int) -> None:
-    """`model.loss(X)` (the scores: a forward pass) timed twice, then `model.loss(X, y)` (the loss and
-    the gradients of its `parameters` parameters) given `limit_for` that time."""
-    forward_s = float("inf")
-    for _ in range(2):
-        started = time.perf_counter()
-        remote.call(model.loss, [X], {})
-        forward_s = min(forward_s, time.perf_counter() - started)
-    _within(lambda limit: remote.call(model.loss, [X, y], {}, timeout_s=limit), limit_for(forward_s),
+    """`model.loss(X)` (the scores: a forward pass) timed, then `model.loss(X, y)` (the loss and the
+    gradients of its `parameters` parameters) given `limit_for` that time."""
+    started = time.perf_counter()
+    remote.call(model.loss, [X], {}, keep=True)
+    forward_s = time.perf_counter() - started
+    _within(lambda limit: remote.call(model.loss, [X, y], {}, keep=True, timeout_s=limit), limit_for(forward_s),
             f"{name}.loss(X, y), the gradients of its {parameters:,} parameters,",
             f"{name}.loss(X), its scores, takes {forward_s:.3g} s")
+
+
+def _elements(args: Sequence[Any]) -> int:
+    return sum(int(np.prod(np.shape(a))) for a in args if hasattr(a, "shape"))
 
 
 def _within(call: Any, limit: float, what: str, forward_time: str) -> None:
