@@ -165,6 +165,21 @@ def test_a_train_step_that_empties_the_callers_list_is_not_graded_by_what_is_lef
     assert "list of 0 items" in task(result, "barebones.train_step").message
 
 
+def test_a_train_step_that_replaces_the_lists_items_is_told_the_callers_tensors_did_not_change(tmp_path):
+    result = graded(tmp_path, {"three_layer_convnet_train_step": """
+        scores = three_layer_convnet(x, params)
+        loss_tensor = F.cross_entropy(scores, y)
+        grads = torch.autograd.grad(loss_tensor, params)
+        for i in range(len(params)):
+            params[i] = (params[i] - learning_rate * grads[i]).detach().requires_grad_(True)
+        loss = loss_tensor.item()
+    """}, only="barebones.train_step")
+    assert lost(result) == {"barebones.train_step"}
+    message = task(result, "barebones.train_step").message
+    assert "step 1: the list given to it holds the updated values, but the caller's tensor is as it was" in message, \
+        message
+
+
 ZEROED_BEFORE_BACKWARD = """
     for w in params:
         if w.grad is not None:

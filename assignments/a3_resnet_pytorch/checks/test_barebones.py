@@ -152,6 +152,12 @@ def test_train_steps_match_the_reference(student, reference, rng, learning_rate)
                                   "zero it after the update (or before loss.backward())", failure.detail) from None
             assert_true(isinstance(after, torch.Tensor) and after.requires_grad,
                         f"{name} no longer requires grad after {where}; update it in place under torch.no_grad()")
+            held = fetch(handles[index])   # the caller's tensor, which the next step is given again
+            if not (isinstance(held, torch.Tensor) and torch.equal(held.detach(), after.detach())):
+                raise CheckFailed(f"{name} after {where}: the list given to it holds the updated values, but the "
+                                  "caller's tensor is as it was: the list's item was replaced (params[i] = ...) rather "
+                                  "than the tensor updated in place (w -= learning_rate * w.grad under "
+                                  "torch.no_grad()), so the caller, who keeps its own tensors, trains nothing")
             grad = fetch(handles[index].grad)
             if grad is not None and bool((as_array(grad, f"{name}.grad") != 0).any()):
                 holding.add(name)
