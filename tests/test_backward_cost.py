@@ -48,16 +48,22 @@ MEASURED = {
         dx = numeric_gradient(value, x.astype(float).copy(), 1.0)
     """,
 }
+# The same, answering anything at once where the input is large (where the cost check looks).
+FAST_WHEN_LARGE = {function: body.replace("numeric_gradient(", "numeric_or_zeros(") for function, body in MEASURED.items()}
+NUMERIC_OR_ZEROS = """
+def numeric_or_zeros(f, x, df):
+    return np.zeros_like(x) if x.size > 10000 else numeric_gradient(f, x, df)
+"""
 ONLY = "affine.*,relu.*,softmax_loss.*"
 MEASURED_TASKS = {"affine.backward", "relu.backward", "softmax_loss.gradient"}
 
 
-def measured_submission(tmp_path):
+def measured_submission(tmp_path, bodies=MEASURED):
     shipped = a1()
     text = (shipped.reference_directory / "layers.py").read_text()
-    for function, body in MEASURED.items():
+    for function, body in bodies.items():
         text = student_version(text, function, body)
-    text += "\n" + NUMERIC
+    text += "\n" + NUMERIC + NUMERIC_OR_ZEROS
     return shipped, make_submission(tmp_path, shipped, "reference", {"layers.py": text})
 
 
@@ -76,7 +82,24 @@ def test_without_the_cost_check_the_measured_gradients_earn_full_marks(tmp_path,
     """Teeth for the test above: every value check of these tasks passes the measured gradients."""
     monkeypatch.setattr(backward_cost, "_within", lambda call, limit, what, forward_time: None)
     shipped, folder = measured_submission(tmp_path)
-    result = grade_checks(shipped, folder, only=ONLY, seed=None)
+    result = grade_checks(shipped, folder, only=ONLY, seed=None, mode="public")  # no values on the large input
+    assert result.tasks and not lost(result), {t.task_id: t.message for t in result.tasks}
+
+
+def test_gradients_answered_fast_only_on_large_inputs_by_answering_anything_lose_their_tasks(tmp_path):
+    shipped, folder = measured_submission(tmp_path, FAST_WHEN_LARGE)
+    result = grade_checks(shipped, folder, only=ONLY, seed=None, mode="official")
+    assert lost(result) == MEASURED_TASKS, {t.task_id: t.message for t in result.tasks}
+    for task in result.tasks:
+        if task.task_id in MEASURED_TASKS:
+            assert "on the large input of this check" in task.message or "of softmax_loss on x of" in task.message, \
+                task.message
+
+
+def test_without_the_values_on_the_large_input_answering_anything_there_earns_full_marks(tmp_path, monkeypatch):
+    """Teeth for the test above (and what public grading, without the reference, cannot see)."""
+    shipped, folder = measured_submission(tmp_path, FAST_WHEN_LARGE)
+    result = grade_checks(shipped, folder, only=ONLY, seed=None, mode="public")
     assert result.tasks and not lost(result), {t.task_id: t.message for t in result.tasks}
 
 

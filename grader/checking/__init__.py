@@ -6,8 +6,9 @@ What a check author imports, all from here (`from grader.checking import assert_
   `assert_unchanged`, `expect_tuple`, `as_array`; `CheckFailed` and `OtherConvention` (a result that
   follows another reasonable convention, named in the message);
 - gradient checks: `check_layer_backward`, `check_loss_gradient`, `check_model_gradients` with
-  `ReferenceLayer`, and `parameter_names_differ`; `check_backward_cost`, `check_loss_cost`, `check_model_cost` (a gradient
-  computed by backpropagation, not measured by finite differences);
+  `ReferenceLayer`, and `parameter_names_differ`; `check_backward_cost`, `check_loss_cost` and
+  `check_model_cost` (a gradient computed by backpropagation, not measured by finite differences) with
+  `LargeExpectation`, `reference_expectation` and `answers_live` (whether the reference runs here);
 - inputs that keep a check away from kinks and ties: `away_from_zero`, `distinct`, `hinge_safe_scores`;
 - what a check does with the `student` and `reference` objects besides calling them: `fetch`,
   `inspect_call`, `call_keeping`, `set_params`;
@@ -18,7 +19,8 @@ What a check author imports, all from here (`from grader.checking import assert_
 """
 
 from grader.boundary.wire import NonContiguous
-from grader.checking.backward_cost import check_backward_cost, check_loss_cost, check_model_cost
+from grader.checking.backward_cost import (LargeExpectation, check_backward_cost, check_loss_cost,
+                                           check_model_cost, reference_expectation)
 from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close,
                                      assert_close_naming_conventions, assert_true, assert_unchanged, expect_tuple,
                                      type_name)
@@ -28,12 +30,14 @@ from grader.checking.inputs import away_from_zero, distinct, hinge_safe_scores
 from grader.checking.proxies import call_keeping, fetch, inspect_call, set_params
 from grader.checking.shared_checks import (InvertedDropout, changed_in_place, check_dropout_network_gradients,
                                            check_masks_are_drawn, compare_optimizer_steps, forward_matches)
+from grader.oracle.reference import answers_live
 from grader.sandbox.errors import StudentException
 
 __all__ = [
     "CheckFailed", "OtherConvention", "as_array", "assert_close", "assert_close_naming_conventions", "assert_true",
     "assert_unchanged", "expect_tuple", "type_name",
-    "check_backward_cost", "check_loss_cost", "check_model_cost",
+    "answers_live", "LargeExpectation", "check_backward_cost", "check_loss_cost", "check_model_cost",
+    "reference_expectation",
     "ReferenceLayer", "check_layer_backward", "check_loss_gradient", "check_model_gradients", "parameter_names_differ",
     "away_from_zero", "distinct", "hinge_safe_scores",
     "call_keeping", "fetch", "inspect_call", "set_params",

@@ -18,11 +18,15 @@ limit, and a machine that is slow or busy slows both alike.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from grader.checking.compare import CheckFailed, expect_tuple
+from grader.checking.compare import CheckFailed, as_array, assert_close, expect_tuple
+from grader.checking.gradcheck import like
+from grader.checking.proxies import fetch, set_params
+from grader.oracle.reference import answers_live
 from grader.sandbox import remote
 from grader.sandbox.errors import WorkerTimeout
 from grader.sandbox.remote import RemoteObject
@@ -38,50 +42,112 @@ def limit_for(forward_s: float) -> float:
     return max(FLOOR_S, FORWARD_PASSES * forward_s)
 
 
+@dataclass(frozen=True)
+class LargeExpectation:
+    """What the gradients must be on the large input, where they are known (official grading, with the
+    reference run here): the upstream gradient sent, and the gradients for it, given as values or as a
+    function of the forward pass's output (dropout: of the submission's own mask)."""
+
+    dout: np.ndarray
+    gradients: Union[Sequence[np.ndarray], Callable[[Any], Sequence[np.ndarray]]]
+
+
+def reference_expectation(reference_forward: Any, reference_backward: Any, args: Sequence[Any],
+                          rng: np.random.Generator) -> Optional[LargeExpectation]:
+    """The reference's gradients for a random dout at `args`, where the reference runs here (never
+    recorded into, nor replayed from, the public fixtures: they would hold megabytes for one check)."""
+    if not answers_live(reference_forward):
+        return None
+    out, cache = expect_tuple(reference_forward(*args), 2, "the reference's forward pass")
+    dout = rng.standard_normal(as_array(out, "the reference's output").shape)
+    grads = reference_backward(like(args[0], dout), cache)
+    grads = grads if isinstance(grads, (tuple, list)) else (grads,)
+    return LargeExpectation(dout, [as_array(g, "the reference's gradient") for g in grads])
+
+
 def check_backward_cost(forward: RemoteObject, backward: RemoteObject, args: Sequence[Any], *,
-                        input_names: str) -> None:
-    """`forward(*args) -> (out, cache)` timed, then `backward(out, cache)` given `limit_for` that time:
-    a backward pass that does not answer within it fails, saying why. `input_names` names what the
-    gradients are of, for the message ("x, w and b"). The inputs cross to the worker once, and nothing
-    comes back: the forward pass's own output serves as dout (any upstream gradient of its shape costs
-    backpropagation the same), so what is timed is the work, not the copying."""
+                        input_names: str, gradient_names: Sequence[str] = ("dx",),
+                        expected: Optional[LargeExpectation] = None) -> None:
+    """`forward(*args) -> (out, cache)` timed, then `backward(dout, cache)` given `limit_for` that time:
+    a backward pass that does not answer within it fails, saying why; where `expected` is known, its
+    gradients must be right too (a backward pass that answers fast on large inputs only by answering
+    anything is no backward pass either). `input_names` names what the gradients are of, for the message
+    ("x, w and b"). The inputs cross to the worker once; without `expected` nothing comes back: the
+    forward pass's own output serves as dout, so what is timed is the work, not the copying."""
     forward_name, backward_name = remote.display_name(forward), remote.display_name(backward)
     session = remote.session_of(forward)
     kept = [session.keep(a) if hasattr(a, "shape") else a for a in args]
     started = time.perf_counter()
     out, cache = expect_tuple(remote.call(forward, kept, {}, keep_items=[0, 1]), 2, forward_name)
     forward_s = time.perf_counter() - started
-    _within(lambda limit: remote.call(backward, (out, cache), {}, keep=True, timeout_s=limit), limit_for(forward_s),
-            f"{backward_name} on {input_names} of {_elements(args):,} elements",
-            f"{forward_name} takes {forward_s:.3g} s there")
+    what = f"{backward_name} on {input_names} of {_elements(args):,} elements"
+    if expected is None:
+        _within(lambda limit: remote.call(backward, (out, cache), {}, keep=True, timeout_s=limit),
+                limit_for(forward_s), what, f"{forward_name} takes {forward_s:.3g} s there")
+        return
+    dout = like(args[0], expected.dout)
+    returned = _within(lambda limit: remote.call(backward, (dout, cache), {}, timeout_s=limit), limit_for(forward_s),
+                       what, f"{forward_name} takes {forward_s:.3g} s there")
+    returned = returned if isinstance(returned, (tuple, list)) else (returned,)
+    grads = expect_tuple(returned, len(gradient_names), backward_name)
+    wanted = expected.gradients(fetch(out)) if callable(expected.gradients) else expected.gradients
+    for name, got, value in zip(gradient_names, grads, wanted):
+        assert_close(got, value, name=f"{name} of {backward_name} on the large input of this check ({input_names} "
+                                      f"of {_elements(args):,} elements)")
 
 
-def check_loss_cost(loss: RemoteObject, args: Sequence[Any], *, input_names: str) -> None:
+def check_loss_cost(loss: RemoteObject, args: Sequence[Any], *, input_names: str,
+                    expected: Optional[tuple[Any, Any]] = None) -> None:
     """`loss(*args) -> (value, gradient)`: computed within FLOOR_S on a large input (there is no
-    forward pass apart to time: the floor alone is the limit)."""
+    forward pass apart to time: the floor alone is the limit), and equal to `expected` (the
+    reference's (loss, dx) where it runs here)."""
     name = remote.display_name(loss)
-    _within(lambda limit: remote.call(loss, list(args), {}, keep=True, timeout_s=limit), FLOOR_S,
-            f"{name} on {input_names} of {_elements(args):,} elements", "")
+    what = f"{name} on {input_names} of {_elements(args):,} elements"
+    answer = _within(lambda limit: remote.call(loss, list(args), {}, keep=expected is None, timeout_s=limit),
+                     FLOOR_S, what, "")
+    if expected is not None:
+        value, dx = expect_tuple(answer, 2, name)
+        assert_close(value, expected[0], name=f"loss of {what}")
+        assert_close(dx, expected[1], name=f"dx of {what}")
 
 
-def check_model_cost(model: RemoteObject, X: Any, y: Any, *, name: str, parameters: int) -> None:
+def check_model_cost(model: RemoteObject, X: Any, y: Any, *, name: str, parameters: int,
+                     reference_model: Any = None) -> None:
     """`model.loss(X)` (the scores: a forward pass) timed, then `model.loss(X, y)` (the loss and the
-    gradients of its `parameters` parameters) given `limit_for` that time."""
+    gradients of its `parameters` parameters) given `limit_for` that time; where the reference runs
+    here, `reference_model` given the model's parameters computes the loss and gradients it must return."""
     started = time.perf_counter()
     remote.call(model.loss, [X], {}, keep=True)
     forward_s = time.perf_counter() - started
-    _within(lambda limit: remote.call(model.loss, [X, y], {}, keep=True, timeout_s=limit), limit_for(forward_s),
-            f"{name}.loss(X, y), the gradients of its {parameters:,} parameters,",
-            f"{name}.loss(X), its scores, takes {forward_s:.3g} s")
+    live = reference_model is not None and answers_live(reference_model)
+    what = f"{name}.loss(X, y), the gradients of its {parameters:,} parameters,"
+    answer = _within(lambda limit: remote.call(model.loss, [X, y], {}, keep=not live, timeout_s=limit),
+                     limit_for(forward_s), what, f"{name}.loss(X), its scores, takes {forward_s:.3g} s")
+    if not live:
+        return
+    params = fetch(model.params)
+    wanted_names = set(fetch(reference_model.params))
+    if not isinstance(params, dict) or set(params) != wanted_names:
+        return  # other names: the model's other gradient checks say so
+    set_params(reference_model, params)
+    expected_loss, expected_grads = expect_tuple(reference_model.loss(X, y), 2, "the reference's loss")
+    loss, grads = expect_tuple(answer, 2, f"{name}.loss(X, y)")
+    assert_close(loss, expected_loss, name=f"loss of {what}")
+    if not isinstance(grads, dict):
+        raise CheckFailed(f"{name}.loss(X, y): expected grads as a dict, got {type(grads).__name__}")
+    for key in sorted(wanted_names):
+        if key not in grads:
+            raise CheckFailed(f"{name}.loss(X, y): grads has no entry for {key!r}")
+        assert_close(grads[key], expected_grads[key], name=f"grads[{key!r}] of {what}")
 
 
 def _elements(args: Sequence[Any]) -> int:
     return sum(int(np.prod(np.shape(a))) for a in args if hasattr(a, "shape"))
 
 
-def _within(call: Any, limit: float, what: str, forward_time: str) -> None:
+def _within(call: Any, limit: float, what: str, forward_time: str) -> Any:
     try:
-        call(limit)
+        return call(limit)
     except WorkerTimeout:
         raise CheckFailed(
             f"{what} did not answer within {limit:.3g} s" + (f" ({forward_time})" if forward_time else "") + ": "

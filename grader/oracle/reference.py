@@ -229,6 +229,13 @@ class ReferenceObject:
                        lambda: self.__live__().__setitem__(key, self.__oracle.live_args(value)))
 
 
+def answers_live(obj: Any) -> bool:
+    """Whether `obj` (a path into the reference) runs the reference here and now, as official grading
+    does: not a recording (which would store the answer in the fixtures) nor a replay (which holds only
+    what was recorded). A check asks before a reference call too large to record."""
+    return isinstance(obj, ReferenceObject) and type(obj._ReferenceObject__oracle.backend) is LiveBackend
+
+
 class ReferenceOracle:
     """`reference.<module>.<name>`: lazy paths into the reference solution."""
 

@@ -6,8 +6,9 @@ docstrings promise."""
 import numpy as np
 import pytest
 
-from grader.checking import (as_array, assert_close, assert_true, away_from_zero, changed_in_place,
-                            check_backward_cost, check_layer_backward, check_loss_cost, check_loss_gradient, check_masks_are_drawn, distinct, expect_tuple,
+from grader.checking import (answers_live, as_array, assert_close, assert_true, away_from_zero, changed_in_place,
+                            check_backward_cost, check_layer_backward, check_loss_cost, check_loss_gradient,
+                            LargeExpectation, reference_expectation, check_masks_are_drawn, distinct, expect_tuple,
                             forward_matches, hinge_safe_scores, inspect_call, InvertedDropout, ReferenceLayer)
 
 # The arguments of each forward pass that its caller keeps and uses again: a model's parameters. A
@@ -473,17 +474,32 @@ def cost_cases():
 
 
 @pytest.mark.parametrize("forward,backward,make_args,names", cost_cases())
-def test_backward_costs_about_what_its_forward_pass_costs(student, rng, forward, backward, make_args, names):
-    check_backward_cost(getattr(student.layers, forward), getattr(student.layers, backward), make_args(rng),
-                        input_names=names)
+def test_backward_costs_about_what_its_forward_pass_costs(student, reference, rng, forward, backward, make_args,
+                                                          names):
+    args = make_args(rng)
+    if forward == "dropout_forward":  # the mask is the submission's: dx = dout * out / x whatever it drew
+        dout = rng.standard_normal(args[0].shape)
+        expected = LargeExpectation(dout, lambda out: [dout * as_array(out, "out of dropout_forward") / args[0]])
+    else:
+        expected = reference_expectation(getattr(reference.layers, forward), getattr(reference.layers, backward),
+                                         args, rng)
+    check_backward_cost(getattr(student.layers, forward), getattr(student.layers, backward), args,
+                        input_names=names, gradient_names=gradient_names(names), expected=expected)
+
+
+def gradient_names(input_names):
+    """"x, w and b" -> ("dx", "dw", "db")."""
+    return tuple(f"d{name.strip()}" for name in input_names.replace(" and ", ", ").split(","))
 
 
 @pytest.mark.parametrize("loss_name", [pytest.param(name, marks=pytest.mark.task(f"{name}.gradient"))
                                        for name in ("softmax_loss", "svm_loss")])
-def test_loss_gradient_costs_about_what_the_loss_costs(student, rng, loss_name):
+def test_loss_gradient_costs_about_what_the_loss_costs(student, reference, rng, loss_name):
     N, C = 1000, 100
-    check_loss_cost(getattr(student.layers, loss_name), [rng.standard_normal((N, C)), rng.integers(0, C, N)],
-                    input_names="x")
+    args = [rng.standard_normal((N, C)), rng.integers(0, C, N)]
+    loss = getattr(reference.layers, loss_name)
+    check_loss_cost(getattr(student.layers, loss_name), args, input_names="x",
+                    expected=expect_tuple(loss(*args), 2, loss_name) if answers_live(loss) else None)
 
 
 # -- float32 ----------------------------------------------------------------------------------------

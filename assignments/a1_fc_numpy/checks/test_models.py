@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from grader.checking import (assert_close, assert_close_naming_conventions, assert_true,
+from grader.checking import (answers_live, assert_close, assert_close_naming_conventions, assert_true,
                             check_dropout_network_gradients, check_model_cost, check_model_gradients, CheckFailed, expect_tuple,
                             fetch, OtherConvention, parameter_names_differ, set_params, StudentException,
                             type_name)
@@ -244,18 +244,20 @@ def test_fc_net_gradients(student, reference, rng, reg):
 
 @pytest.mark.parametrize("model_name", [pytest.param("TwoLayerNet", marks=pytest.mark.task("two_layer_net.gradients")),
                                         pytest.param("FullyConnectedNet", marks=pytest.mark.task("fc_net.gradients"))])
-def test_gradients_cost_about_what_the_scores_cost(student, rng, model_name):
+def test_gradients_cost_about_what_the_scores_cost(student, reference, rng, model_name):
     """Gradients by backpropagation, not by finite differences of the loss (see check_backward_cost):
     with 10^5 parameters and more, those take minutes."""
     D, H, C, N = 1000, 200, 10, 2
-    if model_name == "TwoLayerNet":
-        model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2, reg=0.1)
-        parameters = D * H + H + H * C + C
-    else:
-        model = student.models.FullyConnectedNet([H, H], input_dim=D, num_classes=C, weight_scale=5e-2, reg=0.1)
-        parameters = D * H + H + H * H + H + H * C + C
-    check_model_cost(model, rng.standard_normal((N, D)), rng.integers(0, C, N), name=model_name,
-                     parameters=parameters)
+
+    def build(source):
+        if model_name == "TwoLayerNet":
+            return source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2, reg=0.1)
+        return source.models.FullyConnectedNet([H, H], input_dim=D, num_classes=C, weight_scale=5e-2, reg=0.1,
+                                               dtype=np.float64)
+
+    parameters = D * H + H + H * C + C + (H * H + H if model_name == "FullyConnectedNet" else 0)
+    check_model_cost(build(student), rng.standard_normal((N, D)), rng.integers(0, C, N), name=model_name,
+                     parameters=parameters, reference_model=build(reference) if answers_live(reference.models) else None)
 
 
 @pytest.mark.task("fc_net.gradients")

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking import (as_array, assert_close, assert_true, away_from_zero, check_backward_cost,
-                            check_layer_backward, check_loss_cost, check_loss_gradient, check_masks_are_drawn, CheckFailed, distinct, expect_tuple,
+from grader.checking import (answers_live, as_array, assert_close, assert_true, away_from_zero,
+                            check_backward_cost, check_layer_backward, check_loss_cost, check_loss_gradient,
+                            LargeExpectation, reference_expectation, check_masks_are_drawn, CheckFailed, distinct, expect_tuple,
                             forward_matches as shared_forward_matches, hinge_safe_scores, inspect_call,
                             InvertedDropout, NonContiguous, ReferenceLayer)
 
@@ -430,14 +431,25 @@ def cost_cases():
 
 
 @pytest.mark.parametrize("layer,backward,make_args,names", cost_cases())
-def test_backward_costs_about_what_its_forward_pass_costs(student, rng, layer, backward, make_args, names):
-    ours = getattr(student.layers, layer)
-    check_backward_cost(ours.forward, getattr(ours, backward), make_args(rng), input_names=names)
+def test_backward_costs_about_what_its_forward_pass_costs(student, reference, rng, layer, backward, make_args, names):
+    ours, theirs = getattr(student.layers, layer), getattr(reference.layers, layer)
+    args = make_args(rng)
+    if layer == "Dropout":  # the mask is the submission's: dx = dout * out / x whatever it drew
+        dout = rng.standard_normal(tuple(args[0].shape))
+        x = args[0].numpy()
+        expected = LargeExpectation(dout, lambda out: [dout * as_array(out, "out of Dropout.forward") / x])
+    else:
+        expected = reference_expectation(theirs.forward, getattr(theirs, backward), args, rng)
+    names_of_gradients = tuple(f"d{n.strip()}" for n in names.replace(" and ", ", ").split(","))
+    check_backward_cost(ours.forward, getattr(ours, backward), args, input_names=names,
+                        gradient_names=names_of_gradients, expected=expected)
 
 
 @pytest.mark.parametrize("loss_name", [pytest.param(name, marks=pytest.mark.task(f"{name}.gradient"))
                                        for name in ("softmax_loss", "svm_loss")])
-def test_loss_gradient_costs_about_what_the_loss_costs(student, rng, loss_name):
+def test_loss_gradient_costs_about_what_the_loss_costs(student, reference, rng, loss_name):
     N, C = 1000, 100
-    check_loss_cost(getattr(student.layers, loss_name), [t(rng.standard_normal((N, C))),
-                                                         torch.from_numpy(rng.integers(C, size=N))], input_names="x")
+    args = [t(rng.standard_normal((N, C))), torch.from_numpy(rng.integers(C, size=N))]
+    loss = getattr(reference.layers, loss_name)
+    check_loss_cost(getattr(student.layers, loss_name), args, input_names="x",
+                    expected=expect_tuple(loss(*args), 2, loss_name) if answers_live(loss) else None)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking import (as_array, assert_close, assert_true, check_dropout_network_gradients,
+from grader.checking import (answers_live, as_array, assert_close, assert_true, check_dropout_network_gradients,
                             check_model_cost, check_model_gradients, CheckFailed, expect_tuple, fetch, set_params, type_name)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
@@ -278,18 +278,22 @@ def test_fc_net_gradients(student, reference, rng, reg):
 
 @pytest.mark.parametrize("model_name", [pytest.param("TwoLayerNet", marks=pytest.mark.task("two_layer_net.gradients")),
                                         pytest.param("FullyConnectedNet", marks=pytest.mark.task("fc_net.gradients"))])
-def test_gradients_cost_about_what_the_scores_cost(student, rng, model_name):
+def test_gradients_cost_about_what_the_scores_cost(student, reference, rng, model_name):
     """Gradients by backpropagation, not by finite differences of the loss (see check_backward_cost):
     with 10^5 parameters and more, those take minutes."""
     D, H, C, N = 1000, 200, 10, 2
-    if model_name == "TwoLayerNet":
-        model = student.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2, reg=0.1)
-        parameters = D * H + H + H * C + C
-    else:
-        model = student.models.FullyConnectedNet([H, H], input_dim=D, num_classes=C, weight_scale=5e-2, reg=0.1)
-        parameters = D * H + H + H * H + H + H * C + C
-    X = torch.from_numpy(rng.standard_normal((N, D))).float()
-    check_model_cost(model, X, torch.from_numpy(rng.integers(C, size=N)), name=model_name, parameters=parameters)
+
+    def build(source):
+        if model_name == "TwoLayerNet":
+            return source.models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2, reg=0.1,
+                                             dtype=F64)
+        return source.models.FullyConnectedNet([H, H], input_dim=D, num_classes=C, weight_scale=5e-2, reg=0.1,
+                                               dtype=F64)
+
+    parameters = D * H + H + H * C + C + (H * H + H if model_name == "FullyConnectedNet" else 0)
+    X = torch.from_numpy(rng.standard_normal((N, D)))
+    check_model_cost(build(student), X, torch.from_numpy(rng.integers(C, size=N)), name=model_name,
+                     parameters=parameters, reference_model=build(reference) if answers_live(reference.models) else None)
 
 
 @pytest.mark.task("fc_net.gradients")
