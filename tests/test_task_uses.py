@@ -63,3 +63,12 @@ def test_a_model_not_implemented_yet_points_at_nothing(tmp_path):
                                                 seed=None).tasks}
     assert tasks["two_layer_net.init"].outcome is Outcome.NOT_IMPLEMENTED
     assert "fix it first" not in tasks["two_layer_net.init"].message
+
+
+def test_spatial_batch_normalization_failing_with_the_layer_it_reuses_names_it(tmp_path):
+    # The reference's spatial backward pass reuses batchnorm_backward_alt, as students reuse their own.
+    tasks = grade_with_mistake(tmp_path, "batchnorm_backward_alt_misses_mean_term",
+                               ["batchnorm.backward_alt", "spatial_batchnorm.backward"])
+    assert tasks["batchnorm.backward_alt"].outcome is Outcome.FAILED
+    message = tasks["spatial_batchnorm.backward"].message
+    assert message.startswith("this uses batchnorm.backward_alt, which fails its own task and may be the cause"), message
