@@ -518,6 +518,7 @@ def test_a_backward_pass_that_asks_autograd_is_named_for_a_person_to_read(tmp_pa
     ("setattr(x, 'requires_' + 'grad', True)", "setattr of a name computed as it runs"),
     ("engine = getattr(torch, 'autograd')", "getattr('autograd')"),
     ("x.requires_grad = True", ".requires_grad ="),
+    ("x = torch.ones(3, **{'requires_grad': True})", "'requires_grad' as a key"),
 ])
 def test_the_ways_code_reaches_autograd_are_named(code, named):
     from grader.engine.source_review import autograd_uses
@@ -531,5 +532,5 @@ def test_code_that_only_turns_autograd_off_is_not_named():
 
     source = ("def forward(x):\n    out = torch.zeros(3, requires_grad=False)\n    assert not x.requires_grad\n"
               "    x.requires_grad = False\n    with torch.set_grad_enabled(False):\n        out = out + 1\n"
-              "    x.requires_grad_(False)\n    return out\n")
+              "    x.requires_grad_(False)\n    out = torch.ones(3, **{'requires_grad': False})\n    return out\n")
     assert autograd_uses(source, {}) == []

@@ -151,6 +151,10 @@ def _autograd_use(node: ast.AST) -> str:
         return node.id
     if isinstance(node, ast.keyword) and node.arg == "requires_grad":
         return "" if _is_false(node.value) else "requires_grad="
+    if isinstance(node, ast.Dict):  # **{"requires_grad": True}: the keyword spelt as a string
+        for key, value in zip(node.keys, node.values):
+            if isinstance(key, ast.Constant) and key.value == "requires_grad" and not _is_false(value):
+                return "'requires_grad' as a key"
     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(_AUTOGRAD_MODULES):
         return f"from {node.module} import"
     if isinstance(node, ast.Import) and any(alias.name.startswith(_AUTOGRAD_MODULES) for alias in node.names):
