@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -187,17 +188,33 @@ def _found(searched: Path, folder: Path, present: tuple[str, ...], names: tuple[
                              stub_copies=stub_copies)
 
 
+_COPY_NUMBER = re.compile(r" ?\(\d+\)$")   # "layers (1)": a browser's or a file manager's second copy
+
+
+def stands_for(entry: str, name: str) -> bool:
+    """Whether a file named `entry` is the student file `name` under another spelling that the
+    student did not choose: letter case (made on a file system that ignores it), or the number a
+    browser adds to a file downloaded again (`layers (1).py`)."""
+    if entry == name:
+        return False
+    stem, dot, suffix = entry.rpartition(".")
+    name_stem, name_dot, name_suffix = name.rpartition(".")
+    if not dot or not name_dot or suffix.casefold() != name_suffix.casefold():
+        return entry.casefold() == name.casefold()
+    return _COPY_NUMBER.sub("", stem).casefold() == name_stem.casefold()
+
+
 def _present(folder: Path, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The student files `folder` has an entry for, by name or by the name but for letter case (made
-    on a file system that ignores it: the reader takes it under the right name)."""
+    """The student files `folder` has an entry for, by name or under a spelling that stands for it
+    (`stands_for`: the reader takes it under the right name)."""
     present = tuple(name for name in names if os.path.lexists(folder / name))
     if len(present) == len(names):
         return present
     try:
-        folded = {entry.casefold() for entry in os.listdir(folder)}
+        entries = os.listdir(folder)
     except OSError:
         return present
-    return tuple(name for name in names if name in present or name.casefold() in folded)
+    return tuple(name for name in names if name in present or any(stands_for(entry, name) for entry in entries))
 
 
 def _has_work(folder: Path, present: tuple[str, ...]) -> bool:

@@ -84,6 +84,16 @@ def test_of_two_canvas_downloads_merged_the_later_upload_is_graded_and_the_other
             "(doejane_12345_100000_layers.py), which is graded") in passed_over
 
 
+def test_a_canvas_file_a_browser_numbered_is_graded_as_the_file_it_stands_for(tmp_path):
+    ref = a1().reference_directory
+    files = {f"dupbob_222_{i}_{name}": (ref / name).read_text() for i, name in enumerate(NAMES)}
+    files["dupbob_222_9_layers (1).py"] = files.pop("dupbob_222_0_layers.py")
+    found, passed_over = discover(A1, download(tmp_path / "subs", files), NAMES, stage_in=tmp_path / "staged")
+    assert [s.id for s in found] == ["dupbob_222"] and passed_over == []
+    stage_uploads(found)
+    assert (found[0].path / "layers (1).py").read_text() == (ref / "layers.py").read_text()
+
+
 def test_a_batch_of_a_canvas_download_grades_each_student_once(tmp_path):
     ref = a1().reference_directory
     files = {f"doejane_12345_6789{i}_{name}": (ref / name).read_text() for i, name in enumerate(NAMES)}

@@ -418,6 +418,16 @@ def test_a_folder_file_named_in_the_wrong_case_is_taken_under_the_right_name_say
     assert result.warnings == ("optim.py not found: OPTIM.py, Optim.py are there; which one is optim.py?",)
 
 
+def test_a_file_numbered_by_a_browser_that_downloaded_it_again_is_taken_saying_so(sandbox):
+    folder = _folder(sandbox, skip=("optim.py",))
+    (folder / "optim (1).py").write_bytes(stub("optim.py"))
+    (folder / "optimizer (1).py").write_bytes(b"x = 1\n")   # another name, numbered: not optim.py
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert result.missing == () and taken["optim.py"] == stub("optim.py")
+    assert result.warnings == ("graded optim (1).py as optim.py, the name the file must have",)
+
+
 def test_a_folder_holding_only_case_variants_of_the_names_is_graded_from_them(sandbox):
     folder = sandbox / "hw"
     folder.mkdir()

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
+from grader.files import stands_for
+
 _CANVAS = re.compile(r"^(?P<name>[^\W_]+)_(?:late_)?(?P<user>\d+)_(?P<attachment>\d+)_(?P<file>.+)$", re.IGNORECASE)
 _BLACKBOARD = re.compile(r"^(?P<assignment>.+?)_(?P<user>[^_]+)_attempt_"
                          r"(?P<when>\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})(?:_(?P<file>.+)|\.txt)?$")
@@ -90,6 +92,7 @@ class StudentUpload:
 def group(files: Iterable[PlatformFile], student_files: Iterable[str]) -> tuple[list[StudentUpload], list[str]]:
     """Each student's latest attempt, with the files that can hold the submission (the student files by
     name, in any letter case, zips and notebooks), and a line for each file passed over."""
+    student_files = tuple(student_files)
     wanted = {name.casefold() for name in student_files}
     by_student: dict[tuple[str, str], list[PlatformFile]] = {}
     passed_over = []
@@ -112,7 +115,8 @@ def group(files: Iterable[PlatformFile], student_files: Iterable[str]) -> tuple[
                 passed_over.append(f"{file.path.name}: uploaded by {student} under a name that is no file's")
             elif not file.path.is_file() or file.path.stat().st_size > MAX_STAGED_BYTES:
                 passed_over.append(f"{file.path.name}: not a regular file of at most {MAX_STAGED_BYTES // 2**20} MiB")
-            elif file.original.casefold() in wanted or file.original.lower().endswith(_UPLOADS):
+            elif (file.original.casefold() in wanted or file.original.lower().endswith(_UPLOADS)
+                  or any(stands_for(file.original, name) for name in student_files)):
                 if file.original in chosen:
                     passed_over.append(f"{chosen[file.original].path.name}: {student} uploaded {file.original} "
                                        f"again later ({file.path.name}), which is graded")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.assignment import Assignment
-from grader.files import SEARCH_DEPTH, choose_holder, find_student_files, holds_work
+from grader.files import SEARCH_DEPTH, choose_holder, find_student_files, holds_work, stands_for
 from grader.sandbox.worker_process import make_scratch_dir, remove_scratch_dir
 
 # Source files are kilobytes; a cap this size also keeps a submission from carrying a dataset.
@@ -185,7 +185,7 @@ def _from_directory(assignment: Assignment, source: Path, warnings: list[str]) -
                     warnings.append(f"{name} not found: {', '.join(others)} are there; which one is {name}?")
                 continue
             # Made on a file system that ignores case (macOS, Windows), where the student's own
-            # imports found it: graded under the name it must have.
+            # imports found it, or numbered by a browser: graded under the name it must have.
             warnings.append(f"graded {others[0]} as {name}, the name the file must have")
             path = source / others[0]
         try:
@@ -291,9 +291,10 @@ def _read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
 
 
 def _case_variants(folder: Path, name: str) -> list[str]:
-    """The entries of `folder` named `name` but for letter case."""
+    """The entries of `folder` that stand for `name` (grader.files.stands_for: but for letter case, or
+    numbered as a second download, `layers (1).py`)."""
     try:
-        return sorted(p.name for p in folder.iterdir() if p.name.casefold() == name.casefold() and p.name != name)
+        return sorted(p.name for p in folder.iterdir() if stands_for(p.name, name))
     except OSError:
         return []
 
