@@ -61,6 +61,9 @@ def test_each_students_latest_files_are_one_submission_under_their_uploaded_name
     (subs / "doejane_12345_68001_models.py").symlink_to("/etc/passwd")
     found, passed_over = discover(A1, subs, NAMES, stage_in=tmp_path / "staged")
     assert [s.id for s in found] == ["doejane_12345", "jlee", "smithjohn_23456"]
+    # Canvas's LATE is in the names only: kept as a note of the submission's result.
+    assert [s.notes for s in found] == [(), (), ("Canvas marks this submission late (LATE in its download's file "
+                                                 "names)",)]
     stage_uploads(found)
     for submission in found:
         assert sorted(p.name for p in submission.path.iterdir()) == sorted(NAMES)

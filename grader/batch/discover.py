@@ -86,7 +86,8 @@ def discover(assignment_id: str, folder: Path, student_files: Sequence[str] = ()
                 for ident, (_, item) in zip(ids, candidates)}
     for ident, (name, path) in zip(ids, candidates):
         if isinstance(path, StudentUpload):
-            found.append(FoundSubmission(ident, stage_in / ident, upload=path))
+            late = (f"{path.platform} marks this submission late (LATE in its download's file names)",)
+            found.append(FoundSubmission(ident, stage_in / ident, upload=path, notes=late if path.late else ()))
             continue
         manifest, problem, notes = _manifest(path), None, ()
         if manifest is not None:

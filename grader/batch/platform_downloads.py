@@ -29,7 +29,8 @@ from typing import Iterable, Optional
 
 from grader.files import stands_for
 
-_CANVAS = re.compile(r"^(?P<name>[^\W_]+)_(?:late_)?(?P<user>\d+)_(?P<attachment>\d+)_(?P<file>.+)$", re.IGNORECASE)
+_CANVAS = re.compile(r"^(?P<name>[^\W_]+)_(?P<late>late_)?(?P<user>\d+)_(?P<attachment>\d+)_(?P<file>.+)$",
+                     re.IGNORECASE)
 _BLACKBOARD = re.compile(r"^(?P<assignment>.+?)_(?P<user>[^_]+)_attempt_"
                          r"(?P<when>\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})(?:_(?P<file>.+)|\.txt)?$")
 _MOODLE = re.compile(r"^(?P<name>.+)_(?P<user>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<file>.*)$")
@@ -52,6 +53,7 @@ class PlatformFile:
     again: int = 0     # Canvas: how many times the file was uploaded again
     canvas_id: str = ""  # Canvas: the student's user id, which Canvas's gradebook import matches
     upload: int = 0    # Canvas: the attachment's id, larger for a later upload (two downloads merged)
+    late: bool = False  # Canvas: the download's name marks the submission late (LATE)
 
 
 def moodle_plugin(name: str) -> Optional[str]:
@@ -70,7 +72,8 @@ def read_name(path: Path) -> Optional[PlatformFile]:
         again = _CANVAS_AGAIN.search(match["file"])
         original = _CANVAS_AGAIN.sub("", match["file"]) if again else match["file"]
         return PlatformFile(path, "Canvas", f"{match['name']}_{match['user']}", "", original,
-                            int(again["number"]) if again else 0, match["user"], int(match["attachment"]))
+                            int(again["number"]) if again else 0, match["user"], int(match["attachment"]),
+                            bool(match["late"]))
     if (match := _MOODLE.match(name)) is not None:   # an online text or a comment is no file uploaded
         original = match["file"] if match["plugin"] == "file" else ""
         return PlatformFile(path, "Moodle", f"{match['name']}_{match['user']}", "", original)
@@ -87,6 +90,7 @@ class StudentUpload:
     platform: str
     files: dict[str, Path]   # the name to stage it under -> the downloaded file
     canvas_id: str = ""      # Canvas: the student's user id (PlatformFile.canvas_id)
+    late: bool = False       # Canvas: marked late in the download (PlatformFile.late)
 
 
 def group(files: Iterable[PlatformFile], student_files: Iterable[str]) -> tuple[list[StudentUpload], list[str]]:
@@ -126,7 +130,7 @@ def group(files: Iterable[PlatformFile], student_files: Iterable[str]) -> tuple[
                                    "notebook")
         if chosen:
             uploads.append(StudentUpload(student, platform, {name: f.path for name, f in chosen.items()},
-                                         found[0].canvas_id))
+                                         found[0].canvas_id, any(f.late for f in chosen.values())))
     return uploads, passed_over
 
 
