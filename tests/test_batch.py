@@ -310,10 +310,15 @@ def test_a_submission_gone_from_the_folder_since_an_earlier_run_is_not_in_the_lm
 def test_a_batch_keeps_its_settings_and_its_folder(small_batch):
     subs, out = small_batch
     grade_batch(small(subs, out, seed=1))
-    with pytest.raises(ConfigError, match="seed 1, not 2"):
+    with pytest.raises(ConfigError, match="seed 1, not seed 2"):
         grade_batch(small(subs, out, seed=2))
     assert grade_batch(small(subs, out, seed=None)).records[0]["seed"] == 1  # resumed with its own seed
     assert grade_batch(small(subs, out, seed=2, regrade=True)).records[0]["seed"] == 2
+    # Options are named as they were given, with the ways on.
+    with pytest.raises(ConfigError, match=r"graded with --only 'affine.forward', not every task \(no --only\): "
+                                          r"resume it with the options it was started with, grade everything again "
+                                          r"with the new ones \(--regrade\)"):
+        grade_batch(small(subs, out, seed=2, only=None))
     with FileLock(str(out / ".batch.lock")):
         with pytest.raises(BatchBusy, match="another batch"):
             grade_batch(small(subs, out))
@@ -616,7 +621,7 @@ def test_regrading_named_submissions_grades_them_again_and_keeps_every_other_row
 def test_regrading_some_submissions_keeps_the_batchs_settings(small_batch):
     subs, out = small_batch
     grade_batch(small(subs, out, seed=1, similarity="off"), make_executor=CountingExecutor())
-    with pytest.raises(ConfigError, match="seed 1, not 2"):
+    with pytest.raises(ConfigError, match="seed 1, not seed 2"):
         grade_batch(small(subs, out, seed=2, regrade=True, regrade_only=("bob",)), make_executor=CountingExecutor())
 
 

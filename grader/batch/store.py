@@ -70,6 +70,15 @@ class StoredSubmission:
     record: Optional[dict[str, Any]]
 
 
+def setting_text(key: str, value: str) -> str:
+    """A batch setting as its options say it: `only ""` is every task, `training False` --skip-training."""
+    if key == "only":
+        return f"--only {value!r}" if value else "every task (no --only)"
+    if key == "training":
+        return "--skip-training" if value == "False" else "the training tasks (no --skip-training)"
+    return f"{key} {value}"
+
+
 class BatchStore:
     def __init__(self, out: Path):
         out.mkdir(parents=True, exist_ok=True)
@@ -109,8 +118,10 @@ class BatchStore:
                                     f"(schema {stored['schema']}); grade into a new --out folder")
             for key, value in wanted.items():
                 if key in stored and stored[key] != value and key not in replace:
-                    raise BatchMismatch(f"{self.path} holds a batch with {key} {stored[key]}, not {value}: "
-                                        "grade into a new --out folder (or resume it as it was started)")
+                    raise BatchMismatch(f"{self.path} holds a batch graded with {setting_text(key, stored[key])}, "
+                                        f"not {setting_text(key, value)}: resume it with the options it was started "
+                                        "with, grade everything again with the new ones (--regrade), or grade into a "
+                                        "new --out folder")
             merged = {"schema": SCHEMA_VERSION, **stored, **{k: v for k, v in wanted.items()
                                                              if k not in stored or k in replace}}
             db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", merged.items())
