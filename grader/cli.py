@@ -213,6 +213,9 @@ def _grade(args: argparse.Namespace) -> int:
 
     ci = github.ci_mode(args.ci, os.environ)
     assignment = load_assignment(args.assignment)
+    if (too_little := _memory_too_little(assignment.spec, args.memory)) is not None:
+        print(too_little, file=sys.stderr)
+        return EXIT_USAGE
     if (unmatched := _only_matches_nothing(assignment.spec, args.only)) is not None:
         print(unmatched, file=sys.stderr)
         return EXIT_USAGE
@@ -295,6 +298,20 @@ def _write_training_plots(tasks, folder: Path, console) -> None:  # noqa: ANN001
     for task in tasks:
         path = write_plot(task.training.history, folder / f"{task.task_id}.png", f"{task.task_id}: {task.message[:80]}")
         console.print(f"Training curves: {path}", markup=False)
+
+
+# The least memory (MB) a worker is given: what importing the framework and answering the checks takes
+# (the torch assignments' references need about 300 MB; a worker held below that fails every task, the
+# reference's too, as if the students' code were wrong).
+MIN_WORKER_MB = {"numpy": 128, "torch": 384}
+
+
+def _memory_too_little(spec, memory_mb: Optional[int]) -> Optional[str]:  # noqa: ANN001 - AssignmentSpec
+    least = MIN_WORKER_MB[spec.framework]
+    if memory_mb is None or memory_mb >= least:
+        return None
+    return (f"grader: error: --memory {memory_mb} is less than the {least} MB a worker of {spec.id} needs ({spec.framework} "
+            "and the checks' inputs): every task would fail, the reference's too, as if the code were wrong")
 
 
 def _only_matches_nothing(spec, only: Optional[str]) -> Optional[str]:  # noqa: ANN001 - AssignmentSpec
@@ -402,7 +419,11 @@ def _export(args: argparse.Namespace) -> int:
     from grader.assignment import load_assignment
     from grader.delivery.gradescope_export import build_autograder
 
-    path = build_autograder(load_assignment(args.assignment), args.out, device=args.device, data=args.data,
+    assignment = load_assignment(args.assignment)
+    if (too_little := _memory_too_little(assignment.spec, args.memory)) is not None:
+        print(too_little, file=sys.stderr)
+        return EXIT_USAGE
+    path = build_autograder(assignment, args.out, device=args.device, data=args.data,
                             cifar10_archive=args.cifar10_archive, time_limit_s=args.time_limit,
                             memory_mb=args.memory, gpu_tasks=args.gpu_tasks)
     print(f"wrote the Gradescope autograder of {args.assignment} to {path}")

@@ -248,3 +248,11 @@ def test_every_options_class_keeps_the_shared_defaults():
 def test_the_export_offers_the_devices_grading_knows():
     gradescope = commands_of(commands_of(build_parser())["export"])["gradescope"]
     assert tuple(flags_of(gradescope)["--device"].choices) == DEVICES
+
+
+def test_a_worker_memory_below_what_the_framework_needs_is_a_usage_error(tmp_path, capsys):
+    # At 200 MB the torch assignment's reference itself scored 0, each task an "error" of its code.
+    assert main(["grade", "a2_cnn_torch", "--no-zip", "--memory", "200", "--only", "linear.forward"]) == 2
+    assert "--memory 200 is less than the 384 MB a worker of a2_cnn_torch needs" in capsys.readouterr().err
+    assert main(["export", "gradescope", "a2_cnn_torch", "--memory", "100", "--out", str(tmp_path / "ag.zip")]) == 2
+    assert not (tmp_path / "ag.zip").exists()
