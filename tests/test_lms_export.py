@@ -122,19 +122,26 @@ def test_an_unknown_format_or_a_folder_that_is_not_a_batch_is_a_usage_error(batc
         export_grades(batch, "xls")
 
 
-def test_a_canvas_downloads_user_ids_fill_the_id_column_and_a_rosters_blanks(tmp_path):
-    out = tmp_path / "out"
+def found_batch(out: Path, records: list[dict], **found) -> Path:
+    """A batch's folder whose latest run found `records`, with what discovery read beside their ids
+    (`canvas_ids`, `members`)."""
     store = BatchStore(out)
     try:
         store.bind({"assignment": "a1_fc_numpy", "mode": "official", "seed": "1"})
         run = store.begin_run([])
-        for rec in (record("doejane_12345", 9.0), record("leeamy_23456", 4.0), record("kimmin_34567", 5.0)):
+        for rec in records:
             attempt = store.claim(rec["id"], f"subs/{rec['id']}", "hash", run)
             store.finish(rec["id"], run, attempt, rec)
-        store.record_found(["doejane_12345", "leeamy_23456", "kimmin_34567"],
-                           {"doejane_12345": "12345", "leeamy_23456": "23456", "kimmin_34567": "34567"})
+        store.record_found([rec["id"] for rec in records], **found)
     finally:
         store.close()
+    return out
+
+
+def test_a_canvas_downloads_user_ids_fill_the_id_column_and_a_rosters_blanks(tmp_path):
+    out = found_batch(tmp_path / "out", [record("doejane_12345", 9.0), record("leeamy_23456", 4.0),
+                                         record("kimmin_34567", 5.0)],
+                      canvas_ids={"doejane_12345": "12345", "leeamy_23456": "23456", "kimmin_34567": "34567"})
     assert [row[:2] for row in rows(export_grades(out, "canvas").path)[2:]] == [
         ["doejane_12345", "12345"], ["kimmin_34567", "34567"], ["leeamy_23456", "23456"]]
     roster = tmp_path / "roster.csv"
@@ -146,17 +153,8 @@ def test_a_canvas_downloads_user_ids_fill_the_id_column_and_a_rosters_blanks(tmp
 
 
 def test_a_groups_submission_gives_each_member_the_groups_grade(tmp_path):
-    out = tmp_path / "out"
-    store = BatchStore(out)
-    try:
-        store.bind({"assignment": "a1_fc_numpy", "mode": "official", "seed": "1"})
-        run = store.begin_run([])
-        for rec in (record("23456+34567", 9.0), record("45678", 4.0)):
-            attempt = store.claim(rec["id"], f"subs/{rec['id']}", "hash", run)
-            store.finish(rec["id"], run, attempt, rec)
-        store.record_found(["23456+34567", "45678"], members={"23456+34567": ["23456", "34567"]})
-    finally:
-        store.close()
+    out = found_batch(tmp_path / "out", [record("23456+34567", 9.0), record("45678", 4.0)],
+                      members={"23456+34567": ["23456", "34567"]})
     assert rows(export_grades(out, "csv").path)[1:] == [["23456", "9", "10"], ["34567", "9", "10"], ["45678", "4", "10"]]
     roster = tmp_path / "roster.csv"
     roster.write_text("submission,name,sis_user_id\n23456+34567,Ann,23456\n23456+34567,Ben,34567\n"
