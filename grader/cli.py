@@ -275,7 +275,9 @@ def _grade(args: argparse.Namespace) -> int:
         status = EXIT_USAGE  # a file asked for is not there: a CI step that reads it must not pass
     if not args.no_zip:
         source = args.submission if args.submission and args.submission.is_dir() else assignment.directory
-        if args.submission is None or args.submission.is_dir():
+        # Someone else's folder graded officially (an instructor, a TA) gets no zip in the current
+        # folder unless one is asked for with --zip.
+        if args.submission is None or (args.submission.is_dir() and (args.zip is not None or mode != "official")):
             destination = args.zip or Path(f"{assignment.id}_submission.zip")
             try:
                 write_submission_zip(assignment, source, destination, result)

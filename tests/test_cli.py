@@ -256,3 +256,13 @@ def test_a_worker_memory_below_what_the_framework_needs_is_a_usage_error(tmp_pat
     assert "--memory 200 is less than the 384 MB a worker of a2_cnn_torch needs" in capsys.readouterr().err
     assert main(["export", "gradescope", "a2_cnn_torch", "--memory", "100", "--out", str(tmp_path / "ag.zip")]) == 2
     assert not (tmp_path / "ag.zip").exists()
+
+
+def test_grading_someone_elses_folder_officially_writes_no_zip_where_it_runs(tmp_path):
+    folder = make_submission(tmp_path / "sub", a1(), "reference")
+    work = tmp_path / "work"
+    work.mkdir()
+    done = run_cli("grade", "a1_fc_numpy", "--submission", str(folder), "--only", "relu.forward", "--mode", "official",
+                   cwd=work)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list(work.iterdir()) == [] and "Submission zip" not in done.stdout
