@@ -280,6 +280,8 @@ def test_probes_arrive_in_no_telling_order_with_steps_drawn_per_check(tmp_path):
     for seed in (1, 2, 3):
         result = grade_checks(shipped, folder, only="affine.backward", seed=seed, hints=False)
         for check in result.tasks[0].checks:
+            if "costs_about" in check.name:  # one forward pass, no probes: the cost of the backward pass
+                continue
             found = re.search(r"at (\d+) of (\d+); step (\S+)", check.message)
             assert found, check.message
             positions.append(int(found.group(1)))
