@@ -173,7 +173,8 @@ def grade_batch(options: BatchOptions, progress: Any = None, make_executor: Any 
             if record["id"] not in graded_now or record["id"] in sink.unwritten:
                 sink.write_files(record)
         columns = [TaskColumn(t.id, t.points) for t in _selected_tasks(assignment, settings)]
-        gone = sorted(ident for ident, r in stored.items() if ident not in set(ids) and r.record)
+        found_ids = set(ids)
+        gone = sorted(ident for ident, r in stored.items() if ident not in found_ids and r.record)
         summary = summarize(assignment.id, records, columns, passed_over, gone)
         outcome = BatchOutcome(run, [j.submission_id for j in jobs], skipped, passed_over, records,
                                write_gradebook(options.out, records, columns), write_summary(options.out, summary),

@@ -66,13 +66,12 @@ def reference_expectation(reference_forward: Any, reference_backward: Any, args:
 
 
 def check_backward_cost(forward: RemoteObject, backward: RemoteObject, args: Sequence[Any], *,
-                        input_names: str, gradient_names: Sequence[str] = ("dx",),
-                        expected: Optional[LargeExpectation] = None) -> None:
+                        input_names: str, expected: Optional[LargeExpectation] = None) -> None:
     """`forward(*args) -> (out, cache)` timed, then `backward(dout, cache)` given `limit_for` that time:
     a backward pass that does not answer within it fails, saying why; where `expected` is known, its
     gradients must be right too (a backward pass that answers fast on large inputs only by answering
-    anything is no backward pass either). `input_names` names what the gradients are of, for the message
-    ("x, w and b"). The inputs cross to the worker once; without `expected` nothing comes back: the
+    anything is no backward pass either). `input_names` names what the gradients are of, in the order
+    backward returns them ("x, w and b": dx, dw, db). The inputs cross to the worker once; without `expected` nothing comes back: the
     forward pass's own output serves as dout, so what is timed is the work, not the copying."""
     forward_name, backward_name = remote.display_name(forward), remote.display_name(backward)
     session = remote.session_of(forward)
@@ -89,6 +88,7 @@ def check_backward_cost(forward: RemoteObject, backward: RemoteObject, args: Seq
     returned = _within(lambda limit: remote.call(backward, (dout, cache), {}, timeout_s=limit), limit_for(forward_s),
                        what, f"{forward_name} takes {forward_s:.3g} s there")
     returned = returned if isinstance(returned, (tuple, list)) else (returned,)
+    gradient_names = [f"d{name.strip()}" for name in input_names.replace(" and ", ", ").split(",")]
     grads = expect_tuple(returned, len(gradient_names), backward_name)
     wanted = expected.gradients(fetch(out)) if callable(expected.gradients) else expected.gradients
     for name, got, value in zip(gradient_names, grads, wanted):
