@@ -141,7 +141,56 @@ def test_backward_passes_written_as_loops_over_every_element_keep_every_point(tm
     assert result.tasks and not lost(result), {t.task_id: t.message for t in result.tasks}
 
 
-@pytest.mark.parametrize("forward_s,limit", [(0.001, 3.0), (0.5, 25.0)])
-def test_the_limit_is_the_floor_or_fifty_forward_passes(monkeypatch, forward_s, limit):
+@pytest.mark.parametrize("forward_s,limit", [(0.001, 3.0), (0.5, 5.0), (2.0, 20.0), (100.0, 30.0)])
+def test_the_limit_is_the_floor_or_ten_forward_passes_of_at_most_the_cap(monkeypatch, forward_s, limit):
     monkeypatch.setattr(backward_cost, "FLOOR_S", 3.0)
     assert backward_cost.limit_for(forward_s) == pytest.approx(limit)
+
+
+# A forward pass that sleeps where the grader times it (on the large input), and a backward pass that
+# takes what a measured gradient takes there (a sleep stands for it): right values, a bought limit.
+SLEEPY = {
+    "relu_forward": """
+        if x.size > 50000:
+            time.sleep(1.5)
+        out = np.maximum(0, x)
+        cache = x
+    """,
+    "relu_backward": """
+        if dout.size > 50000:
+            time.sleep(4.0)
+        dx = dout * (cache > 0)
+    """,
+}
+
+
+def sleepy_submission(tmp_path):
+    shipped = a1()
+    text = (shipped.reference_directory / "layers.py").read_text().replace("import numpy as np\n",
+                                                                          "import numpy as np\nimport time\n", 1)
+    for function, body in SLEEPY.items():
+        text = student_version(text, function, body)
+    return shipped, make_submission(tmp_path, shipped, "reference", {"layers.py": text})
+
+
+def small_limits(monkeypatch, cap_s):
+    """Limits scaled down with the sleeps: a 0.5 s floor and ten forward passes of at most cap_s."""
+    monkeypatch.setattr(backward_cost, "FLOOR_S", 0.5)
+    monkeypatch.setattr(backward_cost, "FORWARD_CAP_S", cap_s)
+
+
+def test_a_forward_pass_slowed_on_purpose_buys_its_backward_pass_no_time(tmp_path, monkeypatch):
+    small_limits(monkeypatch, cap_s=0.2)  # the limit is then 2 s whatever the forward pass takes
+    shipped, folder = sleepy_submission(tmp_path)
+    result = grade_checks(shipped, folder, only="relu.*", seed=None)
+    assert lost(result) == {"relu.backward"}, {t.task_id: t.message for t in result.tasks}
+    message = next(t.message for t in result.tasks if t.task_id == "relu.backward")
+    assert "did not answer within 2 s" in message, message
+
+
+def test_without_the_cap_a_slowed_forward_pass_buys_the_measured_gradient_its_time(tmp_path, monkeypatch):
+    """Teeth for the test above: ten 1.5 s forward passes would cover the 4 s backward pass."""
+    small_limits(monkeypatch, cap_s=float("inf"))
+    shipped, folder = sleepy_submission(tmp_path)
+    result = grade_checks(shipped, folder, only="relu.*", seed=None)
+    assert result.tasks and not lost(result), {t.task_id: t.message for t in result.tasks}

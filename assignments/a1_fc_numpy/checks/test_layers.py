@@ -419,18 +419,20 @@ def test_spatial_groupnorm_backward(student, reference, rng, shape, G):
 # -- what a backward pass costs ---------------------------------------------------------------------
 
 def cost_cases():
-    """(task, forward, backward, input builder, what the gradients are of) on inputs of 10^4 to 10^5
+    """(task, forward, backward, input builder, what the gradients are of) on inputs of 10^4 to 2 x 10^5
     elements, where a gradient measured by finite differences takes minutes (see check_backward_cost):
-    it runs the forward pass twice per element, each time on all of them."""
+    it runs the forward pass twice per element, each time on all of them. The sizes keep it minutes even
+    on a fast core (benchmarks/bench_measured_gradients.py)."""
     def affine(rng):
-        # 70,000 elements; N * D * M = 10^6, so that even loops over every product finish in seconds
-        return [rng.standard_normal((50, 1000)), rng.standard_normal((1000, 20)), rng.standard_normal(20)]
+        # 210,000 elements, N * D * M = 2 x 10^6: loops over every product finish in seconds, and a
+        # matrix product this small costs little, so the elements must be many
+        return [rng.standard_normal((200, 1000)), rng.standard_normal((1000, 10)), rng.standard_normal(10)]
 
     def elementwise(rng):
-        return [away_from_zero(rng, (250, 400))]
+        return [away_from_zero(rng, (500, 400))]
 
     def dropout(rng):
-        return [rng.standard_normal((250, 400)), {"mode": "train", "p": 0.5, "seed": 7}]
+        return [rng.standard_normal((500, 400)), {"mode": "train", "p": 0.5, "seed": 7}]
 
     def normalized(rng):
         return [4 * rng.standard_normal((400, 250)) + 10, rng.standard_normal(250), rng.standard_normal(250),

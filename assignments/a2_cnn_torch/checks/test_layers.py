@@ -395,7 +395,8 @@ def test_conv_batchnorm_relu_pool_backward(student, reference, rng):
 
 def cost_cases():
     """(task, layer, backward, input builder, what the gradients are of) on inputs of 10^4 to 10^5
-    elements, where a gradient measured by finite differences takes minutes (see check_backward_cost).
+    elements, where a gradient measured by finite differences takes minutes (see check_backward_cost;
+    benchmarks/bench_measured_gradients.py).
     The convolution is left out: a naive convolution written as scalar loops over tensors is slow
     enough that no input size tells its honest backward pass from a measured one by time alone."""
     def linear(rng):

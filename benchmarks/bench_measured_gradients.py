@@ -1,0 +1,131 @@
+"""What a gradient measured by finite differences costs at the sizes of the backward cost checks
+(grader.checking.backward_cost), against the most time those checks ever allow.
+
+A submission that measures its gradients runs its own forward pass twice per input element, as the
+course's numeric gradient check does; its forward pass is vectorized (the reference's here), which is
+the cheapest such a submission can be. Each case's cost is extrapolated from `--budget` seconds of
+that loop per input, so the whole run takes a minute or two. The ceiling is what a forward pass that
+sleeps when the grader calls it buys (FORWARD_PASSES * FORWARD_CAP_S) or the floor, whichever is
+larger; a measured gradient must stay far above it, also on a core several times faster than this one.
+
+    python benchmarks/bench_measured_gradients.py [--budget 1.0] [--assignment a1_fc_numpy,a2_cnn_torch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine  # noqa: E402
+
+from grader.checking import backward_cost  # noqa: E402
+
+H = 1e-5
+
+
+def load(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def measured_seconds(f: Callable[[Any], Any], x: Any, dout: Any, budget_s: float) -> float:
+    """Seconds the course's numeric gradient of f at x takes, extrapolated from budget_s of it."""
+    torch_like = not isinstance(x, np.ndarray)
+    flat = x.reshape(-1)  # a view: perturbing it perturbs x
+    started, done = time.perf_counter(), 0
+    while done < flat.shape[0] and time.perf_counter() - started < budget_s:
+        old = float(flat[done])
+        flat[done] = old + H
+        pos = f(x).clone() if torch_like else np.array(f(x), dtype=float)
+        flat[done] = old - H
+        neg = f(x).clone() if torch_like else np.array(f(x), dtype=float)
+        flat[done] = old
+        float(((pos - neg) * dout).sum()) / (2 * H)
+        done += 1
+    return (time.perf_counter() - started) / done * flat.shape[0]
+
+
+def case_cost(forward: Callable[..., Any], args: list[Any], budget_s: float, rng: np.random.Generator) -> tuple[float, float]:
+    """(forward seconds, measured-gradient seconds over every array argument) of one cost case."""
+    started = time.perf_counter()
+    out = forward(*args)
+    forward_s = time.perf_counter() - started
+    out = out[0] if isinstance(out, tuple) else out
+    dout = rng.standard_normal(tuple(out.shape)) if hasattr(out, "shape") else 1.0
+    if not isinstance(out, np.ndarray) and hasattr(out, "new_tensor"):
+        dout = out.new_tensor(dout)
+    total = 0.0
+    for position, value in enumerate(args):
+        if not hasattr(value, "shape") or "int" in str(value.dtype):
+            continue  # parameters' dictionaries and labels: no gradient
+
+        def f(v, position=position):
+            changed = list(args)
+            changed[position] = v
+            result = forward(*changed)
+            return result[0] if isinstance(result, tuple) else result
+        total += measured_seconds(f, value.copy() if isinstance(value, np.ndarray) else value.clone(), dout, budget_s)
+    return forward_s, total
+
+
+def cases(assignment: str) -> list[tuple[str, Callable[..., Any], Callable[[np.random.Generator], list[Any]]]]:
+    """(task, vectorized forward, input builder) of every backward and loss cost check of `assignment`."""
+    checks = load(ROOT / "assignments" / assignment / "checks" / "test_layers.py", f"{assignment}_checks")
+    layers = load(ROOT / "reference" / assignment / "layers.py", f"{assignment}_layers")
+    found = []
+    for param in checks.cost_cases():
+        task = param.id
+        if assignment.startswith("a1"):
+            forward_name, _, make, _ = param.values
+            forward = getattr(layers, forward_name)
+        else:
+            layer, _, make, _ = param.values
+            forward = getattr(layers, layer).forward
+        found.append((task, forward, make))
+    wrap = (lambda a: a) if assignment.startswith("a1") else _tensor
+    for loss in ("softmax_loss", "svm_loss"):
+        def make(rng, wrap=wrap):  # the loss cost check's inputs
+            return [wrap(rng.standard_normal((1000, 100))), wrap(rng.integers(0, 100, 1000))]
+        found.append((f"{loss}.gradient", getattr(layers, loss), make))
+    return found
+
+
+def _tensor(array: np.ndarray) -> Any:
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=float, default=1.0, help="seconds of measuring per input (default 1)")
+    parser.add_argument("--assignment", default="a1_fc_numpy,a2_cnn_torch")
+    options = parser.parse_args()
+    ceiling = max(backward_cost.FLOOR_S, backward_cost.FORWARD_PASSES * backward_cost.FORWARD_CAP_S)
+    print(describe_machine())
+    print(f"most a backward cost check allows: {ceiling:.0f} s (floor {backward_cost.FLOOR_S:.0f} s; "
+          f"{backward_cost.FORWARD_PASSES} forward passes of at most {backward_cost.FORWARD_CAP_S:.0f} s)")
+    print(f"{'task':34s} {'forward':>10s} {'measured':>10s} {'x ceiling':>10s}")
+    lowest = float("inf")
+    for assignment in options.assignment.split(","):
+        for task, forward, make in cases(assignment):
+            forward_s, measured_s = case_cost(forward, make(np.random.default_rng(0)), options.budget,
+                                              np.random.default_rng(1))
+            lowest = min(lowest, measured_s / ceiling)
+            print(f"{assignment[:2]} {task:31s} {forward_s * 1e3:8.2f}ms {measured_s:9.0f}s {measured_s / ceiling:9.1f}x",
+                  flush=True)
+    print(f"lowest: a measured gradient takes {lowest:.1f} times the most a check allows")
+
+
+if __name__ == "__main__":
+    main()
