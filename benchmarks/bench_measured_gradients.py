@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine  # noqa: E402
 
 from grader.checking import backward_cost  # noqa: E402
+from grader.oracle.reference import load_reference_package  # noqa: E402
 
 H = 1e-5
 
@@ -39,21 +40,34 @@ def load(path: Path, name: str) -> Any:
     return module
 
 
+def reference(assignment: str, module: str) -> Any:
+    """A module of the reference solution, imported as the grader imports it: over the assignment's
+    provided files, as one package."""
+    package = f"reference_{assignment}"
+    if package not in sys.modules:
+        load_reference_package(assignment, ROOT / "reference" / assignment, ROOT / "assignments" / assignment)
+    return importlib.import_module(f"{package}.{module}")
+
+
 def measured_seconds(f: Callable[[Any], Any], x: Any, dout: Any, budget_s: float) -> float:
     """Seconds the course's numeric gradient of f at x takes, extrapolated from budget_s of it."""
-    torch_like = not isinstance(x, np.ndarray)
     flat = x.reshape(-1)  # a view: perturbing it perturbs x
     started, done = time.perf_counter(), 0
     while done < flat.shape[0] and time.perf_counter() - started < budget_s:
         old = float(flat[done])
         flat[done] = old + H
-        pos = f(x).clone() if torch_like else np.array(f(x), dtype=float)
+        pos = _copy(f(x))
         flat[done] = old - H
-        neg = f(x).clone() if torch_like else np.array(f(x), dtype=float)
+        neg = _copy(f(x))
         flat[done] = old
         float(((pos - neg) * dout).sum()) / (2 * H)
         done += 1
     return (time.perf_counter() - started) / done * flat.shape[0]
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a forward pass's output, as the course's numeric gradient takes one."""
+    return value.clone() if hasattr(value, "clone") else np.array(value, dtype=float)
 
 
 def case_cost(forward: Callable[..., Any], args: list[Any], budget_s: float, rng: np.random.Generator) -> tuple[float, float]:
@@ -82,7 +96,7 @@ def case_cost(forward: Callable[..., Any], args: list[Any], budget_s: float, rng
 def cases(assignment: str) -> list[tuple[str, Callable[..., Any], Callable[[np.random.Generator], list[Any]]]]:
     """(task, vectorized forward, input builder) of every backward and loss cost check of `assignment`."""
     checks = load(ROOT / "assignments" / assignment / "checks" / "test_layers.py", f"{assignment}_checks")
-    layers = load(ROOT / "reference" / assignment / "layers.py", f"{assignment}_layers")
+    layers = reference(assignment, "layers")
     found = []
     for param in checks.cost_cases():
         task = param.id
@@ -99,6 +113,32 @@ def cases(assignment: str) -> list[tuple[str, Callable[..., Any], Callable[[np.r
             return [wrap(rng.standard_normal((1000, 100))), wrap(rng.integers(0, 100, 1000))]
         found.append((f"{loss}.gradient", getattr(layers, loss), make))
     return found
+
+
+def model_cost(assignment: str, name: str, budget_s: float) -> tuple[float, float]:
+    """(scores seconds, measured-gradient seconds over every parameter) of a model cost check's model."""
+    models = reference(assignment, "models")
+    wrap = (lambda a: a) if assignment.startswith("a1") else _tensor
+    D, H, C, N = 1000, 200, 10, 2  # the model cost check's sizes
+    extra = {} if assignment.startswith("a1") and name == "TwoLayerNet" else {"dtype": _float64(assignment)}
+    model = (models.TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=5e-2, reg=0.1, **extra)
+             if name == "TwoLayerNet" else
+             models.FullyConnectedNet([H, H], input_dim=D, num_classes=C, weight_scale=5e-2, reg=0.1, **extra))
+    rng = np.random.default_rng(0)
+    X, y = wrap(rng.standard_normal((N, D))), wrap(rng.integers(0, C, N))
+    started = time.perf_counter()
+    model.loss(X)
+    scores_s = time.perf_counter() - started
+    total = sum(measured_seconds(lambda _: model.loss(X, y)[0], value, 1.0, budget_s)
+                for value in model.params.values())
+    return scores_s, total
+
+
+def _float64(assignment: str) -> Any:
+    if assignment.startswith("a1"):
+        return np.float64
+    import torch
+    return torch.float64
 
 
 def _tensor(array: np.ndarray) -> Any:
@@ -124,6 +164,11 @@ def main() -> None:
             lowest = min(lowest, measured_s / ceiling)
             print(f"{assignment[:2]} {task:31s} {forward_s * 1e3:8.2f}ms {measured_s:9.0f}s {measured_s / ceiling:9.1f}x",
                   flush=True)
+        for name in ("TwoLayerNet", "FullyConnectedNet"):
+            scores_s, measured_s = model_cost(assignment, name, options.budget)
+            lowest = min(lowest, measured_s / ceiling)
+            print(f"{assignment[:2]} {name + '.loss':31s} {scores_s * 1e3:8.2f}ms {measured_s:9.0f}s "
+                  f"{measured_s / ceiling:9.1f}x", flush=True)
     print(f"lowest: a measured gradient takes {lowest:.1f} times the most a check allows")
 
 

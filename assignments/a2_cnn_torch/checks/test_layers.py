@@ -400,7 +400,8 @@ def cost_cases():
     The convolution is left out: a naive convolution written as scalar loops over tensors is slow
     enough that no input size tells its honest backward pass from a measured one by time alone."""
     def linear(rng):
-        return [t(rng.standard_normal((50, 1000))), t(rng.standard_normal((1000, 20))), t(rng.standard_normal(20))]
+        # N * D * M = 10^6, so that even loops over every product finish in seconds; many elements
+        return [t(rng.standard_normal((100, 1000))), t(rng.standard_normal((1000, 10))), t(rng.standard_normal(10))]
 
     def elementwise(rng):
         return [t(away_from_zero(rng, (250, 400)))]
