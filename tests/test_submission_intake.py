@@ -119,6 +119,23 @@ def test_other_entries_are_ignored_with_a_warning_each(sandbox):
     )
 
 
+def test_a_zipped_file_numbered_by_a_browser_is_taken_where_it_is_the_only_copy(sandbox):
+    # Downloaded twice, then zipped: `layers (1).py` is layers.py, as it is in a folder.
+    entries = student_entries("hw/", skip=("layers.py",)) + [("hw/layers (1).py", stub("layers.py")),
+                                                             ("hw/optim (1).py", b"x = 1\n")]
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert result.missing == () and taken["layers.py"] == stub("layers.py") and taken["optim.py"] == stub("optim.py")
+    assert result.warnings == ("graded hw/layers (1).py as layers.py, the name the file must have",
+                               "ignored hw/optim (1).py: a numbered copy of optim.py: hw/optim.py itself is graded")
+    # Two numbered copies and no file itself: which one is meant is not guessed.
+    entries = student_entries(skip=("layers.py",)) + [("layers (1).py", stub("layers.py")), ("layers (2).py", b"x\n")]
+    result, taken = prepared(build(sandbox / "t.zip", entries))
+    result.cleanup()
+    assert result.missing == ("layers.py",) and "layers.py" not in taken
+    assert result.warnings == ("layers.py not found: layers (1).py, layers (2).py are there; which one is layers.py?",)
+
+
 def test_thousands_of_ignored_entries_give_ten_warnings_and_a_count(sandbox):
     entries = student_entries("hw/") + [(f"hw/data/{i}.txt", b"x") for i in range(3000)]
     result, _ = prepared(build(sandbox / "s.zip", entries))

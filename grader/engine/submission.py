@@ -21,6 +21,7 @@ import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
+from typing import Callable, Optional
 from pathlib import Path
 
 from grader.assignment import Assignment
@@ -349,7 +350,9 @@ def _from_zip(assignment: Assignment, source: Path, warnings: list[str]) -> dict
     try:
         with zipfile.ZipFile(source) as archive:
             readable = {name.casefold() for name in (*assignment.spec.student_files, "MANIFEST.json")}
-            entries = _checked_entries(source, archive.infolist(), readable)
+            entries = _checked_entries(source, archive.infolist(),
+                                       lambda base: base.casefold() in readable
+                                       or _numbered_copy_of(base, assignment.spec.student_files) is not None)
             taken, ignored, passed_over = _select(assignment, source, archive, entries)
             warnings.extend(passed_over)
             files = {}
@@ -411,9 +414,9 @@ def _declared_entry_count(source: Path) -> int | None:
         return None
 
 
-def _checked_entries(source: Path, infos: list[zipfile.ZipInfo], readable: set[str]) -> list[_Entry]:
+def _checked_entries(source: Path, infos: list[zipfile.ZipInfo], readable: Callable[[str], bool]) -> list[_Entry]:
     """All entries, with the names, kinds and sizes checked of those that may be read: the entries
-    whose name (`readable`, case folded) is a student file's or the manifest's. The others are never
+    whose name is `readable` (a student file's, or one standing for it, or the manifest's). The others are never
     opened (nor extracted), so what they hold costs nothing and refuses nothing: a zipped virtual
     environment's links, a dataset, a checkpoint of zeros."""
     if len(infos) > MAX_ENTRIES:
@@ -425,7 +428,7 @@ def _checked_entries(source: Path, infos: list[zipfile.ZipInfo], readable: set[s
         normal = info.filename.replace("\\", "/")
         parts = tuple(p for p in normal.split("/") if p not in ("", "."))
         kind = stat.S_IFMT(info.external_attr >> 16)
-        if not parts or parts[-1].casefold() not in readable:
+        if not parts or not readable(parts[-1]):
             entries.append(_Entry(info, parts, info.is_dir() or kind == stat.S_IFDIR or not parts))
             continue
         if normal.startswith("/") or _DRIVE.match(normal):
@@ -461,13 +464,17 @@ def _select(assignment: Assignment, source: Path, archive: zipfile.ZipFile, entr
     taken: dict[str, _Entry] = {}
     renamed: list[str] = []   # made where letter case is ignored (macOS, Windows): taken under the right name
     by_key: dict[str, _Entry] = {}
+    numbered: dict[str, list[_Entry]] = {}   # `layers (1).py`: a second download, taken where it is the only one
     ignored: list[tuple[str, str]] = []
     listing = ", ".join(assignment.spec.student_files)
     for entry in files:
         in_layer = entry.parts[:-1] == layer
         base = entry.parts[-1]
         key = base.casefold()
-        if in_layer and key in wanted:
+        copy_of = None if key in wanted else _numbered_copy_of(base, assignment.spec.student_files)
+        if in_layer and copy_of:
+            numbered.setdefault(copy_of, []).append(entry)
+        elif in_layer and key in wanted:
             if key in by_key:
                 raise UnusableSubmission(f"{source}: entry {entry.name!r} and entry {by_key[key].name!r} "
                                          f"are both {wanted[key]} (names differing only in case count as one)")
@@ -477,14 +484,30 @@ def _select(assignment: Assignment, source: Path, archive: zipfile.ZipFile, entr
                 renamed.append(f"graded {entry.name} as {wanted[key]}, the name the file must have")
         elif in_layer and base in _SILENT_EXTRAS:
             continue
-        elif key in wanted and len(entry.parts) - 1 > SEARCH_DEPTH:
+        elif (key in wanted or copy_of) and len(entry.parts) - 1 > SEARCH_DEPTH:
             ignored.append((entry.name, f"deeper than {SEARCH_DEPTH} folders, where the files to submit are not "
                                         "looked for: zip the folder that holds them"))
-        elif key in wanted:
+        elif key in wanted or copy_of:
             ignored.append((entry.name, f"the files to submit are taken from {place}"))
         else:
             ignored.append((entry.name, f"not one of the files to submit ({listing})"))
+    for name, copies in numbered.items():
+        names = ", ".join(sorted(copy.name for copy in copies))
+        if name in taken:
+            ignored.extend((copy.name, f"a numbered copy of {name}: {taken[name].name} itself is graded")
+                           for copy in copies)
+        elif len(copies) == 1:
+            taken[name] = copies[0]
+            renamed.append(f"graded {copies[0].name} as {name}, the name the file must have")
+        else:
+            renamed.append(f"{name} not found: {names} are there; which one is {name}?")
     return taken, ignored, passed_over + renamed
+
+
+def _numbered_copy_of(base: str, student_files: tuple[str, ...] | list[str]) -> Optional[str]:
+    """The student file that an entry named `base` is a numbered copy of (`layers (1).py`), if any."""
+    return next((name for name in student_files
+                 if stands_for(base, name) and base.casefold() != name.casefold()), None)
 
 
 def _student_layer(assignment: Assignment, source: Path, archive: zipfile.ZipFile, files: list[_Entry],
@@ -497,8 +520,11 @@ def _student_layer(assignment: Assignment, source: Path, archive: zipfile.ZipFil
     holders: dict[tuple[str, ...], dict[str, _Entry]] = {}
     for entry in files:
         folder, key = entry.parts[:-1], entry.parts[-1].casefold()
-        if key in wanted and len(folder) <= SEARCH_DEPTH and not any(part.startswith(".") for part in folder):
-            holders.setdefault(folder, {})[key] = entry
+        copy_of = None if key in wanted else _numbered_copy_of(entry.parts[-1], list(wanted.values()))
+        if (key in wanted or copy_of) and len(folder) <= SEARCH_DEPTH and not any(p.startswith(".") for p in folder):
+            holders.setdefault(folder, {}).setdefault(copy_of.casefold() if copy_of else key, entry)
+            if not copy_of:
+                holders[folder][key] = entry
     if not holders:
         return (), ()
 
