@@ -2,6 +2,8 @@
 from the functions its cells define, and none of its code runs in the grader."""
 
 import ast
+import json
+import warnings
 
 import nbformat
 import pytest
@@ -63,6 +65,23 @@ def test_no_code_of_the_notebook_runs_in_the_grader(tmp_path):
         assert "def affine_forward" in layers and str(marker) not in layers  # the statement is not a definition
     finally:
         prepared.cleanup()
+
+
+def test_a_notebook_without_cell_ids_is_read_without_the_format_s_warnings(tmp_path):
+    # Jupyter before 2021 wrote no cell ids; nbformat warns of it on reading, to standard error.
+    text = nbformat.writes(new_notebook(cells=[new_code_cell("%%writefile layers.py\n" + reference_text("layers.py"))]))
+    notebook = json.loads(text)
+    for cell in notebook["cells"]:
+        cell.pop("id", None)
+    path = tmp_path / "old.ipynb"
+    path.write_text(json.dumps(notebook))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = prepare_submission(a1(), path)
+    taken = (prepared.package / "layers.py").read_text()
+    prepared.cleanup()
+    assert taken == reference_text("layers.py")
+    assert not [w for w in caught if "nbformat" in type(w.message).__module__], [str(w.message) for w in caught]
 
 
 def test_a_broken_notebook_is_unusable_with_the_reason(tmp_path):

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
 
 # A cell magic or shell line: not Python, left out of what is parsed.
 _MAGIC = re.compile(r"^\s*[%!]")
@@ -64,15 +66,23 @@ class NotebookFiles:
     warnings: list[str] = field(default_factory=list)
 
 
-def student_files_from_notebook(text: str, stubs: dict[str, str]) -> NotebookFiles:
-    """The student files a notebook holds. `stubs`: each student file's stub text (the assignment's),
-    which says which names belong to which file."""
+def _read(text: str) -> Any:
     import nbformat
 
     try:
-        notebook = nbformat.reads(text, as_version=4)
+        with warnings.catch_warnings():
+            # The format's own complaints (cells without ids, as older Jupyter wrote them) say nothing
+            # about the code, and printed they read as the grader's.
+            warnings.simplefilter("ignore")
+            return nbformat.reads(text, as_version=4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises several kinds for a broken file
         raise NotebookError(f"not a readable Jupyter notebook ({type(exc).__name__}: {exc})") from None
+
+
+def student_files_from_notebook(text: str, stubs: dict[str, str]) -> NotebookFiles:
+    """The student files a notebook holds. `stubs`: each student file's stub text (the assignment's),
+    which says which names belong to which file."""
+    notebook = _read(text)
     owner = _owners(stubs)
     written: dict[str, str] = {}
     definitions: dict[str, list[_Definition]] = {}   # file -> definitions, in notebook order
