@@ -1,5 +1,6 @@
 """The `grader` command line. Exit status: 0 grading ran, 1 under --fail-under, 2 usage or
-configuration error, 3 unusable submission, 130 interrupted (Ctrl-C)."""
+configuration error, 3 unusable submission, 4 the grader failed, 130 interrupted (Ctrl-C), 143 stopped
+by SIGTERM (a cluster's time limit, `kill`, a container stopped)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 from grader.batch.executor import EXECUTORS
 from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, LMS_FORMATS, ROSTER_COLUMNS, SANDBOX_CHOICES,
@@ -16,6 +17,12 @@ from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, LMS_
 
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
+EXIT_TERMINATED = 143   # and for one stopped by SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, taken as Ctrl-C is: the way out closes the workers and grading processes (their
+    `finally` blocks), where the signal's default would leave them to finish into a closed pipe."""
 # The grader itself failed (a bug to report): not 1, which a course's CI reads as a score below
 # --fail-under, nor 3, which says the submission was unusable.
 EXIT_INTERNAL = 4
@@ -147,12 +154,16 @@ def entry() -> NoReturn:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    previous = _take_sigterm()
     try:
         return _run(argv)
+    except Terminated:
+        print("\ngrader: stopped by SIGTERM" + _RESUMABLE.get(_command(argv), ""), file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         # The workers and scratch folders were closed on the way out (their `finally` blocks); a
         # traceback of where the grader happened to be would only hide this line.
-        print("\ngrader: interrupted", file=sys.stderr)
+        print("\ngrader: interrupted" + _RESUMABLE.get(_command(argv), ""), file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception:  # noqa: BLE001 - the last word: the traceback, and a status no other outcome has
         import traceback
@@ -161,6 +172,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"grader: internal error (exit status {EXIT_INTERNAL}): the grader failed, not the submission; "
               "nothing of this run's results can be trusted. Please report the traceback above.", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        _restore_sigterm(previous)
+
+
+# What an interrupted command keeps, where the same command goes on from it.
+_RESUMABLE = {"batch": ": the submissions graded so far are kept in --out; the same command grades the rest"}
+
+
+def _command(argv: Optional[Sequence[str]]) -> str:
+    words = list(sys.argv[1:] if argv is None else argv)
+    return next((word for word in words if not word.startswith("-")), "")
+
+
+def _take_sigterm() -> Any:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None   # signal handlers can be set from the main thread only (a caller's thread: left alone)
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated()
+    return signal.signal(signal.SIGTERM, terminated)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(argv: Optional[Sequence[str]]) -> int:

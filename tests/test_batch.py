@@ -172,6 +172,38 @@ def kill_batch_midway(subs: Path, out: Path) -> tuple[set[str], int]:
     return done_before, stop_after
 
 
+def test_a_batch_stopped_by_sigterm_closes_its_processes_says_so_and_resumes(tmp_path):
+    """SIGTERM (a cluster's time limit, a container stopped) is taken as Ctrl-C: the grading processes
+    are stopped rather than left to finish into a closed pipe, each printing a traceback."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    reference = a1().reference_directory
+    for number in range(6):
+        shutil.copytree(reference, subs / f"student{number}", ignore=shutil.ignore_patterns("*.yaml", "hidden_*"))
+    scratch = Path(tempfile.mkdtemp(prefix="gbt-", dir="/tmp"))
+    env = {**os.environ, "TMPDIR": str(scratch), "GRADER_ROOT": str(PROJECT_ROOT)}
+    command = [sys.executable, "-m", "grader", "batch", A1, str(subs), "--out", str(out), "--jobs", "2",
+               "--skip-training", "--only", "affine.*", "--quiet"]
+    batch = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _done_in(out / "batch.sqlite") and batch.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    batch.send_signal(signal.SIGTERM)
+    _, errors = batch.communicate(timeout=60)
+    assert batch.returncode == 143, f"ended with {batch.returncode} before or despite SIGTERM: {errors}"
+    assert "stopped by SIGTERM" in errors and "the same command grades the rest" in errors, errors
+    deadline = time.monotonic() + 20
+    while (left := _processes_with(scratch.name)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, "processes of the stopped batch still run"
+    assert "Traceback" not in errors, errors
+    done_before = _done_in(out / "batch.sqlite")
+    assert 0 < len(done_before) < 6
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert len(_done_in(out / "batch.sqlite")) == 6
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
 @pytest.mark.slow
 def test_a_batch_killed_at_a_random_point_resumes_to_the_same_gradebook(uninterrupted, tmp_path):
     subs, out = tmp_path / "subs", tmp_path / "out"

@@ -369,8 +369,11 @@ def child_main(job: SubmissionJob, connection: Any, options: ChildOptions) -> No
         outcome = run_job(job, training_lease=training_lease(connection, options.lends))
     except BaseException:  # noqa: BLE001 - a fault of the grader: the coordinator decides on a retry
         outcome = JobOutcome.crashed(traceback.format_exc(limit=8)[-2000:])
-    connection.send(outcome)
-    connection.close()
+    try:
+        connection.send(outcome)
+        connection.close()
+    except OSError:
+        pass  # the coordinator is gone (stopped, killed): nobody is left to tell, nor to read a traceback
 
 
 def pin_to(cores: Optional[tuple[int, ...]]) -> None:
