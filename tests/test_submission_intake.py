@@ -610,3 +610,28 @@ def test_a_folder_with_the_students_work_and_an_untouched_course_clone_is_graded
     assert taken["optim.py"] == stub("optim.py")
     assert ("graded the files in the folder hw1/: course-main/assignments/a1_fc_numpy/ holds the stubs as handed "
             "out") in result.warnings
+
+
+# -- a file made for another assignment -----------------------------------------------------------
+
+def test_a_layers_py_made_for_another_assignment_is_named_as_such(sandbox):
+    # The tensor assignment's layers.py handed in for the NumPy one: every check would fail with
+    # errors naming a missing function or torch, not the one cause.
+    folder = _folder(sandbox, skip=("layers.py",))
+    (folder / "layers.py").write_bytes((a1().directory.parent / "a2_cnn_torch" / "layers.py").read_bytes())
+    result, _ = prepared(folder)
+    result.cleanup()
+    assert len(result.warnings) == 1, result.warnings
+    assert result.warnings[0].startswith("layers.py looks like a2_cnn_torch's: it defines BatchNorm, Conv"), result.warnings
+    assert "Was it made for a2_cnn_torch? It is graded as a1_fc_numpy" in result.warnings[0]
+
+
+def test_a_layers_py_of_this_assignment_half_written_or_with_helpers_is_not_taken_for_another(sandbox):
+    folder = _folder(sandbox, skip=("layers.py",))
+    # Half the functions, a class of the student's own named like another assignment's, helpers.
+    text = stub("layers.py").decode()
+    kept = text[:text.index("def dropout_forward(")]
+    (folder / "layers.py").write_text(kept + "\n\nclass Linear:\n    pass\n\n\ndef helper(x):\n    return x\n")
+    result, _ = prepared(folder)
+    result.cleanup()
+    assert result.warnings == (), result.warnings

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 from pathlib import Path
 
 from grader.assignment import Assignment
+from grader.engine.wrong_assignment import made_for_another_assignment
 from grader.files import SEARCH_DEPTH, choose_holder, find_student_files, holds_work, stands_for
 from grader.sandbox.worker_process import make_scratch_dir, remove_scratch_dir
 
@@ -113,6 +114,7 @@ def read_submission(assignment: Assignment, source: Path) -> SubmissionFiles:
         files = _from_zip(assignment, source, warnings)
     else:
         raise UnusableSubmission(f"{source} is neither a folder, a zip archive nor a Jupyter notebook (.ipynb)")
+    warnings.extend(made_for_another_assignment(assignment, files))
     missing = tuple(n for n in assignment.spec.student_files if n not in files)
     if len(missing) == len(assignment.spec.student_files):
         detail = "".join(f"; {w}" for w in warnings)
