@@ -534,3 +534,26 @@ def test_code_that_only_turns_autograd_off_is_not_named():
               "    x.requires_grad = False\n    with torch.set_grad_enabled(False):\n        out = out + 1\n"
               "    x.requires_grad_(False)\n    out = torch.ones(3, **{'requires_grad': False})\n    return out\n")
     assert autograd_uses(source, {}) == []
+
+
+# -- softmax: log of torch.softmax is stable in dx, not in the loss ---------------------------------
+
+SOFTMAX_THEN_LOG = """
+probs = torch.softmax(x, dim=1)
+N = x.shape[0]
+loss = -torch.log(probs[torch.arange(N), y]).mean()
+dx = probs.clone()
+dx[torch.arange(N), y] -= 1
+dx /= N
+"""
+
+
+def test_log_of_torch_softmax_is_told_of_the_log_not_of_subtracting_the_maximum(tmp_path):
+    # torch.softmax subtracts the row's maximum itself: dx is right for huge scores, and only the log of
+    # probabilities that underflow to 0 makes the loss inf. Advice to subtract the maximum would not help.
+    layers = student_version(reference_text("layers.py"), "softmax_loss", SOFTMAX_THEN_LOG)
+    result = grade_files(tmp_path, {"layers.py": layers}, only="softmax_loss.*")
+    assert lost(result) == {"softmax_loss.loss"}, messages(result)
+    message = next(t.message for t in result.tasks if t.task_id == "softmax_loss.loss")
+    assert "though dx is right" in message and "log_softmax" in message, message
+    assert "subtract each row's maximum before" not in message, message

@@ -153,14 +153,30 @@ def test_loss_value(student, reference, rng, loss_name, N, C):
 
 
 @pytest.mark.task("softmax_loss.loss")
-def test_softmax_loss_is_log_c_for_tiny_scores_and_stable_for_huge(student, rng):
+def test_softmax_loss_is_log_c_for_tiny_scores_and_stable_for_huge(student, reference, rng):
     N, C = 100, 10
     y = torch.from_numpy(rng.integers(C, size=N))
     loss, _ = expect_tuple(student.layers.softmax_loss(t(0.001 * rng.standard_normal((N, C))), y), 2, "softmax_loss")
     assert_close(loss, np.log(C), name="loss of softmax_loss for near-zero scores (should be about log C)", rtol=1e-2)
-    loss, dx = expect_tuple(student.layers.softmax_loss(t(1000 * rng.standard_normal((N, C))), y), 2, "softmax_loss")
-    assert_true(bool(torch.isfinite(torch.as_tensor(loss))) and bool(torch.isfinite(dx).all()),
-                "softmax_loss: scores of size 1000 give NaN or inf; subtract each row's maximum first")
+    huge = t(1000 * rng.standard_normal((N, C)))
+    loss, dx = expect_tuple(student.layers.softmax_loss(huge, y), 2, "softmax_loss")
+    dx = as_array(dx, "dx of softmax_loss")
+    expected_dx = as_array(reference.layers.softmax_loss(huge, y)[1], "the reference's dx")
+    loss_finite = bool(np.isfinite(as_array(loss, "loss of softmax_loss")).all())
+    # A dx that is right there means the probabilities were computed stably (the row's maximum
+    # subtracted, or torch.softmax): only the loss can then go wrong, by a log of probabilities that
+    # underflowed to 0.
+    dx_right = dx.shape == expected_dx.shape and np.allclose(dx, expected_dx, rtol=1e-6, atol=1e-8)
+    assert_true(dx_right or loss_finite,
+                "softmax_loss: scores of size 1000 give a loss of inf or NaN and a wrong dx: exp of such scores "
+                "overflows; subtract each row's maximum before taking exp")
+    assert_true(loss_finite,
+                f"softmax_loss: scores of size 1000 give the loss {float(as_array(loss, 'loss').sum())}, though dx is "
+                "right: the loss takes the log of probabilities that underflow to 0 (as log of torch.softmax does); "
+                "compute the log-probabilities directly, as shifted - log(sum(exp(shifted))) with shifted = x - max "
+                "of the row (log-sum-exp, or torch.log_softmax)")
+    assert_true(bool(np.isfinite(dx).all()), "softmax_loss: scores of size 1000 give a NaN or infinite dx: exp of "
+                                            "such scores overflows; subtract each row's maximum before taking exp")
 
 
 @pytest.mark.task("softmax_loss.gradient")
