@@ -444,3 +444,33 @@ def test_batch_normalization_after_the_relu_is_named_as_layers_out_of_order(tmp_
     message = task(result, "plain_block.forward").message
     assert "net.1 where the docstring has net.0, net.4 where the docstring has net.3" in message, message
     assert "not in the docstring's order" in message, message
+
+
+def test_a_post_activation_plain_block_is_named_as_the_docstring_s_order_not_a_shape(tmp_path):
+    # conv - BN - ReLU, the order of the original ResNet: net.0 is a convolution where the docstring's
+    # is a batch normalization, which a comparison of shapes alone reports as "(8, 4, 3, 3), expected (4,)".
+    result = graded(tmp_path, {"PlainBlock.__init__": """
+        self.net = nn.Sequential(
+            nn.Conv2d(Cin, Cout, 3, stride=2 if downsample else 1, padding=1), nn.BatchNorm2d(Cout), nn.ReLU(),
+            nn.Conv2d(Cout, Cout, 3, padding=1), nn.BatchNorm2d(Cout), nn.ReLU())
+    """}, only="plain_block.forward")
+    message = task(result, "plain_block.forward").message
+    assert "conv, batch norm, conv, batch norm" in message and "batch norm, conv, batch norm, conv" in message, message
+    assert "pre-activation" in message, message
+
+
+def test_a_bottleneck_whose_convolutions_shrink_the_input_is_told_of_their_padding(tmp_path):
+    # The 3x3 convolution without padding: downsampled, the check's 5x4 input is 3x2 there, smaller
+    # than the kernel, and PyTorch's "Kernel size can't be greater than actual input size" comes from
+    # inside the block.
+    result = graded(tmp_path, {"ResidualBottleneckBlock.__init__": """
+        stride = 2 if downsample else 1
+        mid = Cout // 4
+        self.block = nn.Sequential(
+            nn.BatchNorm2d(Cin), nn.ReLU(), nn.Conv2d(Cin, mid, 1, stride=stride),
+            nn.BatchNorm2d(mid), nn.ReLU(), nn.Conv2d(mid, mid, 3),
+            nn.BatchNorm2d(mid), nn.ReLU(), nn.Conv2d(mid, Cout, 1))
+        self.shortcut = nn.Identity() if Cin == Cout and not downsample else nn.Conv2d(Cin, Cout, 1, stride=stride)
+    """}, only="bottleneck_block.forward")
+    message = task(result, "bottleneck_block.forward").message
+    assert "check the padding and strides of its convolutions" in message, message

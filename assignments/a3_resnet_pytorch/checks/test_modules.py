@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking import assert_close, assert_true, CheckFailed, fetch
+from grader.checking import assert_close, assert_true, CheckFailed, fetch, StudentException
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 F64 = torch.float64
@@ -73,8 +73,8 @@ def expect_state_shapes(actual, expected, label, *, block_case=None, may_wrap=()
     unexpected = [name for name in actual if name not in expected]
     for name in expected:
         if name in actual and tuple(actual[name]) != tuple(expected[name]):
-            raise CheckFailed(f"{label}.state_dict()[{name!r}] has shape {tuple(actual[name])}, expected "
-                              f"{tuple(expected[name])}")
+            raise CheckFailed(f"{label}.state_dict() " + (layer_order_difference(actual, expected) or
+                              f"[{name!r}] has shape {tuple(actual[name])}, expected {tuple(expected[name])}"))
     names = {name: name for name in expected if name in actual}
     allowed = {ours: theirs for ours, theirs in sequential_wrappings(missing, unexpected, actual, expected).items()
                if layer_of(ours) in may_wrap}
@@ -127,6 +127,38 @@ def moved_layers(missing, unexpected, actual, expected):
         moved[layer] = match
         taken.add(match)
     return moved
+
+
+def layer_kinds(shapes):
+    """{nn.Sequential: [the kind of each of its layers with entries, in order]} ("batch norm" for a layer
+    with running statistics, "conv" for a 4-d weight, "linear" for a 2-d one)."""
+    entries = {}
+    for name, shape in shapes.items():
+        layer = layer_of(name)
+        parent, _, position = layer.rpartition(".")
+        if position.isdigit():
+            entries.setdefault(parent, {}).setdefault(int(position), {})[name.rsplit(".", 1)[-1]] = tuple(shape)
+    kinds = {}
+    for parent, layers in entries.items():
+        kinds[parent] = ["batch norm" if "running_mean" in leaves else
+                         {4: "conv", 2: "linear"}.get(len(leaves.get("weight", ())), "layer")
+                         for _, leaves in sorted(layers.items())]
+    return kinds
+
+
+def layer_order_difference(actual, expected):
+    """Where an nn.Sequential holds the docstring's kinds of layer in another order (conv - BN - ReLU,
+    the original ResNet's, for the docstring's pre-activation BN - ReLU - conv), those orders; else ""."""
+    ours, theirs = layer_kinds(actual), layer_kinds(expected)
+    for parent, wanted in theirs.items():
+        found = ours.get(parent)
+        if found and found != wanted and sorted(found) == sorted(wanted):
+            pre = " (the blocks are pre-activation: each convolution comes after its batch norm and ReLU)" \
+                if wanted[0] == "batch norm" and found[0] == "conv" else ""
+            return (f"holds in {parent}, in order, {', '.join(found)}; the docstring's {parent} holds "
+                    f"{', '.join(wanted)}{pre}. In an nn.Sequential a layer's position is its name: build it in "
+                    "the docstring's order")
+    return ""
 
 
 SHORTCUT_ENTRIES = ("shortcut.weight", "shortcut.bias")
@@ -371,7 +403,14 @@ def terms_can_be_added(ours, x, label, Cout, downsample, shortcut):
                       ("shortcut", f"the shortcut should be {shortcut}")):
         if term == "shortcut" and not has_a_callable_shortcut(ours):
             continue
-        shape = tuple(getattr(ours, term)(x).shape)
+        try:
+            shape = tuple(getattr(ours, term)(x).shape)
+        except StudentException as error:
+            if term != "block" or "size" not in error.message:
+                raise
+            # A convolution without its padding shrinks the input below the next one's kernel.
+            raise CheckFailed(f"{label}.block(x) fails for x of shape {tuple(x.shape)} ({error.type_name}: "
+                              f"{error.message[:300]}): {why}") from None
         if shape != expected:
             raise CheckFailed(f"{label}.{term}(x) has shape {shape} for x of shape {tuple(x.shape)}, expected "
                               f"{expected}, so out = block(x) + shortcut(x) cannot be formed: {why}")

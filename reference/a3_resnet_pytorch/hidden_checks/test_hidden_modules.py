@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checking import assert_close, CheckFailed, fetch
+from grader.checking import assert_close, CheckFailed, fetch, StudentException
 
 F64 = torch.float64
 
@@ -68,7 +68,14 @@ def terms_can_be_added(ours, x, label, Cout, downsample):
     expected = (N, Cout, (H + 1) // 2, (W + 1) // 2) if downsample else (N, Cout, H, W)
     ours.eval()  # looking must not move batch normalization's running averages
     for term in ("block", "shortcut"):
-        shape = tuple(getattr(ours, term)(x).shape)
+        try:
+            shape = tuple(getattr(ours, term)(x).shape)
+        except StudentException as error:
+            if term != "block" or "size" not in error.message:
+                raise
+            # A convolution without its padding shrinks the input below the next one's kernel.
+            raise CheckFailed(f"{label}.block(x) fails for x of shape {tuple(x.shape)} ({error.type_name}: "
+                              f"{error.message[:300]}): check the padding and strides of its convolutions") from None
         if shape != expected:
             raise CheckFailed(f"{label}.{term}(x) has shape {shape} for x of shape {tuple(x.shape)}, expected "
                               f"{expected}, so out = block(x) + shortcut(x) cannot be formed")
