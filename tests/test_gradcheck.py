@@ -396,10 +396,18 @@ def test_a_transposed_shape_says_it_looks_transposed():
     x = np.ones((2, 3, 4))
     evaluate, calls = linear(np.ones_like(x))
     failure = failure_of(np.ones((4, 3, 2)), x, evaluate)
-    assert failure.message == "dx: expected shape (2, 3, 4) (the input's), got (4, 3, 2) (it looks transposed)"
+    assert failure.message == "dx: expected shape (2, 3, 4) (x's), got (4, 3, 2) (it looks transposed)"
     assert "transposed" not in failure_of(np.ones((3, 2, 4)), x, evaluate).message
     assert "transposed" not in failure_of(np.ones(24), x, evaluate).message
     assert calls == []
+
+
+def test_a_parameter_s_gradient_of_another_shape_names_the_parameter_not_the_input():
+    # dgamma kept as (1, D) by keepdims: the shape to match is gamma's, which "the input's" hid.
+    gamma = np.ones(5)
+    evaluate, _ = linear(np.ones_like(gamma))
+    failure = failure_of(np.ones((1, 5)), gamma, evaluate, name="dgamma", input_name="gamma")
+    assert failure.message == "dgamma: expected shape (5,) (gamma's), got (1, 5)"
 
 
 def _network_with_a_unit_at_the_kink():

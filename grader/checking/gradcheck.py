@@ -288,12 +288,14 @@ def _relative_error(a: float, n: float) -> float:
     return abs(a - n) / max(abs(a) + abs(n), 1e-300)
 
 
-def _checked_analytic(analytic: Any, x: np.ndarray, name: str) -> np.ndarray:
-    """The analytic gradient as float64, with the input's shape and finite, or a failure saying why not."""
+def _checked_analytic(analytic: Any, x: np.ndarray, name: str, input_name: str = "") -> np.ndarray:
+    """The analytic gradient as float64, with the shape of its input (`input_name`: gamma for dgamma)
+    and finite, or a failure saying why not."""
     g = as_array(analytic, name)
     if g.shape != x.shape:
         transposed = " (it looks transposed)" if x.ndim > 1 and g.shape == x.shape[::-1] else ""
-        raise CheckFailed(f"{name}: expected shape {x.shape} (the input's), got {g.shape}{transposed}")
+        whose = f"{input_name}'s" if input_name else "the input's"
+        raise CheckFailed(f"{name}: expected shape {x.shape} ({whose}), got {g.shape}{transposed}")
     g = g.astype(np.float64)
     if not np.all(np.isfinite(g)):
         bad = ~np.isfinite(g)
@@ -312,7 +314,7 @@ def compare_gradient(analytic: Any, x: np.ndarray, evaluate: BatchedScalar, *, n
     calls, so that its probes hide among them). `sizes` names the sizes a wrong constant factor may be
     made of (the batch size N); `findings` are facts the caller observed (an input modified in place)
     that go into the message when the gradient is wrong."""
-    g = _checked_analytic(analytic, x, name)
+    g = _checked_analytic(analytic, x, name, input_name)
     start = time.perf_counter()
     counter = _Counter(evaluate)
     if first is None:
