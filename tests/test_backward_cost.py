@@ -194,3 +194,20 @@ def test_without_the_cap_a_slowed_forward_pass_buys_the_measured_gradient_its_ti
     shipped, folder = sleepy_submission(tmp_path)
     result = grade_checks(shipped, folder, only="relu.*", seed=None)
     assert result.tasks and not lost(result), {t.task_id: t.message for t in result.tasks}
+
+
+def test_a_wrong_forward_pass_is_named_before_its_backward_pass_is_timed(tmp_path):
+    # A forward pass whose output is wrong and whose cache its backward pass cannot read: the cost check
+    # must not make the backward pass's exception the task's headline over "fix relu_forward first".
+    shipped = a1()
+    text = student_version((shipped.reference_directory / "layers.py").read_text(), "relu_forward", """
+        out = 2 * np.maximum(0, x)
+        cache = (x, "a cache of my own")
+    """)
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": text})
+    result = grade_checks(shipped, folder, only="relu.*", seed=None, mode="official")
+    backward = next(t for t in result.tasks if t.task_id == "relu.backward")
+    assert backward.outcome.value == "failed", (backward.outcome, backward.message)
+    assert "not graded, because relu_forward disagrees with the reference" in backward.message, backward.message
+    cost = [c for c in backward.checks if "costs_about" in c.name]
+    assert cost and all("fix relu_forward first" in c.message for c in cost), [c.message for c in cost]

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from grader.checking.compare import CheckFailed, as_array, assert_close, expect_tuple
-from grader.checking.gradcheck import like
+from grader.checking.gradcheck import forward_agrees, like
 from grader.checking.proxies import fetch, set_params
 from grader.oracle.reference import answers_live
 from grader.sandbox import remote
@@ -57,6 +57,7 @@ class LargeExpectation:
 
     dout: np.ndarray
     gradients: Union[Sequence[np.ndarray], Callable[[Any], Sequence[np.ndarray]]]
+    out: Optional[np.ndarray] = None   # the forward pass's output there, where it is the reference's
 
 
 def reference_expectation(reference_forward: Any, reference_backward: Any, args: Sequence[Any],
@@ -69,7 +70,8 @@ def reference_expectation(reference_forward: Any, reference_backward: Any, args:
     dout = rng.standard_normal(as_array(out, "the reference's output").shape)
     grads = reference_backward(like(args[0], dout), cache)
     grads = grads if isinstance(grads, (tuple, list)) else (grads,)
-    return LargeExpectation(dout, [as_array(g, "the reference's gradient") for g in grads])
+    return LargeExpectation(dout, [as_array(g, "the reference's gradient") for g in grads],
+                            as_array(out, "the reference's output"))
 
 
 def check_backward_cost(forward: RemoteObject, backward: RemoteObject, args: Sequence[Any], *,
@@ -91,6 +93,11 @@ def check_backward_cost(forward: RemoteObject, backward: RemoteObject, args: Seq
         _within(lambda limit: remote.call(backward, (out, cache), {}, keep=True, timeout_s=limit),
                 limit_for(forward_s), what, f"{forward_name} takes {forward_s:.3g} s there")
         return
+    if expected.out is not None:
+        # As the other gradient checks: a backward pass is graded only where its forward pass is right
+        # (a wrong cache would otherwise make it raise here, hiding the forward pass's own message).
+        forward_agrees(lambda: assert_close(fetch(out), expected.out, name=f"out of {forward_name}"), forward_name,
+                       backward_name, graded_alone=True)
     dout = like(args[0], expected.dout)
     returned = _within(lambda limit: remote.call(backward, (dout, cache), {}, timeout_s=limit), limit_for(forward_s),
                        what, f"{forward_name} takes {forward_s:.3g} s there")

@@ -551,7 +551,7 @@ class ReferenceLayer:
         return LayerExpectation(tuple(as_array(out, f"the reference's {forward_name}").shape), check_output, gradients)
 
 
-def _forward_agrees(check: Callable[[], None], forward_name: str, backward_name: str, *,
+def forward_agrees(check: Callable[[], None], forward_name: str, backward_name: str, *,
                     graded_alone: bool = False) -> None:
     """The forward pass's output (or loss) agrees with the reference's before any gradient is compared,
     so that a wrong forward pass is reported as such, and a forward pass computing something else
@@ -608,7 +608,7 @@ def check_layer_backward(forward: RemoteObject, backward: RemoteObject, args: Se
     answers = _run_shuffled(remote.session_of(forward), rng, groups)
     kept = answers[0][0]
     out, cache = expect_tuple(kept.result, 2, forward_name)
-    _forward_agrees(lambda: (_keeps_dtype(out, args[0], forward_name), expected.check_output(out)),
+    forward_agrees(lambda: (_keeps_dtype(out, args[0], forward_name), expected.check_output(out)),
                     forward_name, backward_name, graded_alone=True)
     # Changing an input in place is no error in itself; it matters only where the cache then holds the
     # changed values and the gradients come out wrong, which is what the message of a wrong gradient says.
@@ -669,7 +669,7 @@ def check_loss_gradient(loss_function: RemoteObject, x: Any, y: Any, *, name: st
     answers = _run_shuffled(remote.session_of(loss_function), rng,
                             [[("call", loss_function, [x, y], {})], *(probe(p) for p in probes.points())])
     loss, dx = expect_tuple(answers[0][0], 2, name)
-    _forward_agrees(lambda: assert_close(loss, expected_loss, name=f"loss of {name}"), f"the loss of {name}",
+    forward_agrees(lambda: assert_close(loss, expected_loss, name=f"loss of {name}"), f"the loss of {name}",
                     f"dx of {name}")
 
     def evaluate(points: list[np.ndarray]) -> list[float]:
@@ -784,7 +784,7 @@ def check_model_gradients(model: RemoteObject, X: Any, y: Any, *, params: dict[s
     loss, grads = expect_tuple(answers[0][0], 2, f"{model_name}.loss(X, y)")
     if expected is not None:
         loss_name = f"loss of {model_name}.loss(X, y)"
-        _forward_agrees(lambda: assert_close_naming_conventions(loss, expected[0], name=loss_name,
+        forward_agrees(lambda: assert_close_naming_conventions(loss, expected[0], name=loss_name,
                                                                 others=other_conventions),
                         f"the loss of {model_name}", f"grads of {model_name}")
     if not isinstance(grads, dict):
