@@ -33,6 +33,15 @@ ROSTER_COLUMNS = ("submission", "name", "canvas_id", "sis_user_id", "sis_login_i
 SIMILARITY_AUTO_ABOVE = 5
 
 
+class _Globs(argparse.Action):
+    """--only given twice grades the tasks of both (where argparse's default keeps the last alone)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        earlier = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, f"{earlier},{values}" if earlier else values)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GradingChoices:
     """How a submission is graded, whoever grades it: one `grader grade`, or each of a batch."""
@@ -61,8 +70,9 @@ def add_grading_arguments(parser: argparse.ArgumentParser, *, seed_help: str) ->
     parser.add_argument("--device", choices=list(DEVICES), default=_DEFAULTS.device)
     parser.add_argument("--data", choices=list(DATA_CHOICES), default=_DEFAULTS.data)
     parser.add_argument("--data-dir", type=Path, default=_DEFAULTS.data_dir)
-    parser.add_argument("--only", metavar="TASK_GLOB", default=_DEFAULTS.only,
-                        help="grade only tasks whose id matches (a glob, or several separated by commas)")
+    parser.add_argument("--only", metavar="TASK_GLOB", default=_DEFAULTS.only, action=_Globs,
+                        help="grade only tasks whose id matches (a glob, or several separated by commas; "
+                             "--only given again adds its globs)")
     parser.add_argument("--skip-training", action="store_true", help="grade only the tasks scored by checks")
     parser.add_argument("--sandbox", choices=list(SANDBOX_CHOICES), default=_DEFAULTS.sandbox,
                         help="isolation of the submission (auto: the strongest level proven here for official "

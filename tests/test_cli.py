@@ -144,6 +144,14 @@ def test_only_that_matches_no_task_is_a_usage_error_listing_the_tasks(tmp_path):
     assert done.returncode == 2 and "'afine.*' of --only 'relu.forward,afine.*' matches no task" in done.stderr
 
 
+def test_only_given_twice_grades_the_tasks_of_both():
+    # argparse keeps the last of a repeated option: the first glob's tasks went ungraded, silently.
+    for command in (["grade", "a1_fc_numpy"], ["batch", "a1_fc_numpy", "subs", "--out", "out"]):
+        args = build_parser().parse_args([*command, "--only", "relu.*", "--only", "affine.forward,sigmoid.*"])
+        assert args.only == "relu.*,affine.forward,sigmoid.*"
+    assert build_parser().parse_args(["grade", "a1_fc_numpy"]).only is None
+
+
 def test_grade_sh_help_prints_the_usage_once():
     done = subprocess.run([str(PROJECT_ROOT / "grade.sh"), "--help"], cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=600)
