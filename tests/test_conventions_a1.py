@@ -262,3 +262,16 @@ def test_weights_carried_in_the_source_are_named_for_a_person_to_read(tmp_path):
     assert "a str of 80,000 characters" in result.output
     assert "To read" not in grade_checks(shipped, make_submission(tmp_path / "ref", shipped, "reference"),
                                          only="two_layer_net.init", seed=None).output
+
+
+def test_the_network_without_dropout_is_named_as_it_is_built(tmp_path):
+    # The dropout task compares the same network without dropout first; its name reads as a call.
+    shipped = a1()
+    models = (shipped.reference_directory / "models.py").read_text()
+    line = 'grads[f"W{i}"] += self.reg * w'
+    assert models.count(line) == 1
+    folder = make_submission(tmp_path, shipped, "reference", {"models.py": models.replace(line, "pass")})
+    result = grade_checks(shipped, folder, only="fc_net.dropout", seed=None)
+    message = next(t.message for t in result.tasks if t.task_id == "fc_net.dropout")
+    assert "of FullyConnectedNet(dropout_keep_ratio=1).loss" in message, message
+    assert "without dropout.loss" not in message, message

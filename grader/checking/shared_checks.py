@@ -179,7 +179,7 @@ def draws_reference_masks(student_forward: Any, reference_forward: Any, shapes: 
 def check_dropout_network_gradients(network: Callable[..., Any], student: Any, reference: Any,
                                     params: dict[str, Any], X: Any, y: Any, *, dropout: tuple[Any, Any],
                                     dropout_param: dict, keep: float, hidden_shapes: Sequence[tuple[int, ...]],
-                                    name: str, rng: np.random.Generator) -> None:
+                                    name: str, name_without_dropout: str, rng: np.random.Generator) -> None:
     """A fully connected network with dropout layers, `network(source, with_dropout, reg=None)` (None: the
     check's own strength of regularization), whose masks are the submission's to draw. Where its dropout
     forward pass (`dropout`: the submission's and the reference's) keeps the units the reference's
@@ -189,7 +189,7 @@ def check_dropout_network_gradients(network: Callable[..., Any], student: Any, r
     layer_name = display_name(dropout[0])
     same_masks, factors = draws_reference_masks(*dropout, hidden_shapes, dropout_param, keep, X, layer_name)
     check_model_gradients(network(student, False), X, y, params=params, reference_model=network(reference, False),
-                          model_name=f"{name} without dropout", rng=rng)
+                          model_name=name_without_dropout, rng=rng)
     if not same_masks:
         _applies_its_masks(network, student, reference, params, X, y, factors, name, layer_name)
     else:

@@ -263,7 +263,7 @@ def test_gradients_cost_about_what_the_scores_cost(student, reference, rng, mode
 @pytest.mark.task("fc_net.gradients")
 def test_fc_net_gradients_deeper(student, reference, rng):
     _fc_gradient_check(student, reference, rng, hidden=(10, 12, 8, 9), reg=0.5,
-                       name="FullyConnectedNet with 4 hidden layers")
+                       name="FullyConnectedNet([10, 12, 8, 9], reg=0.5)")
 
 
 @pytest.mark.task("fc_net.dropout")
@@ -281,7 +281,8 @@ def test_fc_net_dropout_gradients(student, reference, rng, keep):
                                     dropout=(student.layers.dropout_forward, reference.layers.dropout_forward),
                                     dropout_param={"mode": "train", "p": keep, "seed": seed}, keep=keep,
                                     hidden_shapes=[(4, h) for h in hidden],
-                                    name=f"FullyConnectedNet(dropout_keep_ratio={keep})", rng=rng)
+                                    name=f"FullyConnectedNet(dropout_keep_ratio={keep})",
+                                    name_without_dropout="FullyConnectedNet(dropout_keep_ratio=1)", rng=rng)
 
 
 @pytest.mark.task("fc_net.dropout")

@@ -299,7 +299,7 @@ def test_gradients_cost_about_what_the_scores_cost(student, reference, rng, mode
 @pytest.mark.task("fc_net.gradients")
 def test_fc_net_gradients_deeper(student, reference, rng):
     _fc_gradient_check(student, reference, rng, hidden=(10, 12, 8, 9), reg=0.5,
-                       name="FullyConnectedNet with 4 hidden layers")
+                       name="FullyConnectedNet([10, 12, 8, 9], reg=0.5)")
 
 
 @pytest.mark.task("fc_net.dropout")
@@ -322,9 +322,10 @@ def test_fc_net_dropout_gradients(student, reference, rng, dropout):
             network, student, reference, params, X, y,
             dropout=(student.layers.Dropout.forward, reference.layers.Dropout.forward),
             dropout_param={"mode": "train", "p": dropout, "seed": seed}, keep=1 - dropout,
-            hidden_shapes=[(4, h) for h in hidden], name=name, rng=rng),
+            hidden_shapes=[(4, h) for h in hidden], name=name, name_without_dropout="FullyConnectedNet(dropout=0)",
+            rng=rng),
         without_dropout, X, y, params, 0.1, reference_loss(network(reference, False), params, X, y),
-        f"{name} without dropout")
+        "FullyConnectedNet(dropout=0)")
 
 
 @pytest.mark.task("fc_net.dropout")
