@@ -101,7 +101,8 @@ class TaskSpec(_Strict):
     # of these files in place of the student's.
     prerequisites: list[str] = Field(default_factory=list)
     # Tasks of the functions this task's code is built on (the layers a model is made of): where this
-    # task fails while one of them fails its own, the message points there first.
+    # task fails while one of them fails its own, the message points there first. "a|b": either one,
+    # as the student chooses (batchnorm.backward|batchnorm.backward_alt), pointed at only when both fail.
     uses: list[str] = Field(default_factory=list)
 
     @field_validator("prerequisites", "uses")
@@ -154,7 +155,7 @@ class AssignmentSpec(_Strict):
             if task.id in seen:
                 raise ValueError(f"task id {task.id!r} appears twice")
             seen.add(task.id)
-            for used in task.uses:
+            for used in (one for entry in task.uses for one in entry.split("|")):
                 if used not in seen or used == task.id:
                     raise ValueError(f"task {task.id}: uses: {used!r} is not a task listed before it")
                 if self.task(used).training is not None:

@@ -65,6 +65,17 @@ def test_a_model_not_implemented_yet_points_at_nothing(tmp_path):
     assert "fix it first" not in tasks["two_layer_net.init"].message
 
 
+def test_of_two_layers_either_of_which_may_be_reused_the_failing_one_is_named_as_a_maybe(tmp_path):
+    # The spatial backward pass may call batchnorm_backward or batchnorm_backward_alt: where only the
+    # second fails, saying "this uses" it would send a student who calls the first to the wrong place.
+    tasks = grade_with_mistake(tmp_path, "batchnorm_backward_alt_misses_mean_term",
+                               ["batchnorm.backward", "batchnorm.backward_alt", "spatial_batchnorm.backward"])
+    assert tasks["batchnorm.backward"].outcome is Outcome.PASSED
+    message = tasks["spatial_batchnorm.backward"].message
+    assert message.startswith("this may use batchnorm.backward_alt (the docstring leaves the choice to you), which "
+                              "fails its own task: if yours does, fix it first; "), message
+
+
 def test_spatial_batch_normalization_failing_with_the_layer_it_reuses_names_it(tmp_path):
     # The reference's spatial backward pass reuses batchnorm_backward_alt, as students reuse their own.
     tasks = grade_with_mistake(tmp_path, "batchnorm_backward_alt_misses_mean_term",
