@@ -211,3 +211,29 @@ def test_a_wrong_forward_pass_is_named_before_its_backward_pass_is_timed(tmp_pat
     assert "not graded, because relu_forward disagrees with the reference" in backward.message, backward.message
     cost = [c for c in backward.checks if "costs_about" in c.name]
     assert cost and all("fix relu_forward first" in c.message for c in cost), [c.message for c in cost]
+
+
+EXTRA_NAME_WHEN_LARGE = '''
+
+_Honest = TwoLayerNet
+
+
+class TwoLayerNet(_Honest):
+    """Right on small models; on the large one of the cost check, an extra parameter and zeros at once."""
+
+    def loss(self, X, y=None):
+        if y is not None and self.params["W1"].size >= 10 ** 5:
+            self.params["_extra"] = np.zeros(1)
+            return 1.0, {key: np.zeros_like(value) for key, value in self.params.items()}
+        return _Honest.loss(self, X, y)
+'''
+
+
+def test_a_large_model_with_an_extra_parameter_still_has_its_gradients_compared(tmp_path):
+    shipped = a1()
+    models = (shipped.reference_directory / "models.py").read_text() + EXTRA_NAME_WHEN_LARGE
+    folder = make_submission(tmp_path, shipped, "reference", {"models.py": models})
+    result = grade_checks(shipped, folder, only="two_layer_net.gradients", seed=None, mode="official")
+    assert lost(result) == {"two_layer_net.gradients"}, {t.task_id: t.message for t in result.tasks}
+    message = next(t.message for t in result.tasks if t.task_id == "two_layer_net.gradients")
+    assert "on the large input" in message or "TwoLayerNet.loss(X, y), the gradients of its" in message, message

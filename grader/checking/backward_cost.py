@@ -141,9 +141,14 @@ def check_model_cost(model: RemoteObject, X: Any, y: Any, *, name: str, paramete
         return
     params = fetch(model.params)
     wanted_names = set(fetch(reference_model.params))
-    if not isinstance(params, dict) or set(params) != wanted_names:
-        return  # other names: the model's other gradient checks say so
-    set_params(reference_model, params)
+    if not isinstance(params, dict):
+        raise CheckFailed(f"{name}.params of the large model of this check: expected a dict, got {type(params).__name__}")
+    if wanted_names - set(params):
+        # The model's other checks grade its names on small models; here, names that only a large model
+        # lacks would otherwise spare its gradients the comparison.
+        raise CheckFailed(f"{name}.params of the large model of this check has no entry for "
+                          f"{', '.join(map(repr, sorted(wanted_names - set(params))))}")
+    set_params(reference_model, {key: params[key] for key in wanted_names})  # extra entries play no part
     expected_loss, expected_grads = expect_tuple(reference_model.loss(X, y), 2, "the reference's loss")
     loss, grads = expect_tuple(answer, 2, f"{name}.loss(X, y)")
     assert_close(loss, expected_loss, name=f"loss of {what}")
