@@ -237,3 +237,66 @@ def test_a_large_model_with_an_extra_parameter_still_has_its_gradients_compared(
     assert lost(result) == {"two_layer_net.gradients"}, {t.task_id: t.message for t in result.tasks}
     message = next(t.message for t in result.tasks if t.task_id == "two_layer_net.gradients")
     assert "on the large input" in message or "TwoLayerNet.loss(X, y), the gradients of its" in message, message
+
+
+# -- what the time cannot show: the notes for a person to read ---------------------------------------
+
+GROUPED = {
+    # ReLU's elements share no output: all of them measured at once, in two forward passes, as fast as
+    # backpropagation. No input size tells it apart by time; its source says it.
+    "relu_backward": """
+        x = cache
+        h = 1e-6
+        dx = (relu_forward(x + h)[0] - relu_forward(x - h)[0]) / (2 * h) * dout
+    """,
+}
+HONEST_RECOMPUTING = {
+    # The forward pass called once on its own input, for its output: backpropagation.
+    "sigmoid_forward": """
+        out = 1 / (1 + np.exp(-x))
+        cache = x
+    """,
+    "sigmoid_backward": """
+        x = cache
+        s = sigmoid_forward(x)[0]
+        dx = dout * s * (1 - s)
+    """,
+}
+REBOUND = """
+
+def _measured(forward):
+    def backward(dout, cache):
+        return numeric_gradient(lambda v: forward(v)[0], cache.copy(), dout)
+    return backward
+
+
+relu_backward = _measured(relu_forward)
+"""
+
+
+def _notes(tmp_path, bodies, extra=""):
+    shipped = a1()
+    text = (shipped.reference_directory / "layers.py").read_text()
+    for function, body in bodies.items():
+        text = student_version(text, function, body)
+    folder = make_submission(tmp_path, shipped, "reference", {"layers.py": text + extra})
+    result = grade_checks(shipped, folder, only="relu.backward,sigmoid.backward", seed=None)
+    return result, [line for line in result.output.splitlines() if "run a forward pass again" in line]
+
+
+def test_a_gradient_measured_in_groups_passes_on_time_and_its_source_is_named_for_a_person(tmp_path):
+    result, notes = _notes(tmp_path, GROUPED)
+    assert lost(result) == set(), {t.task_id: t.message for t in result.tasks}
+    assert len(notes) == 1 and "relu_backward (line" in notes[0] and "relu_forward at inputs it changes" in notes[0], \
+        result.output
+
+
+def test_a_backward_pass_bound_anew_to_a_measuring_function_is_named(tmp_path):
+    _, notes = _notes(tmp_path, {}, NUMERIC + REBOUND)
+    assert len(notes) == 1 and "relu_backward bound anew after its definition" in notes[0], notes
+    assert "forward in a function it defines" in notes[0], notes
+
+
+def test_backpropagation_that_calls_its_forward_pass_for_its_output_is_not_named(tmp_path):
+    result, notes = _notes(tmp_path, HONEST_RECOMPUTING)
+    assert lost(result) == set() and notes == [], notes

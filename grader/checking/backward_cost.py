@@ -5,7 +5,7 @@ The other gradient checks compare values, and a gradient measured by finite diff
 submission's own forward pass (the course's own `eval_numerical_gradient_array`, called from a
 backward pass that kept its inputs in the cache) has the right values. What it cannot have is the
 cost: without the layer's derivative, each of the input's D elements takes its own forward passes,
-about 2 D of them, where backpropagation takes the work of one or two. On inputs of 10^4 to 2 x 10^5
+about 2 D of them, where backpropagation takes the work of one or two. On inputs of 10^4 to 4 x 10^5
 elements that is minutes against milliseconds, so the limit below leaves slow honest code (a backward
 pass written as Python loops over every element takes a few seconds at these sizes on a slow core)
 far inside it, and a measured gradient far outside.

@@ -1,6 +1,6 @@
 """What a submission's own code does that no answer can show: data carried in its source (trained
-weights, a table of answers), and autograd where the backward passes are written by hand (a backward pass that asks autograd for its gradients
-returns the right ones). Said in the result for a person to read, never scored: a name in the code is
+weights, a table of answers), autograd where the backward passes are written by hand (a backward pass that asks autograd for its gradients
+returns the right ones), and backward passes that run their forward pass again (finite differences). Said in the result for a person to read, never scored: a name in the code is
 a reason to read it, not a proof. A definition the stub provides whole (a2's FastConv asks autograd,
 as provided) is not looked at while it is as provided; everything else of a student file is the
 student's, inside the fences or not."""
@@ -32,6 +32,17 @@ def review_notes(assignment: Assignment, files: dict[str, bytes]) -> list[str]:
     """A note for each student file that carries data in its source, and for each whose own code
     reaches autograd where the assignment's backward passes are written by hand."""
     notes = [note for name, data in sorted(files.items()) if (note := _data_note(name, data))]
+    for name, data in sorted(files.items()):
+        stub = assignment.directory / name
+        stub_text = stub.read_text(encoding="utf-8") if stub.is_file() else ""
+        measured = measured_gradient_uses(data.decode("utf-8", "replace"), provided_definitions(stub_text),
+                                          stub_definitions(stub_text))
+        if measured:
+            shown = "; ".join(measured[:_SHOWN]) + (f"; and {len(measured) - _SHOWN} more" if len(measured) > _SHOWN else "")
+            notes.append(f"{TO_READ} {name}'s backward passes run a forward pass again ({shown}), as a gradient "
+                         "measured by finite differences does. Its values are right, and where a layer's elements "
+                         "can be measured together (ReLU's all at once, max pooling's four by four) its time does "
+                         "not show it either; an instructor may read it.")
     if not assignment.spec.hand_written_backward:
         return notes
     for name, data in sorted(files.items()):
@@ -44,6 +55,79 @@ def review_notes(assignment: Assignment, files: dict[str, bytes]) -> list[str]:
                          "backward passes are written by hand; the grade compares values only, so an instructor "
                          "may read it.")
     return notes
+
+
+def measured_gradient_uses(text: str, provided: dict[str, str], stub_names: frozenset[str] = frozenset()) -> list[str]:
+    """Where the student's own code reads as a gradient measured by finite differences (`where (line n):
+    what`): a backward pass (a function or method named *backward*) that runs a forward pass at inputs it
+    changes (`relu_forward(x + h)`), in a loop, in a function it defines, or hands a forward pass on; a
+    model's `loss` that runs a loss so; and a file that binds a name of the stub's anew after defining
+    it (`affine_backward = measured(affine_forward)`, `TwoLayerNet.loss = measured(TwoLayerNet.loss)`). A backward pass that calls its forward pass once
+    on its own input (sigmoid's, for its output) is not named."""
+    tree = _parsed(text)
+    if tree is None:
+        return []
+    definitions = _definitions(tree, text)
+    found = []
+    for owner, node in _walk_with_owner(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        backward, loss = "backward" in node.name, node.name == "loss"
+        if not (backward or loss) or (owner in provided and definitions.get(owner) == provided[owner]):
+            continue
+        for call, context in _calls(node):
+            called = _called_name(call.func)
+            if _reruns(called, loss) and (context or (backward and any(_changed(a) for a in call.args))):
+                found.append(f"{owner} (line {call.lineno}): {called} {context or 'at inputs it changes'}")
+            for argument in call.args:
+                if _reruns(handed := _called_name(argument), loss):
+                    found.append(f"{owner} (line {call.lineno}): {handed} handed to {called or 'a call'}")
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AugAssign, ast.AnnAssign)) else []
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in stub_names and target.id in definitions:
+                found.append(f"module (line {node.lineno}): {target.id} bound anew after its definition")
+            elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in stub_names:
+                found.append(f"module (line {node.lineno}): {target.value.id}.{target.attr} bound anew after "
+                             "its class's definition")
+    return list(dict.fromkeys(found))
+
+
+def _reruns(called: str, loss: bool) -> bool:
+    """A forward pass, the course's numeric gradient helpers, or (in a model's loss) the loss itself."""
+    lowered = called.lower()
+    if loss:
+        return "loss" in lowered or ("numeric" in lowered and "grad" in lowered)
+    return bool(called) and ("forward" in lowered or ("numeric" in lowered and "grad" in lowered))
+
+
+def _changed(argument: ast.AST) -> bool:
+    """An argument computed by arithmetic (x + h, x - eps * e): an input moved, not the one cached."""
+    return any(isinstance(node, (ast.BinOp, ast.UnaryOp)) for node in ast.walk(argument))
+
+
+def _called_name(node: ast.AST) -> str:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+
+
+_REPEATING = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_NESTED = (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _calls(function: ast.AST):
+    """(call, "in a loop" / "in a function it defines" / "") for every call in `function`'s body."""
+    def visit(node: ast.AST, context: str):
+        for child in ast.iter_child_nodes(node):
+            inner = context
+            if isinstance(child, _REPEATING):
+                inner = context or "in a loop"
+            elif isinstance(child, _NESTED):
+                inner = context or "in a function it defines"
+            if isinstance(child, ast.Call):
+                yield child, context
+            yield from visit(child, inner)
+    yield from visit(function, "")
 
 
 def _data_note(name: str, data: bytes) -> str:
@@ -91,6 +175,14 @@ def data_literals(text: str) -> list[tuple[int, int, str]]:
 
     visit(tree)
     return sorted(found)
+
+
+def stub_definitions(stub: str) -> frozenset[str]:
+    """The names the stub defines at its top level: functions and classes."""
+    tree = _parsed(stub)
+    if tree is None:
+        return frozenset()
+    return frozenset(node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef)))
 
 
 def provided_definitions(stub: str) -> dict[str, str]:

@@ -419,14 +419,16 @@ def test_spatial_groupnorm_backward(student, reference, rng, shape, G):
 # -- what a backward pass costs ---------------------------------------------------------------------
 
 def cost_cases():
-    """(task, forward, backward, input builder, what the gradients are of) on inputs of 10^4 to 2 x 10^5
+    """(task, forward, backward, input builder, what the gradients are of) on inputs of 10^4 to 4 x 10^5
     elements, where a gradient measured by finite differences takes minutes (see check_backward_cost):
-    it runs the forward pass twice per element, each time on all of them. The sizes keep it minutes even
-    on a fast core (benchmarks/bench_measured_gradients.py)."""
+    it runs the forward pass twice per element, each time on all of them. Elements that share no output
+    can be measured together (all of ReLU's at once; one per column of batch normalization), so the
+    shapes make the groups many where a layer allows: the axis a layer couples its inputs along is the
+    long one. Benchmarks/bench_measured_gradients.py shows both costs per check."""
     def affine(rng):
-        # 210,000 elements, N * D * M = 2 x 10^6: loops over every product finish in seconds, and a
-        # matrix product this small costs little, so the elements must be many
-        return [rng.standard_normal((200, 1000)), rng.standard_normal((1000, 10)), rng.standard_normal(10)]
+        # x's elements couple along a row, w's along a column: D = 20,000 of each to measure; N * D * M =
+        # 2 x 10^6, so that even loops over every product finish in seconds
+        return [rng.standard_normal((10, 20000)), rng.standard_normal((20000, 10)), rng.standard_normal(10)]
 
     def elementwise(rng):
         return [away_from_zero(rng, (500, 400))]
@@ -435,11 +437,13 @@ def cost_cases():
         return [rng.standard_normal((500, 400)), {"mode": "train", "p": 0.5, "seed": 7}]
 
     def normalized(rng):
-        return [4 * rng.standard_normal((400, 250)) + 10, rng.standard_normal(250), rng.standard_normal(250),
+        # Normalized over the batch: 50,000 examples of 4 features
+        return [4 * rng.standard_normal((50000, 4)) + 10, rng.standard_normal(4), rng.standard_normal(4),
                 {"mode": "train"}]
 
     def layer_normalized(rng):
-        return normalized(rng)[:3] + [{}]
+        # Normalized over the features: 4 examples of 50,000
+        return [4 * rng.standard_normal((4, 50000)) + 10, rng.standard_normal(50000), rng.standard_normal(50000), {}]
 
     def conv(rng):
         # Channels rather than examples or filters: elements for a measured gradient, few loops for a naive one
@@ -450,12 +454,14 @@ def cost_cases():
         return [distinct(rng, (4, 16, 32, 32)), {"pool_height": 2, "pool_width": 2, "stride": 2}]
 
     def spatial(rng):
-        return [4 * rng.standard_normal((4, 16, 32, 32)) + 10, rng.standard_normal(16), rng.standard_normal(16),
+        # Normalized per channel over N, H and W: 2 channels of 64 x 32 x 48
+        return [4 * rng.standard_normal((64, 2, 32, 48)) + 10, rng.standard_normal(2), rng.standard_normal(2),
                 {"mode": "train"}]
 
     def grouped(rng):
-        return [4 * rng.standard_normal((4, 16, 32, 32)) + 10, rng.standard_normal((1, 16, 1, 1)),
-                rng.standard_normal((1, 16, 1, 1)), 4, {}]
+        # Normalized per example and group over its channels, H and W: 2 groups of 4 x 96 x 96
+        return [4 * rng.standard_normal((2, 8, 96, 96)) + 10, rng.standard_normal((1, 8, 1, 1)),
+                rng.standard_normal((1, 8, 1, 1)), 2, {}]
 
     cases = [("affine", "affine", affine, "x, w and b"), ("relu", "relu", elementwise, "x"),
              ("sigmoid", "sigmoid", elementwise, "x"), ("dropout", "dropout", dropout, "x"),
@@ -492,7 +498,8 @@ def test_backward_costs_about_what_its_forward_pass_costs(student, reference, rn
 @pytest.mark.parametrize("loss_name", [pytest.param(name, marks=pytest.mark.task(f"{name}.gradient"))
                                        for name in ("softmax_loss", "svm_loss")])
 def test_loss_gradient_costs_about_what_the_loss_costs(student, reference, rng, loss_name):
-    N, C = 1000, 100
+    # A row's scores couple through its loss only: 50,000 classes, each measured across the 4 rows at once
+    N, C = 4, 50000
     args = [rng.standard_normal((N, C)), rng.integers(0, C, N)]
     loss = getattr(reference.layers, loss_name)
     check_loss_cost(getattr(student.layers, loss_name), args, input_names="x",

@@ -410,28 +410,31 @@ def test_conv_batchnorm_relu_pool_backward(student, reference, rng):
 # -- what a backward pass costs ---------------------------------------------------------------------
 
 def cost_cases():
-    """(task, layer, backward, input builder, what the gradients are of) on inputs of 10^4 to 10^5
-    elements, where a gradient measured by finite differences takes minutes (see check_backward_cost;
-    benchmarks/bench_measured_gradients.py).
+    """(task, layer, backward, input builder, what the gradients are of) on inputs of 10^4 to 3 x 10^5
+    elements, where a gradient measured by finite differences takes minutes, the axis a layer couples
+    its inputs along the long one (see a1's cost_cases; benchmarks/bench_measured_gradients.py).
     The convolution is left out: a naive convolution written as scalar loops over tensors is slow
     enough that no input size tells its honest backward pass from a measured one by time alone."""
     def linear(rng):
-        # N * D * M = 10^6, so that even loops over every product finish in seconds; many elements
-        return [t(rng.standard_normal((100, 1000))), t(rng.standard_normal((1000, 10))), t(rng.standard_normal(10))]
+        # x's elements couple along a row, w's along a column: D = 20,000 of each to measure; N * D * M =
+        # 10^6, so that even loops over every product finish in seconds
+        return [t(rng.standard_normal((5, 20000))), t(rng.standard_normal((20000, 10))), t(rng.standard_normal(10))]
 
     def elementwise(rng):
-        return [t(away_from_zero(rng, (250, 400)))]
+        return [t(away_from_zero(rng, (500, 400)))]
 
     def dropout(rng):
-        return [t(rng.standard_normal((250, 400))), {"mode": "train", "p": 0.5, "seed": 7}]
+        return [t(rng.standard_normal((500, 400))), {"mode": "train", "p": 0.5, "seed": 7}]
 
     def normalized(rng):
-        return [t(4 * rng.standard_normal((250, 200)) + 10), t(rng.standard_normal(200)), t(rng.standard_normal(200)),
+        # Normalized over the batch: 50,000 examples of 4 features
+        return [t(4 * rng.standard_normal((50000, 4)) + 10), t(rng.standard_normal(4)), t(rng.standard_normal(4)),
                 {"mode": "train"}]
 
     def spatial(rng):
-        return [t(4 * rng.standard_normal((4, 16, 32, 32)) + 10), t(rng.standard_normal(16)),
-                t(rng.standard_normal(16)), {"mode": "train"}]
+        # Normalized per channel over N, H and W: 2 channels of 64 x 32 x 48
+        return [t(4 * rng.standard_normal((64, 2, 32, 48)) + 10), t(rng.standard_normal(2)),
+                t(rng.standard_normal(2)), {"mode": "train"}]
 
     def pool(rng):
         return [t(distinct(rng, (4, 16, 32, 32))), {"pool_height": 2, "pool_width": 2, "stride": 2}]
@@ -464,7 +467,8 @@ def test_backward_costs_about_what_its_forward_pass_costs(student, reference, rn
 @pytest.mark.parametrize("loss_name", [pytest.param(name, marks=pytest.mark.task(f"{name}.gradient"))
                                        for name in ("softmax_loss", "svm_loss")])
 def test_loss_gradient_costs_about_what_the_loss_costs(student, reference, rng, loss_name):
-    N, C = 1000, 100
+    # A row's scores couple through its loss only: 50,000 classes, each measured across the 4 rows at once
+    N, C = 4, 50000
     args = [t(rng.standard_normal((N, C))), torch.from_numpy(rng.integers(C, size=N))]
     loss = getattr(reference.layers, loss_name)
     check_loss_cost(getattr(student.layers, loss_name), args, input_names="x",
