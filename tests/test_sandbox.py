@@ -409,3 +409,29 @@ def test_a_grading_process_that_cannot_share_the_worker_code_removes_its_own_cop
                               check=True).stdout.strip())
     assert own != shared and not own.exists()
     assert sorted(tmp_path.iterdir()) == [shared]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                    reason="the restricted level drops to an unprivileged uid where the grader runs as root")
+def test_a_worker_its_unprivileged_uid_cannot_start_is_refused_naming_the_fix(monkeypatch, capsys):
+    # A Python the worker's uid may not run (one under /root that the start-up check could not see
+    # into): the grader said "internal error" with subprocess's traceback.
+    import subprocess
+
+    from grader.cli import main
+    from grader.sandbox import levels, worker_process
+
+    monkeypatch.setattr(levels, "restricted_problem", lambda: None)
+    started = subprocess.Popen
+
+    def refused(*args, **kwargs):
+        if kwargs.get("user") is not None:
+            raise PermissionError(13, "Permission denied", "/opt/python/bin/python3")
+        return started(*args, **kwargs)
+
+    monkeypatch.setattr(worker_process.subprocess, "Popen", refused)
+    status = main(["grade", "a1_fc_numpy", "--sandbox", "restricted", "--mode", "public", "--only", "relu.forward",
+                   "--no-zip"])
+    error = capsys.readouterr().err
+    assert status == 2, error
+    assert "may not run /opt/python/bin/python3 (Permission denied)" in error and "internal error" not in error, error

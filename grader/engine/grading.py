@@ -23,7 +23,7 @@ from grader.engine.training_place import TrainingPlace
 from grader.options import GradingChoices
 from grader.oracle.reference import LiveBackend, ReferenceOracle, ReplayBackend, load_reference_package, unload_reference_package
 from grader.results import CheckResult, GradingResult, Outcome, TaskResult
-from grader.sandbox.errors import WorkerFailure
+from grader.sandbox.errors import SandboxBroken, WorkerFailure
 from grader.sandbox.levels import CONFINED_LEVELS, level_problem
 from grader.sandbox.remote import WorkerSession
 from grader.sandbox.selfcheck import SandboxRefused, choose_level, describe_level
@@ -210,7 +210,7 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
             assert proving is not None
             try:
                 session.start()
-            except WorkerFailure:
+            except (WorkerFailure, SandboxBroken):
                 pass  # the level expected cannot start here: the proof says which can
             if options.mode == "official":
                 # The reference and the framework it runs on (a second's import for torch) load meanwhile:
@@ -231,7 +231,10 @@ def grade(assignment: Assignment, submission: PreparedSubmission, options: Grade
         if isolation:
             assert assignment.reference_directory is not None
             isolated.prepare(submission, assignment.reference_directory)
-        session.start()
+        try:
+            session.start()
+        except SandboxBroken as exc:
+            raise ConfigError(f"--sandbox {limits.sandbox}: {exc}") from None
         for module in preload:
             restored_at_end.append(one_thread(importlib.import_module(module)))
         # What running the checks needs (pytest, the checking library, the mistakes' sketches: 0.15 s of

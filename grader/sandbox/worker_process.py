@@ -8,8 +8,10 @@ block the worker nor fill the grader's memory.
 
 from __future__ import annotations
 
+import ctypes  # noqa: F401 - imported here, not first in the child: see _apply_rlimits
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -139,12 +141,24 @@ class WorkerProcess:
         _become_subreaper()
         reap_adopted_orphans()
         with _workers_lock:  # a worker is never taken for an orphan between its start and its registration
-            self.process = subprocess.Popen(
-                jail.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                cwd=scratch_dir, env=env, pass_fds=(request_read, response_write),
-                start_new_session=True, preexec_fn=None if limits.sandbox == "none" else self._apply_rlimits,
-                user=jail.user, group=jail.group, extra_groups=[] if jail.user is not None else None,
-            )
+            try:
+                self.process = subprocess.Popen(
+                    jail.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    cwd=scratch_dir, env=env, pass_fds=(request_read, response_write),
+                    start_new_session=True, preexec_fn=None if limits.sandbox == "none" else self._apply_rlimits,
+                    user=jail.user, group=jail.group, extra_groups=[] if jail.user is not None else None,
+                )
+            except PermissionError as exc:
+                for descriptor in (request_read, response_write, self._request_write, self._response_read):
+                    os.close(descriptor)
+                if self._uid_lease is None:
+                    raise
+                self._uid_lease.release()
+                raise SandboxBroken(
+                    f"the {limits.sandbox} level runs the worker as an unprivileged user (uid {self._uid_lease.uid}), "
+                    f"which may not run {exc.filename or jail.argv[0]} ({exc.strerror}): grade with a Python "
+                    "installed where every user may read it (PYTHON=/usr/bin/python3 ./grade.sh makes .venv from "
+                    "it), or at another level") from None
             _live_workers.add(self.process.pid)
         self._seen: dict[int, str] = {}  # every process of the worker's tree seen, with its start time
         self._baseline_tree: int | None = None
@@ -186,8 +200,8 @@ class WorkerProcess:
         return WorkerJail(jail.argv + argv(jail.confine), jail.user, jail.group, jail.confine)
 
     def _apply_rlimits(self) -> None:
-        import resource
-
+        # Runs in the child after it became the worker's user, which may not read the interpreter's
+        # own modules (a Python under /root): whatever it uses is imported by the parent beforehand.
         limits = self.limits
         for name, value in (("RLIMIT_CPU", limits.cpu_seconds), ("RLIMIT_FSIZE", limits.file_size_bytes),
                             ("RLIMIT_NOFILE", limits.open_files), ("RLIMIT_CORE", 0)):
