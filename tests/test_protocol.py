@@ -271,3 +271,21 @@ def test_a_path_into_the_worker_refuses_to_be_iterated_rather_than_indexing_fore
         tuple(handle)
     with pytest.raises(TypeError, match="cannot be iterated"):
         a, b = handle
+
+
+def test_the_worker_s_generators_are_seeded_from_the_check_s_seed_one_way(tmp_path):
+    # The check's seed draws the grader's inputs and probes too: a worker reading its generators' seed
+    # (torch.initial_seed(), np.random.get_state()) must not learn it.
+    from grader.sandbox.remote import worker_seed
+
+    package = tmp_path / "submission"
+    package.mkdir()
+    (package / "models.py").write_text("import numpy as np\n\ndef seeded():\n    return int(np.random.get_state()[1][0])\n")
+    session = WorkerSession(package, Path(tempfile.mkdtemp(dir=tmp_path)), Limits(sandbox="process"))
+    try:
+        session.seed_global_generators(123456789)
+        seen = StudentProxy(session).models.seeded()
+    finally:
+        session.close()
+    assert seen != 123456789
+    assert seen == worker_seed(123456789) % 2**32   # np.random.seed keeps its seed as the state's first word

@@ -13,6 +13,7 @@ endless loop costs one call limit, not one per check that reaches it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -27,6 +28,12 @@ from grader.sandbox.errors import (BudgetSpent, EarlierTimeout, StudentException
                                    WorkerLost, WorkerTimeout)
 from grader.sandbox.worker_process import Limits, WorkerProcess, scrubbed_environment
 from grader.untrusted_text import valid_unicode
+
+
+def worker_seed(seed: int) -> int:
+    """The seed the worker's generators get for a check of seed `seed` (a 64-bit digest: nothing of
+    `seed` can be read back from it)."""
+    return int.from_bytes(hashlib.sha256(f"worker:{seed}".encode()).digest()[:8], "little")
 
 
 class StackFrame(NamedTuple):
@@ -325,8 +332,10 @@ class WorkerSession:
 
     def seed_global_generators(self, seed: int) -> None:
         """Seeds np.random, random and torch in the worker (each check starts from its own seed) before
-        the next request runs: the seed travels with it."""
-        self._seed = int(seed)
+        the next request runs: the seed travels with it. What the worker gets is derived from `seed`
+        one way: the check's seed also draws the grader's inputs and probes, which code reading
+        torch.initial_seed() in the worker could otherwise draw again."""
+        self._seed = worker_seed(int(seed))
 
     def pin_class(self, module: str, name: str, timeout_s: float) -> None:
         """Imports the provided `module` and has the worker keep its class `name` as that module defined
