@@ -557,3 +557,34 @@ def test_log_of_torch_softmax_is_told_of_the_log_not_of_subtracting_the_maximum(
     message = next(t.message for t in result.tasks if t.task_id == "softmax_loss.loss")
     assert "though dx is right" in message and "log_softmax" in message, message
     assert "subtract each row's maximum before" not in message, message
+
+
+# -- optimizers written as other course materials write them -------------------------------------------
+
+OPTIMIZER_CONVENTIONS = [
+    ("sgd_momentum", """
+        v = config["momentum"] * config["velocity"] + dw
+        next_w = w - config["learning_rate"] * v
+        config["velocity"] = v
+    """, "your momentum follows torch.optim.SGD's convention"),
+    ("rmsprop", """
+        config["cache"] = config["decay_rate"] * config["cache"] + (1 - config["decay_rate"]) * dw * dw
+        next_w = w - config["learning_rate"] * dw / torch.sqrt(config["cache"] + config["epsilon"])
+    """, "your RMSProp adds epsilon under the square root"),
+    ("adam", """
+        config["t"] += 1
+        config["m"] = config["beta1"] * config["m"] + (1 - config["beta1"]) * dw
+        config["v"] = config["beta2"] * config["v"] + (1 - config["beta2"]) * dw ** 2
+        step = config["learning_rate"] * (1 - config["beta2"] ** config["t"]) ** 0.5 / (1 - config["beta1"] ** config["t"])
+        next_w = w - step * config["m"] / (config["v"].sqrt() + config["epsilon"])
+    """, 'your Adam is the "efficient" form of Kingma & Ba'),
+]
+
+
+@pytest.mark.parametrize("rule,body,named", OPTIMIZER_CONVENTIONS, ids=[c[0] for c in OPTIMIZER_CONVENTIONS])
+def test_an_optimizer_in_another_course_s_convention_fails_naming_it(tmp_path, rule, body, named):
+    optim = student_version(reference_text("optim.py"), rule, body)
+    result = grade_files(tmp_path, {"optim.py": optim}, only=f"optim.{rule}")
+    assert lost(result) == {f"optim.{rule}"}, messages(result)
+    message = result.tasks[0].message
+    assert named in message, message

@@ -12,13 +12,15 @@ What a check author imports, all from here (`from grader.checking import assert_
 - inputs that keep a check away from kinks and ties: `away_from_zero`, `distinct`, `hinge_safe_scores`;
 - what a check does with the `student` and `reference` objects besides calling them: `fetch`,
   `inspect_call`, `call_keeping`, `set_params`;
-- checks shared by assignments: `compare_optimizer_steps`, `forward_matches`, `changed_in_place`,
+- checks shared by assignments: `compare_optimizer_steps` with `name_other_convention` (an update rule
+  written as other course materials write it), `forward_matches`, `changed_in_place`,
   `check_dropout_network_gradients`, `InvertedDropout`;
 - `NonContiguous` (an argument sent as a non-contiguous array) and `StudentException` (the student's
   code raised).
 """
 
 from grader.boundary.wire import NonContiguous
+from grader.checking.optim_conventions import name_other_convention
 from grader.checking.backward_cost import (LargeExpectation, check_backward_cost, check_loss_cost,
                                            check_model_cost, reference_expectation)
 from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close,
@@ -42,7 +44,7 @@ __all__ = [
     "away_from_zero", "distinct", "hinge_safe_scores",
     "call_keeping", "fetch", "inspect_call", "set_params",
     "InvertedDropout", "changed_in_place", "check_dropout_network_gradients", "check_masks_are_drawn",
-    "compare_optimizer_steps",
+    "compare_optimizer_steps", "name_other_convention",
     "forward_matches",
     "NonContiguous", "StudentException",
 ]
