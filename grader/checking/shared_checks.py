@@ -12,6 +12,7 @@ import numpy as np
 from grader.checking.compare import (CheckFailed, OtherConvention, as_array, assert_close, assert_close_naming_conventions,
                             assert_true, assert_unchanged, expect_tuple, type_name)
 from grader.checking.gradcheck import LayerExpectation, check_model_gradients, like
+from grader.checking.optim_conventions import name_other_convention
 from grader.checking.proxies import inspect_call, set_params
 from grader.oracle.reference import MissingFixture
 from grader.sandbox.remote import display_name
@@ -65,7 +66,17 @@ def compare_optimizer_steps(student_rule: Any, reference_rule: Any, rng: np.rand
     of state against the reference, the state kept in the dict passed in. Only what the rule returns
     and the state it keeps are judged: a caller (the Solver, torch.optim) uses next_w and never w or dw
     again, so updating w in place and returning it, or scribbling on dw, breaks nothing. Each side is
-    fed its own copies, so that what one does to its arguments cannot change what the other is fed."""
+    fed its own copies, so that what one does to its arguments cannot change what the other is fed.
+    A rule that follows another course's convention (grader.checking.optim_conventions) fails naming it."""
+    try:
+        _compare_steps(student_rule, reference_rule, rng, w, dw, config, state_keys, name, steps)
+    except CheckFailed as failure:
+        name_other_convention(failure, student_rule, name, w, dw, config)
+        raise
+
+
+def _compare_steps(student_rule: Any, reference_rule: Any, rng: np.random.Generator, w: Any, dw: Any,
+                   config: dict, state_keys: Sequence[str], name: str, steps: int) -> None:
     student_config, reference_config = dict(config), dict(config)
     student_w, reference_w = w, w
     for step in range(1, steps + 1):

@@ -29,32 +29,28 @@ DATA_LITERAL_ELEMENTS = 4096
 
 
 def review_notes(assignment: Assignment, files: dict[str, bytes]) -> list[str]:
-    """A note for each student file that carries data in its source, and for each whose own code
-    reaches autograd where the assignment's backward passes are written by hand."""
+    """A note for each student file that carries data in its source, for each whose backward passes
+    read as measured by finite differences, and for each whose own code reaches autograd where the
+    assignment's backward passes are written by hand."""
     notes = [note for name, data in sorted(files.items()) if (note := _data_note(name, data))]
     for name, data in sorted(files.items()):
         stub = assignment.directory / name
         stub_text = stub.read_text(encoding="utf-8") if stub.is_file() else ""
-        measured = measured_gradient_uses(data.decode("utf-8", "replace"), provided_definitions(stub_text),
-                                          stub_definitions(stub_text))
-        if measured:
-            shown = "; ".join(measured[:_SHOWN]) + (f"; and {len(measured) - _SHOWN} more" if len(measured) > _SHOWN else "")
-            notes.append(f"{TO_READ} {name}'s backward passes run a forward pass again ({shown}), as a gradient "
-                         "measured by finite differences does. Its values are right, and where a layer's elements "
-                         "can be measured together (ReLU's all at once, max pooling's four by four) its time does "
-                         "not show it either; an instructor may read it.")
-    if not assignment.spec.hand_written_backward:
-        return notes
-    for name, data in sorted(files.items()):
-        stub = assignment.directory / name
-        uses = autograd_uses(data.decode("utf-8", "replace"),
-                             provided_definitions(stub.read_text(encoding="utf-8")) if stub.is_file() else {})
-        if uses:
-            shown = "; ".join(uses[:_SHOWN]) + (f"; and {len(uses) - _SHOWN} more" if len(uses) > _SHOWN else "")
-            notes.append(f"{TO_READ} {name} reaches autograd in code of its own ({shown}). This assignment's "
+        text, provided = data.decode("utf-8", "replace"), provided_definitions(stub_text)
+        if measured := measured_gradient_uses(text, provided, stub_definitions(stub_text)):
+            notes.append(f"{TO_READ} {name}'s backward passes run a forward pass again ({_listed(measured)}), as a "
+                         "gradient measured by finite differences does. Its values are right, and where a layer's "
+                         "elements can be measured together (ReLU's all at once, max pooling's four by four) its "
+                         "time does not show it either; an instructor may read it.")
+        if assignment.spec.hand_written_backward and (uses := autograd_uses(text, provided)):
+            notes.append(f"{TO_READ} {name} reaches autograd in code of its own ({_listed(uses)}). This assignment's "
                          "backward passes are written by hand; the grade compares values only, so an instructor "
                          "may read it.")
     return notes
+
+
+def _listed(places: list[str]) -> str:
+    return "; ".join(places[:_SHOWN]) + (f"; and {len(places) - _SHOWN} more" if len(places) > _SHOWN else "")
 
 
 def measured_gradient_uses(text: str, provided: dict[str, str], stub_names: frozenset[str] = frozenset()) -> list[str]:
@@ -62,8 +58,9 @@ def measured_gradient_uses(text: str, provided: dict[str, str], stub_names: froz
     what`): a backward pass (a function or method named *backward*) that runs a forward pass at inputs it
     changes (`relu_forward(x + h)`), in a loop, in a function it defines, or hands a forward pass on; a
     model's `loss` that runs a loss so; and a file that binds a name of the stub's anew after defining
-    it (`affine_backward = measured(affine_forward)`, `TwoLayerNet.loss = measured(TwoLayerNet.loss)`). A backward pass that calls its forward pass once
-    on its own input (sigmoid's, for its output) is not named."""
+    it (`affine_backward = measured(affine_forward)`, `TwoLayerNet.loss = measured(TwoLayerNet.loss)`).
+    A backward pass that calls its forward pass once on its own input (sigmoid's, for its output) is
+    not named."""
     tree = _parsed(text)
     if tree is None:
         return []
