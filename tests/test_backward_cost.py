@@ -68,8 +68,8 @@ def measured_submission(tmp_path, bodies=MEASURED):
 
 
 def test_gradients_measured_by_finite_differences_lose_their_tasks_saying_why(tmp_path, monkeypatch):
-    # A lower floor keeps the test short; the measured gradients take minutes at these sizes either way.
-    monkeypatch.setattr(backward_cost, "FLOOR_S", 3.0)
+    # A lower limit keeps the test short; the measured gradients take minutes at these sizes either way.
+    monkeypatch.setattr(backward_cost, "LIMIT_S", 3.0)
     shipped, folder = measured_submission(tmp_path)
     result = grade_checks(shipped, folder, only=ONLY, seed=None)
     assert lost(result) == MEASURED_TASKS, {t.task_id: t.message for t in result.tasks}
@@ -141,12 +141,6 @@ def test_backward_passes_written_as_loops_over_every_element_keep_every_point(tm
     assert result.tasks and not lost(result), {t.task_id: t.message for t in result.tasks}
 
 
-@pytest.mark.parametrize("forward_s,limit", [(0.001, 3.0), (0.5, 5.0), (2.0, 20.0), (100.0, 30.0)])
-def test_the_limit_is_the_floor_or_ten_forward_passes_of_at_most_the_cap(monkeypatch, forward_s, limit):
-    monkeypatch.setattr(backward_cost, "FLOOR_S", 3.0)
-    assert backward_cost.limit_for(forward_s) == pytest.approx(limit)
-
-
 # A forward pass that sleeps where the grader times it (on the large input), and a backward pass that
 # takes what a measured gradient takes there (a sleep stands for it): right values, a bought limit.
 SLEEPY = {
@@ -173,14 +167,8 @@ def sleepy_submission(tmp_path):
     return shipped, make_submission(tmp_path, shipped, "reference", {"layers.py": text})
 
 
-def small_limits(monkeypatch, cap_s):
-    """Limits scaled down with the sleeps: a 0.5 s floor and ten forward passes of at most cap_s."""
-    monkeypatch.setattr(backward_cost, "FLOOR_S", 0.5)
-    monkeypatch.setattr(backward_cost, "FORWARD_CAP_S", cap_s)
-
-
 def test_a_forward_pass_slowed_on_purpose_buys_its_backward_pass_no_time(tmp_path, monkeypatch):
-    small_limits(monkeypatch, cap_s=0.2)  # the limit is then 2 s whatever the forward pass takes
+    monkeypatch.setattr(backward_cost, "LIMIT_S", 2.0)   # scaled down with the sleeps
     shipped, folder = sleepy_submission(tmp_path)
     result = grade_checks(shipped, folder, only="relu.*", seed=None)
     assert lost(result) == {"relu.backward"}, {t.task_id: t.message for t in result.tasks}
@@ -188,9 +176,15 @@ def test_a_forward_pass_slowed_on_purpose_buys_its_backward_pass_no_time(tmp_pat
     assert "did not answer within 2 s" in message, message
 
 
-def test_without_the_cap_a_slowed_forward_pass_buys_the_measured_gradient_its_time(tmp_path, monkeypatch):
-    """Teeth for the test above: ten 1.5 s forward passes would cover the 4 s backward pass."""
-    small_limits(monkeypatch, cap_s=float("inf"))
+def test_with_a_limit_of_ten_forward_passes_a_slowed_forward_pass_buys_the_measured_gradient_its_time(
+        tmp_path, monkeypatch):
+    """Teeth for the test above: a limit that grew with the forward pass's own time (ten 1.5 s forward
+    passes) would cover the 4 s backward pass."""
+    monkeypatch.setattr(backward_cost, "LIMIT_S", 2.0)
+    within = backward_cost._within
+    monkeypatch.setattr(backward_cost, "_within", lambda call, limit, what, forward_time: within(
+        call, max(limit, 10 * float(forward_time.split(" takes ")[1].split(" s")[0])) if " takes " in forward_time
+        else limit, what, forward_time))
     shipped, folder = sleepy_submission(tmp_path)
     result = grade_checks(shipped, folder, only="relu.*", seed=None)
     assert result.tasks and not lost(result), {t.task_id: t.message for t in result.tasks}
@@ -300,3 +294,30 @@ def test_a_backward_pass_bound_anew_to_a_measuring_function_is_named(tmp_path):
 def test_backpropagation_that_calls_its_forward_pass_for_its_output_is_not_named(tmp_path):
     result, notes = _notes(tmp_path, HONEST_RECOMPUTING)
     assert lost(result) == set() and notes == [], notes
+
+
+ZEROED_WHEN_LARGE = '''
+
+_Honest = TwoLayerNet
+
+
+class TwoLayerNet(_Honest):
+    """On the large model of the cost check, its parameters set to zero in place first: gradients that
+    are known without measuring (a measuring submission's shortcut), right for the model as it then is."""
+
+    def loss(self, X, y=None):
+        if y is not None and self.params["W1"].size >= 10 ** 5:
+            for value in self.params.values():
+                value[...] = 0
+        return _Honest.loss(self, X, y)
+'''
+
+
+def test_a_large_model_that_changes_its_own_parameters_is_compared_for_the_grader_s(tmp_path):
+    shipped = a1()
+    models = (shipped.reference_directory / "models.py").read_text() + ZEROED_WHEN_LARGE
+    folder = make_submission(tmp_path, shipped, "reference", {"models.py": models})
+    result = grade_checks(shipped, folder, only="two_layer_net.gradients", seed=None, mode="official")
+    assert lost(result) == {"two_layer_net.gradients"}, {t.task_id: t.message for t in result.tasks}
+    message = next(t.message for t in result.tasks if t.task_id == "two_layer_net.gradients")
+    assert "the gradients of its" in message, message

@@ -257,7 +257,8 @@ def test_gradients_cost_about_what_the_scores_cost(student, reference, rng, mode
 
     parameters = D * H + H + H * C + C + (H * H + H if model_name == "FullyConnectedNet" else 0)
     check_model_cost(build(student), rng.standard_normal((N, D)), rng.integers(0, C, N), name=model_name,
-                     parameters=parameters, reference_model=build(reference) if answers_live(reference.models) else None)
+                     parameters=parameters, rng=rng,
+                     reference_model=build(reference) if answers_live(reference.models) else None)
 
 
 @pytest.mark.task("fc_net.gradients")

@@ -293,7 +293,8 @@ def test_gradients_cost_about_what_the_scores_cost(student, reference, rng, mode
     parameters = D * H + H + H * C + C + (H * H + H if model_name == "FullyConnectedNet" else 0)
     X = torch.from_numpy(rng.standard_normal((N, D)))
     check_model_cost(build(student), X, torch.from_numpy(rng.integers(C, size=N)), name=model_name,
-                     parameters=parameters, reference_model=build(reference) if answers_live(reference.models) else None)
+                     parameters=parameters, rng=rng,
+                     reference_model=build(reference) if answers_live(reference.models) else None)
 
 
 @pytest.mark.task("fc_net.gradients")
