@@ -321,3 +321,34 @@ def test_a_large_model_that_changes_its_own_parameters_is_compared_for_the_grade
     assert lost(result) == {"two_layer_net.gradients"}, {t.task_id: t.message for t in result.tasks}
     message = next(t.message for t in result.tasks if t.task_id == "two_layer_net.gradients")
     assert "the gradients of its" in message, message
+
+
+HONEST_SOURCES = '''
+import numpy as np
+
+
+def sigmoid_backward(dout, cache):
+    x = cache
+    return dout * sigmoid_forward(x)[0] * sigmoid_forward(-x)[0]
+
+
+def relu_backward(dout, cache):
+    forward_mask = cache > 0
+    return np.where(forward_mask, dout, 0)
+
+
+class TwoLayerNet:
+    def loss(self, X, y=None):
+        scores = X @ self.params["W1"]
+        losses = [softmax_loss(scores[i:i + 1], y[i:i + 1])[0] for i in range(len(y))]
+        loss = float(np.mean(losses))
+        assert np.isfinite(loss)
+        self.history.append(loss)
+        return loss, {}
+'''
+
+
+def test_honest_code_that_names_forward_passes_or_losses_is_not_named():
+    from grader.engine.source_review import measured_gradient_uses
+
+    assert measured_gradient_uses(HONEST_SOURCES, {}, frozenset()) == []

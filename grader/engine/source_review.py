@@ -56,8 +56,9 @@ def _listed(places: list[str]) -> str:
 def measured_gradient_uses(text: str, provided: dict[str, str], stub_names: frozenset[str] = frozenset()) -> list[str]:
     """Where the student's own code reads as a gradient measured by finite differences (`where (line n):
     what`): a backward pass (a function or method named *backward*) that runs a forward pass at inputs it
-    changes (`relu_forward(x + h)`), in a loop, in a function it defines, or hands a forward pass on; a
-    model's `loss` that runs a loss so; and a file that binds a name of the stub's anew after defining
+    moves (`relu_forward(x + h)`), in a loop, in a function it defines, or hands a forward pass on; a
+    model's `loss` that runs a loss in a function it defines or hands itself on; either calling the
+    course's numeric gradient helpers; and a file that binds a name of the stub's anew after defining
     it (`affine_backward = measured(affine_forward)`, `TwoLayerNet.loss = measured(TwoLayerNet.loss)`).
     A backward pass that calls its forward pass once on its own input (sigmoid's, for its output) is
     not named."""
@@ -65,6 +66,7 @@ def measured_gradient_uses(text: str, provided: dict[str, str], stub_names: froz
     if tree is None:
         return []
     definitions = _definitions(tree, text)
+    functions = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     found = []
     for owner, node in _walk_with_owner(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -74,10 +76,16 @@ def measured_gradient_uses(text: str, provided: dict[str, str], stub_names: froz
             continue
         for call, context in _calls(node):
             called = _called_name(call.func)
-            if _reruns(called, loss) and (context or (backward and any(_changed(a) for a in call.args))):
+            if _numeric_helper(called):
+                found.append(f"{owner} (line {call.lineno}): calls {called}")
+            elif backward and _forward(called) and (context or any(_moved(a) for a in call.args)):
                 found.append(f"{owner} (line {call.lineno}): {called} {context or 'at inputs it changes'}")
+            elif loss and "loss" in called.lower() and context == _IN_FUNCTION:
+                found.append(f"{owner} (line {call.lineno}): {called} {context}")
             for argument in call.args:
-                if _reruns(handed := _called_name(argument), loss):
+                handed = _called_name(argument)
+                function = isinstance(argument, ast.Attribute) or handed in functions  # a function, not a value
+                if function and ((backward and _forward(handed)) or (loss and handed == "loss")):
                     found.append(f"{owner} (line {call.lineno}): {handed} handed to {called or 'a call'}")
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
@@ -91,17 +99,20 @@ def measured_gradient_uses(text: str, provided: dict[str, str], stub_names: froz
     return list(dict.fromkeys(found))
 
 
-def _reruns(called: str, loss: bool) -> bool:
-    """A forward pass, the course's numeric gradient helpers, or (in a model's loss) the loss itself."""
+def _forward(called: str) -> bool:
+    return "forward" in called.lower()
+
+
+def _numeric_helper(called: str) -> bool:
+    """The course's numeric gradient helpers (eval_numerical_gradient_array, compute_numeric_gradient)."""
     lowered = called.lower()
-    if loss:
-        return "loss" in lowered or ("numeric" in lowered and "grad" in lowered)
-    return bool(called) and ("forward" in lowered or ("numeric" in lowered and "grad" in lowered))
+    return "numeric" in lowered and "grad" in lowered
 
 
-def _changed(argument: ast.AST) -> bool:
-    """An argument computed by arithmetic (x + h, x - eps * e): an input moved, not the one cached."""
-    return any(isinstance(node, (ast.BinOp, ast.UnaryOp)) for node in ast.walk(argument))
+def _moved(argument: ast.AST) -> bool:
+    """An argument computed by adding to or subtracting from something (x + h, x - eps * e): an input
+    moved, not the one cached (-x, for a stable sigmoid, is no move)."""
+    return any(isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)) for node in ast.walk(argument))
 
 
 def _called_name(node: ast.AST) -> str:
@@ -110,6 +121,7 @@ def _called_name(node: ast.AST) -> str:
 
 _REPEATING = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _NESTED = (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)
+_IN_LOOP, _IN_FUNCTION = "in a loop", "in a function it defines"
 
 
 def _calls(function: ast.AST):
@@ -118,9 +130,9 @@ def _calls(function: ast.AST):
         for child in ast.iter_child_nodes(node):
             inner = context
             if isinstance(child, _REPEATING):
-                inner = context or "in a loop"
+                inner = context or _IN_LOOP
             elif isinstance(child, _NESTED):
-                inner = context or "in a function it defines"
+                inner = context or _IN_FUNCTION
             if isinstance(child, ast.Call):
                 yield child, context
             yield from visit(child, inner)
