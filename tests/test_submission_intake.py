@@ -136,6 +136,28 @@ def test_a_zipped_file_numbered_by_a_browser_is_taken_where_it_is_the_only_copy(
     assert result.warnings == ("layers.py not found: layers (1).py, layers (2).py are there; which one is layers.py?",)
 
 
+def test_a_numbered_copy_holding_work_beside_the_stub_as_handed_out_is_the_one_graded(sandbox):
+    # The stub kept beside the work downloaded again: grading layers.py would grade nothing.
+    work = (a1().reference_directory / "layers.py").read_bytes()
+    entries = student_entries(skip=("layers.py",)) + [("layers.py", untouched("layers.py")), ("layers (1).py", work)]
+    result, taken = prepared(build(sandbox / "s.zip", entries))
+    result.cleanup()
+    assert taken["layers.py"] == work, "the stub was graded"
+    assert "graded layers (1).py as layers.py: layers.py holds the stub as handed out" in result.warnings
+    folder = _folder(sandbox)
+    (folder / "layers.py").write_bytes(untouched("layers.py"))
+    (folder / "layers (1).py").write_bytes(work)
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert taken["layers.py"] == work, "the stub was graded"
+    assert result.warnings == ("graded layers (1).py as layers.py: layers.py holds the stub as handed out",)
+    # Work in both: the file itself is graded.
+    (folder / "layers.py").write_bytes(work.replace(b"out = ", b"out  = ", 1))
+    result, taken = prepared(folder)
+    result.cleanup()
+    assert taken["layers.py"] != work and result.warnings == ()
+
+
 def test_thousands_of_ignored_entries_give_ten_warnings_and_a_count(sandbox):
     entries = student_entries("hw/") + [(f"hw/data/{i}.txt", b"x") for i in range(3000)]
     result, _ = prepared(build(sandbox / "s.zip", entries))

@@ -27,6 +27,7 @@ from pathlib import Path
 from grader.assignment import Assignment
 from grader.engine.wrong_assignment import made_for_another_assignment
 from grader.files import SEARCH_DEPTH, choose_holder, find_student_files, holds_work, stands_for
+from grader.stub_text import is_untouched_stub
 from grader.sandbox.worker_process import make_scratch_dir, remove_scratch_dir
 
 # Source files are kilobytes; a cap this size also keeps a submission from carrying a dataset.
@@ -191,6 +192,9 @@ def _from_directory(assignment: Assignment, source: Path, warnings: list[str]) -
             # imports found it, or numbered by a browser: graded under the name it must have.
             warnings.append(f"graded {others[0]} as {name}, the name the file must have")
             path = source / others[0]
+        elif (worked := _worked_copy(source, name)) is not None:
+            warnings.append(f"graded {worked} as {name}: {name} holds the stub as handed out")
+            path = source / worked
         try:
             mode = path.lstat().st_mode
         except OSError as exc:
@@ -291,6 +295,22 @@ def _read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     if len(data) > limit:
         raise UnusableSubmission(f"{path} is larger than {_mib(limit)}")
     return data
+
+
+def _worked_copy(folder: Path, name: str) -> Optional[str]:
+    """Where `name` in `folder` is the stub as handed out and exactly one numbered copy of it
+    (`layers (1).py`) holds work: that copy. Files are read as the reader reads them (regular files,
+    bounded); one it refuses counts as work, for the reader to judge where it is taken."""
+    def untouched(entry: str) -> bool:
+        try:
+            return is_untouched_stub(_read_regular_file(folder / entry).decode("utf-8", "replace"))
+        except UnusableSubmission:
+            return False
+
+    if not untouched(name):
+        return None
+    worked = [other for other in _case_variants(folder, name) if not untouched(other)]
+    return worked[0] if len(worked) == 1 else None
 
 
 def _case_variants(folder: Path, name: str) -> list[str]:
@@ -478,8 +498,9 @@ def _select(assignment: Assignment, source: Path, archive: zipfile.ZipFile, entr
             numbered.setdefault(copy_of, []).append(entry)
         elif in_layer and key in wanted:
             if key in by_key:
+                why = "" if entry.name == by_key[key].name else " (names differing only in case count as one)"
                 raise UnusableSubmission(f"{source}: entry {entry.name!r} and entry {by_key[key].name!r} "
-                                         f"are both {wanted[key]} (names differing only in case count as one)")
+                                         f"are both {wanted[key]}{why}")
             by_key[key] = entry
             taken[wanted[key]] = entry
             if base != wanted[key]:
@@ -496,14 +517,28 @@ def _select(assignment: Assignment, source: Path, archive: zipfile.ZipFile, entr
     for name, copies in numbered.items():
         names = ", ".join(sorted(copy.name for copy in copies))
         if name in taken:
-            ignored.extend((copy.name, f"a numbered copy of {name}: {taken[name].name} itself is graded")
-                           for copy in copies)
+            # The file itself as handed out beside one copy that holds work: the copy is the work.
+            worked = [copy for copy in copies if not _untouched_entry(source, archive, copy)]
+            if len(worked) == 1 and _untouched_entry(source, archive, taken[name]):
+                renamed.append(f"graded {worked[0].name} as {name}: {taken[name].name} holds the stub as handed out")
+                ignored.append((taken[name].name, f"the stub as handed out; {worked[0].name} is graded in its place"))
+                taken[name] = worked[0]
+                copies = [copy for copy in copies if copy is not worked[0]]
+            graded = f"{taken[name].name} itself" if taken[name].parts[-1].casefold() in wanted else taken[name].name
+            ignored.extend((copy.name, f"a numbered copy of {name}: {graded} is graded") for copy in copies)
         elif len(copies) == 1:
             taken[name] = copies[0]
             renamed.append(f"graded {copies[0].name} as {name}, the name the file must have")
         else:
             renamed.append(f"{name} not found: {names} are there; which one is {name}?")
     return taken, ignored, passed_over + renamed
+
+
+def _untouched_entry(source: Path, archive: zipfile.ZipFile, entry: _Entry) -> bool:
+    try:
+        return is_untouched_stub(_read_entry(source, archive, entry).decode("utf-8", "replace"))
+    except UnusableSubmission:
+        return False   # refused, with its reason, if it is the one taken
 
 
 def _numbered_copy_of(base: str, student_files: tuple[str, ...] | list[str]) -> Optional[str]:
