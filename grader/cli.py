@@ -18,14 +18,14 @@ from grader.options import (DEVICES, EXPORT_DATA_CHOICES, EXPORT_GPU_TASKS, LMS_
 EXIT_OK, EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
 EXIT_TERMINATED = 143   # and for one stopped by SIGTERM
+# The grader itself failed (a bug to report): not 1, which a course's CI reads as a score below
+# --fail-under, nor 3, which says the submission was unusable.
+EXIT_INTERNAL = 4
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, taken as Ctrl-C is: the way out closes the workers and grading processes (their
     `finally` blocks), where the signal's default would leave them to finish into a closed pipe."""
-# The grader itself failed (a bug to report): not 1, which a course's CI reads as a score below
-# --fail-under, nor 3, which says the submission was unusable.
-EXIT_INTERNAL = 4
 
 
 class _Parser(argparse.ArgumentParser):
